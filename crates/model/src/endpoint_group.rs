@@ -1,0 +1,72 @@
+//! Endpoint groups: named sets of local subnets or peer CIDRs (or VLANs, networks,
+//! routers) that connections use instead of a service subnet and `peer_cidrs`.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::attr::{Attr, AttrType as T, Post};
+use crate::enums::EndpointType;
+use crate::kind::Kind;
+use crate::resource::Resource;
+
+/// An endpoint group.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EndpointGroup {
+    /// Id.
+    pub id: String,
+    /// Owner (alias).
+    pub tenant_id: String,
+    /// Owner.
+    pub project_id: String,
+    /// Name.
+    pub name: String,
+    /// Description.
+    pub description: String,
+    /// What the endpoints are.
+    #[serde(rename = "type")]
+    pub endpoint_type: EndpointType,
+    /// The endpoints, in the order given.
+    pub endpoints: Vec<String>,
+}
+
+fn empty_list() -> Value {
+    json!([])
+}
+
+/// Attribute map of `endpoint-groups`.
+pub const ENDPOINT_GROUP_ATTRS: &[Attr] = crate::attribute_map![
+    Attr::new(
+        "type",
+        T::Enum(EndpointType::ALL, &[]),
+        Post::Required,
+        false,
+        "subnet, cidr, vlan, network or router"
+    ),
+    Attr::new(
+        "endpoints",
+        T::StringList,
+        Post::Default(empty_list),
+        false,
+        "subnet ids, CIDRs, VLAN ids, network or router ids"
+    ),
+];
+
+impl Resource for EndpointGroup {
+    const KIND: Kind = Kind::EndpointGroup;
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn project_id(&self) -> &str {
+        &self.project_id
+    }
+    fn references(&self) -> Vec<(Kind, String)> {
+        match self.endpoint_type {
+            EndpointType::Subnet => self
+                .endpoints
+                .iter()
+                .map(|s| (Kind::Subnet, s.clone()))
+                .collect(),
+            _ => vec![],
+        }
+    }
+}

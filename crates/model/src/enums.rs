@@ -1,0 +1,298 @@
+//! Closed sets of values the API accepts (algorithms, groups, modes), each with its wire
+//! spelling. The list of spellings feeds both validation and the OpenAPI document.
+
+/// Defines a string-valued enum with its wire spellings, `ALL`, `as_str` and serde.
+macro_rules! wire_enum {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name { $($(#[$vmeta])* $variant),+ }
+
+        impl $name {
+            /// Every wire spelling, in documentation order.
+            pub const ALL: &'static [&'static str] = &[$($text),+];
+
+            /// The wire spelling.
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+
+            /// Parses a wire spelling.
+            pub fn parse(text: &str) -> Option<Self> {
+                match text { $($text => Some($name::$variant),)+ _ => None }
+            }
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+                $name::parse(&text).ok_or_else(|| {
+                    serde::de::Error::custom(format!("unknown {} '{}'", stringify!($name), text))
+                })
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+wire_enum!(
+    /// Integrity / PRF algorithm of an IKE or IPsec policy.
+    AuthAlgorithm {
+        /// Weak: refused unless the operator allows weak algorithms.
+        Sha1 = "sha1",
+        /// The default.
+        Sha256 = "sha256",
+        /// SHA-384.
+        Sha384 = "sha384",
+        /// SHA-512.
+        Sha512 = "sha512",
+        /// AES-XCBC.
+        AesXcbc = "aes-xcbc",
+        /// AES-CMAC.
+        AesCmac = "aes-cmac",
+    }
+);
+
+impl AuthAlgorithm {
+    /// Algorithms refused unless `allow_weak_algorithms` is set.
+    pub fn is_weak(self) -> bool {
+        self == AuthAlgorithm::Sha1
+    }
+}
+
+wire_enum!(
+    /// Encryption algorithm of an IKE or IPsec policy.
+    EncryptionAlgorithm {
+        /// Weak: refused unless the operator allows weak algorithms.
+        TripleDes = "3des",
+        /// AES-128-CBC, the default.
+        Aes128 = "aes-128",
+        /// AES-192-CBC.
+        Aes192 = "aes-192",
+        /// AES-256-CBC.
+        Aes256 = "aes-256",
+        /// AES-128-CTR (`vpn-aes-ctr`).
+        Aes128Ctr = "aes-128-ctr",
+        /// AES-192-CTR.
+        Aes192Ctr = "aes-192-ctr",
+        /// AES-256-CTR.
+        Aes256Ctr = "aes-256-ctr",
+        /// AES-128-CCM, 8-byte ICV.
+        Aes128Ccm8 = "aes-128-ccm-8",
+        /// AES-128-CCM, 12-byte ICV.
+        Aes128Ccm12 = "aes-128-ccm-12",
+        /// AES-128-CCM, 16-byte ICV.
+        Aes128Ccm16 = "aes-128-ccm-16",
+        /// AES-192-CCM, 8-byte ICV.
+        Aes192Ccm8 = "aes-192-ccm-8",
+        /// AES-192-CCM, 12-byte ICV.
+        Aes192Ccm12 = "aes-192-ccm-12",
+        /// AES-192-CCM, 16-byte ICV.
+        Aes192Ccm16 = "aes-192-ccm-16",
+        /// AES-256-CCM, 8-byte ICV.
+        Aes256Ccm8 = "aes-256-ccm-8",
+        /// AES-256-CCM, 12-byte ICV.
+        Aes256Ccm12 = "aes-256-ccm-12",
+        /// AES-256-CCM, 16-byte ICV.
+        Aes256Ccm16 = "aes-256-ccm-16",
+        /// AES-128-GCM, 8-byte ICV.
+        Aes128Gcm8 = "aes-128-gcm-8",
+        /// AES-128-GCM, 12-byte ICV.
+        Aes128Gcm12 = "aes-128-gcm-12",
+        /// AES-128-GCM, 16-byte ICV.
+        Aes128Gcm16 = "aes-128-gcm-16",
+        /// AES-192-GCM, 8-byte ICV.
+        Aes192Gcm8 = "aes-192-gcm-8",
+        /// AES-192-GCM, 12-byte ICV.
+        Aes192Gcm12 = "aes-192-gcm-12",
+        /// AES-192-GCM, 16-byte ICV.
+        Aes192Gcm16 = "aes-192-gcm-16",
+        /// AES-256-GCM, 8-byte ICV.
+        Aes256Gcm8 = "aes-256-gcm-8",
+        /// AES-256-GCM, 12-byte ICV.
+        Aes256Gcm12 = "aes-256-gcm-12",
+        /// AES-256-GCM, 16-byte ICV.
+        Aes256Gcm16 = "aes-256-gcm-16",
+    }
+);
+
+impl EncryptionAlgorithm {
+    /// Algorithms refused unless `allow_weak_algorithms` is set.
+    pub fn is_weak(self) -> bool {
+        self == EncryptionAlgorithm::TripleDes
+    }
+
+    /// Combined-mode ciphers (CCM, GCM) carry their own integrity check.
+    pub fn is_aead(self) -> bool {
+        self.as_str().contains("-ccm-") || self.as_str().contains("-gcm-")
+    }
+}
+
+wire_enum!(
+    /// Diffie-Hellman group (IKE) or PFS group (IPsec).
+    PfsGroup {
+        /// MODP 1024.
+        Group2 = "group2",
+        /// MODP 1536, the default.
+        Group5 = "group5",
+        /// MODP 2048.
+        Group14 = "group14",
+        /// MODP 3072.
+        Group15 = "group15",
+        /// MODP 4096.
+        Group16 = "group16",
+        /// MODP 6144.
+        Group17 = "group17",
+        /// MODP 8192.
+        Group18 = "group18",
+        /// ECP 256.
+        Group19 = "group19",
+        /// ECP 384.
+        Group20 = "group20",
+        /// ECP 521.
+        Group21 = "group21",
+        /// MODP 1024 with 160-bit prime order subgroup.
+        Group22 = "group22",
+        /// MODP 2048 with 224-bit prime order subgroup.
+        Group23 = "group23",
+        /// MODP 2048 with 256-bit prime order subgroup.
+        Group24 = "group24",
+        /// ECP 192.
+        Group25 = "group25",
+        /// ECP 224.
+        Group26 = "group26",
+        /// Brainpool ECP 224.
+        Group27 = "group27",
+        /// Brainpool ECP 256.
+        Group28 = "group28",
+        /// Brainpool ECP 384.
+        Group29 = "group29",
+        /// Brainpool ECP 512.
+        Group30 = "group30",
+        /// Curve25519.
+        Group31 = "group31",
+    }
+);
+
+wire_enum!(
+    /// IKE phase-1 exchange mode.
+    Phase1Mode {
+        /// Main mode, the default.
+        Main = "main",
+        /// Aggressive mode.
+        Aggressive = "aggressive",
+    }
+);
+
+wire_enum!(
+    /// IKE protocol version.
+    IkeVersion {
+        /// IKEv1, the default (as in Neutron).
+        V1 = "v1",
+        /// IKEv2.
+        V2 = "v2",
+    }
+);
+
+wire_enum!(
+    /// Lifetime unit; the API accepts seconds only.
+    LifetimeUnits {
+        /// Seconds.
+        Seconds = "seconds",
+    }
+);
+
+wire_enum!(
+    /// IPsec transform protocol.
+    TransformProtocol {
+        /// ESP, the default.
+        Esp = "esp",
+        /// AH.
+        Ah = "ah",
+        /// AH and ESP; refused when a connection uses it.
+        AhEsp = "ah-esp",
+    }
+);
+
+wire_enum!(
+    /// IPsec encapsulation mode.
+    EncapsulationMode {
+        /// Tunnel mode, the default.
+        Tunnel = "tunnel",
+        /// Transport mode.
+        Transport = "transport",
+    }
+);
+
+wire_enum!(
+    /// Who starts the IKE negotiation.
+    Initiator {
+        /// Either side may initiate; the default.
+        BiDirectional = "bi-directional",
+        /// This side only answers.
+        ResponseOnly = "response-only",
+    }
+);
+
+wire_enum!(
+    /// What to do when dead peer detection declares the peer dead.
+    DpdAction {
+        /// Clear the SAs.
+        Clear = "clear",
+        /// DPD off.
+        Disabled = "disabled",
+        /// Keep the policy and renegotiate on traffic; the default.
+        Hold = "hold",
+        /// Renegotiate at once.
+        Restart = "restart",
+        /// Wait for the peer to renegotiate.
+        RestartByPeer = "restart-by-peer",
+    }
+);
+
+wire_enum!(
+    /// Type of an endpoint group.
+    EndpointType {
+        /// Local subnets, by id.
+        Subnet = "subnet",
+        /// Peer CIDRs.
+        Cidr = "cidr",
+        /// VLAN ids.
+        Vlan = "vlan",
+        /// Networks, by id.
+        Network = "network",
+        /// Routers, by id.
+        Router = "router",
+    }
+);
+
+wire_enum!(
+    /// Status of a VPN service or connection, Neutron's values.
+    Status {
+        /// Up.
+        Active = "ACTIVE",
+        /// Configured but not up.
+        Down = "DOWN",
+        /// Being built.
+        Build = "BUILD",
+        /// Failed.
+        Error = "ERROR",
+        /// Created, not yet reported by an agent.
+        PendingCreate = "PENDING_CREATE",
+        /// Being updated.
+        PendingUpdate = "PENDING_UPDATE",
+        /// Being deleted.
+        PendingDelete = "PENDING_DELETE",
+    }
+);

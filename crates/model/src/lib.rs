@@ -1,0 +1,22 @@
+//! The vpnaas domain: resource kinds and types, the Neutron VPNaaS v2.0 wire format,
+//! attribute maps with their validation rules, the strict grammar for tenant strings and
+//! the Neutron fault catalogue. Shared by server, client, CLI and agent; it knows nothing
+//! of HTTP, SQL or network namespaces.
+
+#![warn(missing_docs)]
+
+pub mod attr;
+pub mod endpoint_group;
+pub mod enums;
+pub mod error;
+pub mod grammar;
+pub mod kind;
+pub mod network;
+pub mod policy;
+pub mod resource;
+pub mod site_connection;
+pub mod vpn_service;
+
+pub use error::{Error, FaultClass, Result};
+pub use kind::Kind;
+pub use resource::{Resource, attributes};

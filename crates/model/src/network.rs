@@ -1,0 +1,338 @@
+//! The minimal network inventory VPN services live on: networks, subnets and routers,
+//! with Neutron's wire shape so that Neutron clients and scripts work unchanged.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::attr::{Attr, AttrType as T, Post};
+use crate::kind::Kind;
+use crate::resource::Resource;
+
+/// A network; external networks carry router gateways.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Network {
+    /// Id.
+    pub id: String,
+    /// Owner (alias).
+    pub tenant_id: String,
+    /// Owner.
+    pub project_id: String,
+    /// Name.
+    pub name: String,
+    /// Description.
+    pub description: String,
+    /// Administrative state.
+    pub admin_state_up: bool,
+    /// Visible to every project.
+    pub shared: bool,
+    /// Usable as a router gateway network.
+    #[serde(rename = "router:external")]
+    pub router_external: bool,
+    /// Stored as given.
+    #[serde(rename = "provider:network_type", default)]
+    pub provider_network_type: Option<Value>,
+    /// Stored as given.
+    #[serde(rename = "provider:physical_network", default)]
+    pub provider_physical_network: Option<Value>,
+    /// Stored as given.
+    #[serde(rename = "provider:segmentation_id", default)]
+    pub provider_segmentation_id: Option<Value>,
+    /// MTU.
+    pub mtu: u32,
+    /// Always ACTIVE.
+    pub status: String,
+    /// Ids of its subnets.
+    pub subnets: Vec<String>,
+}
+
+/// An allocation pool of a subnet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AllocationPool {
+    /// First address.
+    pub start: String,
+    /// Last address.
+    pub end: String,
+}
+
+/// A subnet of a network.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Subnet {
+    /// Id.
+    pub id: String,
+    /// Owner (alias).
+    pub tenant_id: String,
+    /// Owner.
+    pub project_id: String,
+    /// Name.
+    pub name: String,
+    /// Description.
+    pub description: String,
+    /// Its network.
+    pub network_id: String,
+    /// Its CIDR.
+    pub cidr: String,
+    /// 4 or 6.
+    pub ip_version: u8,
+    /// Gateway address (what a router interface on it takes).
+    pub gateway_ip: Option<String>,
+    /// Accepted and stored; vpnaas runs no DHCP.
+    pub enable_dhcp: bool,
+    /// Addresses handed out (router gateways), derived from the CIDR and gateway.
+    pub allocation_pools: Vec<AllocationPool>,
+}
+
+/// One fixed address of a router gateway.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FixedIp {
+    /// Subnet of the external network.
+    pub subnet_id: String,
+    /// The address.
+    pub ip_address: String,
+}
+
+/// A router's external gateway.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GatewayInfo {
+    /// External network.
+    pub network_id: String,
+    /// Whether internal subnets are SNATed out of the gateway.
+    #[serde(default = "yes_bool")]
+    pub enable_snat: bool,
+    /// Gateway addresses, one per external subnet.
+    #[serde(default)]
+    pub external_fixed_ips: Vec<FixedIp>,
+}
+
+fn yes_bool() -> bool {
+    true
+}
+
+/// A router interface on an internal subnet (vpnaas extension field `interfaces`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouterInterface {
+    /// The subnet.
+    pub subnet_id: String,
+    /// The port id reported by add_router_interface.
+    pub port_id: String,
+    /// The subnet's gateway address, held by the router.
+    pub ip_address: String,
+}
+
+/// A router.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Router {
+    /// Id.
+    pub id: String,
+    /// Owner (alias).
+    pub tenant_id: String,
+    /// Owner.
+    pub project_id: String,
+    /// Name.
+    pub name: String,
+    /// Description.
+    pub description: String,
+    /// Administrative state.
+    pub admin_state_up: bool,
+    /// Highly available (two agents, one active).
+    pub ha: bool,
+    /// Always ACTIVE.
+    pub status: String,
+    /// External gateway, if set.
+    pub external_gateway_info: Option<GatewayInfo>,
+    /// Interfaces on internal subnets.
+    #[serde(default)]
+    pub interfaces: Vec<RouterInterface>,
+}
+
+impl Router {
+    /// The gateway address of the given IP version, if any.
+    pub fn gateway_ip(&self, version: u8) -> Option<std::net::IpAddr> {
+        let gateway = self.external_gateway_info.as_ref()?;
+        gateway
+            .external_fixed_ips
+            .iter()
+            .filter_map(|f| f.ip_address.parse::<std::net::IpAddr>().ok())
+            .find(|ip| (ip.is_ipv4() && version == 4) || (ip.is_ipv6() && version == 6))
+    }
+
+    /// Whether the router has an interface on the subnet.
+    pub fn has_interface_on(&self, subnet_id: &str) -> bool {
+        self.interfaces.iter().any(|i| i.subnet_id == subnet_id)
+    }
+}
+
+fn yes() -> Value {
+    json!(true)
+}
+fn no() -> Value {
+    json!(false)
+}
+
+/// Attribute map of `networks`.
+pub const NETWORK_ATTRS: &[Attr] = crate::attribute_map![
+    Attr::new(
+        "admin_state_up",
+        T::Bool,
+        Post::Default(yes),
+        true,
+        "administrative state"
+    ),
+    Attr::new(
+        "shared",
+        T::Bool,
+        Post::Default(no),
+        true,
+        "visible to every project (admin only)"
+    ),
+    Attr::new(
+        "router:external",
+        T::Bool,
+        Post::Default(no),
+        true,
+        "usable for router gateways (admin only)"
+    ),
+    Attr::new(
+        "provider:network_type",
+        T::Scalar,
+        Post::Optional,
+        false,
+        "stored as given (admin only)"
+    ),
+    Attr::new(
+        "provider:physical_network",
+        T::Scalar,
+        Post::Optional,
+        false,
+        "stored as given (admin only)"
+    ),
+    Attr::new(
+        "provider:segmentation_id",
+        T::Scalar,
+        Post::Optional,
+        false,
+        "stored as given (admin only)"
+    ),
+    Attr::new("mtu", T::Int, Post::Optional, true, "MTU (default 1500)"),
+    Attr::new(
+        "status",
+        T::Computed,
+        Post::Forbidden,
+        false,
+        "always ACTIVE"
+    ),
+    Attr::new(
+        "subnets",
+        T::Computed,
+        Post::Forbidden,
+        false,
+        "ids of its subnets"
+    ),
+];
+
+/// Attribute map of `subnets`.
+pub const SUBNET_ATTRS: &[Attr] = crate::attribute_map![
+    Attr::new("network_id", T::Uuid, Post::Required, false, "network"),
+    Attr::new("cidr", T::Cidr, Post::Required, false, "CIDR"),
+    Attr::new(
+        "ip_version",
+        T::IpVersion,
+        Post::Optional,
+        false,
+        "4 or 6 (default: the CIDR's)"
+    ),
+    Attr::new(
+        "gateway_ip",
+        T::IpOrNull,
+        Post::Optional,
+        true,
+        "gateway address (default: first host; null for none)"
+    ),
+    Attr::new(
+        "enable_dhcp",
+        T::Bool,
+        Post::Default(yes),
+        true,
+        "accepted and stored"
+    ),
+    Attr::new(
+        "allocation_pools",
+        T::Computed,
+        Post::Forbidden,
+        false,
+        "derived from cidr and gateway_ip"
+    ),
+];
+
+/// Attribute map of `routers`.
+pub const ROUTER_ATTRS: &[Attr] = crate::attribute_map![
+    Attr::new(
+        "admin_state_up",
+        T::Bool,
+        Post::Default(yes),
+        true,
+        "administrative state"
+    ),
+    Attr::new("ha", T::Bool, Post::Default(no), true, "highly available"),
+    Attr::new(
+        "external_gateway_info",
+        T::GatewayInfo,
+        Post::Optional,
+        true,
+        "{network_id, external_fixed_ips, enable_snat}"
+    ),
+    Attr::new(
+        "status",
+        T::Computed,
+        Post::Forbidden,
+        false,
+        "always ACTIVE"
+    ),
+    Attr::new(
+        "interfaces",
+        T::Computed,
+        Post::Forbidden,
+        false,
+        "interfaces on internal subnets (vpnaas extension)"
+    ),
+];
+
+macro_rules! impl_resource {
+    ($ty:ty, $kind:expr, |$s:ident| $refs:expr) => {
+        impl Resource for $ty {
+            const KIND: Kind = $kind;
+            fn id(&self) -> &str {
+                &self.id
+            }
+            fn project_id(&self) -> &str {
+                &self.project_id
+            }
+            fn references(&self) -> Vec<(Kind, String)> {
+                let $s = self;
+                $refs
+            }
+        }
+    };
+}
+
+impl_resource!(Network, Kind::Network, |_n| vec![]);
+impl_resource!(Subnet, Kind::Subnet, |s| vec![(
+    Kind::Network,
+    s.network_id.clone()
+)]);
+impl_resource!(Router, Kind::Router, |r| {
+    let mut refs = Vec::new();
+    if let Some(gw) = &r.external_gateway_info {
+        refs.push((Kind::Network, gw.network_id.clone()));
+        refs.extend(
+            gw.external_fixed_ips
+                .iter()
+                .map(|f| (Kind::Subnet, f.subnet_id.clone())),
+        );
+    }
+    refs.extend(
+        r.interfaces
+            .iter()
+            .map(|i| (Kind::Subnet, i.subnet_id.clone())),
+    );
+    refs
+});

@@ -1,0 +1,49 @@
+//! What every stored resource has in common: identity, owner and the other resources it
+//! refers to (which the store indexes so that in-use guards are one lookup).
+
+use serde::{Serialize, de::DeserializeOwned};
+
+use crate::attr::Attr;
+use crate::kind::Kind;
+
+/// A resource the API serves and the store keeps.
+pub trait Resource: Serialize + DeserializeOwned + Send + Sync {
+    /// Its kind.
+    const KIND: Kind;
+    /// Its id.
+    fn id(&self) -> &str;
+    /// Its owning project.
+    fn project_id(&self) -> &str;
+    /// The resources it refers to, for in-use guards.
+    fn references(&self) -> Vec<(Kind, String)>;
+}
+
+/// The attribute map of a kind.
+pub fn attributes(kind: Kind) -> &'static [Attr] {
+    match kind {
+        Kind::IkePolicy => crate::policy::IKE_POLICY_ATTRS,
+        Kind::IpsecPolicy => crate::policy::IPSEC_POLICY_ATTRS,
+        Kind::VpnService => crate::vpn_service::VPN_SERVICE_ATTRS,
+        Kind::SiteConnection => crate::site_connection::SITE_CONNECTION_ATTRS,
+        Kind::EndpointGroup => crate::endpoint_group::ENDPOINT_GROUP_ATTRS,
+        Kind::Network => crate::network::NETWORK_ATTRS,
+        Kind::Subnet => crate::network::SUBNET_ATTRS,
+        Kind::Router => crate::network::ROUTER_ATTRS,
+    }
+}
+
+/// Builds an attribute map: the five attributes every resource starts with (id, owner,
+/// name, description), then the resource's own.
+#[macro_export]
+macro_rules! attribute_map {
+    ($($attr:expr),* $(,)?) => {
+        &[
+            $crate::attr::Attr::new("id", $crate::attr::AttrType::Uuid, $crate::attr::Post::Forbidden, false, "UUID, assigned by the server"),
+            $crate::attr::Attr::new("tenant_id", $crate::attr::AttrType::ProjectId, $crate::attr::Post::Optional, false, "owning project (alias of project_id)"),
+            $crate::attr::Attr::new("project_id", $crate::attr::AttrType::ProjectId, $crate::attr::Post::Optional, false, "owning project"),
+            $crate::attr::Attr::new("name", $crate::attr::AttrType::Name, $crate::attr::Post::Default($crate::attr::empty_string), true, "human-readable name"),
+            $crate::attr::Attr::new("description", $crate::attr::AttrType::Description, $crate::attr::Post::Default($crate::attr::empty_string), true, "free text"),
+            $($attr),*
+        ]
+    };
+}

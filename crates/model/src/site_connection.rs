@@ -1,0 +1,277 @@
+//! IPsec site connections: one tunnel from a VPN service to a peer.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::attr::{Attr, AttrType as T, Post};
+use crate::enums::{DpdAction, Initiator, Status};
+use crate::kind::Kind;
+use crate::resource::Resource;
+
+/// A pre-shared key. Its `Debug` never shows the secret.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Psk(String);
+
+impl Psk {
+    /// Wraps a secret.
+    pub fn new(secret: impl Into<String>) -> Self {
+        Psk(secret.into())
+    }
+    /// The secret, for the daemon configuration only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Psk {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Psk(<redacted>)")
+    }
+}
+
+/// Dead peer detection settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dpd {
+    /// What to do when the peer is declared dead.
+    #[serde(default = "default_dpd_action")]
+    pub action: DpdAction,
+    /// Seconds between probes.
+    #[serde(default = "default_dpd_interval")]
+    pub interval: u32,
+    /// Seconds until the peer is declared dead; must exceed `interval`.
+    #[serde(default = "default_dpd_timeout")]
+    pub timeout: u32,
+}
+
+fn default_dpd_action() -> DpdAction {
+    DpdAction::Hold
+}
+fn default_dpd_interval() -> u32 {
+    30
+}
+fn default_dpd_timeout() -> u32 {
+    120
+}
+
+impl Default for Dpd {
+    fn default() -> Self {
+        Dpd {
+            action: default_dpd_action(),
+            interval: default_dpd_interval(),
+            timeout: default_dpd_timeout(),
+        }
+    }
+}
+
+/// An IPsec site connection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SiteConnection {
+    /// Id.
+    pub id: String,
+    /// Owner (alias).
+    pub tenant_id: String,
+    /// Owner.
+    pub project_id: String,
+    /// Name.
+    pub name: String,
+    /// Description.
+    pub description: String,
+    /// The VPN service (router) this tunnel starts from.
+    pub vpnservice_id: String,
+    /// Phase-1 policy.
+    pub ikepolicy_id: String,
+    /// Phase-2 policy.
+    pub ipsecpolicy_id: String,
+    /// The peer's gateway address (a host name is resolved and stored as an IP).
+    pub peer_address: String,
+    /// The peer's IKE identity.
+    pub peer_id: String,
+    /// Our IKE identity; empty means the gateway address.
+    pub local_id: String,
+    /// The pre-shared key.
+    pub psk: Psk,
+    /// Peer CIDRs (legacy mode).
+    pub peer_cidrs: Vec<String>,
+    /// Local endpoint group (subnets).
+    pub local_ep_group_id: Option<String>,
+    /// Peer endpoint group (CIDRs).
+    pub peer_ep_group_id: Option<String>,
+    /// Tunnel MTU.
+    pub mtu: u32,
+    /// Who may start negotiation.
+    pub initiator: Initiator,
+    /// Dead peer detection.
+    #[serde(default)]
+    pub dpd: Dpd,
+    /// Administrative state.
+    pub admin_state_up: bool,
+    /// Always `psk`.
+    pub auth_mode: String,
+    /// Always `static`.
+    pub route_mode: String,
+    /// Status, reported by the agent.
+    pub status: Status,
+}
+
+fn yes() -> Value {
+    json!(true)
+}
+fn empty_string() -> Value {
+    json!("")
+}
+fn empty_list() -> Value {
+    json!([])
+}
+fn default_mtu() -> Value {
+    json!(1500)
+}
+fn default_initiator() -> Value {
+    json!("bi-directional")
+}
+fn default_dpd() -> Value {
+    json!({})
+}
+
+/// Attribute map of `ipsec-site-connections`.
+pub const SITE_CONNECTION_ATTRS: &[Attr] = crate::attribute_map![
+    Attr::new(
+        "vpnservice_id",
+        T::Uuid,
+        Post::Required,
+        false,
+        "VPN service the tunnel starts from"
+    ),
+    Attr::new("ikepolicy_id", T::Uuid, Post::Required, false, "IKE policy"),
+    Attr::new(
+        "ipsecpolicy_id",
+        T::Uuid,
+        Post::Required,
+        false,
+        "IPsec policy"
+    ),
+    Attr::new(
+        "peer_address",
+        T::PeerAddress,
+        Post::Required,
+        true,
+        "peer gateway: IP address or host name (resolved once)"
+    ),
+    Attr::new(
+        "peer_id",
+        T::Identity { allow_empty: false },
+        Post::Required,
+        true,
+        "peer IKE identity"
+    ),
+    Attr::new(
+        "local_id",
+        T::Identity { allow_empty: true },
+        Post::Default(empty_string),
+        true,
+        "local IKE identity; empty means the gateway address"
+    ),
+    Attr::new(
+        "psk",
+        T::Psk,
+        Post::Required,
+        true,
+        "pre-shared key (non-empty)"
+    ),
+    Attr::new(
+        "peer_cidrs",
+        T::CidrList,
+        Post::Default(empty_list),
+        true,
+        "peer CIDRs (legacy mode)"
+    ),
+    Attr::new(
+        "local_ep_group_id",
+        T::UuidOrNull,
+        Post::Optional,
+        true,
+        "local endpoint group (type subnet)"
+    ),
+    Attr::new(
+        "peer_ep_group_id",
+        T::UuidOrNull,
+        Post::Optional,
+        true,
+        "peer endpoint group (type cidr)"
+    ),
+    Attr::new(
+        "mtu",
+        T::Int,
+        Post::Default(default_mtu),
+        true,
+        "tunnel MTU (>= 68 for IPv4, >= 1280 for IPv6)"
+    ),
+    Attr::new(
+        "initiator",
+        T::Enum(Initiator::ALL, &[]),
+        Post::Default(default_initiator),
+        true,
+        "bi-directional or response-only"
+    ),
+    Attr::new(
+        "dpd",
+        T::Dpd,
+        Post::Default(default_dpd),
+        true,
+        "{action, interval, timeout}; timeout > interval"
+    ),
+    Attr::new(
+        "admin_state_up",
+        T::Bool,
+        Post::Default(yes),
+        true,
+        "administrative state"
+    ),
+    Attr::new(
+        "auth_mode",
+        T::Computed,
+        Post::Forbidden,
+        false,
+        "always psk"
+    ),
+    Attr::new(
+        "route_mode",
+        T::Computed,
+        Post::Forbidden,
+        false,
+        "always static"
+    ),
+    Attr::new(
+        "status",
+        T::Computed,
+        Post::Forbidden,
+        false,
+        "ACTIVE, DOWN, ERROR or PENDING_CREATE"
+    ),
+];
+
+impl Resource for SiteConnection {
+    const KIND: Kind = Kind::SiteConnection;
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn project_id(&self) -> &str {
+        &self.project_id
+    }
+    fn references(&self) -> Vec<(Kind, String)> {
+        let mut refs = vec![
+            (Kind::VpnService, self.vpnservice_id.clone()),
+            (Kind::IkePolicy, self.ikepolicy_id.clone()),
+            (Kind::IpsecPolicy, self.ipsecpolicy_id.clone()),
+        ];
+        for group in [&self.local_ep_group_id, &self.peer_ep_group_id]
+            .into_iter()
+            .flatten()
+        {
+            refs.push((Kind::EndpointGroup, group.clone()));
+        }
+        refs
+    }
+}

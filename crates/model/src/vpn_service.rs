@@ -1,0 +1,110 @@
+//! VPN services: the VPN on one router, optionally bound to one local subnet (legacy mode).
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::attr::{Attr, AttrType as T, Post};
+use crate::enums::Status;
+use crate::kind::Kind;
+use crate::resource::Resource;
+
+/// A VPN service.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VpnService {
+    /// Id.
+    pub id: String,
+    /// Owner (alias).
+    pub tenant_id: String,
+    /// Owner.
+    pub project_id: String,
+    /// Name.
+    pub name: String,
+    /// Description.
+    pub description: String,
+    /// The router it runs on.
+    pub router_id: String,
+    /// Legacy mode: the local subnet of all its connections.
+    pub subnet_id: Option<String>,
+    /// Administrative state.
+    pub admin_state_up: bool,
+    /// Flavor selecting the driver.
+    pub flavor_id: Option<String>,
+    /// The router's IPv4 gateway address.
+    pub external_v4_ip: Option<String>,
+    /// The router's IPv6 gateway address.
+    pub external_v6_ip: Option<String>,
+    /// Status, reported by the agent.
+    pub status: Status,
+}
+
+fn yes() -> Value {
+    json!(true)
+}
+
+/// Attribute map of `vpnservices`.
+pub const VPN_SERVICE_ATTRS: &[Attr] = crate::attribute_map![
+    Attr::new(
+        "router_id",
+        T::Uuid,
+        Post::Required,
+        false,
+        "router the service runs on"
+    ),
+    Attr::new(
+        "subnet_id",
+        T::UuidOrNull,
+        Post::Optional,
+        false,
+        "local subnet (legacy mode); null for endpoint groups"
+    ),
+    Attr::new(
+        "admin_state_up",
+        T::Bool,
+        Post::Default(yes),
+        true,
+        "administrative state"
+    ),
+    Attr::new(
+        "flavor_id",
+        T::UuidOrNull,
+        Post::Optional,
+        false,
+        "flavor (driver selection)"
+    ),
+    Attr::new(
+        "external_v4_ip",
+        T::Computed,
+        Post::Forbidden,
+        false,
+        "router's IPv4 gateway address"
+    ),
+    Attr::new(
+        "external_v6_ip",
+        T::Computed,
+        Post::Forbidden,
+        false,
+        "router's IPv6 gateway address"
+    ),
+    Attr::new(
+        "status",
+        T::Computed,
+        Post::Forbidden,
+        false,
+        "ACTIVE, DOWN, ERROR or PENDING_CREATE"
+    ),
+];
+
+impl Resource for VpnService {
+    const KIND: Kind = Kind::VpnService;
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn project_id(&self) -> &str {
+        &self.project_id
+    }
+    fn references(&self) -> Vec<(Kind, String)> {
+        let mut refs = vec![(Kind::Router, self.router_id.clone())];
+        refs.extend(self.subnet_id.iter().map(|s| (Kind::Subnet, s.clone())));
+        refs
+    }
+}

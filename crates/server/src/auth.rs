@@ -1,0 +1,170 @@
+//! Who is calling, and what they may do. `noauth` trusts identity headers as Neutron's
+//! noauth does; `token` maps `X-Auth-Token` to a project and roles from a file.
+//! Roles: `admin` sees and changes everything; `member` its own project's objects;
+//! `reader` may only list and show its own project's objects, with secrets redacted.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use serde::Deserialize;
+
+use crate::App;
+use crate::config::AuthMode;
+use crate::error::ApiError;
+use vpnaas_model::Error as Fault;
+
+/// The identity of a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// Project acted for.
+    pub project_id: String,
+    /// User, for logs.
+    pub user_id: String,
+    /// Roles, lower-case.
+    pub roles: Vec<String>,
+}
+
+impl Caller {
+    fn has(&self, role: &str) -> bool {
+        self.roles.iter().any(|r| r == role)
+    }
+    /// Sees and changes everything.
+    pub fn is_admin(&self) -> bool {
+        self.has("admin")
+    }
+    /// May create, update and delete its project's objects.
+    pub fn can_write(&self) -> bool {
+        self.is_admin() || self.has("member")
+    }
+    /// May list and show its project's objects.
+    pub fn can_read(&self) -> bool {
+        self.can_write() || self.has("reader")
+    }
+    /// May see pre-shared keys.
+    pub fn sees_secrets(&self) -> bool {
+        self.can_write()
+    }
+    /// Fails with 403 unless the caller may read.
+    pub fn require_read(&self, action: &str) -> Result<(), Fault> {
+        if self.can_read() {
+            Ok(())
+        } else {
+            Err(Fault::forbidden(action))
+        }
+    }
+    /// Fails with 403 unless the caller may write.
+    pub fn require_write(&self, action: &str) -> Result<(), Fault> {
+        if self.can_write() {
+            Ok(())
+        } else {
+            Err(Fault::forbidden(action))
+        }
+    }
+    /// Whether an object of `project_id` belongs to the caller (or the caller is admin).
+    pub fn owns(&self, project_id: &str) -> bool {
+        self.is_admin() || self.project_id == project_id
+    }
+}
+
+#[derive(Deserialize)]
+struct TokensFile {
+    #[serde(default)]
+    token: Vec<TokenEntry>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenEntry {
+    token: String,
+    project_id: String,
+    #[serde(default)]
+    user_id: String,
+    roles: Vec<String>,
+}
+
+/// Token → identity, loaded once at start.
+#[derive(Default)]
+pub struct Tokens(HashMap<String, Caller>);
+
+impl std::fmt::Debug for Tokens {
+    // Tokens are secrets: show how many, never which.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Tokens({} entries)", self.0.len())
+    }
+}
+
+impl Tokens {
+    /// Reads a tokens file (`[[token]]` tables with token, project_id, user_id, roles).
+    pub fn load(path: &Path) -> Result<Tokens, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let file: TokensFile = toml::from_str(&text)
+            .map_err(|e| format!("invalid tokens file {}: {e}", path.display()))?;
+        let map = file
+            .token
+            .into_iter()
+            .map(|t| {
+                let caller = Caller {
+                    project_id: t.project_id,
+                    user_id: t.user_id,
+                    roles: lower(t.roles),
+                };
+                (t.token, caller)
+            })
+            .collect();
+        Ok(Tokens(map))
+    }
+}
+
+fn lower(roles: Vec<String>) -> Vec<String> {
+    roles
+        .into_iter()
+        .map(|r| r.trim().to_ascii_lowercase())
+        .filter(|r| !r.is_empty())
+        .collect()
+}
+
+fn header<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
+    parts
+        .headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+}
+
+fn from_headers(parts: &Parts, default_project: &str) -> Caller {
+    let project = header(parts, "x-project-id").or_else(|| header(parts, "x-tenant-id"));
+    let roles = header(parts, "x-roles");
+    let user = header(parts, "x-user-id").unwrap_or("").to_string();
+    match (project, roles) {
+        (None, None) => Caller {
+            project_id: default_project.into(),
+            user_id: user,
+            roles: vec!["admin".into()],
+        },
+        (project, roles) => Caller {
+            project_id: project.unwrap_or(default_project).into(),
+            user_id: user,
+            roles: roles.map_or_else(
+                || vec!["member".into()],
+                |r| lower(r.split(',').map(String::from).collect()),
+            ),
+        },
+    }
+}
+
+impl FromRequestParts<App> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, Self::Rejection> {
+        match app.settings.auth {
+            AuthMode::Noauth => Ok(from_headers(parts, &app.settings.default_project)),
+            AuthMode::Token => header(parts, "x-auth-token")
+                .and_then(|token| app.tokens.0.get(token).cloned())
+                .ok_or_else(|| Fault::unauthorized().into()),
+        }
+    }
+}

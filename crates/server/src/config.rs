@@ -1,0 +1,141 @@
+//! Server settings: defaults, then a TOML file, then `VPNAAS_*` environment variables and
+//! command-line flags (the binary applies the last two).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+/// How callers are identified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMode {
+    /// Trust `X-Project-Id` / `X-Roles` headers (as Neutron's noauth).
+    #[default]
+    Noauth,
+    /// Static tokens from a file, sent as `X-Auth-Token`.
+    Token,
+}
+
+/// Everything the server needs to start.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Directory holding the SQLite database.
+    pub data_dir: PathBuf,
+    /// Database URL; default `sqlite://<data_dir>/vpnaas.db`.
+    pub database_url: Option<String>,
+    /// `noauth` or `token`.
+    pub auth: AuthMode,
+    /// Tokens file for `auth = "token"`.
+    pub tokens_file: Option<PathBuf>,
+    /// Project of header-less requests under noauth.
+    pub default_project: String,
+    /// Accept `sha1` and `3des` in policies.
+    pub allow_weak_algorithms: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            listen: SocketAddr::from(([127, 0, 0, 1], 9696)),
+            data_dir: PathBuf::from("/var/lib/vpnaas"),
+            database_url: None,
+            auth: AuthMode::Noauth,
+            tokens_file: None,
+            default_project: "admin".into(),
+            allow_weak_algorithms: false,
+        }
+    }
+}
+
+/// A settings file that could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for these settings.
+    #[error("invalid settings in {path}: {source}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: toml::de::Error,
+    },
+}
+
+impl Settings {
+    /// Reads settings from a TOML file; missing keys keep their defaults.
+    pub fn from_file(path: &std::path::Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.into(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.into(),
+            source,
+        })
+    }
+
+    /// The database URL in effect.
+    pub fn database_url(&self) -> String {
+        self.database_url.clone().unwrap_or_else(|| {
+            format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("vpnaas.db").display()
+            )
+        })
+    }
+}
+
+/// The annotated configuration printed by `vpnaas default-config`.
+pub const DEFAULT_CONFIG: &str = r#"# vpnaas server configuration (TOML).
+# Precedence: built-in defaults < this file (--config FILE) < VPNAAS_* environment < flags.
+
+# Address and port of the Neutron-compatible API.            env VPNAAS_LISTEN, --listen
+listen = "127.0.0.1:9696"
+
+# Directory of the embedded SQLite database (vpnaas.db, WAL). env VPNAAS_DATA_DIR, --data-dir
+data_dir = "/var/lib/vpnaas"
+
+# Database URL; overrides data_dir when set.                  env VPNAAS_DATABASE_URL
+# database_url = "sqlite:///var/lib/vpnaas/vpnaas.db?mode=rwc"
+
+# Identity: "noauth" trusts X-Project-Id / X-User-Id / X-Roles headers (a request without
+# them acts as default_project with the admin role: local single-user use only);
+# "token" maps X-Auth-Token values to a project and roles from tokens_file.
+auth = "noauth"
+default_project = "admin"
+# tokens_file = "/etc/vpnaas/tokens.toml"
+#   [[token]]
+#   token = "secret-token"
+#   project_id = "demo"
+#   user_id = "alice"
+#   roles = ["member"]        # admin | member | reader
+
+# sha1 and 3des are refused in IKE/IPsec policies unless this is true.
+allow_weak_algorithms = false
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_printed_default_config_parses_to_the_defaults() {
+        let parsed: Settings = toml::from_str(DEFAULT_CONFIG).expect("default config parses");
+        let defaults = Settings::default();
+        assert_eq!(parsed.listen, defaults.listen);
+        assert_eq!(parsed.data_dir, defaults.data_dir);
+        assert_eq!(parsed.auth, defaults.auth);
+        assert!(!parsed.allow_weak_algorithms);
+    }
+}

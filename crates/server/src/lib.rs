@@ -1,0 +1,135 @@
+//! The vpnaas API server: Neutron VPNaaS v2.0 (plus the minimal network inventory VPN
+//! services need) over HTTP, on the [`vpnaas_store::Store`] seam.
+
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod listing;
+pub mod openapi;
+pub mod service;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use vpnaas_model::attr::Rules;
+use vpnaas_store::{SqlStore, Store};
+
+pub use config::{AuthMode, Settings};
+
+/// Shared state of every request.
+#[derive(Clone)]
+pub struct App {
+    /// The database.
+    pub store: Arc<dyn Store>,
+    /// Settings in effect.
+    pub settings: Arc<Settings>,
+    /// Tokens for `auth = "token"`.
+    pub tokens: Arc<auth::Tokens>,
+}
+
+impl App {
+    /// Validation rules chosen by the operator.
+    pub fn rules(&self) -> Rules {
+        Rules {
+            allow_weak_algorithms: self.settings.allow_weak_algorithms,
+        }
+    }
+}
+
+/// A failure to start the server.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The data directory could not be created.
+    #[error("cannot create data directory {0}: {1}")]
+    DataDir(std::path::PathBuf, std::io::Error),
+    /// The store could not be opened.
+    #[error(transparent)]
+    Store(#[from] vpnaas_store::Error),
+    /// The tokens file could not be read.
+    #[error("{0}")]
+    Tokens(String),
+    /// The address could not be bound.
+    #[error("cannot listen on {0}: {1}")]
+    Listen(SocketAddr, std::io::Error),
+}
+
+/// Opens the store and builds the application state.
+pub async fn build_app(settings: Settings) -> Result<App, StartError> {
+    if settings.database_url.is_none() {
+        std::fs::create_dir_all(&settings.data_dir)
+            .map_err(|e| StartError::DataDir(settings.data_dir.clone(), e))?;
+    }
+    let store = SqlStore::open(&settings.database_url()).await?;
+    let tokens = match (&settings.auth, &settings.tokens_file) {
+        (AuthMode::Token, Some(path)) => auth::Tokens::load(path).map_err(StartError::Tokens)?,
+        (AuthMode::Token, None) => {
+            return Err(StartError::Tokens(
+                "auth = \"token\" needs tokens_file".into(),
+            ));
+        }
+        (AuthMode::Noauth, _) => auth::Tokens::default(),
+    };
+    Ok(App {
+        store: Arc::new(store),
+        settings: Arc::new(settings),
+        tokens: Arc::new(tokens),
+    })
+}
+
+/// A running server.
+pub struct Server {
+    /// The address it listens on (useful with port 0).
+    pub addr: SocketAddr,
+    shutdown: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Server {
+    /// Binds and starts serving in the background.
+    pub async fn start(settings: Settings) -> Result<Server, StartError> {
+        let listen = settings.listen;
+        if settings.auth == AuthMode::Noauth && !listen.ip().is_loopback() {
+            tracing::warn!(%listen, "auth = noauth on a non-loopback address: anyone who reaches it is admin");
+        }
+        let app = build_app(settings).await?;
+        let listener = TcpListener::bind(listen)
+            .await
+            .map_err(|e| StartError::Listen(listen, e))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| StartError::Listen(listen, e))?;
+        let (shutdown, stop) = tokio::sync::oneshot::channel();
+        let service = api::service(app);
+        let task = tokio::spawn(async move {
+            axum::serve(listener, service)
+                .with_graceful_shutdown(async move {
+                    let _ = stop.await;
+                })
+                .await
+        });
+        tracing::info!(%addr, "vpnaas API listening");
+        Ok(Server {
+            addr,
+            shutdown,
+            task,
+        })
+    }
+
+    /// The base URL of the API.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops accepting requests and waits for the server to finish.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(());
+        let _ = self.task.await;
+    }
+
+    /// Serves until the process is interrupted.
+    pub async fn wait(self) -> std::io::Result<()> {
+        self.task.await.map_err(std::io::Error::other)?
+    }
+}

@@ -1,0 +1,236 @@
+//! The use cases behind the HTTP routes: list and show with visibility and redaction,
+//! and create / update / delete with Neutron's validation order and guards, each write in
+//! one store transaction so a guard and the change it allows cannot be split.
+
+mod inventory;
+mod vpn;
+
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+use vpnaas_model::attr::{self, Requester};
+use vpnaas_model::network::{Network, Subnet};
+use vpnaas_model::{Error as Fault, Kind, Resource, attributes};
+use vpnaas_store::{Record, Transaction};
+
+use crate::App;
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::listing::ListQuery;
+
+pub use inventory::{InterfaceChange, change_router_interface};
+
+/// What readers see instead of a pre-shared key.
+pub const REDACTED: &str = "***";
+
+/// Lists the visible objects of a kind that pass the query's filters (not yet paged).
+pub async fn list(
+    app: &App,
+    caller: &Caller,
+    kind: Kind,
+    query: &ListQuery,
+) -> ApiResult<Vec<Value>> {
+    caller.require_read(&format!("get_{}", kind.policy_target()))?;
+    let records = app.store.list(kind).await?;
+    let public = public_networks(app, caller, kind).await?;
+    let mut out = Vec::with_capacity(records.len());
+    for record in &records {
+        let item: Value = serde_json::from_str(&record.body)?;
+        if visible(caller, kind, record, &item, &public) && query.matches(&item) {
+            out.push(redact(caller, kind, item));
+        }
+    }
+    Ok(out)
+}
+
+/// Shows one visible object.
+pub async fn show(app: &App, caller: &Caller, kind: Kind, id: &str) -> ApiResult<Value> {
+    caller.require_read(&format!("get_{}", kind.policy_target()))?;
+    let record = app
+        .store
+        .get(kind, id)
+        .await?
+        .ok_or_else(|| Fault::resource_not_found(kind, id))?;
+    let item: Value = serde_json::from_str(&record.body)?;
+    let public = public_networks(app, caller, kind).await?;
+    if !visible(caller, kind, &record, &item, &public) {
+        return Err(Fault::resource_not_found(kind, id).into());
+    }
+    Ok(redact(caller, kind, item))
+}
+
+/// Creates an object from a POST body; returns its representation.
+pub async fn create(app: &App, caller: &Caller, kind: Kind, body: Value) -> ApiResult<Value> {
+    caller.require_write(&format!("create_{}", kind.policy_target()))?;
+    let who = Requester {
+        project_id: &caller.project_id,
+        is_admin: caller.is_admin(),
+    };
+    let mut fields = attr::parse_create(kind, attributes(kind), body, who, app.rules())?;
+    fields.insert("id".into(), Value::String(uuid::Uuid::new_v4().to_string()));
+    let resolved = match kind {
+        Kind::SiteConnection => Some(vpn::resolve_peer(&fields).await),
+        _ => None,
+    };
+    let mut tx = app.store.begin().await?;
+    let created = match kind {
+        Kind::IkePolicy
+        | Kind::IpsecPolicy
+        | Kind::EndpointGroup
+        | Kind::VpnService
+        | Kind::SiteConnection => vpn::create(tx.as_mut(), caller, kind, fields, resolved).await?,
+        Kind::Network | Kind::Subnet | Kind::Router => {
+            inventory::create(tx.as_mut(), caller, kind, fields).await?
+        }
+    };
+    tx.commit().await?;
+    Ok(created)
+}
+
+/// Updates an object from a PUT body; returns its new representation.
+pub async fn update(
+    app: &App,
+    caller: &Caller,
+    kind: Kind,
+    id: &str,
+    body: Value,
+) -> ApiResult<Value> {
+    caller.require_write(&format!("update_{}", kind.policy_target()))?;
+    let changes = attr::parse_update(kind, attributes(kind), body, app.rules())?;
+    let resolved = match kind {
+        Kind::SiteConnection if changes.contains_key("peer_address") => {
+            Some(vpn::resolve_peer(&changes).await)
+        }
+        _ => None,
+    };
+    let mut tx = app.store.begin().await?;
+    let updated = match kind {
+        Kind::IkePolicy
+        | Kind::IpsecPolicy
+        | Kind::EndpointGroup
+        | Kind::VpnService
+        | Kind::SiteConnection => {
+            vpn::update(tx.as_mut(), caller, kind, id, changes, resolved).await?
+        }
+        Kind::Network | Kind::Subnet | Kind::Router => {
+            inventory::update(tx.as_mut(), caller, kind, id, changes).await?
+        }
+    };
+    tx.commit().await?;
+    Ok(updated)
+}
+
+/// Deletes an object after its guards pass.
+pub async fn delete(app: &App, caller: &Caller, kind: Kind, id: &str) -> ApiResult<()> {
+    caller.require_write(&format!("delete_{}", kind.policy_target()))?;
+    let mut tx = app.store.begin().await?;
+    match kind {
+        Kind::IkePolicy
+        | Kind::IpsecPolicy
+        | Kind::EndpointGroup
+        | Kind::VpnService
+        | Kind::SiteConnection => vpn::delete(tx.as_mut(), caller, kind, id).await?,
+        Kind::Network | Kind::Subnet | Kind::Router => {
+            inventory::delete(tx.as_mut(), caller, kind, id).await?
+        }
+    }
+    Ok(tx.commit().await?)
+}
+
+/// Loads an object the caller may see, else `<Kind>NotFound`.
+pub(crate) async fn fetch<R: Resource>(
+    tx: &mut dyn Transaction,
+    caller: &Caller,
+    id: &str,
+) -> ApiResult<R> {
+    match tx.load::<R>(id).await? {
+        Some(resource) if caller.owns(resource.project_id()) => Ok(resource),
+        _ => Err(Fault::resource_not_found(R::KIND, id).into()),
+    }
+}
+
+/// Builds a resource from validated attributes plus server-set fields.
+pub(crate) fn build<R: DeserializeOwned>(
+    mut fields: Map<String, Value>,
+    extra: Vec<(&str, Value)>,
+) -> ApiResult<R> {
+    for (key, value) in extra {
+        fields.insert(key.into(), value);
+    }
+    Ok(serde_json::from_value(Value::Object(fields))?)
+}
+
+/// Applies validated changes to a resource.
+pub(crate) fn changed<R: Resource>(resource: &R, changes: Map<String, Value>) -> ApiResult<R> {
+    let Value::Object(mut doc) = serde_json::to_value(resource)? else {
+        return Err(ApiError::Internal("resource is not an object".into()));
+    };
+    attr::apply_update(&mut doc, changes);
+    Ok(serde_json::from_value(Value::Object(doc))?)
+}
+
+/// Saves a resource and returns its representation.
+pub(crate) async fn save<R: Resource>(tx: &mut dyn Transaction, resource: &R) -> ApiResult<Value> {
+    tx.save(resource).await?;
+    Ok(serde_json::to_value(resource)?)
+}
+
+async fn public_networks(app: &App, caller: &Caller, kind: Kind) -> ApiResult<Vec<String>> {
+    if caller.is_admin() || !matches!(kind, Kind::Subnet) {
+        return Ok(vec![]);
+    }
+    let mut ids = Vec::new();
+    for record in app.store.list(Kind::Network).await? {
+        let network: Network = record.decode()?;
+        if network.shared || network.router_external {
+            ids.push(network.id);
+        }
+    }
+    Ok(ids)
+}
+
+fn visible(caller: &Caller, kind: Kind, record: &Record, item: &Value, public: &[String]) -> bool {
+    if caller.owns(&record.project_id) {
+        return true;
+    }
+    match kind {
+        Kind::Network => {
+            item["shared"] == Value::Bool(true) || item["router:external"] == Value::Bool(true)
+        }
+        Kind::Subnet => item["network_id"]
+            .as_str()
+            .is_some_and(|n| public.iter().any(|p| p == n)),
+        _ => false,
+    }
+}
+
+/// Whether the caller may see a network: its own, or a shared or external one.
+pub(crate) fn network_visible(caller: &Caller, network: &Network) -> bool {
+    caller.owns(&network.project_id) || network.shared || network.router_external
+}
+
+/// Loads a subnet the caller may see (its own, or one on a shared or external network).
+pub(crate) async fn fetch_visible_subnet(
+    tx: &mut dyn Transaction,
+    caller: &Caller,
+    id: &str,
+) -> ApiResult<Subnet> {
+    let not_found = || ApiError::from(Fault::resource_not_found(Kind::Subnet, id));
+    let subnet: Subnet = tx.load(id).await?.ok_or_else(not_found)?;
+    if caller.owns(&subnet.project_id) {
+        return Ok(subnet);
+    }
+    let network: Option<Network> = tx.load(&subnet.network_id).await?;
+    match network {
+        Some(n) if network_visible(caller, &n) => Ok(subnet),
+        _ => Err(not_found()),
+    }
+}
+
+fn redact(caller: &Caller, kind: Kind, mut item: Value) -> Value {
+    if kind == Kind::SiteConnection && !caller.sees_secrets() {
+        if let Some(psk) = item.get_mut("psk") {
+            *psk = Value::String(REDACTED.into());
+        }
+    }
+    item
+}

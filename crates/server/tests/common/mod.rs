@@ -1,0 +1,138 @@
+//! Test harness: a real vpnaas server on 127.0.0.1:0 with a SQLite file in a temporary
+//! directory, driven through the project's own client.
+
+#![allow(dead_code)]
+
+use serde_json::{Value, json};
+use vpnaas_client::Client;
+use vpnaas_model::Kind;
+use vpnaas_server::{Server, Settings};
+
+/// A running server, its client (admin via noauth) and its data directory.
+pub struct Harness {
+    pub server: Server,
+    pub client: Client,
+    pub dir: tempfile::TempDir,
+}
+
+pub fn settings(dir: &std::path::Path) -> Settings {
+    Settings {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        data_dir: dir.to_path_buf(),
+        ..Settings::default()
+    }
+}
+
+pub async fn start() -> Harness {
+    start_with(|_| {}).await
+}
+
+pub async fn start_with(adjust: impl FnOnce(&mut Settings)) -> Harness {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut settings = settings(dir.path());
+    adjust(&mut settings);
+    let server = Server::start(settings).await.expect("server starts");
+    let client = Client::new(&server.url());
+    Harness {
+        server,
+        client,
+        dir,
+    }
+}
+
+/// The `NeutronError.type` of a failed call (panics when the call succeeded).
+pub fn fault<T: std::fmt::Debug>(result: Result<T, vpnaas_client::Error>) -> (u16, String) {
+    match result {
+        Err(vpnaas_client::Error::Api { status, kind, .. }) => (status, kind),
+        other => panic!("expected an API refusal, got {other:?}"),
+    }
+}
+
+pub fn id(v: &Value) -> String {
+    v["id"].as_str().expect("id").to_string()
+}
+
+/// A site: external network and subnet (shared by sites), internal network, subnet,
+/// router with a gateway and an interface on the subnet.
+pub struct Site {
+    pub external_net: String,
+    pub external_subnet: String,
+    pub network: String,
+    pub subnet: String,
+    pub router: String,
+    pub gateway_ip: String,
+}
+
+pub async fn external_network(c: &Client) -> (String, String) {
+    let net = c
+        .create(
+            Kind::Network,
+            json!({"name": "public", "router:external": true}),
+        )
+        .await
+        .expect("external net");
+    let subnet = c
+        .create(
+            Kind::Subnet,
+            json!({"network_id": id(&net), "cidr": "203.0.113.0/24", "ip_version": 4}),
+        )
+        .await
+        .expect("external subnet");
+    (id(&net), id(&subnet))
+}
+
+pub async fn site(c: &Client, external: &(String, String), n: u8) -> Site {
+    let net = c
+        .create(Kind::Network, json!({"name": format!("net{n}")}))
+        .await
+        .expect("net");
+    let subnet = c
+        .create(
+            Kind::Subnet,
+            json!({"network_id": id(&net), "cidr": format!("10.{n}.0.0/24"), "ip_version": 4}),
+        )
+        .await
+        .expect("subnet");
+    let router = c
+        .create(
+            Kind::Router,
+            json!({"name": format!("r{n}"), "external_gateway_info": {"network_id": external.0}}),
+        )
+        .await
+        .expect("router");
+    c.add_router_interface(&id(&router), &id(&subnet))
+        .await
+        .expect("interface");
+    let gateway_ip = router["external_gateway_info"]["external_fixed_ips"][0]["ip_address"]
+        .as_str()
+        .expect("gateway ip")
+        .to_string();
+    Site {
+        external_net: external.0.clone(),
+        external_subnet: external.1.clone(),
+        network: id(&net),
+        subnet: id(&subnet),
+        router: id(&router),
+        gateway_ip,
+    }
+}
+
+pub async fn policies(c: &Client) -> (String, String) {
+    let ike = c
+        .create(Kind::IkePolicy, json!({"name": "ike"}))
+        .await
+        .expect("ike policy");
+    let ipsec = c
+        .create(Kind::IpsecPolicy, json!({"name": "ipsec"}))
+        .await
+        .expect("ipsec policy");
+    (id(&ike), id(&ipsec))
+}
+
+/// Legacy-mode connection attributes from a service to a peer.
+pub fn legacy_connection(service: &str, policies: &(String, String), peer_cidr: &str) -> Value {
+    json!({
+        "name": "conn", "vpnservice_id": service, "ikepolicy_id": policies.0, "ipsecpolicy_id": policies.1,
+        "peer_address": "203.0.113.200", "peer_id": "203.0.113.200", "psk": "secret-psk", "peer_cidrs": [peer_cidr],
+    })
+}

@@ -1,0 +1,248 @@
+//! [`Store`] over sqlx's `Any` driver. SQLite runs in WAL mode; writers are serialised
+//! in-process by a mutex (one server per SQLite file), so guards read a state no other
+//! writer can change before their transaction commits.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, Row};
+use tokio::sync::{Mutex, OwnedMutexGuard};
+use vpnaas_model::Kind;
+
+use crate::{Error, Record, Result, Store, Transaction, schema};
+
+/// The SQL store.
+#[derive(Clone)]
+pub struct SqlStore {
+    pool: AnyPool,
+    writer: Arc<Mutex<()>>,
+}
+
+impl SqlStore {
+    /// Opens (creating if needed) the SQLite file `vpnaas.db` in `data_dir` and migrates it.
+    pub async fn open_sqlite_dir(data_dir: &Path) -> Result<Self> {
+        let path = data_dir.join("vpnaas.db");
+        Self::open(&format!("sqlite://{}?mode=rwc", path.display())).await
+    }
+
+    /// Opens a database by URL and migrates it.
+    pub async fn open(url: &str) -> Result<Self> {
+        if !url.starts_with("sqlite:") {
+            return Err(Error::UnsupportedUrl(
+                url.split('@').next_back().unwrap_or_default().to_string(),
+            ));
+        }
+        sqlx::any::install_default_drivers();
+        let options: AnyConnectOptions = url.parse()?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(8)
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    for pragma in ["PRAGMA busy_timeout = 5000", "PRAGMA synchronous = NORMAL"] {
+                        sqlx::query(pragma).execute(&mut *conn).await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await?;
+        sqlx::query("PRAGMA journal_mode = WAL")
+            .execute(&pool)
+            .await?;
+        let store = SqlStore {
+            pool,
+            writer: Arc::new(Mutex::new(())),
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        let _writer = self.writer.lock().await;
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY)")
+            .execute(&mut *tx)
+            .await?;
+        let applied: Vec<i64> = sqlx::query("SELECT version FROM schema_migrations")
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(|row| row.try_get::<i64, _>(0))
+            .collect::<Result<_, _>>()?;
+        for (version, statements) in schema::MIGRATIONS {
+            if applied.contains(version) {
+                continue;
+            }
+            for statement in *statements {
+                sqlx::query(*statement).execute(&mut *tx).await?;
+            }
+            sqlx::query("INSERT INTO schema_migrations (version) VALUES ($1)")
+                .bind(*version)
+                .execute(&mut *tx)
+                .await?;
+            tracing::info!(version, "applied schema migration");
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+const GET_ONE: &str =
+    "SELECT kind, id, project_id, body FROM resources WHERE kind = $1 AND id = $2";
+const LIST_KIND: &str =
+    "SELECT kind, id, project_id, body FROM resources WHERE kind = $1 ORDER BY created_at, id";
+
+fn record_of(row: &sqlx::any::AnyRow) -> Result<Record> {
+    let kind_name: String = row.try_get(0)?;
+    let kind = Kind::from_store_name(&kind_name).ok_or_else(|| Error::Corrupt {
+        kind: Kind::Network,
+        id: kind_name.clone(),
+        reason: "unknown kind".into(),
+    })?;
+    Ok(Record {
+        kind,
+        id: row.try_get(1)?,
+        project_id: row.try_get(2)?,
+        body: row.try_get(3)?,
+        refs: vec![],
+    })
+}
+
+fn records_of(rows: &[sqlx::any::AnyRow]) -> Result<Vec<Record>> {
+    rows.iter().map(record_of).collect()
+}
+
+fn now_nanos() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or_default()
+}
+
+#[async_trait]
+impl Store for SqlStore {
+    async fn get(&self, kind: Kind, id: &str) -> Result<Option<Record>> {
+        let row = sqlx::query(GET_ONE)
+            .bind(kind.store_name())
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(record_of).transpose()
+    }
+
+    async fn list(&self, kind: Kind) -> Result<Vec<Record>> {
+        let rows = sqlx::query(LIST_KIND)
+            .bind(kind.store_name())
+            .fetch_all(&self.pool)
+            .await?;
+        records_of(&rows)
+    }
+
+    async fn begin(&self) -> Result<Box<dyn Transaction>> {
+        let guard = self.writer.clone().lock_owned().await;
+        let tx = self.pool.begin().await?;
+        Ok(Box::new(SqlTransaction { tx, _writer: guard }))
+    }
+}
+
+struct SqlTransaction {
+    tx: sqlx::Transaction<'static, sqlx::Any>,
+    _writer: OwnedMutexGuard<()>,
+}
+
+#[async_trait]
+impl Transaction for SqlTransaction {
+    async fn get(&mut self, kind: Kind, id: &str) -> Result<Option<Record>> {
+        let row = sqlx::query(GET_ONE)
+            .bind(kind.store_name())
+            .bind(id)
+            .fetch_optional(&mut *self.tx)
+            .await?;
+        row.as_ref().map(record_of).transpose()
+    }
+
+    async fn list(&mut self, kind: Kind) -> Result<Vec<Record>> {
+        let rows = sqlx::query(LIST_KIND)
+            .bind(kind.store_name())
+            .fetch_all(&mut *self.tx)
+            .await?;
+        records_of(&rows)
+    }
+
+    async fn referrers(
+        &mut self,
+        kind: Kind,
+        target: Kind,
+        target_id: &str,
+    ) -> Result<Vec<Record>> {
+        let rows = sqlx::query(
+            "SELECT r.kind, r.id, r.project_id, r.body FROM refs f
+             JOIN resources r ON r.kind = f.kind AND r.id = f.id
+             WHERE f.target_kind = $1 AND f.target_id = $2 AND f.kind = $3
+             ORDER BY r.created_at, r.id",
+        )
+        .bind(target.store_name())
+        .bind(target_id)
+        .bind(kind.store_name())
+        .fetch_all(&mut *self.tx)
+        .await?;
+        records_of(&rows)
+    }
+
+    async fn put(&mut self, record: Record) -> Result<()> {
+        let kind = record.kind.store_name();
+        sqlx::query(
+            "INSERT INTO resources (kind, id, project_id, created_at, body) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (kind, id) DO UPDATE SET project_id = excluded.project_id, body = excluded.body",
+        )
+        .bind(kind)
+        .bind(&record.id)
+        .bind(&record.project_id)
+        .bind(now_nanos())
+        .bind(&record.body)
+        .execute(&mut *self.tx)
+        .await?;
+        sqlx::query("DELETE FROM refs WHERE kind = $1 AND id = $2")
+            .bind(kind)
+            .bind(&record.id)
+            .execute(&mut *self.tx)
+            .await?;
+        let mut refs = record.refs;
+        refs.sort();
+        refs.dedup();
+        for (target, target_id) in refs {
+            sqlx::query(
+                "INSERT INTO refs (kind, id, target_kind, target_id) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(kind)
+            .bind(&record.id)
+            .bind(target.store_name())
+            .bind(target_id)
+            .execute(&mut *self.tx)
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn delete(&mut self, kind: Kind, id: &str) -> Result<()> {
+        for statement in [
+            "DELETE FROM refs WHERE kind = $1 AND id = $2",
+            "DELETE FROM resources WHERE kind = $1 AND id = $2",
+        ] {
+            sqlx::query(statement)
+                .bind(kind.store_name())
+                .bind(id)
+                .execute(&mut *self.tx)
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn commit(self: Box<Self>) -> Result<()> {
+        self.tx.commit().await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,258 @@
+//! Identity and policy: project isolation (another project's object is a 404), readers
+//! see their project's objects with secrets redacted and cannot write, token auth.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+use vpnaas_model::Kind;
+
+#[tokio::test]
+async fn projects_are_isolated_and_admin_sees_all() {
+    let h = start().await;
+    let alice = h.client.as_project("alice", "member");
+    let bob = h.client.as_project("bob", "member");
+    let p = alice
+        .create(Kind::IkePolicy, json!({"name": "a"}))
+        .await
+        .expect("alice creates");
+    assert_eq!(p["project_id"], "alice");
+    assert_eq!(
+        fault(bob.show(Kind::IkePolicy, &id(&p)).await),
+        (404, "IKEPolicyNotFound".into())
+    );
+    assert_eq!(
+        fault(
+            bob.update(Kind::IkePolicy, &id(&p), json!({"name": "x"}))
+                .await
+        ),
+        (404, "IKEPolicyNotFound".into())
+    );
+    assert_eq!(
+        fault(bob.delete(Kind::IkePolicy, &id(&p)).await),
+        (404, "IKEPolicyNotFound".into())
+    );
+    assert!(
+        bob.list(Kind::IkePolicy, &[])
+            .await
+            .expect("list")
+            .is_empty()
+    );
+    bob.create(Kind::IkePolicy, json!({"name": "b"}))
+        .await
+        .expect("bob creates");
+    assert_eq!(
+        h.client
+            .list(Kind::IkePolicy, &[])
+            .await
+            .expect("admin list")
+            .len(),
+        2
+    );
+    assert_eq!(
+        h.client
+            .as_project("ops", "admin")
+            .show(Kind::IkePolicy, &id(&p))
+            .await
+            .expect("admin")["name"],
+        "a"
+    );
+    let filtered = h
+        .client
+        .list(Kind::IkePolicy, &[("project_id", "bob")])
+        .await
+        .expect("filter");
+    assert_eq!(filtered.len(), 1);
+
+    let external = external_network(&h.client).await;
+    let visible = alice
+        .show(Kind::Network, &external.0)
+        .await
+        .expect("external networks are visible to all");
+    assert_eq!(visible["router:external"], true);
+    alice
+        .show(Kind::Subnet, &external.1)
+        .await
+        .expect("and their subnets");
+    assert_eq!(
+        fault(alice.delete(Kind::Network, &external.0).await),
+        (403, "PolicyNotAuthorized".into())
+    );
+    assert_eq!(
+        fault(
+            alice
+                .create(Kind::Network, json!({"router:external": true}))
+                .await
+        ),
+        (403, "PolicyNotAuthorized".into())
+    );
+    let s = site(&alice, &external, 1).await;
+    let pols = policies(&alice).await;
+    let svc = alice
+        .create(
+            Kind::VpnService,
+            json!({"router_id": s.router, "subnet_id": s.subnet}),
+        )
+        .await
+        .expect("svc");
+    assert_eq!(
+        fault(
+            bob.create(Kind::VpnService, json!({"router_id": s.router}))
+                .await
+        ),
+        (404, "RouterNotFound".into())
+    );
+    let bob_pols = policies(&bob).await;
+    assert_eq!(
+        fault(
+            bob.create(
+                Kind::SiteConnection,
+                legacy_connection(&id(&svc), &bob_pols, "10.2.0.0/24")
+            )
+            .await
+        ),
+        (404, "VPNServiceNotFound".into())
+    );
+    assert_eq!(
+        fault(
+            alice
+                .create(
+                    Kind::SiteConnection,
+                    legacy_connection(
+                        &id(&svc),
+                        &(bob_pols.0.clone(), pols.1.clone()),
+                        "10.2.0.0/24"
+                    )
+                )
+                .await
+        ),
+        (404, "IKEPolicyNotFound".into())
+    );
+}
+
+#[tokio::test]
+async fn readers_read_redacted_and_cannot_write() {
+    let h = start().await;
+    let member = h.client.as_project("p", "member");
+    let reader = h.client.as_project("p", "reader");
+    let external = external_network(&h.client).await;
+    let s = site(&member, &external, 1).await;
+    let pols = policies(&member).await;
+    let svc = member
+        .create(
+            Kind::VpnService,
+            json!({"router_id": s.router, "subnet_id": s.subnet}),
+        )
+        .await
+        .expect("svc");
+    let conn = member
+        .create(
+            Kind::SiteConnection,
+            legacy_connection(&id(&svc), &pols, "10.2.0.0/24"),
+        )
+        .await
+        .expect("conn");
+    assert_eq!(
+        member
+            .show(Kind::SiteConnection, &id(&conn))
+            .await
+            .expect("member")["psk"],
+        "secret-psk"
+    );
+    let seen = reader
+        .show(Kind::SiteConnection, &id(&conn))
+        .await
+        .expect("reader shows");
+    assert_eq!(seen["psk"], "***");
+    assert_eq!(seen["peer_id"], conn["peer_id"]);
+    let listed = reader
+        .list(Kind::SiteConnection, &[])
+        .await
+        .expect("reader lists");
+    assert_eq!(listed[0]["psk"], "***");
+    assert_eq!(
+        fault(reader.create(Kind::IkePolicy, json!({})).await),
+        (403, "PolicyNotAuthorized".into())
+    );
+    assert_eq!(
+        fault(
+            reader
+                .update(Kind::SiteConnection, &id(&conn), json!({"psk": "x"}))
+                .await
+        ),
+        (403, "PolicyNotAuthorized".into())
+    );
+    assert_eq!(
+        fault(reader.delete(Kind::SiteConnection, &id(&conn)).await),
+        (403, "PolicyNotAuthorized".into())
+    );
+    assert_eq!(
+        fault(reader.add_router_interface(&s.router, &s.subnet).await),
+        (403, "PolicyNotAuthorized".into())
+    );
+    let nobody = h.client.as_project("p", "service");
+    assert_eq!(
+        fault(nobody.list(Kind::IkePolicy, &[]).await),
+        (403, "PolicyNotAuthorized".into())
+    );
+    assert_eq!(
+        member
+            .show(Kind::SiteConnection, &id(&conn))
+            .await
+            .expect("unchanged")["psk"],
+        "secret-psk"
+    );
+}
+
+#[tokio::test]
+async fn token_auth_maps_tokens_to_projects_and_refuses_others() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tokens = dir.path().join("tokens.toml");
+    std::fs::write(
+        &tokens,
+        "[[token]]\ntoken = \"t-admin\"\nproject_id = \"ops\"\nroles = [\"admin\"]\n\n\
+         [[token]]\ntoken = \"t-alice\"\nproject_id = \"alice\"\nuser_id = \"alice\"\nroles = [\"member\"]\n",
+    )
+    .expect("write tokens");
+    let h = start_with(|s| {
+        s.auth = vpnaas_server::AuthMode::Token;
+        s.tokens_file = Some(tokens.clone());
+    })
+    .await;
+    let with_token = |t: &str| {
+        h.client.with_identity(vpnaas_client::Identity {
+            token: Some(t.into()),
+            ..Default::default()
+        })
+    };
+    assert_eq!(
+        fault(h.client.list(Kind::IkePolicy, &[]).await),
+        (401, "HTTPUnauthorized".into())
+    );
+    assert_eq!(
+        fault(with_token("wrong").list(Kind::IkePolicy, &[]).await),
+        (401, "HTTPUnauthorized".into())
+    );
+    let spoofed = h.client.with_identity(vpnaas_client::Identity {
+        token: Some("t-alice".into()),
+        project: Some("ops".into()),
+        roles: Some("admin".into()),
+        ..Default::default()
+    });
+    let p = spoofed
+        .create(Kind::IkePolicy, json!({}))
+        .await
+        .expect("alice creates");
+    assert_eq!(
+        p["project_id"], "alice",
+        "identity headers are ignored under token auth"
+    );
+    assert_eq!(
+        with_token("t-admin")
+            .list(Kind::IkePolicy, &[])
+            .await
+            .expect("admin")
+            .len(),
+        1
+    );
+}

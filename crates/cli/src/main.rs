@@ -1,1 +1,138 @@
-fn main() {}
+//! `vpnaas`: the server, the client commands (named after `openstack vpn …`) and tools,
+//! in one binary.
+
+mod bench;
+mod output;
+mod resource_cmd;
+mod serve;
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{Args, Command, FromArgMatches};
+use vpnaas_client::{Client, Identity};
+use vpnaas_model::Kind;
+
+use output::Format;
+
+/// Options of every client command.
+#[derive(Debug, Args)]
+struct Global {
+    /// API endpoint.
+    #[arg(
+        long,
+        global = true,
+        env = "VPNAAS_URL",
+        default_value = "http://127.0.0.1:9696"
+    )]
+    url: String,
+    /// Project to act for (noauth).
+    #[arg(long, global = true, env = "VPNAAS_PROJECT")]
+    project: Option<String>,
+    /// Comma-separated roles (noauth).
+    #[arg(long, global = true, env = "VPNAAS_ROLES")]
+    roles: Option<String>,
+    /// API token (token auth).
+    #[arg(long, global = true, env = "VPNAAS_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Output format.
+    #[arg(
+        short = 'f',
+        long = "format",
+        global = true,
+        value_enum,
+        default_value = "table"
+    )]
+    format: Format,
+}
+
+impl Global {
+    fn client(&self) -> Client {
+        Client::new(&self.url).with_identity(Identity {
+            project: self.project.clone(),
+            user: None,
+            roles: self.roles.clone(),
+            token: self.token.clone(),
+        })
+    }
+}
+
+fn cli() -> Command {
+    let mut cli = Global::augment_args(
+        Command::new("vpnaas")
+            .version(env!("CARGO_PKG_VERSION"))
+            .about("Site-to-site IPsec VPN as a service (Neutron VPNaaS v2.0 compatible)")
+            .subcommand_required(true),
+    )
+    .subcommand(serve::ServerArgs::augment_args(
+        Command::new("server").about("Run the API server"),
+    ))
+    .subcommand(Command::new("default-config").about("Print an annotated server configuration"))
+    .subcommand(
+        Command::new("bench")
+            .about("Benchmarks")
+            .subcommand_required(true)
+            .subcommand(bench::BenchArgs::augment_args(
+                Command::new("api").about("Benchmark a running API server"),
+            )),
+    );
+    for kind in Kind::ALL {
+        cli = cli.subcommand(resource_cmd::command(kind));
+    }
+    cli
+}
+
+async fn run() -> Result<String> {
+    let matches = cli().get_matches();
+    let global = Global::from_arg_matches(&matches)?;
+    let Some((name, args)) = matches.subcommand() else {
+        anyhow::bail!("missing command")
+    };
+    match name {
+        "server" => {
+            serve::run(&serve::ServerArgs::from_arg_matches(args)?).await?;
+            Ok(String::new())
+        }
+        "default-config" => Ok(vpnaas_server::config::DEFAULT_CONFIG.trim_end().to_string()),
+        "bench" => {
+            let (_, bench_args) = args
+                .subcommand()
+                .ok_or_else(|| anyhow::anyhow!("missing benchmark"))?;
+            bench::run(
+                &global.client(),
+                &bench::BenchArgs::from_arg_matches(bench_args)?,
+            )
+            .await
+        }
+        resource => {
+            let kind = Kind::ALL
+                .into_iter()
+                .find(|k| resource_cmd::command_name(*k) == resource)
+                .ok_or_else(|| anyhow::anyhow!("unknown command {resource}"))?;
+            resource_cmd::run(&global.client(), global.format, kind, args).await
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("VPNAAS_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run().await {
+        Ok(text) => {
+            if !text.is_empty() {
+                println!("{text}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("Error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,177 @@
+//! `vpnaas bench api`: drives a running server over HTTP and prints latency percentiles
+//! and throughput for create, show, list (of a large collection) and delete of IKE
+//! policies. It deletes only what it created.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use serde_json::json;
+use tokio::task::JoinSet;
+use vpnaas_client::Client;
+use vpnaas_model::Kind;
+
+/// Flags of `vpnaas bench api`.
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 8)]
+    concurrency: usize,
+    /// Objects created (and deleted); also the size of the listed collection.
+    #[arg(long, default_value_t = 1000)]
+    objects: usize,
+    /// Show requests.
+    #[arg(long, default_value_t = 20000)]
+    shows: usize,
+    /// List requests (each returns every object).
+    #[arg(long, default_value_t = 200)]
+    lists: usize,
+}
+
+struct Stats {
+    name: &'static str,
+    latencies: Vec<Duration>,
+    wall: Duration,
+}
+
+impl Stats {
+    fn percentile(&self, p: f64) -> f64 {
+        let mut sorted = self.latencies.clone();
+        sorted.sort();
+        let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+        sorted.get(index).map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+    }
+
+    fn line(&self) -> String {
+        format!(
+            "{:<8} {:>7} {:>10.3} {:>10.3} {:>10.0}",
+            self.name,
+            self.latencies.len(),
+            self.percentile(0.5),
+            self.percentile(0.99),
+            self.latencies.len() as f64 / self.wall.as_secs_f64()
+        )
+    }
+}
+
+/// Runs `count` calls of `call(i)` with `concurrency` in flight; returns their latencies.
+async fn drive<F, Fut>(
+    name: &'static str,
+    count: usize,
+    concurrency: usize,
+    call: F,
+) -> Result<Stats>
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<()>> + Send,
+{
+    let call = Arc::new(call);
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut workers = JoinSet::new();
+    for _ in 0..concurrency.max(1) {
+        let (call, next) = (call.clone(), next.clone());
+        workers.spawn(async move {
+            let mut latencies = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= count {
+                    return Ok::<_, anyhow::Error>(latencies);
+                }
+                let t = Instant::now();
+                call(i).await?;
+                latencies.push(t.elapsed());
+            }
+        });
+    }
+    let mut latencies = Vec::with_capacity(count);
+    while let Some(done) = workers.join_next().await {
+        latencies.extend(done??);
+    }
+    Ok(Stats {
+        name,
+        latencies,
+        wall: started.elapsed(),
+    })
+}
+
+/// Runs the benchmark against `client` and returns the printed report.
+pub async fn run(client: &Client, args: &BenchArgs) -> Result<String> {
+    let run_id = uuid::Uuid::new_v4().simple().to_string();
+    let ids = Arc::new(std::sync::Mutex::new(vec![String::new(); args.objects]));
+    let create = {
+        let (client, ids, run_id) = (client.clone(), ids.clone(), run_id.clone());
+        drive("create", args.objects, args.concurrency, move |i| {
+            let (client, ids, name) = (client.clone(), ids.clone(), format!("bench-{run_id}-{i}"));
+            async move {
+                let created = client
+                    .create(Kind::IkePolicy, json!({"name": name}))
+                    .await?;
+                let id = created["id"].as_str().context("id")?.to_string();
+                ids.lock().map_err(|_| anyhow::anyhow!("poisoned"))?[i] = id;
+                Ok(())
+            }
+        })
+        .await?
+    };
+    let ids: Arc<Vec<String>> =
+        Arc::new(ids.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.clone());
+    let show = {
+        let (client, ids) = (client.clone(), ids.clone());
+        drive("show", args.shows, args.concurrency, move |i| {
+            let (client, id) = (client.clone(), ids[i % ids.len()].clone());
+            async move {
+                client
+                    .show(Kind::IkePolicy, &id)
+                    .await
+                    .map(|_| ())
+                    .map_err(Into::into)
+            }
+        })
+        .await?
+    };
+    let total = client.list(Kind::IkePolicy, &[]).await?.len();
+    let list = {
+        let client = client.clone();
+        drive("list", args.lists, 1, move |_| {
+            let client = client.clone();
+            async move {
+                client
+                    .list(Kind::IkePolicy, &[])
+                    .await
+                    .map(|_| ())
+                    .map_err(Into::into)
+            }
+        })
+        .await?
+    };
+    let delete = {
+        let (client, ids) = (client.clone(), ids.clone());
+        drive("delete", ids.len(), args.concurrency, move |i| {
+            let (client, id) = (client.clone(), ids[i].clone());
+            async move {
+                client
+                    .delete(Kind::IkePolicy, &id)
+                    .await
+                    .map_err(Into::into)
+            }
+        })
+        .await?
+    };
+    let mut report = format!(
+        "vpnaas bench api: {} (concurrency {}, list of {total} objects at concurrency 1)\n{:<8} {:>7} {:>10} {:>10} {:>10}\n",
+        client.base_url(),
+        args.concurrency,
+        "op",
+        "n",
+        "p50 ms",
+        "p99 ms",
+        "req/s"
+    );
+    for stats in [create, show, list, delete] {
+        report.push_str(&stats.line());
+        report.push('\n');
+    }
+    Ok(report)
+}

@@ -1,6 +1,7 @@
 //! `vpnaas bench api`: drives a running server over HTTP and prints latency percentiles
 //! and throughput for create, show, list (of a large collection) and delete of IKE
-//! policies. It deletes only what it created.
+//! policies. Latency runs to the last byte of the answer; list bodies are not decoded by
+//! the benchmark client, so its figure is the server's. It deletes only what it created.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -137,11 +138,11 @@ pub async fn run(client: &Client, args: &BenchArgs) -> Result<String> {
         drive("list", args.lists, 1, move |_| {
             let client = client.clone();
             async move {
-                client
-                    .list(Kind::IkePolicy, &[])
-                    .await
-                    .map(|_| ())
-                    .map_err(Into::into)
+                let body = client
+                    .get_text(&format!("/v2.0/{}", Kind::IkePolicy.path()))
+                    .await?;
+                anyhow::ensure!(body.len() > 2, "empty list");
+                Ok(())
             }
         })
         .await?

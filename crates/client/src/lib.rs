@@ -290,6 +290,18 @@ impl Client {
         .await
     }
 
+    /// GETs a path and returns the body as text, undecoded (for benchmarks).
+    pub async fn get_text(&self, path: &str) -> Result<String> {
+        let response = self.http.get(format!("{}{path}", self.base)).send().await?;
+        let status = response.status();
+        let text = response.text().await?;
+        if status.is_success() {
+            Ok(text)
+        } else {
+            Err(Error::Protocol(format!("HTTP {status} for {path}")))
+        }
+    }
+
     /// GETs any path as JSON (discovery documents, OpenAPI).
     pub async fn get(&self, path: &str) -> Result<Value> {
         self.call(Method::GET, path, None).await

@@ -10,7 +10,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
 use axum::{Json, Router, ServiceExt};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use tower::Layer;
 use tower::util::MapRequestLayer;
 use vpnaas_model::{Error as Fault, Kind};
@@ -132,16 +132,14 @@ async fn list(
     uri: OriginalUri,
     headers: HeaderMap,
     kind: Kind,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     let query = ListQuery::parse(kind, uri.query())?;
-    let items = service::list(&app, &caller, kind, &query).await?;
-    let (page, links) = query.finish(kind, items, &base_url(&headers, &uri))?;
-    let mut body = Map::new();
-    body.insert(kind.plural().into(), Value::Array(page));
-    if !links.is_empty() {
-        body.insert(format!("{}_links", kind.plural()), Value::Array(links));
-    }
-    Ok(Json(Value::Object(body)))
+    let body = service::list(&app, &caller, kind, &query, &base_url(&headers, &uri)).await?;
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response())
 }
 
 async fn show(

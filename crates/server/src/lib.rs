@@ -12,6 +12,7 @@ pub mod service;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use vpnaas_model::attr::Rules;
 use vpnaas_store::{SqlStore, Store};
@@ -102,6 +103,13 @@ impl Server {
             .map_err(|e| StartError::Listen(listen, e))?;
         let (shutdown, stop) = tokio::sync::oneshot::channel();
         let service = api::service(app);
+        // Without TCP_NODELAY, Nagle holds the tail of a large answer until the client's
+        // delayed ACK on keep-alive connections: milliseconds on every big list.
+        let listener = listener.tap_io(|tcp| {
+            if let Err(error) = tcp.set_nodelay(true) {
+                tracing::debug!(%error, "cannot set TCP_NODELAY");
+            }
+        });
         let task = tokio::spawn(async move {
             axum::serve(listener, service)
                 .with_graceful_shutdown(async move {

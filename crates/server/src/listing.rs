@@ -75,6 +75,12 @@ impl ListQuery {
             .all(|(key, wanted)| wanted.iter().any(|w| value_matches(item.get(key), w)))
     }
 
+    /// Whether the answer depends only on ids (no filter, sort or field selection), so
+    /// documents can be sent as stored without being parsed.
+    pub fn is_plain(&self) -> bool {
+        self.filters.is_empty() && self.sort.is_empty() && self.fields.is_empty()
+    }
+
     /// Sorts, pages and projects `items`; returns the page and its links.
     pub fn finish(
         &self,
@@ -85,7 +91,12 @@ impl ListQuery {
         if !self.sort.is_empty() {
             items.sort_by(|a, b| self.compare(a, b));
         }
-        let (page, links) = self.paginate(kind, items, base_url)?;
+        let (page, links) = self.paginate(
+            kind,
+            items,
+            |i| i.get("id").and_then(Value::as_str),
+            base_url,
+        )?;
         Ok((
             page.into_iter()
                 .map(|item| project(item, &self.fields))
@@ -105,12 +116,14 @@ impl ListQuery {
         Ordering::Equal
     }
 
-    fn paginate(
+    /// Applies `limit` / `marker` / `page_reverse`; returns the page and its links.
+    pub fn paginate<T>(
         &self,
         kind: Kind,
-        items: Vec<Value>,
+        items: Vec<T>,
+        id_of: impl Fn(&T) -> Option<&str>,
         base_url: &str,
-    ) -> Result<(Vec<Value>, Vec<Value>), Fault> {
+    ) -> Result<(Vec<T>, Vec<Value>), Fault> {
         let Some(limit) = self.limit else {
             return Ok((items, vec![]));
         };
@@ -118,7 +131,7 @@ impl ListQuery {
             Some(marker) => Some(
                 items
                     .iter()
-                    .position(|i| i.get("id").and_then(Value::as_str) == Some(marker))
+                    .position(|i| id_of(i) == Some(marker.as_str()))
                     .ok_or_else(|| Fault::resource_not_found(kind, marker))?,
             ),
             None => None,
@@ -132,25 +145,20 @@ impl ListQuery {
         };
         let has_more_after = end < items.len();
         let has_more_before = start > 0;
-        let page: Vec<Value> = items.into_iter().skip(start).take(end - start).collect();
+        let page: Vec<T> = items.into_iter().skip(start).take(end - start).collect();
+        let first = page.first().and_then(&id_of).map(str::to_string);
+        let last = page.last().and_then(&id_of).map(str::to_string);
         let mut links = Vec::new();
-        let id_of = |item: Option<&Value>| {
-            item.and_then(|i| i.get("id"))
-                .and_then(Value::as_str)
-                .map(str::to_string)
-        };
-        if has_more_after || (self.page_reverse && self.marker.is_some()) {
-            if let Some(last) = id_of(page.last()) {
-                links
-                    .push(json!({"rel": "next", "href": self.link(base_url, limit, &last, false)}));
-            }
+        if (has_more_after || (self.page_reverse && self.marker.is_some()))
+            && let Some(last) = last
+        {
+            links.push(json!({"rel": "next", "href": self.link(base_url, limit, &last, false)}));
         }
-        if has_more_before || (!self.page_reverse && self.marker.is_some()) {
-            if let Some(first) = id_of(page.first()) {
-                links.push(
-                    json!({"rel": "previous", "href": self.link(base_url, limit, &first, true)}),
-                );
-            }
+        if (has_more_before || (!self.page_reverse && self.marker.is_some()))
+            && let Some(first) = first
+        {
+            links
+                .push(json!({"rel": "previous", "href": self.link(base_url, limit, &first, true)}));
         }
         Ok((page, links))
     }

@@ -92,8 +92,11 @@ impl SqlStore {
 
 const GET_ONE: &str =
     "SELECT kind, id, project_id, body FROM resources WHERE kind = $1 AND id = $2";
+/// One row holding the whole collection as a JSON array of the documents, oldest first:
+/// the driver's per-row overhead costs several times more than the database's
+/// aggregation. `string_agg … ORDER BY` is the same text in SQLite (3.44+) and PostgreSQL.
 const LIST_KIND: &str =
-    "SELECT kind, id, project_id, body FROM resources WHERE kind = $1 ORDER BY created_at, id";
+    "SELECT string_agg(body, ',' ORDER BY created_at, id) FROM resources WHERE kind = $1";
 
 fn record_of(row: &sqlx::any::AnyRow) -> Result<Record> {
     let kind_name: String = row.try_get(0)?;
@@ -115,6 +118,45 @@ fn records_of(rows: &[sqlx::any::AnyRow]) -> Result<Vec<Record>> {
     rows.iter().map(record_of).collect()
 }
 
+/// The fields of a document the store needs besides its text.
+#[derive(serde::Deserialize)]
+struct Owner {
+    id: String,
+    project_id: String,
+}
+
+// Reads use `fetch_all`, which steps every statement to completion so that no pooled
+// SQLite connection keeps a read snapshot open (an earlier `fetch_one` on an aggregate
+// returned stale reads under concurrent load).
+fn records_of_aggregate(kind: Kind, rows: &[sqlx::any::AnyRow]) -> Result<Vec<Record>> {
+    let text: Option<String> = match rows.first() {
+        Some(row) => row.try_get(0)?,
+        None => None,
+    };
+    let Some(text) = text else { return Ok(vec![]) };
+    let corrupt = |e: serde_json::Error| Error::Corrupt {
+        kind,
+        id: "*".into(),
+        reason: e.to_string(),
+    };
+    let array = format!("[{text}]");
+    let documents: Vec<&serde_json::value::RawValue> =
+        serde_json::from_str(&array).map_err(corrupt)?;
+    documents
+        .into_iter()
+        .map(|body| {
+            let owner: Owner = serde_json::from_str(body.get()).map_err(corrupt)?;
+            Ok(Record {
+                kind,
+                id: owner.id,
+                project_id: owner.project_id,
+                body: body.get().to_string(),
+                refs: vec![],
+            })
+        })
+        .collect()
+}
+
 fn now_nanos() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -125,12 +167,12 @@ fn now_nanos() -> i64 {
 #[async_trait]
 impl Store for SqlStore {
     async fn get(&self, kind: Kind, id: &str) -> Result<Option<Record>> {
-        let row = sqlx::query(GET_ONE)
+        let rows = sqlx::query(GET_ONE)
             .bind(kind.store_name())
             .bind(id)
-            .fetch_optional(&self.pool)
+            .fetch_all(&self.pool)
             .await?;
-        row.as_ref().map(record_of).transpose()
+        rows.first().map(record_of).transpose()
     }
 
     async fn list(&self, kind: Kind) -> Result<Vec<Record>> {
@@ -138,7 +180,7 @@ impl Store for SqlStore {
             .bind(kind.store_name())
             .fetch_all(&self.pool)
             .await?;
-        records_of(&rows)
+        records_of_aggregate(kind, &rows)
     }
 
     async fn begin(&self) -> Result<Box<dyn Transaction>> {
@@ -156,12 +198,12 @@ struct SqlTransaction {
 #[async_trait]
 impl Transaction for SqlTransaction {
     async fn get(&mut self, kind: Kind, id: &str) -> Result<Option<Record>> {
-        let row = sqlx::query(GET_ONE)
+        let rows = sqlx::query(GET_ONE)
             .bind(kind.store_name())
             .bind(id)
-            .fetch_optional(&mut *self.tx)
+            .fetch_all(&mut *self.tx)
             .await?;
-        row.as_ref().map(record_of).transpose()
+        rows.first().map(record_of).transpose()
     }
 
     async fn list(&mut self, kind: Kind) -> Result<Vec<Record>> {
@@ -169,7 +211,7 @@ impl Transaction for SqlTransaction {
             .bind(kind.store_name())
             .fetch_all(&mut *self.tx)
             .await?;
-        records_of(&rows)
+        records_of_aggregate(kind, &rows)
     }
 
     async fn referrers(

@@ -455,13 +455,14 @@ async fn gateway_for(
         .and_then(Value::as_array)
         .map(|l| l.iter().filter_map(|v| v.as_object().cloned()).collect())
         .unwrap_or_default();
-    if let Some(current) = &router.external_gateway_info {
-        if current.network_id == network_id && wanted.is_empty() {
-            return Ok(Some(GatewayInfo {
-                enable_snat,
-                ..current.clone()
-            }));
-        }
+    if let Some(current) = &router.external_gateway_info
+        && current.network_id == network_id
+        && wanted.is_empty()
+    {
+        return Ok(Some(GatewayInfo {
+            enable_snat,
+            ..current.clone()
+        }));
     }
     let mut taken = addresses_in_use(tx, network_id, &router.id).await?;
     let mut fixed = Vec::new();

@@ -22,24 +22,49 @@ pub use inventory::{InterfaceChange, change_router_interface};
 /// What readers see instead of a pre-shared key.
 pub const REDACTED: &str = "***";
 
-/// Lists the visible objects of a kind that pass the query's filters (not yet paged).
+/// Lists the visible objects of a kind that pass the query, paged: returns the JSON body
+/// (`{"<plural>": [...], "<plural>_links": [...]}`).
 pub async fn list(
     app: &App,
     caller: &Caller,
     kind: Kind,
     query: &ListQuery,
-) -> ApiResult<Vec<Value>> {
+    base_url: &str,
+) -> ApiResult<String> {
     caller.require_read(&format!("get_{}", kind.policy_target()))?;
     let records = app.store.list(kind).await?;
     let public = public_networks(app, caller, kind).await?;
-    let mut out = Vec::with_capacity(records.len());
-    for record in &records {
-        let item: Value = serde_json::from_str(&record.body)?;
-        if visible(caller, kind, record, &item, &public) && query.matches(&item) {
-            out.push(redact(caller, kind, item));
+    let needs_documents = !query.is_plain()
+        || (kind == Kind::SiteConnection && !caller.sees_secrets())
+        || (matches!(kind, Kind::Network | Kind::Subnet) && !caller.is_admin());
+    let (items, links): (Vec<String>, Vec<Value>) = if needs_documents {
+        let mut visible_items = Vec::with_capacity(records.len());
+        for record in &records {
+            let item: Value = serde_json::from_str(&record.body)?;
+            if visible(caller, kind, record, &item, &public) && query.matches(&item) {
+                visible_items.push(redact(caller, kind, item));
+            }
         }
+        let (page, links) = query.finish(kind, visible_items, base_url)?;
+        (page.iter().map(Value::to_string).collect(), links)
+    } else {
+        let mine: Vec<Record> = records
+            .into_iter()
+            .filter(|r| caller.owns(&r.project_id))
+            .collect();
+        let (page, links) = query.paginate(kind, mine, |r| Some(r.id.as_str()), base_url)?;
+        (page.into_iter().map(|r| r.body).collect(), links)
+    };
+    let mut body = format!("{{\"{}\":[{}]", kind.plural(), items.join(","));
+    if !links.is_empty() {
+        body.push_str(&format!(
+            ",\"{}_links\":{}",
+            kind.plural(),
+            Value::Array(links)
+        ));
     }
-    Ok(out)
+    body.push('}');
+    Ok(body)
 }
 
 /// Shows one visible object.
@@ -227,10 +252,11 @@ pub(crate) async fn fetch_visible_subnet(
 }
 
 fn redact(caller: &Caller, kind: Kind, mut item: Value) -> Value {
-    if kind == Kind::SiteConnection && !caller.sees_secrets() {
-        if let Some(psk) = item.get_mut("psk") {
-            *psk = Value::String(REDACTED.into());
-        }
+    if kind == Kind::SiteConnection
+        && !caller.sees_secrets()
+        && let Some(psk) = item.get_mut("psk")
+    {
+        *psk = Value::String(REDACTED.into());
     }
     item
 }

@@ -172,10 +172,10 @@ async fn create_vpn_service(
         )
         .into());
     }
-    if let Some(subnet_id) = fields.get("subnet_id").and_then(Value::as_str) {
-        if !router.has_interface_on(subnet_id) {
-            return Err(not_connected(subnet_id, &router_id).into());
-        }
+    if let Some(subnet_id) = fields.get("subnet_id").and_then(Value::as_str)
+        && !router.has_interface_on(subnet_id)
+    {
+        return Err(not_connected(subnet_id, &router_id).into());
     }
     let ip = |v| {
         router

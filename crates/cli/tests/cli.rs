@@ -1,0 +1,230 @@
+//! The `vpnaas` binary as a user runs it: client commands against a real server, output
+//! formats, name resolution, errors printed from the server with a non-zero exit code,
+//! and `default-config`.
+
+use std::process::{Command, Output};
+
+use vpnaas_server::{Server, Settings};
+
+fn vpnaas(url: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_vpnaas"))
+        .args(args)
+        .env("VPNAAS_URL", url)
+        .env_remove("VPNAAS_PROJECT")
+        .env_remove("VPNAAS_ROLES")
+        .env_remove("VPNAAS_TOKEN")
+        .output()
+        .expect("run vpnaas")
+}
+
+fn ok(url: &str, args: &[&str]) -> String {
+    let out = vpnaas(url, args);
+    assert!(
+        out.status.success(),
+        "vpnaas {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+async fn server() -> (Server, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let settings = Settings {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        data_dir: dir.path().into(),
+        ..Settings::default()
+    };
+    (Server::start(settings).await.expect("server"), dir)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_builds_a_vpn_with_the_cli() {
+    let (server, _dir) = server().await;
+    let url = server.url();
+    let url = url.as_str();
+    let run = |args: &'static [&'static str]| {
+        let url = url.to_string();
+        tokio::task::spawn_blocking(move || ok(&url, args))
+    };
+    run(&["network", "create", "public", "--router-external", "true"])
+        .await
+        .expect("join");
+    run(&[
+        "subnet",
+        "create",
+        "public-v4",
+        "--network",
+        "public",
+        "--subnet-range",
+        "203.0.113.0/24",
+    ])
+    .await
+    .expect("join");
+    run(&["network", "create", "lan1"]).await.expect("join");
+    run(&[
+        "subnet",
+        "create",
+        "lan1-v4",
+        "--network",
+        "lan1",
+        "--subnet-range",
+        "10.1.0.0/24",
+    ])
+    .await
+    .expect("join");
+    run(&["router", "create", "r1", "--external-gateway", "public"])
+        .await
+        .expect("join");
+    run(&["router", "add-interface", "r1", "lan1-v4"])
+        .await
+        .expect("join");
+    let ike = run(&[
+        "-f",
+        "json",
+        "ike-policy",
+        "create",
+        "ike1",
+        "--ike-version",
+        "v2",
+        "--lifetime",
+        "units=seconds,value=7200",
+    ])
+    .await
+    .expect("join");
+    let ike: serde_json::Value = serde_json::from_str(&ike).expect("json output");
+    assert_eq!(ike["lifetime"]["value"], 7200);
+    run(&["ipsec-policy", "create", "ipsec1"])
+        .await
+        .expect("join");
+    run(&[
+        "service", "create", "vpn1", "--router", "r1", "--subnet", "lan1-v4",
+    ])
+    .await
+    .expect("join");
+    run(&[
+        "site-connection",
+        "create",
+        "c1",
+        "--vpnservice",
+        "vpn1",
+        "--ikepolicy",
+        "ike1",
+        "--ipsecpolicy",
+        "ipsec1",
+        "--peer-address",
+        "203.0.113.9",
+        "--peer-id",
+        "203.0.113.9",
+        "--psk",
+        "secret",
+        "--peer-cidr",
+        "10.2.0.0/24",
+        "--dpd",
+        "action=restart,interval=10,timeout=40",
+    ])
+    .await
+    .expect("join");
+    let listed = run(&["-f", "value", "site-connection", "list"])
+        .await
+        .expect("join");
+    assert!(
+        listed.contains(" c1 203.0.113.9 203.0.113.9 PENDING_CREATE"),
+        "{listed}"
+    );
+    let table = run(&["site-connection", "show", "c1"]).await.expect("join");
+    assert!(
+        table.contains("peer_cidrs") && table.contains("10.2.0.0/24"),
+        "{table}"
+    );
+    let set = run(&[
+        "-f",
+        "json",
+        "site-connection",
+        "set",
+        "c1",
+        "--mtu",
+        "1400",
+    ])
+    .await
+    .expect("join");
+    assert!(set.contains("\"mtu\": 1400"), "{set}");
+
+    let url_owned = url.to_string();
+    let refused =
+        tokio::task::spawn_blocking(move || vpnaas(&url_owned, &["ike-policy", "delete", "ike1"]))
+            .await
+            .expect("join");
+    assert!(
+        !refused.status.success(),
+        "deleting a policy in use must fail"
+    );
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("IKEPolicyInUse") && stderr.contains("in use"),
+        "{stderr}"
+    );
+
+    run(&["site-connection", "delete", "c1"])
+        .await
+        .expect("join");
+    run(&["ike-policy", "delete", "ike1"]).await.expect("join");
+    let empty = run(&["-f", "json", "ike-policy", "list"])
+        .await
+        .expect("join");
+    assert_eq!(empty.trim(), "[]");
+    server.stop().await;
+}
+
+#[test]
+fn default_config_is_printed_and_an_unreachable_server_is_an_error() {
+    let config = ok("http://127.0.0.1:9", &["default-config"]);
+    assert!(
+        config.contains("listen = \"127.0.0.1:9696\"")
+            && config.contains("allow_weak_algorithms = false")
+    );
+    let out = vpnaas("http://127.0.0.1:9", &["ike-policy", "list"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach"));
+}
+
+#[test]
+fn the_server_command_reads_a_config_file_and_serves() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let config = dir.path().join("vpnaas.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\n",
+            dir.path().join("data").display()
+        ),
+    )
+    .expect("write config");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vpnaas"))
+        .args(["server", "--config"])
+        .arg(&config)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start server");
+    let url = format!("http://127.0.0.1:{port}");
+    let mut listed = None;
+    for _ in 0..100 {
+        let out = vpnaas(&url, &["-f", "json", "ike-policy", "list"]);
+        if out.status.success() {
+            listed = Some(String::from_utf8_lossy(&out.stdout).into_owned());
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(listed.expect("server answered").trim(), "[]");
+    assert!(
+        dir.path().join("data/vpnaas.db").exists(),
+        "the SQLite file lives in data_dir"
+    );
+}

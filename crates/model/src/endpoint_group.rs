@@ -7,7 +7,6 @@ use serde_json::{Value, json};
 use crate::attr::{Attr, AttrType as T, Post};
 use crate::enums::EndpointType;
 use crate::kind::Kind;
-use crate::resource::Resource;
 
 /// An endpoint group.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -51,22 +50,15 @@ pub const ENDPOINT_GROUP_ATTRS: &[Attr] = crate::attribute_map![
     ),
 ];
 
-impl Resource for EndpointGroup {
-    const KIND: Kind = Kind::EndpointGroup;
-    fn id(&self) -> &str {
-        &self.id
+crate::impl_resource!(
+    EndpointGroup,
+    Kind::EndpointGroup,
+    |g| match g.endpoint_type {
+        EndpointType::Subnet => g
+            .endpoints
+            .iter()
+            .map(|s| (Kind::Subnet, s.clone()))
+            .collect(),
+        _ => vec![],
     }
-    fn project_id(&self) -> &str {
-        &self.project_id
-    }
-    fn references(&self) -> Vec<(Kind, String)> {
-        match self.endpoint_type {
-            EndpointType::Subnet => self
-                .endpoints
-                .iter()
-                .map(|s| (Kind::Subnet, s.clone()))
-                .collect(),
-            _ => vec![],
-        }
-    }
-}
+);

@@ -6,7 +6,6 @@ use serde_json::{Value, json};
 
 use crate::attr::{Attr, AttrType as T, Post};
 use crate::kind::Kind;
-use crate::resource::Resource;
 
 /// A network; external networks carry router gateways.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -296,30 +295,12 @@ pub const ROUTER_ATTRS: &[Attr] = crate::attribute_map![
     ),
 ];
 
-macro_rules! impl_resource {
-    ($ty:ty, $kind:expr, |$s:ident| $refs:expr) => {
-        impl Resource for $ty {
-            const KIND: Kind = $kind;
-            fn id(&self) -> &str {
-                &self.id
-            }
-            fn project_id(&self) -> &str {
-                &self.project_id
-            }
-            fn references(&self) -> Vec<(Kind, String)> {
-                let $s = self;
-                $refs
-            }
-        }
-    };
-}
-
-impl_resource!(Network, Kind::Network, |_n| vec![]);
-impl_resource!(Subnet, Kind::Subnet, |s| vec![(
+crate::impl_resource!(Network, Kind::Network, |_n| vec![]);
+crate::impl_resource!(Subnet, Kind::Subnet, |s| vec![(
     Kind::Network,
     s.network_id.clone()
 )]);
-impl_resource!(Router, Kind::Router, |r| {
+crate::impl_resource!(Router, Kind::Router, |r| {
     let mut refs = Vec::new();
     if let Some(gw) = &r.external_gateway_info {
         refs.push((Kind::Network, gw.network_id.clone()));

@@ -6,7 +6,6 @@ use serde_json::{Value, json};
 use crate::attr::{Attr, AttrType as T, Post};
 use crate::enums::*;
 use crate::kind::Kind;
-use crate::resource::Resource;
 
 /// A security association lifetime; the API accepts seconds only.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -211,28 +210,6 @@ pub const IPSEC_POLICY_ATTRS: &[Attr] = crate::attribute_map![
     ),
 ];
 
-impl Resource for IkePolicy {
-    const KIND: Kind = Kind::IkePolicy;
-    fn id(&self) -> &str {
-        &self.id
-    }
-    fn project_id(&self) -> &str {
-        &self.project_id
-    }
-    fn references(&self) -> Vec<(Kind, String)> {
-        vec![]
-    }
-}
+crate::impl_resource!(IkePolicy, Kind::IkePolicy, |_p| vec![]);
 
-impl Resource for IpsecPolicy {
-    const KIND: Kind = Kind::IpsecPolicy;
-    fn id(&self) -> &str {
-        &self.id
-    }
-    fn project_id(&self) -> &str {
-        &self.project_id
-    }
-    fn references(&self) -> Vec<(Kind, String)> {
-        vec![]
-    }
-}
+crate::impl_resource!(IpsecPolicy, Kind::IpsecPolicy, |_p| vec![]);

@@ -47,3 +47,24 @@ macro_rules! attribute_map {
         ]
     };
 }
+
+/// Implements [`Resource`] for a struct with `id` and `project_id` fields, given its
+/// kind and how to list what it refers to.
+#[macro_export]
+macro_rules! impl_resource {
+    ($ty:ty, $kind:expr, |$s:ident| $refs:expr) => {
+        impl $crate::resource::Resource for $ty {
+            const KIND: $crate::Kind = $kind;
+            fn id(&self) -> &str {
+                &self.id
+            }
+            fn project_id(&self) -> &str {
+                &self.project_id
+            }
+            fn references(&self) -> Vec<($crate::Kind, String)> {
+                let $s = self;
+                $refs
+            }
+        }
+    };
+}

@@ -8,7 +8,6 @@ use serde_json::{Value, json};
 use crate::attr::{Attr, AttrType as T, Post};
 use crate::enums::{DpdAction, Initiator, Status};
 use crate::kind::Kind;
-use crate::resource::Resource;
 
 /// A pre-shared key. Its `Debug` never shows the secret.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -252,26 +251,39 @@ pub const SITE_CONNECTION_ATTRS: &[Attr] = crate::attribute_map![
     ),
 ];
 
-impl Resource for SiteConnection {
-    const KIND: Kind = Kind::SiteConnection;
-    fn id(&self) -> &str {
-        &self.id
+crate::impl_resource!(SiteConnection, Kind::SiteConnection, |c| {
+    let mut refs = vec![
+        (Kind::VpnService, c.vpnservice_id.clone()),
+        (Kind::IkePolicy, c.ikepolicy_id.clone()),
+        (Kind::IpsecPolicy, c.ipsecpolicy_id.clone()),
+    ];
+    for group in [&c.local_ep_group_id, &c.peer_ep_group_id]
+        .into_iter()
+        .flatten()
+    {
+        refs.push((Kind::EndpointGroup, group.clone()));
     }
-    fn project_id(&self) -> &str {
-        &self.project_id
-    }
-    fn references(&self) -> Vec<(Kind, String)> {
-        let mut refs = vec![
-            (Kind::VpnService, self.vpnservice_id.clone()),
-            (Kind::IkePolicy, self.ikepolicy_id.clone()),
-            (Kind::IpsecPolicy, self.ipsecpolicy_id.clone()),
-        ];
-        for group in [&self.local_ep_group_id, &self.peer_ep_group_id]
-            .into_iter()
-            .flatten()
-        {
-            refs.push((Kind::EndpointGroup, group.clone()));
-        }
-        refs
+    refs
+});
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_never_shows_the_pre_shared_key() {
+        let conn: SiteConnection = serde_json::from_value(json!({
+            "id": "c", "tenant_id": "p", "project_id": "p", "name": "", "description": "",
+            "vpnservice_id": "s", "ikepolicy_id": "i", "ipsecpolicy_id": "j",
+            "peer_address": "192.0.2.1", "peer_id": "192.0.2.1", "local_id": "",
+            "psk": "very-secret-key", "peer_cidrs": [], "local_ep_group_id": null,
+            "peer_ep_group_id": null, "mtu": 1500, "initiator": "bi-directional",
+            "dpd": {}, "admin_state_up": true, "auth_mode": "psk", "route_mode": "static",
+            "status": "PENDING_CREATE"
+        }))
+        .expect("decodes");
+        let shown = format!("{conn:?} {:?}", conn.psk);
+        assert!(!shown.contains("very-secret-key"), "{shown}");
+        assert_eq!(conn.psk.expose(), "very-secret-key");
     }
 }

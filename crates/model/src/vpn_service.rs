@@ -6,7 +6,6 @@ use serde_json::{Value, json};
 use crate::attr::{Attr, AttrType as T, Post};
 use crate::enums::Status;
 use crate::kind::Kind;
-use crate::resource::Resource;
 
 /// A VPN service.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -94,17 +93,8 @@ pub const VPN_SERVICE_ATTRS: &[Attr] = crate::attribute_map![
     ),
 ];
 
-impl Resource for VpnService {
-    const KIND: Kind = Kind::VpnService;
-    fn id(&self) -> &str {
-        &self.id
-    }
-    fn project_id(&self) -> &str {
-        &self.project_id
-    }
-    fn references(&self) -> Vec<(Kind, String)> {
-        let mut refs = vec![(Kind::Router, self.router_id.clone())];
-        refs.extend(self.subnet_id.iter().map(|s| (Kind::Subnet, s.clone())));
-        refs
-    }
-}
+crate::impl_resource!(VpnService, Kind::VpnService, |s| {
+    let mut refs = vec![(Kind::Router, s.router_id.clone())];
+    refs.extend(s.subnet_id.iter().map(|id| (Kind::Subnet, id.clone())));
+    refs
+});

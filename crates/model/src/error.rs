@@ -115,6 +115,7 @@ impl Error {
             ),
             crate::Kind::Subnet => ("SubnetNotFound", format!("Subnet {id} could not be found.")),
             crate::Kind::Router => ("RouterNotFound", format!("Router {id} could not be found")),
+            crate::Kind::Agent => ("AgentNotFound", format!("Agent {id} could not be found")),
         };
         Self::not_found(class_name, message)
     }

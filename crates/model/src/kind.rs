@@ -21,11 +21,13 @@ pub enum Kind {
     Subnet,
     /// `/v2.0/routers`
     Router,
+    /// `/v2.0/agents` (admin, read-only)
+    Agent,
 }
 
 impl Kind {
     /// All kinds, in the order the API documents them.
-    pub const ALL: [Kind; 8] = [
+    pub const ALL: [Kind; 9] = [
         Kind::IkePolicy,
         Kind::IpsecPolicy,
         Kind::VpnService,
@@ -34,6 +36,7 @@ impl Kind {
         Kind::Network,
         Kind::Subnet,
         Kind::Router,
+        Kind::Agent,
     ];
 
     /// JSON envelope key of one object (`ikepolicy`).
@@ -47,6 +50,7 @@ impl Kind {
             Kind::Network => "network",
             Kind::Subnet => "subnet",
             Kind::Router => "router",
+            Kind::Agent => "agent",
         }
     }
 
@@ -61,6 +65,7 @@ impl Kind {
             Kind::Network => "networks",
             Kind::Subnet => "subnets",
             Kind::Router => "routers",
+            Kind::Agent => "agents",
         }
     }
 
@@ -75,6 +80,7 @@ impl Kind {
             Kind::Network => "networks",
             Kind::Subnet => "subnets",
             Kind::Router => "routers",
+            Kind::Agent => "agents",
         }
     }
 

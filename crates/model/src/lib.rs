@@ -5,6 +5,7 @@
 
 #![warn(missing_docs)]
 
+pub mod agent;
 pub mod attr;
 pub mod endpoint_group;
 pub mod enums;

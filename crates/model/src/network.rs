@@ -141,6 +141,13 @@ pub struct Router {
     /// Interfaces on internal subnets.
     #[serde(default)]
     pub interfaces: Vec<RouterInterface>,
+    /// Bumped by every change to what the router's agent must apply (Neutron's
+    /// standard attribute); agents report the revision they applied.
+    #[serde(default)]
+    pub revision_number: u64,
+    /// The agent (host) the router is scheduled to, if any (vpnaas extension).
+    #[serde(default)]
+    pub agent_host: Option<String>,
 }
 
 impl Router {
@@ -292,6 +299,20 @@ pub const ROUTER_ATTRS: &[Attr] = crate::attribute_map![
         Post::Forbidden,
         false,
         "interfaces on internal subnets (vpnaas extension)"
+    ),
+    Attr::new(
+        "revision_number",
+        T::Computed,
+        Post::Forbidden,
+        false,
+        "bumped by every change an agent must apply"
+    ),
+    Attr::new(
+        "agent_host",
+        T::Computed,
+        Post::Forbidden,
+        false,
+        "host of the agent the router is scheduled to (vpnaas extension)"
     ),
 ];
 

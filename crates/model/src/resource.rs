@@ -29,6 +29,7 @@ pub fn attributes(kind: Kind) -> &'static [Attr] {
         Kind::Network => crate::network::NETWORK_ATTRS,
         Kind::Subnet => crate::network::SUBNET_ATTRS,
         Kind::Router => crate::network::ROUTER_ATTRS,
+        Kind::Agent => crate::agent::AGENT_ATTRS,
     }
 }
 

@@ -35,6 +35,8 @@ pub struct Settings {
     pub default_project: String,
     /// Accept `sha1` and `3des` in policies.
     pub allow_weak_algorithms: bool,
+    /// Seconds without a heartbeat after which an agent is dead (gets no new routers).
+    pub agent_down_time: u64,
 }
 
 impl Default for Settings {
@@ -47,6 +49,7 @@ impl Default for Settings {
             tokens_file: None,
             default_project: "admin".into(),
             allow_weak_algorithms: false,
+            agent_down_time: 75,
         }
     }
 }
@@ -123,6 +126,9 @@ default_project = "admin"
 
 # sha1 and 3des are refused in IKE/IPsec policies unless this is true.
 allow_weak_algorithms = false
+
+# Seconds without a heartbeat after which an agent counts as dead.
+agent_down_time = 75
 "#;
 
 #[cfg(test)]

@@ -28,6 +28,8 @@ pub struct App {
     pub settings: Arc<Settings>,
     /// Tokens for `auth = "token"`.
     pub tokens: Arc<auth::Tokens>,
+    /// Tells agents that their routers changed.
+    pub notifier: Arc<dyn vpnaas_bus::Notifier>,
 }
 
 impl App {
@@ -56,8 +58,16 @@ pub enum StartError {
     Listen(SocketAddr, std::io::Error),
 }
 
-/// Opens the store and builds the application state.
+/// Opens the store and builds the application state, with an in-process bus.
 pub async fn build_app(settings: Settings) -> Result<App, StartError> {
+    build_app_with(settings, Arc::new(vpnaas_bus::InProcNotifier::default())).await
+}
+
+/// Opens the store and builds the application state on the given bus.
+pub async fn build_app_with(
+    settings: Settings,
+    notifier: Arc<dyn vpnaas_bus::Notifier>,
+) -> Result<App, StartError> {
     if settings.database_url.is_none() {
         std::fs::create_dir_all(&settings.data_dir)
             .map_err(|e| StartError::DataDir(settings.data_dir.clone(), e))?;
@@ -76,6 +86,7 @@ pub async fn build_app(settings: Settings) -> Result<App, StartError> {
         store: Arc::new(store),
         settings: Arc::new(settings),
         tokens: Arc::new(tokens),
+        notifier,
     })
 }
 
@@ -90,11 +101,15 @@ pub struct Server {
 impl Server {
     /// Binds and starts serving in the background.
     pub async fn start(settings: Settings) -> Result<Server, StartError> {
-        let listen = settings.listen;
-        if settings.auth == AuthMode::Noauth && !listen.ip().is_loopback() {
+        Self::start_app(build_app(settings).await?).await
+    }
+
+    /// Serves an already built application state.
+    pub async fn start_app(app: App) -> Result<Server, StartError> {
+        let listen = app.settings.listen;
+        if app.settings.auth == AuthMode::Noauth && !listen.ip().is_loopback() {
             tracing::warn!(%listen, "auth = noauth on a non-loopback address: anyone who reaches it is admin");
         }
-        let app = build_app(settings).await?;
         let listener = TcpListener::bind(listen)
             .await
             .map_err(|e| StartError::Listen(listen, e))?;

@@ -373,6 +373,7 @@ async fn update_router(
     let router: Router = fetch(tx, caller, id).await?;
     let requested = changes.remove("external_gateway_info");
     let mut updated = changed(&router, changes)?;
+    updated.revision_number += 1;
     if updated.ha != router.ha {
         check_no_vpn_service(tx, id).await?;
     }
@@ -627,8 +628,10 @@ pub async fn change_router_interface(
         InterfaceChange::Add => add_interface(tx.as_mut(), &mut router, &subnet).await?,
         InterfaceChange::Remove => remove_interface(tx.as_mut(), &mut router, &subnet).await?,
     };
+    router.revision_number += 1;
     tx.save(&router).await?;
     tx.commit().await?;
+    super::agents::notify(app, super::agents::touched(&router).into_iter().collect());
     Ok(json!({
         "id": router.id, "tenant_id": router.tenant_id, "project_id": router.project_id,
         "port_id": port_id, "subnet_id": subnet.id, "subnet_ids": [subnet.id], "network_id": subnet.network_id,

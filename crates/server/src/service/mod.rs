@@ -2,13 +2,15 @@
 //! and create / update / delete with Neutron's validation order and guards, each write in
 //! one store transaction so a guard and the change it allows cannot be split.
 
+pub mod agents;
 mod inventory;
 mod vpn;
 
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use vpnaas_model::attr::{self, Requester};
-use vpnaas_model::network::{Network, Subnet};
+use vpnaas_model::network::{Network, Router, Subnet};
+use vpnaas_model::vpn_service::VpnService;
 use vpnaas_model::{Error as Fault, Kind, Resource, attributes};
 use vpnaas_store::{Record, Transaction};
 
@@ -31,16 +33,20 @@ pub async fn list(
     query: &ListQuery,
     base_url: &str,
 ) -> ApiResult<String> {
-    caller.require_read(&format!("get_{}", kind.policy_target()))?;
+    require_read(caller, kind)?;
     let records = app.store.list(kind).await?;
     let public = public_networks(app, caller, kind).await?;
     let needs_documents = !query.is_plain()
+        || kind == Kind::Agent
         || (kind == Kind::SiteConnection && !caller.sees_secrets())
         || (matches!(kind, Kind::Network | Kind::Subnet) && !caller.is_admin());
     let (items, links): (Vec<String>, Vec<Value>) = if needs_documents {
         let mut visible_items = Vec::with_capacity(records.len());
         for record in &records {
-            let item: Value = serde_json::from_str(&record.body)?;
+            let mut item: Value = serde_json::from_str(&record.body)?;
+            if kind == Kind::Agent {
+                agents::decorate_agent(&mut item, app.settings.agent_down_time);
+            }
             if visible(caller, kind, record, &item, &public) && query.matches(&item) {
                 visible_items.push(redact(caller, kind, item));
             }
@@ -69,18 +75,30 @@ pub async fn list(
 
 /// Shows one visible object.
 pub async fn show(app: &App, caller: &Caller, kind: Kind, id: &str) -> ApiResult<Value> {
-    caller.require_read(&format!("get_{}", kind.policy_target()))?;
+    require_read(caller, kind)?;
     let record = app
         .store
         .get(kind, id)
         .await?
         .ok_or_else(|| Fault::resource_not_found(kind, id))?;
-    let item: Value = serde_json::from_str(&record.body)?;
+    let mut item: Value = serde_json::from_str(&record.body)?;
+    if kind == Kind::Agent {
+        agents::decorate_agent(&mut item, app.settings.agent_down_time);
+    }
     let public = public_networks(app, caller, kind).await?;
     if !visible(caller, kind, &record, &item, &public) {
         return Err(Fault::resource_not_found(kind, id).into());
     }
     Ok(redact(caller, kind, item))
+}
+
+/// Readers may read; agents are for admins only.
+fn require_read(caller: &Caller, kind: Kind) -> Result<(), Fault> {
+    let action = format!("get_{}", kind.policy_target());
+    if kind == Kind::Agent && !caller.is_admin() {
+        return Err(Fault::forbidden(&action));
+    }
+    caller.require_read(&action)
 }
 
 /// Creates an object from a POST body; returns its representation.
@@ -106,9 +124,60 @@ pub async fn create(app: &App, caller: &Caller, kind: Kind, body: Value) -> ApiR
         Kind::Network | Kind::Subnet | Kind::Router => {
             inventory::create(tx.as_mut(), caller, kind, fields).await?
         }
+        Kind::Agent => return Err(read_only(kind)),
     };
+    let created = match kind {
+        Kind::Router => schedule(app, tx.as_mut(), created).await?,
+        _ => created,
+    };
+    let touched = touched_by(tx.as_mut(), kind, &created).await?;
     tx.commit().await?;
+    agents::notify(app, touched);
     Ok(created)
+}
+
+fn read_only(kind: Kind) -> ApiError {
+    Fault::http_bad_request(format!(
+        "{} cannot be changed through the API",
+        kind.plural()
+    ))
+    .into()
+}
+
+/// Places a new router on the live agent with the fewest routers (if any is alive; an
+/// agent that registers later picks up unscheduled routers).
+async fn schedule(app: &App, tx: &mut dyn Transaction, created: Value) -> ApiResult<Value> {
+    let mut router: Router = serde_json::from_value(created)?;
+    router.agent_host = agents::pick_agent(tx, app.settings.agent_down_time).await?;
+    router.revision_number = 1;
+    save(tx, &router).await
+}
+
+/// The agent notifications a change implies; bumps the affected router's revision in
+/// the same transaction. Routers bump their own revision when they are saved.
+async fn touched_by(
+    tx: &mut dyn Transaction,
+    kind: Kind,
+    doc: &Value,
+) -> ApiResult<Vec<agents::Touched>> {
+    let router_id = match kind {
+        Kind::Router => {
+            let router: Router = serde_json::from_value(doc.clone())?;
+            return Ok(agents::touched(&router).into_iter().collect());
+        }
+        Kind::VpnService => doc["router_id"].as_str().map(String::from),
+        Kind::SiteConnection => {
+            let service_id = doc["vpnservice_id"].as_str().unwrap_or_default();
+            tx.load::<VpnService>(service_id)
+                .await?
+                .map(|s| s.router_id)
+        }
+        _ => None,
+    };
+    match router_id {
+        Some(id) => Ok(agents::bump(tx, &id).await?.into_iter().collect()),
+        None => Ok(vec![]),
+    }
 }
 
 /// Updates an object from a PUT body; returns its new representation.
@@ -139,8 +208,11 @@ pub async fn update(
         Kind::Network | Kind::Subnet | Kind::Router => {
             inventory::update(tx.as_mut(), caller, kind, id, changes).await?
         }
+        Kind::Agent => return Err(read_only(kind)),
     };
+    let touched = touched_by(tx.as_mut(), kind, &updated).await?;
     tx.commit().await?;
+    agents::notify(app, touched);
     Ok(updated)
 }
 
@@ -148,6 +220,10 @@ pub async fn update(
 pub async fn delete(app: &App, caller: &Caller, kind: Kind, id: &str) -> ApiResult<()> {
     caller.require_write(&format!("delete_{}", kind.policy_target()))?;
     let mut tx = app.store.begin().await?;
+    let before = match tx.get(kind, id).await? {
+        Some(record) => Some(serde_json::from_str::<Value>(&record.body)?),
+        None => None,
+    };
     match kind {
         Kind::IkePolicy
         | Kind::IpsecPolicy
@@ -157,8 +233,20 @@ pub async fn delete(app: &App, caller: &Caller, kind: Kind, id: &str) -> ApiResu
         Kind::Network | Kind::Subnet | Kind::Router => {
             inventory::delete(tx.as_mut(), caller, kind, id).await?
         }
+        Kind::Agent => return Err(read_only(kind)),
     }
-    Ok(tx.commit().await?)
+    let touched = match (kind, before) {
+        (Kind::Router, Some(doc)) => {
+            let mut router: Router = serde_json::from_value(doc)?;
+            router.revision_number += 1;
+            agents::touched(&router).into_iter().collect()
+        }
+        (_, Some(doc)) => touched_by(tx.as_mut(), kind, &doc).await?,
+        (_, None) => vec![],
+    };
+    tx.commit().await?;
+    agents::notify(app, touched);
+    Ok(())
 }
 
 /// Loads an object the caller may see, else `<Kind>NotFound`.

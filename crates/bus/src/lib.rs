@@ -1,0 +1,103 @@
+//! The bus between the server and its agents. Two halves:
+//! - [`ControlPlane`]: what an agent asks of the server (register and heartbeat, which
+//!   routers it hosts, a router's whole desired state, status reports);
+//! - [`Notifier`]: what the server tells an agent (`router_changed`, a hint to fetch).
+//!
+//! The in-process implementation joins server and agent in one process (all-in-one); a
+//! networked one carries the same messages between hosts.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use tokio::sync::broadcast;
+use vpnaas_model::agent::{RouterChanged, RouterState, StatusReport};
+
+/// A bus failure.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Error {
+    /// The server could not be reached or failed; try again later.
+    #[error("control plane unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Result with the bus's error.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Calls an agent makes to the server.
+#[async_trait]
+pub trait ControlPlane: Send + Sync {
+    /// Registers the agent, or records its heartbeat.
+    async fn heartbeat(&self, host: &str) -> Result<()>;
+    /// Ids of the routers scheduled to `host`.
+    async fn hosted_routers(&self, host: &str) -> Result<Vec<String>>;
+    /// The desired state of a router hosted by `host`; `None` when it is gone or moved.
+    async fn router_state(&self, host: &str, router_id: &str) -> Result<Option<RouterState>>;
+    /// Observed status of one router's connections.
+    async fn report(&self, report: StatusReport) -> Result<()>;
+}
+
+/// How the server tells agents that a router changed.
+pub trait Notifier: Send + Sync {
+    /// Tells the agent on `host` (if it listens) that a router changed.
+    fn router_changed(&self, host: &str, event: RouterChanged);
+    /// Listens for the router changes of `host`.
+    fn subscribe(&self, host: &str) -> broadcast::Receiver<RouterChanged>;
+}
+
+/// Notifications within one process: a broadcast channel per host.
+#[derive(Default)]
+pub struct InProcNotifier {
+    channels: Mutex<HashMap<String, broadcast::Sender<RouterChanged>>>,
+}
+
+impl InProcNotifier {
+    fn sender(&self, host: &str) -> broadcast::Sender<RouterChanged> {
+        let mut channels = self
+            .channels
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        channels
+            .entry(host.to_string())
+            .or_insert_with(|| broadcast::channel(1024).0)
+            .clone()
+    }
+}
+
+impl Notifier for InProcNotifier {
+    fn router_changed(&self, host: &str, event: RouterChanged) {
+        // No listener is fine: the agent's periodic resync heals a missed hint.
+        let _ = self.sender(host).send(event);
+    }
+
+    fn subscribe(&self, host: &str) -> broadcast::Receiver<RouterChanged> {
+        self.sender(host).subscribe()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn hints_reach_only_the_hosts_agent() {
+        let bus = InProcNotifier::default();
+        let mut a = bus.subscribe("a");
+        let mut b = bus.subscribe("b");
+        bus.router_changed(
+            "a",
+            RouterChanged {
+                router_id: "r1".into(),
+                revision: 3,
+            },
+        );
+        assert_eq!(
+            a.recv().await.ok(),
+            Some(RouterChanged {
+                router_id: "r1".into(),
+                revision: 3
+            })
+        );
+        assert!(b.try_recv().is_err());
+    }
+}

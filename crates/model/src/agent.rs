@@ -1,0 +1,211 @@
+//! What the server and the agents say to each other over the bus: registration and
+//! heartbeats, `router_changed` hints, the whole desired state of one router, and status
+//! reports. The desired state is complete (level-triggered): an agent that applies it
+//! needs nothing else, whatever messages it missed.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::attr::{Attr, AttrType as T, Post};
+use crate::enums::{Initiator, Status};
+use crate::kind::Kind;
+use crate::policy::{IkePolicy, IpsecPolicy};
+use crate::site_connection::{Dpd, Psk};
+
+/// A registered agent (`GET /v2.0/agents`, admin only).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Agent {
+    /// Id.
+    pub id: String,
+    /// Owner (always the service project).
+    pub tenant_id: String,
+    /// Owner (always the service project).
+    pub project_id: String,
+    /// The host it runs on; unique.
+    pub host: String,
+    /// Neutron's agent type label.
+    pub agent_type: String,
+    /// Binary name.
+    pub binary: String,
+    /// Administrative state: a down agent gets no new routers.
+    pub admin_state_up: bool,
+    /// Last heartbeat, seconds since the Unix epoch.
+    pub heartbeat_at: u64,
+    /// Whether the last heartbeat is recent (computed when shown).
+    #[serde(default)]
+    pub alive: bool,
+}
+
+/// Attribute map of `agents` (read-only through the API).
+pub const AGENT_ATTRS: &[Attr] = &[
+    Attr::new("id", T::Uuid, Post::Forbidden, false, "UUID"),
+    Attr::new(
+        "tenant_id",
+        T::ProjectId,
+        Post::Forbidden,
+        false,
+        "service project",
+    ),
+    Attr::new(
+        "project_id",
+        T::ProjectId,
+        Post::Forbidden,
+        false,
+        "service project",
+    ),
+    Attr::new(
+        "host",
+        T::Computed,
+        Post::Forbidden,
+        false,
+        "host name of the agent",
+    ),
+    Attr::new(
+        "agent_type",
+        T::Computed,
+        Post::Forbidden,
+        false,
+        "VPN agent",
+    ),
+    Attr::new(
+        "binary",
+        T::Computed,
+        Post::Forbidden,
+        false,
+        "vpnaas-agent",
+    ),
+    Attr::new(
+        "admin_state_up",
+        T::Bool,
+        Post::Forbidden,
+        false,
+        "a down agent gets no new routers",
+    ),
+    Attr::new(
+        "heartbeat_at",
+        T::Computed,
+        Post::Forbidden,
+        false,
+        "last heartbeat (Unix seconds)",
+    ),
+    Attr::new(
+        "alive",
+        T::Computed,
+        Post::Forbidden,
+        false,
+        "heartbeat within the agent timeout",
+    ),
+];
+
+crate::impl_resource!(Agent, Kind::Agent, |_a| vec![]);
+
+/// Hint from the server: the router's desired state changed (fetch it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouterChanged {
+    /// The router.
+    pub router_id: String,
+    /// Its new revision.
+    pub revision: u64,
+}
+
+/// An address on a port, with its prefix (`203.0.113.2/24`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortAddress {
+    /// Network the port is on.
+    pub network_id: String,
+    /// Subnet the address is from.
+    pub subnet_id: String,
+    /// Address with the subnet's prefix length.
+    pub address: ipnet::IpNet,
+    /// The subnet's gateway (the default route of a gateway port).
+    pub gateway: Option<std::net::IpAddr>,
+}
+
+/// One connection as the IKE daemon must run it: every reference resolved.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConnectionSpec {
+    /// Connection id (the daemon's connection name; never tenant text).
+    pub id: String,
+    /// Its VPN service.
+    pub service_id: String,
+    /// Service and connection both administratively up.
+    pub enabled: bool,
+    /// Our gateway address of the peer's IP version.
+    pub local_address: std::net::IpAddr,
+    /// Our IKE identity (the gateway address when the tenant left it empty).
+    pub local_id: String,
+    /// Peer gateway address.
+    pub peer_address: std::net::IpAddr,
+    /// Peer IKE identity.
+    pub peer_id: String,
+    /// Pre-shared key.
+    pub psk: Psk,
+    /// Local traffic selectors.
+    pub local_cidrs: Vec<ipnet::IpNet>,
+    /// Peer traffic selectors.
+    pub peer_cidrs: Vec<ipnet::IpNet>,
+    /// Phase 1.
+    pub ike: IkePolicy,
+    /// Phase 2.
+    pub ipsec: IpsecPolicy,
+    /// Dead peer detection.
+    pub dpd: Dpd,
+    /// Who initiates.
+    pub initiator: Initiator,
+    /// Tunnel MTU.
+    pub mtu: u32,
+}
+
+/// The whole desired state of one router on its agent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RouterState {
+    /// The router.
+    pub router_id: String,
+    /// Revision this state is at.
+    pub revision: u64,
+    /// Administrative state of the router.
+    pub admin_state_up: bool,
+    /// The gateway port, if the router has a gateway.
+    pub gateway: Vec<PortAddress>,
+    /// SNAT internal subnets out of the gateway.
+    pub enable_snat: bool,
+    /// Interfaces on internal subnets.
+    pub interfaces: Vec<PortAddress>,
+    /// VPN services on the router, with their administrative state.
+    pub services: Vec<(String, bool)>,
+    /// Connections of those services.
+    pub connections: Vec<ConnectionSpec>,
+}
+
+/// One connection's state as observed by the agent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectionStatus {
+    /// The connection.
+    pub id: String,
+    /// ACTIVE, DOWN or ERROR.
+    pub status: Status,
+}
+
+/// What an agent reports about one router.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusReport {
+    /// Reporting agent.
+    pub host: String,
+    /// The router.
+    pub router_id: String,
+    /// Revision the agent has applied.
+    pub applied_revision: u64,
+    /// Whether the router's IKE daemon runs.
+    pub daemon_running: bool,
+    /// Per connection.
+    pub connections: Vec<ConnectionStatus>,
+}
+
+/// Default heartbeat document of a new agent.
+pub fn new_agent(host: &str, now: u64) -> Value {
+    json!({
+        "id": uuid::Uuid::new_v4().to_string(), "tenant_id": "", "project_id": "",
+        "host": host, "agent_type": "VPN agent", "binary": "vpnaas-agent",
+        "admin_state_up": true, "heartbeat_at": now, "alive": true,
+    })
+}

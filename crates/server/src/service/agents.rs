@@ -1,0 +1,397 @@
+//! The server's side of the bus: agent registration and heartbeats, scheduling routers to
+//! live agents, building a router's whole desired state, applying status reports, and
+//! bumping a router's revision (in the same transaction as the change) so that its agent
+//! is told to fetch it.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use ipnet::IpNet;
+use serde_json::Value;
+use vpnaas_bus::{ControlPlane, Error as BusError};
+use vpnaas_model::Kind;
+use vpnaas_model::agent::{
+    Agent, ConnectionSpec, PortAddress, RouterChanged, RouterState, StatusReport, new_agent,
+};
+use vpnaas_model::endpoint_group::EndpointGroup;
+use vpnaas_model::enums::Status;
+use vpnaas_model::network::{Router, Subnet};
+use vpnaas_model::policy::{IkePolicy, IpsecPolicy};
+use vpnaas_model::site_connection::SiteConnection;
+use vpnaas_model::vpn_service::VpnService;
+use vpnaas_store::Transaction;
+
+use crate::App;
+use crate::error::{ApiError, ApiResult};
+
+/// Seconds since the Unix epoch.
+pub fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
+}
+
+/// A router whose agent must be told it changed (sent after the transaction commits).
+#[derive(Debug, Clone)]
+pub struct Touched {
+    /// Hosting agent.
+    pub host: String,
+    /// What changed.
+    pub event: RouterChanged,
+}
+
+/// Tells the hosting agents, after commit, that their routers changed.
+pub fn notify(app: &App, touched: Vec<Touched>) {
+    for t in touched {
+        app.notifier.router_changed(&t.host, t.event);
+    }
+}
+
+/// Bumps a router's revision inside the caller's transaction.
+pub async fn bump(tx: &mut dyn Transaction, router_id: &str) -> ApiResult<Option<Touched>> {
+    let Some(mut router) = tx.load::<Router>(router_id).await? else {
+        return Ok(None);
+    };
+    router.revision_number += 1;
+    tx.save(&router).await?;
+    Ok(touched(&router))
+}
+
+/// The notification for a router already saved at its new revision.
+pub fn touched(router: &Router) -> Option<Touched> {
+    router.agent_host.as_ref().map(|host| Touched {
+        host: host.clone(),
+        event: RouterChanged {
+            router_id: router.id.clone(),
+            revision: router.revision_number,
+        },
+    })
+}
+
+/// The live agent with the fewest routers, if any.
+pub async fn pick_agent(tx: &mut dyn Transaction, down_after: u64) -> ApiResult<Option<String>> {
+    let agents: Vec<Agent> = tx.load_all().await?;
+    let routers: Vec<Router> = tx.load_all().await?;
+    let now = now();
+    let load = |host: &str| {
+        routers
+            .iter()
+            .filter(|r| r.agent_host.as_deref() == Some(host))
+            .count()
+    };
+    Ok(agents
+        .iter()
+        .filter(|a| a.admin_state_up && now.saturating_sub(a.heartbeat_at) <= down_after)
+        .min_by_key(|a| (load(&a.host), a.host.clone()))
+        .map(|a| a.host.clone()))
+}
+
+/// Marks `alive` on an agent document as it is shown.
+pub fn decorate_agent(item: &mut Value, down_after: u64) {
+    let heartbeat = item["heartbeat_at"].as_u64().unwrap_or_default();
+    item["alive"] = Value::Bool(now().saturating_sub(heartbeat) <= down_after);
+}
+
+/// The in-process control plane: agent calls answered by this server's store.
+pub struct LocalControlPlane {
+    app: App,
+}
+
+impl LocalControlPlane {
+    /// A control plane over the server's state.
+    pub fn new(app: App) -> Self {
+        LocalControlPlane { app }
+    }
+}
+
+fn unavailable(e: ApiError) -> BusError {
+    BusError::Unavailable(e.to_string())
+}
+
+#[async_trait]
+impl ControlPlane for LocalControlPlane {
+    async fn heartbeat(&self, host: &str) -> Result<(), BusError> {
+        heartbeat(&self.app, host).await.map_err(unavailable)
+    }
+
+    async fn hosted_routers(&self, host: &str) -> Result<Vec<String>, BusError> {
+        let mut tx = self
+            .app
+            .store
+            .begin()
+            .await
+            .map_err(|e| unavailable(e.into()))?;
+        let routers: Vec<Router> = tx.load_all().await.map_err(|e| unavailable(e.into()))?;
+        Ok(routers
+            .into_iter()
+            .filter(|r| r.agent_host.as_deref() == Some(host))
+            .map(|r| r.id)
+            .collect())
+    }
+
+    async fn router_state(
+        &self,
+        host: &str,
+        router_id: &str,
+    ) -> Result<Option<RouterState>, BusError> {
+        router_state(&self.app, host, router_id)
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn report(&self, report: StatusReport) -> Result<(), BusError> {
+        apply_report(&self.app, &report).await.map_err(unavailable)
+    }
+}
+
+/// Registers an agent or records its heartbeat; schedules unscheduled routers.
+pub async fn heartbeat(app: &App, host: &str) -> ApiResult<()> {
+    let mut tx = app.store.begin().await?;
+    let agents: Vec<Agent> = tx.as_mut().load_all().await?;
+    let agent = match agents.into_iter().find(|a| a.host == host) {
+        Some(mut agent) => {
+            agent.heartbeat_at = now();
+            agent
+        }
+        None => serde_json::from_value(new_agent(host, now()))?,
+    };
+    tx.save(&agent).await?;
+    let mut scheduled = Vec::new();
+    let routers: Vec<Router> = tx.as_mut().load_all().await?;
+    for mut router in routers.into_iter().filter(|r| r.agent_host.is_none()) {
+        match pick_agent(tx.as_mut(), app.settings.agent_down_time).await? {
+            Some(chosen) => {
+                router.agent_host = Some(chosen);
+                router.revision_number += 1;
+                tx.save(&router).await?;
+                scheduled.extend(touched(&router));
+            }
+            None => break,
+        }
+    }
+    tx.commit().await?;
+    notify(app, scheduled);
+    Ok(())
+}
+
+/// Builds a router's desired state, if it is hosted by `host`.
+pub async fn router_state(
+    app: &App,
+    host: &str,
+    router_id: &str,
+) -> ApiResult<Option<RouterState>> {
+    let mut tx = app.store.begin().await?;
+    let tx = tx.as_mut();
+    let Some(router) = tx.load::<Router>(router_id).await? else {
+        return Ok(None);
+    };
+    if router.agent_host.as_deref() != Some(host) {
+        return Ok(None);
+    }
+    let mut gateway = Vec::new();
+    if let Some(info) = &router.external_gateway_info {
+        for fixed in &info.external_fixed_ips {
+            gateway.push(
+                port_address(tx, &info.network_id, &fixed.subnet_id, &fixed.ip_address).await?,
+            );
+        }
+    }
+    let mut interfaces = Vec::new();
+    for interface in &router.interfaces {
+        let Some(subnet) = tx.load::<Subnet>(&interface.subnet_id).await? else {
+            continue;
+        };
+        interfaces
+            .push(port_address(tx, &subnet.network_id, &subnet.id, &interface.ip_address).await?);
+    }
+    let services: Vec<VpnService> = tx.load_referrers(Kind::Router, router_id).await?;
+    let mut connections = Vec::new();
+    for service in &services {
+        for conn in tx
+            .load_referrers::<SiteConnection>(Kind::VpnService, &service.id)
+            .await?
+        {
+            connections.extend(connection_spec(tx, &router, service, conn).await?);
+        }
+    }
+    Ok(Some(RouterState {
+        router_id: router.id.clone(),
+        revision: router.revision_number,
+        admin_state_up: router.admin_state_up,
+        gateway,
+        enable_snat: router
+            .external_gateway_info
+            .as_ref()
+            .is_some_and(|g| g.enable_snat),
+        interfaces,
+        services: services
+            .iter()
+            .map(|s| (s.id.clone(), s.admin_state_up))
+            .collect(),
+        connections,
+    }))
+}
+
+async fn port_address(
+    tx: &mut dyn Transaction,
+    network_id: &str,
+    subnet_id: &str,
+    ip: &str,
+) -> ApiResult<PortAddress> {
+    let subnet: Subnet = tx
+        .load(subnet_id)
+        .await?
+        .ok_or_else(|| ApiError::Internal(format!("subnet {subnet_id} vanished")))?;
+    let cidr: IpNet = subnet
+        .cidr
+        .parse()
+        .map_err(|_| ApiError::Internal("stored cidr".into()))?;
+    let address = IpNet::new(
+        ip.parse()
+            .map_err(|_| ApiError::Internal("stored address".into()))?,
+        cidr.prefix_len(),
+    )
+    .map_err(|_| ApiError::Internal("prefix".into()))?;
+    Ok(PortAddress {
+        network_id: network_id.to_string(),
+        subnet_id: subnet_id.to_string(),
+        address,
+        gateway: subnet.gateway_ip.and_then(|g| g.parse().ok()),
+    })
+}
+
+fn cidrs(texts: &[String]) -> Vec<IpNet> {
+    texts
+        .iter()
+        .filter_map(|c| c.parse::<IpNet>().ok())
+        .map(|c| c.trunc())
+        .collect()
+}
+
+async fn connection_spec(
+    tx: &mut dyn Transaction,
+    router: &Router,
+    service: &VpnService,
+    conn: SiteConnection,
+) -> ApiResult<Option<ConnectionSpec>> {
+    let (Some(ike), Some(ipsec)) = (
+        tx.load::<IkePolicy>(&conn.ikepolicy_id).await?,
+        tx.load::<IpsecPolicy>(&conn.ipsecpolicy_id).await?,
+    ) else {
+        return Ok(None);
+    };
+    let (local_cidrs, peer_cidrs) = match &service.subnet_id {
+        Some(subnet_id) => {
+            let subnet: Option<Subnet> = tx.load(subnet_id).await?;
+            (
+                subnet.map(|s| cidrs(&[s.cidr])).unwrap_or_default(),
+                cidrs(&conn.peer_cidrs),
+            )
+        }
+        None => {
+            let mut local = Vec::new();
+            if let Some(group) = load_group(tx, &conn.local_ep_group_id).await? {
+                for subnet_id in &group.endpoints {
+                    if let Some(subnet) = tx.load::<Subnet>(subnet_id).await? {
+                        local.extend(cidrs(&[subnet.cidr]));
+                    }
+                }
+            }
+            let peer = load_group(tx, &conn.peer_ep_group_id)
+                .await?
+                .map(|g| cidrs(&g.endpoints))
+                .unwrap_or_default();
+            (local, peer)
+        }
+    };
+    let Ok(peer_address) = conn.peer_address.parse::<std::net::IpAddr>() else {
+        return Ok(None);
+    };
+    let Some(local_address) = router.gateway_ip(if peer_address.is_ipv4() { 4 } else { 6 }) else {
+        return Ok(None);
+    };
+    let local_id = if conn.local_id.is_empty() {
+        local_address.to_string()
+    } else {
+        conn.local_id.clone()
+    };
+    Ok(Some(ConnectionSpec {
+        enabled: service.admin_state_up && conn.admin_state_up && router.admin_state_up,
+        service_id: service.id.clone(),
+        local_address,
+        local_id,
+        peer_address,
+        peer_id: conn.peer_id.clone(),
+        psk: conn.psk.clone(),
+        local_cidrs,
+        peer_cidrs,
+        ike,
+        ipsec,
+        dpd: conn.dpd.clone(),
+        initiator: conn.initiator,
+        mtu: conn.mtu,
+        id: conn.id,
+    }))
+}
+
+async fn load_group(
+    tx: &mut dyn Transaction,
+    id: &Option<String>,
+) -> ApiResult<Option<EndpointGroup>> {
+    match id {
+        Some(id) => Ok(tx.load(id).await?),
+        None => Ok(None),
+    }
+}
+
+/// Applies an agent's report: connection statuses, then each service's status (ACTIVE
+/// when one of its connections is, ERROR when its daemon cannot run, DOWN otherwise).
+/// Statuses are observations, not desired state: the revision does not move.
+pub async fn apply_report(app: &App, report: &StatusReport) -> ApiResult<()> {
+    let mut tx = app.store.begin().await?;
+    let tx_ref = tx.as_mut();
+    let Some(router) = tx_ref.load::<Router>(&report.router_id).await? else {
+        return Ok(());
+    };
+    if router.agent_host.as_deref() != Some(report.host.as_str()) {
+        return Ok(());
+    }
+    for service in tx_ref
+        .load_referrers::<VpnService>(Kind::Router, &router.id)
+        .await?
+    {
+        let (mut any_active, mut any_enabled) = (false, false);
+        for mut conn in tx_ref
+            .load_referrers::<SiteConnection>(Kind::VpnService, &service.id)
+            .await?
+        {
+            any_enabled |= conn.admin_state_up;
+            let observed = report
+                .connections
+                .iter()
+                .find(|c| c.id == conn.id)
+                .map_or(Status::Down, |c| c.status);
+            any_active |= observed == Status::Active;
+            if conn.status != observed {
+                conn.status = observed;
+                tx_ref.save(&conn).await?;
+            }
+        }
+        let status = if any_active {
+            Status::Active
+        } else if !report.daemon_running && service.admin_state_up && any_enabled {
+            Status::Error
+        } else {
+            Status::Down
+        };
+        if service.status != status {
+            let mut service = service;
+            service.status = status;
+            tx_ref.save(&service).await?;
+        }
+    }
+    tx.commit().await?;
+    tracing::debug!(router = %report.router_id, revision = report.applied_revision, host = %report.host, "status report applied");
+    Ok(())
+}

@@ -1,0 +1,272 @@
+//! The server's side of the bus: agents register and appear at /v2.0/agents, routers are
+//! scheduled to live agents, every change to a router's VPN state bumps its revision and
+//! tells its agent, the desired state is complete, and status reports become API status.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+use vpnaas_bus::ControlPlane;
+use vpnaas_model::Kind;
+use vpnaas_model::agent::{ConnectionStatus, StatusReport};
+use vpnaas_model::enums::Status;
+use vpnaas_server::service::agents::LocalControlPlane;
+use vpnaas_server::{App, Server, build_app};
+
+async fn start_app() -> (Server, App, vpnaas_client::Client, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let app = build_app(settings(dir.path())).await.expect("app");
+    let server = Server::start_app(app.clone()).await.expect("server");
+    let client = vpnaas_client::Client::new(&server.url());
+    (server, app, client, dir)
+}
+
+#[tokio::test]
+async fn agents_register_and_routers_are_scheduled_to_them() {
+    let (_server, app, c, _dir) = start_app().await;
+    let external = external_network(&c).await;
+    let early = site(&c, &external, 1).await;
+    assert_eq!(
+        c.show(Kind::Router, &early.router).await.expect("router")["agent_host"],
+        serde_json::Value::Null
+    );
+    let control = LocalControlPlane::new(app.clone());
+    let mut hints = app.notifier.subscribe("host-a");
+    control.heartbeat("host-a").await.expect("register");
+    let scheduled = c.show(Kind::Router, &early.router).await.expect("router");
+    assert_eq!(
+        scheduled["agent_host"], "host-a",
+        "an unscheduled router goes to the first live agent"
+    );
+    let hint = hints.recv().await.expect("hint");
+    assert_eq!(
+        (hint.router_id.as_str(), hint.revision),
+        (
+            early.router.as_str(),
+            scheduled["revision_number"].as_u64().unwrap_or(0)
+        )
+    );
+    control.heartbeat("host-b").await.expect("register b");
+    let later = site(&c, &external, 2).await;
+    assert_eq!(
+        c.show(Kind::Router, &later.router).await.expect("router")["agent_host"],
+        "host-b",
+        "fewest routers first"
+    );
+    assert_eq!(
+        control.hosted_routers("host-a").await.expect("hosted"),
+        vec![early.router.clone()]
+    );
+
+    let agents = c.list(Kind::Agent, &[]).await.expect("agents");
+    assert_eq!(agents.len(), 2);
+    assert!(
+        agents
+            .iter()
+            .all(|a| a["alive"] == true && a["agent_type"] == "VPN agent")
+    );
+    assert_eq!(
+        fault(c.as_project("p", "member").list(Kind::Agent, &[]).await),
+        (403, "PolicyNotAuthorized".into())
+    );
+    assert_eq!(
+        fault(c.create(Kind::Agent, json!({"host": "x"})).await).0,
+        400
+    );
+}
+
+#[tokio::test]
+async fn vpn_changes_bump_the_revision_and_reach_the_agent() {
+    let (_server, app, c, _dir) = start_app().await;
+    let control = LocalControlPlane::new(app.clone());
+    control.heartbeat("h").await.expect("register");
+    let mut hints = app.notifier.subscribe("h");
+    let external = external_network(&c).await;
+    let s = site(&c, &external, 1).await;
+    while hints.try_recv().is_ok() {}
+    let revision = |c: &vpnaas_client::Client, r: &str| {
+        let (c, r) = (c.clone(), r.to_string());
+        async move {
+            c.show(Kind::Router, &r).await.expect("router")["revision_number"]
+                .as_u64()
+                .expect("revision")
+        }
+    };
+    let r0 = revision(&c, &s.router).await;
+    let pols = policies(&c).await;
+    assert_eq!(
+        revision(&c, &s.router).await,
+        r0,
+        "policies alone change no router"
+    );
+    let svc = c
+        .create(
+            Kind::VpnService,
+            json!({"router_id": s.router, "subnet_id": s.subnet}),
+        )
+        .await
+        .expect("svc");
+    assert_eq!(hints.recv().await.expect("hint").revision, r0 + 1);
+    let conn = c
+        .create(
+            Kind::SiteConnection,
+            legacy_connection(&id(&svc), &pols, "10.2.0.0/24"),
+        )
+        .await
+        .expect("conn");
+    assert_eq!(hints.recv().await.expect("hint").revision, r0 + 2);
+    c.update(Kind::SiteConnection, &id(&conn), json!({"psk": "rotated"}))
+        .await
+        .expect("update");
+    assert_eq!(hints.recv().await.expect("hint").revision, r0 + 3);
+    c.update(Kind::IkePolicy, &pols.0, json!({"name": "renamed"}))
+        .await
+        .expect("rename");
+    assert!(
+        hints.try_recv().is_err(),
+        "a rename changes nothing an agent applies"
+    );
+    assert_eq!(revision(&c, &s.router).await, r0 + 3);
+
+    let state = control
+        .router_state("h", &s.router)
+        .await
+        .expect("state")
+        .expect("hosted");
+    assert_eq!(state.revision, r0 + 3);
+    assert_eq!(
+        state.gateway[0].address.to_string(),
+        format!("{}/24", s.gateway_ip)
+    );
+    assert_eq!(state.interfaces[0].address.to_string(), "10.1.0.1/24");
+    let spec = &state.connections[0];
+    assert_eq!(spec.psk.expose(), "rotated");
+    assert_eq!(
+        spec.local_id, s.gateway_ip,
+        "empty local_id means the gateway address"
+    );
+    assert_eq!(
+        spec.local_cidrs
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>(),
+        ["10.1.0.0/24"]
+    );
+    assert_eq!(
+        spec.peer_cidrs
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>(),
+        ["10.2.0.0/24"]
+    );
+    assert!(spec.enabled);
+    assert!(
+        control
+            .router_state("other", &s.router)
+            .await
+            .expect("state")
+            .is_none(),
+        "only the hosting agent gets it"
+    );
+
+    c.delete(Kind::SiteConnection, &id(&conn))
+        .await
+        .expect("delete");
+    assert_eq!(hints.recv().await.expect("hint").revision, r0 + 4);
+}
+
+#[tokio::test]
+async fn status_reports_become_api_status_without_moving_the_revision() {
+    let (_server, app, c, _dir) = start_app().await;
+    let control = LocalControlPlane::new(app.clone());
+    control.heartbeat("h").await.expect("register");
+    let external = external_network(&c).await;
+    let s = site(&c, &external, 1).await;
+    let pols = policies(&c).await;
+    let svc = c
+        .create(
+            Kind::VpnService,
+            json!({"router_id": s.router, "subnet_id": s.subnet}),
+        )
+        .await
+        .expect("svc");
+    let empty = c
+        .create(Kind::VpnService, json!({"router_id": s.router}))
+        .await
+        .expect("service without connections");
+    let conn = c
+        .create(
+            Kind::SiteConnection,
+            legacy_connection(&id(&svc), &pols, "10.2.0.0/24"),
+        )
+        .await
+        .expect("conn");
+    let revision =
+        c.show(Kind::Router, &s.router).await.expect("router")["revision_number"].clone();
+    let report = |status, daemon_running| StatusReport {
+        host: "h".into(),
+        router_id: s.router.clone(),
+        applied_revision: revision.as_u64().unwrap_or(0),
+        daemon_running,
+        connections: vec![ConnectionStatus {
+            id: id(&conn),
+            status,
+        }],
+    };
+    control
+        .report(report(Status::Active, true))
+        .await
+        .expect("report");
+    assert_eq!(
+        c.show(Kind::SiteConnection, &id(&conn))
+            .await
+            .expect("conn")["status"],
+        "ACTIVE"
+    );
+    assert_eq!(
+        c.show(Kind::VpnService, &id(&svc)).await.expect("svc")["status"],
+        "ACTIVE"
+    );
+    assert_eq!(
+        c.show(Kind::VpnService, &id(&empty)).await.expect("svc")["status"],
+        "DOWN",
+        "never PENDING_CREATE forever"
+    );
+    control
+        .report(report(Status::Down, true))
+        .await
+        .expect("report");
+    assert_eq!(
+        c.show(Kind::SiteConnection, &id(&conn))
+            .await
+            .expect("conn")["status"],
+        "DOWN"
+    );
+    assert_eq!(
+        c.show(Kind::VpnService, &id(&svc)).await.expect("svc")["status"],
+        "DOWN"
+    );
+    control
+        .report(report(Status::Down, false))
+        .await
+        .expect("report");
+    assert_eq!(
+        c.show(Kind::VpnService, &id(&svc)).await.expect("svc")["status"],
+        "ERROR",
+        "its daemon cannot run"
+    );
+    let mut foreign = report(Status::Active, true);
+    foreign.host = "impostor".into();
+    control.report(foreign).await.expect("ignored");
+    assert_eq!(
+        c.show(Kind::SiteConnection, &id(&conn))
+            .await
+            .expect("conn")["status"],
+        "DOWN",
+        "only the hosting agent reports"
+    );
+    assert_eq!(
+        c.show(Kind::Router, &s.router).await.expect("router")["revision_number"],
+        revision
+    );
+}

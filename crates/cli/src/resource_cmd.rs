@@ -22,6 +22,7 @@ pub fn command_name(kind: Kind) -> &'static str {
         Kind::Network => "network",
         Kind::Subnet => "subnet",
         Kind::Router => "router",
+        Kind::Agent => "network-agent",
     }
 }
 
@@ -55,7 +56,8 @@ fn list_columns(kind: Kind) -> &'static [&'static str] {
         Kind::EndpointGroup => &["id", "name", "type", "endpoints"],
         Kind::Network => &["id", "name", "router:external", "subnets"],
         Kind::Subnet => &["id", "name", "network_id", "cidr", "gateway_ip"],
-        Kind::Router => &["id", "name", "status", "ha", "external_gateway_info"],
+        Kind::Router => &["id", "name", "status", "agent_host", "revision_number"],
+        Kind::Agent => &["id", "host", "agent_type", "alive", "admin_state_up"],
     }
 }
 

@@ -5,7 +5,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
-for pkg in ca-certificates pkg-config python3-venv; do
+# strongSwan (charon, kernel-libipsec for kernels without ESP), nftables, iproute2 and
+# ping for the agent and its end-to-end tests.
+for pkg in ca-certificates pkg-config python3-venv strongswan-charon strongswan-swanctl \
+           libcharon-extra-plugins nftables iproute2 iputils-ping; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if ! command -v cc >/dev/null 2>&1; then need_apt+=(build-essential); fi

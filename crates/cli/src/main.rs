@@ -1,7 +1,9 @@
 //! `vpnaas`: the server, the client commands (named after `openstack vpn …`) and tools,
 //! in one binary.
 
+mod aio;
 mod bench;
+mod lab;
 mod output;
 mod resource_cmd;
 mod serve;
@@ -68,6 +70,25 @@ fn cli() -> Command {
         Command::new("server").about("Run the API server"),
     ))
     .subcommand(Command::new("default-config").about("Print an annotated server configuration"))
+    .subcommand(aio::AllInOneArgs::augment_args(
+        Command::new("all-in-one")
+            .about("Run server, agent and in-process bus in one process (SQLite)"),
+    ))
+    .subcommand(
+        Command::new("lab")
+            .about("Build or remove a multi-site test topology on this machine (root)")
+            .subcommand_required(true)
+            .subcommand(lab::UpArgs::augment_args(
+                Command::new("up")
+                    .about("Create N sites through the API and their host namespaces"),
+            ))
+            .subcommand(lab::LabArgs::augment_args(
+                Command::new("down").about("Remove everything the lab created"),
+            ))
+            .subcommand(lab::ExecArgs::augment_args(
+                Command::new("exec").about("Run a command in a site's host namespace"),
+            )),
+    )
     .subcommand(
         Command::new("bench")
             .about("Benchmarks")
@@ -94,6 +115,11 @@ async fn run() -> Result<String> {
             Ok(String::new())
         }
         "default-config" => Ok(vpnaas_server::config::DEFAULT_CONFIG.trim_end().to_string()),
+        "all-in-one" => {
+            aio::run(&aio::AllInOneArgs::from_arg_matches(args)?).await?;
+            Ok(String::new())
+        }
+        "lab" => run_lab(&global, args).await,
         "bench" => {
             let (_, bench_args) = args
                 .subcommand()
@@ -110,6 +136,38 @@ async fn run() -> Result<String> {
                 .find(|k| resource_cmd::command_name(*k) == resource)
                 .ok_or_else(|| anyhow::anyhow!("unknown command {resource}"))?;
             resource_cmd::run(&global.client(), global.format, kind, args).await
+        }
+    }
+}
+
+async fn run_lab(global: &Global, args: &clap::ArgMatches) -> Result<String> {
+    let (action, args) = args
+        .subcommand()
+        .ok_or_else(|| anyhow::anyhow!("missing lab action"))?;
+    let client = global.client();
+    match action {
+        "up" => {
+            let sites = lab::up(&client, &lab::UpArgs::from_arg_matches(args)?).await?;
+            let columns = [
+                "site",
+                "router_id",
+                "cidr",
+                "gateway_ip",
+                "host_namespace",
+                "host_ip",
+            ];
+            Ok(output::list(global.format, &sites, &columns))
+        }
+        "down" => {
+            lab::down(&client, &lab::LabArgs::from_arg_matches(args)?).await?;
+            Ok(String::new())
+        }
+        _ => {
+            let code = lab::exec(&lab::ExecArgs::from_arg_matches(args)?).await?;
+            if code != 0 {
+                anyhow::bail!("command exited with {code}");
+            }
+            Ok(String::new())
         }
     }
 }

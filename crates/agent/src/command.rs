@@ -1,0 +1,63 @@
+//! Running the host tools the agent drives (`ip`, `nft`, `sysctl`). Namespace changes
+//! happen only in these child processes (`ip -n` / `ip netns exec`), never in the agent's
+//! own threads. Arguments are passed as a vector, never through a shell.
+
+use std::process::Stdio;
+
+use tokio::io::AsyncWriteExt;
+use tokio::process::Command;
+
+use crate::{Error, Result};
+
+/// Runs a program; fails with its stderr when it exits non-zero.
+pub async fn run(program: &str, args: &[&str]) -> Result<String> {
+    run_with_input(program, args, None).await
+}
+
+/// Runs a program with `input` on its standard input.
+pub async fn run_with_input(program: &str, args: &[&str], input: Option<&str>) -> Result<String> {
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| Error::Command(format!("{program}: {e}")))?;
+    if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
+        stdin
+            .write_all(text.as_bytes())
+            .await
+            .map_err(|e| Error::Command(format!("{program}: {e}")))?;
+    }
+    let output = child
+        .wait_with_output()
+        .await
+        .map_err(|e| Error::Command(format!("{program}: {e}")))?;
+    if output.status.success() {
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    } else {
+        Err(Error::Command(format!(
+            "{program} {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stderr).trim()
+        )))
+    }
+}
+
+/// Runs a program, treating "already exists" as success (idempotent creation).
+pub async fn run_idempotent(program: &str, args: &[&str]) -> Result<()> {
+    match run(program, args).await {
+        Ok(_) => Ok(()),
+        Err(Error::Command(message))
+            if message.contains("File exists") || message.contains("already exists") =>
+        {
+            Ok(())
+        }
+        Err(other) => Err(other),
+    }
+}

@@ -1,0 +1,349 @@
+//! L3 plumbing of a router in standalone mode: its namespace, a gateway port on the
+//! external network, one port per internal subnet, forwarding, SNAT of internal subnets
+//! out of the gateway, and the NAT exemption of VPN traffic. Networks map to Linux bridges
+//! in the agent's fabric namespace (created on demand) unless the configuration maps a
+//! network to an existing bridge. Every step is idempotent; removal deletes the namespace.
+
+use std::fmt::Write as _;
+
+use ipnet::IpNet;
+use vpnaas_model::agent::RouterState;
+
+use crate::command::{run, run_idempotent, run_with_input};
+use crate::config::AgentConfig;
+use crate::{Error, Result};
+
+/// Prefix of gateway ports inside a router namespace.
+const GATEWAY_PREFIX: &str = "qg-";
+/// Prefix of internal ports inside a router namespace.
+const INTERFACE_PREFIX: &str = "qr-";
+
+fn short(id: &str, n: usize) -> String {
+    id.chars().filter(|c| *c != '-').take(n).collect()
+}
+
+/// The bridge backing a network in the fabric namespace.
+pub fn bridge_name(network_id: &str) -> String {
+    format!("vb-{}", short(network_id, 11))
+}
+
+/// `(namespace, bridge)` backing a network.
+pub fn bridge_for(config: &AgentConfig, network_id: &str) -> (String, String) {
+    match config.bridges.iter().find(|b| b.network == network_id) {
+        Some(mapping) => (mapping.namespace.clone(), mapping.bridge.clone()),
+        None => (config.fabric_namespace.clone(), bridge_name(network_id)),
+    }
+}
+
+async fn ip_in(namespace: &str, args: &[&str]) -> Result<String> {
+    if namespace.is_empty() {
+        run("ip", args).await
+    } else {
+        let mut full = vec!["-n", namespace];
+        full.extend_from_slice(args);
+        run("ip", &full).await
+    }
+}
+
+/// Creates a namespace (if missing) with loopback up.
+pub async fn ensure_namespace(name: &str) -> Result<()> {
+    run_idempotent("ip", &["netns", "add", name]).await?;
+    run("ip", &["-n", name, "link", "set", "lo", "up"]).await?;
+    Ok(())
+}
+
+/// Whether a namespace exists.
+pub async fn namespace_exists(name: &str) -> bool {
+    std::path::Path::new("/run/netns").join(name).exists()
+}
+
+/// Names of the namespaces that start with `prefix`.
+pub async fn namespaces_with_prefix(prefix: &str) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir("/run/netns") else {
+        return vec![];
+    };
+    entries
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .filter(|n| n.starts_with(prefix))
+        .collect()
+}
+
+/// Ensures the bridge backing a network exists and is up.
+pub async fn ensure_bridge(config: &AgentConfig, network_id: &str) -> Result<(String, String)> {
+    let (namespace, bridge) = bridge_for(config, network_id);
+    if namespace == config.fabric_namespace {
+        ensure_namespace(&namespace).await?;
+        if ip_in(&namespace, &["link", "show", "dev", &bridge])
+            .await
+            .is_err()
+        {
+            run_idempotent(
+                "ip",
+                &["-n", &namespace, "link", "add", &bridge, "type", "bridge"],
+            )
+            .await?;
+        }
+    }
+    ip_in(&namespace, &["link", "set", &bridge, "up"]).await?;
+    Ok((namespace, bridge))
+}
+
+/// Plumbs a veth from the router namespace into a network's bridge.
+async fn ensure_port(
+    config: &AgentConfig,
+    router_ns: &str,
+    inner: &str,
+    outer: &str,
+    network_id: &str,
+) -> Result<()> {
+    let (bridge_ns, bridge) = ensure_bridge(config, network_id).await?;
+    if run("ip", &["-n", router_ns, "link", "show", "dev", inner])
+        .await
+        .is_err()
+    {
+        let mut args = vec![
+            "link", "add", outer, "type", "veth", "peer", "name", inner, "netns", router_ns,
+        ];
+        if !bridge_ns.is_empty() {
+            args = [&["-n", bridge_ns.as_str()][..], &args[..]].concat();
+        }
+        run("ip", &args).await?;
+    }
+    ip_in(&bridge_ns, &["link", "set", outer, "master", &bridge, "up"]).await?;
+    run("ip", &["-n", router_ns, "link", "set", inner, "up"]).await?;
+    Ok(())
+}
+
+async fn ensure_addresses(router_ns: &str, device: &str, wanted: &[IpNet]) -> Result<()> {
+    let shown = run(
+        "ip",
+        &["-n", router_ns, "-j", "addr", "show", "dev", device],
+    )
+    .await?;
+    let current = parse_addresses(&shown);
+    for stale in current.iter().filter(|a| !wanted.contains(a)) {
+        run(
+            "ip",
+            &[
+                "-n",
+                router_ns,
+                "addr",
+                "del",
+                &stale.to_string(),
+                "dev",
+                device,
+            ],
+        )
+        .await?;
+    }
+    for address in wanted.iter().filter(|a| !current.contains(a)) {
+        run(
+            "ip",
+            &[
+                "-n",
+                router_ns,
+                "addr",
+                "add",
+                &address.to_string(),
+                "dev",
+                device,
+            ],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+fn parse_addresses(json: &str) -> Vec<IpNet> {
+    let parsed: serde_json::Value = serde_json::from_str(json).unwrap_or_default();
+    let mut out = Vec::new();
+    for link in parsed.as_array().into_iter().flatten() {
+        for info in link["addr_info"].as_array().into_iter().flatten() {
+            if info["scope"] == "link" {
+                continue;
+            }
+            let (Some(local), Some(prefix)) = (info["local"].as_str(), info["prefixlen"].as_u64())
+            else {
+                continue;
+            };
+            if let (Ok(ip), Ok(prefix)) = (local.parse(), u8::try_from(prefix)) {
+                out.extend(IpNet::new(ip, prefix).ok());
+            }
+        }
+    }
+    out
+}
+
+fn port_name(prefix: &str, id: &str) -> String {
+    format!("{prefix}{}", short(id, 11))
+}
+
+/// Brings the router namespace to the desired state: ports, addresses, routes,
+/// forwarding and the nftables table (SNAT + NAT exemption) as one atomic batch.
+pub async fn ensure_router(
+    config: &AgentConfig,
+    namespace: &str,
+    state: &RouterState,
+) -> Result<()> {
+    ensure_namespace(namespace).await?;
+    run(
+        "ip",
+        &[
+            "netns",
+            "exec",
+            namespace,
+            "sysctl",
+            "-qw",
+            "net.ipv4.ip_forward=1",
+        ],
+    )
+    .await?;
+    let mut wanted_links = Vec::new();
+    let gateway_port = port_name(GATEWAY_PREFIX, &state.router_id);
+    if let Some(first) = state.gateway.first() {
+        let outer = format!("g{}", short(&state.router_id, 12));
+        ensure_port(config, namespace, &gateway_port, &outer, &first.network_id).await?;
+        let addresses: Vec<IpNet> = state.gateway.iter().map(|p| p.address).collect();
+        ensure_addresses(namespace, &gateway_port, &addresses).await?;
+        for port in state.gateway.iter().filter(|p| p.address.addr().is_ipv4()) {
+            if let Some(via) = port.gateway {
+                run(
+                    "ip",
+                    &[
+                        "-n",
+                        namespace,
+                        "route",
+                        "replace",
+                        "default",
+                        "via",
+                        &via.to_string(),
+                        "dev",
+                        &gateway_port,
+                    ],
+                )
+                .await?;
+            }
+        }
+        wanted_links.push(gateway_port.clone());
+    }
+    for port in &state.interfaces {
+        let inner = port_name(INTERFACE_PREFIX, &port.subnet_id);
+        let outer = format!(
+            "i{}{}",
+            short(&state.router_id, 6),
+            short(&port.subnet_id, 6)
+        );
+        ensure_port(config, namespace, &inner, &outer, &port.network_id).await?;
+        ensure_addresses(namespace, &inner, &[port.address]).await?;
+        wanted_links.push(inner);
+    }
+    remove_stale_ports(namespace, &wanted_links).await?;
+    apply_nat(namespace, state).await
+}
+
+async fn remove_stale_ports(namespace: &str, wanted: &[String]) -> Result<()> {
+    let shown = run("ip", &["-n", namespace, "-j", "link", "show"]).await?;
+    let parsed: serde_json::Value =
+        serde_json::from_str(&shown).map_err(|e| Error::Command(format!("ip -j link: {e}")))?;
+    for link in parsed.as_array().into_iter().flatten() {
+        let Some(name) = link["ifname"].as_str() else {
+            continue;
+        };
+        let ours = name.starts_with(GATEWAY_PREFIX) || name.starts_with(INTERFACE_PREFIX);
+        if ours && !wanted.iter().any(|w| w == name) {
+            run("ip", &["-n", namespace, "link", "del", "dev", name]).await?;
+        }
+    }
+    Ok(())
+}
+
+/// The router's nftables table, rendered from typed addresses only.
+pub fn nat_ruleset(state: &RouterState) -> String {
+    let internal: Vec<IpNet> = state
+        .interfaces
+        .iter()
+        .map(|p| p.address.trunc())
+        .filter(|n| n.addr().is_ipv4())
+        .collect();
+    let gateway = state
+        .gateway
+        .iter()
+        .map(|p| p.address.addr())
+        .find(|a| a.is_ipv4());
+    let mut chain = String::new();
+    // VPN traffic must leave with its own source address: exempt each (local, peer)
+    // pair before the SNAT rule, in the same chain (an accept elsewhere would not stop it).
+    for conn in state.connections.iter().filter(|c| c.enabled) {
+        for local in conn.local_cidrs.iter().filter(|c| c.addr().is_ipv4()) {
+            for peer in conn.peer_cidrs.iter().filter(|c| c.addr().is_ipv4()) {
+                let _ = writeln!(chain, "    ip saddr {local} ip daddr {peer} accept");
+            }
+        }
+    }
+    if let (true, Some(gateway), false) = (state.enable_snat, gateway, internal.is_empty()) {
+        let set = internal
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
+        let _ = writeln!(
+            chain,
+            "    ip saddr {{ {set} }} ip daddr != {{ {set} }} snat to {gateway}"
+        );
+    }
+    format!(
+        "table ip vpnaas {{}}\ndelete table ip vpnaas\ntable ip vpnaas {{\n  chain postrouting {{\n    type nat hook postrouting priority srcnat; policy accept;\n{chain}  }}\n}}\n"
+    )
+}
+
+async fn apply_nat(namespace: &str, state: &RouterState) -> Result<()> {
+    run_with_input(
+        "ip",
+        &["netns", "exec", namespace, "nft", "-f", "-"],
+        Some(&nat_ruleset(state)),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Deletes a router namespace (its ports and rules go with it).
+pub async fn remove_router(namespace: &str) -> Result<()> {
+    if namespace_exists(namespace).await {
+        run("ip", &["netns", "del", namespace]).await?;
+    }
+    Ok(())
+}
+
+/// Deletes agent-managed bridges that nothing is plugged into any more, and the fabric
+/// namespace once it holds nothing else.
+pub async fn prune_fabric(config: &AgentConfig) -> Result<()> {
+    let fabric = &config.fabric_namespace;
+    if !namespace_exists(fabric).await {
+        return Ok(());
+    }
+    let shown = run("ip", &["-n", fabric, "-j", "link", "show"]).await?;
+    let links: serde_json::Value =
+        serde_json::from_str(&shown).map_err(|e| Error::Command(format!("ip -j link: {e}")))?;
+    let links = links.as_array().cloned().unwrap_or_default();
+    let name = |l: &serde_json::Value| l["ifname"].as_str().unwrap_or_default().to_string();
+    let mut remaining = 0;
+    for link in &links {
+        let link_name = name(link);
+        if link_name == "lo" {
+            continue;
+        }
+        let is_bridge = link_name.starts_with("vb-");
+        let used = links
+            .iter()
+            .any(|l| l["master"].as_str() == Some(link_name.as_str()));
+        if is_bridge && !used {
+            run("ip", &["-n", fabric, "link", "del", "dev", &link_name]).await?;
+        } else {
+            remaining += 1;
+        }
+    }
+    if remaining == 0 {
+        run("ip", &["netns", "del", fabric]).await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,196 @@
+//! The vpnaas agent: for each router the server schedules to this host it fetches the
+//! router's whole desired state, brings the host to it (namespace and ports, NAT, one IKE
+//! daemon with its connections), and reports what it observes. Level-triggered: a
+//! `router_changed` hint, the periodic resync, a daemon event and an agent restart all run
+//! the same reconcile, so a lost message or a crash is healed by the next pass.
+
+pub mod command;
+pub mod config;
+pub mod l3;
+pub mod strongswan;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use tokio::sync::{broadcast, mpsc};
+use vpnaas_bus::ControlPlane;
+use vpnaas_model::agent::{ConnectionStatus, RouterChanged, RouterState, StatusReport};
+use vpnaas_model::enums::Status;
+
+pub use config::{AgentConfig, DataPlane, L3Mode};
+use strongswan::StrongSwan;
+
+/// An agent failure.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A host command failed.
+    #[error("{0}")]
+    Command(String),
+    /// The IKE daemon failed.
+    #[error("IKE daemon: {0}")]
+    Daemon(String),
+    /// The server could not be reached.
+    #[error(transparent)]
+    Bus(#[from] vpnaas_bus::Error),
+}
+
+/// Result with the agent's error.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// One agent.
+pub struct Agent {
+    config: AgentConfig,
+    control: Arc<dyn ControlPlane>,
+    driver: StrongSwan,
+    wake: mpsc::UnboundedReceiver<String>,
+    hosted: HashSet<String>,
+}
+
+impl Agent {
+    /// An agent for `config.host`, talking to the server through `control`.
+    pub fn new(config: AgentConfig, control: Arc<dyn ControlPlane>) -> Agent {
+        let (wake_tx, wake) = mpsc::unbounded_channel();
+        let driver = StrongSwan::new(config.clone(), wake_tx);
+        Agent {
+            config,
+            control,
+            driver,
+            wake,
+            hosted: HashSet::new(),
+        }
+    }
+
+    /// Runs until `hints` closes: registers, cleans leftovers, then reconciles on every
+    /// hint, daemon event and resync tick.
+    pub async fn run(mut self, mut hints: broadcast::Receiver<RouterChanged>) {
+        let mut tick = tokio::time::interval(self.config.resync());
+        let mut first = true;
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    if let Err(error) = self.resync_all(first).await {
+                        tracing::warn!(%error, "resync failed; retrying at the next tick");
+                    } else {
+                        first = false;
+                    }
+                }
+                hint = hints.recv() => match hint {
+                    Ok(hint) => self.sync(&hint.router_id).await,
+                    Err(broadcast::error::RecvError::Lagged(_)) => tick.reset_immediately(),
+                    Err(broadcast::error::RecvError::Closed) => return,
+                },
+                Some(router_id) = self.wake.recv() => self.on_event(&router_id).await,
+            }
+        }
+    }
+
+    async fn resync_all(&mut self, at_start: bool) -> Result<()> {
+        self.control.heartbeat(&self.config.host).await?;
+        let routers = self.control.hosted_routers(&self.config.host).await?;
+        if at_start {
+            self.remove_leftovers(&routers).await;
+        }
+        let gone: Vec<String> = self
+            .hosted
+            .iter()
+            .filter(|r| !routers.contains(r))
+            .cloned()
+            .collect();
+        for router_id in routers.iter().chain(gone.iter()) {
+            self.sync(router_id).await;
+        }
+        Ok(())
+    }
+
+    /// Removes namespaces and daemons this agent owns but no longer hosts (a crash's leftovers).
+    async fn remove_leftovers(&mut self, hosted: &[String]) {
+        for namespace in l3::namespaces_with_prefix(&self.config.namespace_prefix).await {
+            let router_id = namespace
+                .trim_start_matches(&self.config.namespace_prefix)
+                .to_string();
+            if !hosted.contains(&router_id) {
+                tracing::info!(%namespace, "removing leftover router");
+                self.remove(&router_id).await;
+            }
+        }
+    }
+
+    /// Reconciles one router with its desired state.
+    pub async fn sync(&mut self, router_id: &str) {
+        let state = match self
+            .control
+            .router_state(&self.config.host, router_id)
+            .await
+        {
+            Ok(state) => state,
+            Err(error) => {
+                tracing::warn!(%error, router = router_id, "cannot fetch desired state");
+                return;
+            }
+        };
+        match state {
+            Some(state) => {
+                if let Err(error) = self.apply(&state).await {
+                    tracing::error!(%error, router = router_id, "apply failed");
+                }
+                self.hosted.insert(router_id.to_string());
+                self.report(&state).await;
+            }
+            None => self.remove(router_id).await,
+        }
+    }
+
+    async fn apply(&self, state: &RouterState) -> Result<()> {
+        let namespace = self.config.namespace(&state.router_id);
+        if self.config.l3_mode == L3Mode::Standalone {
+            l3::ensure_router(&self.config, &namespace, state).await?;
+        }
+        self.driver.ensure(&namespace, state).await
+    }
+
+    async fn remove(&mut self, router_id: &str) {
+        if let Err(error) = self.driver.remove(router_id).await {
+            tracing::warn!(%error, router = router_id, "daemon removal failed");
+        }
+        if self.config.l3_mode == L3Mode::Standalone {
+            if let Err(error) = l3::remove_router(&self.config.namespace(router_id)).await {
+                tracing::warn!(%error, router = router_id, "namespace removal failed");
+            }
+            if let Err(error) = l3::prune_fabric(&self.config).await {
+                tracing::warn!(%error, "fabric cleanup failed");
+            }
+        }
+        self.hosted.remove(router_id);
+    }
+
+    async fn on_event(&mut self, router_id: &str) {
+        // A daemon that exited is restarted by the next reconcile of its router.
+        self.sync(router_id).await;
+    }
+
+    async fn report(&self, state: &RouterState) {
+        let observed = self.driver.observe(&state.router_id).await;
+        let connections = state
+            .connections
+            .iter()
+            .map(|c| ConnectionStatus {
+                id: c.id.clone(),
+                status: observed
+                    .connections
+                    .get(&c.id)
+                    .copied()
+                    .unwrap_or(Status::Down),
+            })
+            .collect();
+        let report = StatusReport {
+            host: self.config.host.clone(),
+            router_id: state.router_id.clone(),
+            applied_revision: state.revision,
+            daemon_running: observed.daemon_running || state.connections.iter().all(|c| !c.enabled),
+            connections,
+        };
+        if let Err(error) = self.control.report(report).await {
+            tracing::warn!(%error, router = %state.router_id, "status report failed");
+        }
+    }
+}

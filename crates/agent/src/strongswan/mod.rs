@@ -1,0 +1,448 @@
+//! The strongSwan driver: one charon per router, in the router's namespace with a private
+//! `/run`, configured over VICI. Each connection is loaded (`load-shared` + `load-conn`)
+//! and removed (`unload-conn` + `terminate` + `unload-shared`) on its own: changing one
+//! connection never restarts charon or touches another. Status comes from `list-sas`,
+//! refreshed whenever charon sends an up/down/rekey event.
+
+mod conf;
+mod proposals;
+mod vici;
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use tokio::sync::{Mutex, mpsc};
+use tokio::task::JoinHandle;
+use vpnaas_model::agent::{ConnectionSpec, RouterState};
+use vpnaas_model::enums::{Initiator, Status};
+
+use crate::config::AgentConfig;
+use crate::{Error, Result};
+
+/// How long the side with the higher address waits before initiating too.
+const INITIATE_GRACE: Duration = Duration::from_secs(2);
+
+/// Observed state of a router's VPN.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Observed {
+    /// charon is running.
+    pub daemon_running: bool,
+    /// Connection id → status.
+    pub connections: HashMap<String, Status>,
+}
+
+struct Daemon {
+    pid: u32,
+    dir: PathBuf,
+    vici: Arc<Mutex<rsvici::Client>>,
+    loaded: HashMap<String, ConnectionSpec>,
+    initiators: HashMap<String, JoinHandle<()>>,
+    events: JoinHandle<()>,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.events.abort();
+        for task in self.initiators.values() {
+            task.abort();
+        }
+    }
+}
+
+/// The driver for all routers of this agent.
+pub struct StrongSwan {
+    config: AgentConfig,
+    daemons: Mutex<HashMap<String, Daemon>>,
+    wake: mpsc::UnboundedSender<String>,
+}
+
+impl StrongSwan {
+    /// A driver that signals `wake` with a router id when that router's status may have
+    /// changed (charon event, charon exit).
+    pub fn new(config: AgentConfig, wake: mpsc::UnboundedSender<String>) -> Self {
+        StrongSwan {
+            config,
+            daemons: Mutex::new(HashMap::new()),
+            wake,
+        }
+    }
+
+    /// Brings the router's charon and connections to the desired state.
+    pub async fn ensure(&self, namespace: &str, state: &RouterState) -> Result<()> {
+        let wanted: Vec<&ConnectionSpec> = state.connections.iter().filter(|c| c.enabled).collect();
+        let mut daemons = self.daemons.lock().await;
+        if wanted.is_empty() {
+            if let Some(daemon) = daemons.remove(&state.router_id) {
+                stop(daemon).await;
+            }
+            return Ok(());
+        }
+        let running = daemons.get(&state.router_id).is_some_and(|d| alive(d.pid));
+        if !running {
+            daemons.remove(&state.router_id);
+            let daemon = self.start(namespace, &state.router_id).await?;
+            daemons.insert(state.router_id.clone(), daemon);
+        }
+        let daemon = daemons
+            .get_mut(&state.router_id)
+            .ok_or_else(|| Error::Daemon("vanished".into()))?;
+        let stale: Vec<String> = daemon
+            .loaded
+            .iter()
+            .filter(|(id, spec)| !wanted.iter().any(|w| &w.id == *id && w == spec))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in stale {
+            unload(daemon, &id).await?;
+        }
+        for spec in wanted {
+            if !daemon.loaded.contains_key(&spec.id) {
+                load(daemon, spec).await?;
+            }
+        }
+        self.start_initiators(&state.router_id, daemon).await;
+        Ok(())
+    }
+
+    /// Stops the router's charon and removes its files.
+    pub async fn remove(&self, router_id: &str) -> Result<()> {
+        if let Some(daemon) = self.daemons.lock().await.remove(router_id) {
+            stop(daemon).await;
+        }
+        let dir = self.config.router_dir(router_id);
+        stop_leftover(&dir).await;
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir)
+                .map_err(|e| Error::Daemon(format!("remove {}: {e}", dir.display())))?;
+        }
+        Ok(())
+    }
+
+    /// What charon says about the router's connections.
+    pub async fn observe(&self, router_id: &str) -> Observed {
+        let daemons = self.daemons.lock().await;
+        let Some(daemon) = daemons.get(router_id) else {
+            return Observed::default();
+        };
+        if !alive(daemon.pid) {
+            return Observed::default();
+        }
+        let connections = match list_sas(&daemon.vici).await {
+            Ok(sas) => daemon
+                .loaded
+                .keys()
+                .map(|id| (id.clone(), status_in(&sas, id)))
+                .collect(),
+            Err(_) => HashMap::new(),
+        };
+        Observed {
+            daemon_running: true,
+            connections,
+        }
+    }
+
+    async fn start(&self, namespace: &str, router_id: &str) -> Result<Daemon> {
+        let dir = self.config.router_dir(router_id);
+        let run_dir = dir.join("run");
+        std::fs::create_dir_all(&run_dir)
+            .map_err(|e| Error::Daemon(format!("{}: {e}", run_dir.display())))?;
+        stop_leftover(&dir).await;
+        let conf = dir.join("strongswan.conf");
+        std::fs::write(&conf, conf::render(&dir, self.config.data_plane))
+            .map_err(|e| Error::Daemon(format!("{}: {e}", conf.display())))?;
+        let _ = std::fs::remove_file(run_dir.join("charon.vici"));
+        let log = std::fs::File::create(dir.join("charon.out"))
+            .map_err(|e| Error::Daemon(e.to_string()))?;
+        let child = tokio::process::Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                namespace,
+                "sh",
+                "-c",
+                "mount --bind \"$0\" /run && exec \"$1\"",
+            ])
+            .arg(&run_dir)
+            .arg(&self.config.charon)
+            .env("STRONGSWAN_CONF", &conf)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().map_err(|e| Error::Daemon(e.to_string()))?)
+            .stderr(log)
+            .spawn()
+            .map_err(|e| Error::Daemon(format!("cannot start charon: {e}")))?;
+        let pid = child
+            .id()
+            .ok_or_else(|| Error::Daemon("charon exited at once".into()))?;
+        let socket = run_dir.join("charon.vici");
+        let vici = connect(&socket).await?;
+        let events = self.watch(router_id, &socket, child_exit(child)).await?;
+        tracing::info!(router = router_id, pid, "charon started");
+        Ok(Daemon {
+            pid,
+            dir,
+            vici: Arc::new(Mutex::new(vici)),
+            loaded: HashMap::new(),
+            initiators: HashMap::new(),
+            events,
+        })
+    }
+
+    /// Wakes the agent on every SA event and when charon exits.
+    async fn watch(
+        &self,
+        router_id: &str,
+        socket: &Path,
+        exit: JoinHandle<()>,
+    ) -> Result<JoinHandle<()>> {
+        let mut client = connect(socket).await?;
+        let wake = self.wake.clone();
+        let router = router_id.to_string();
+        Ok(tokio::spawn(async move {
+            let streams = ["ike-updown", "child-updown", "child-rekey", "ike-rekey"]
+                .map(|event| client.subscribe::<serde::de::IgnoredAny>(event).boxed());
+            let mut events = futures::stream::select_all(streams);
+            let mut exit = exit;
+            loop {
+                tokio::select! {
+                    event = events.next() => match event {
+                        Some(_) => { let _ = wake.send(router.clone()); }
+                        None => break,
+                    },
+                    _ = &mut exit => break,
+                }
+            }
+            let _ = wake.send(router);
+        }))
+    }
+
+    async fn start_initiators(&self, router_id: &str, daemon: &mut Daemon) {
+        daemon.initiators.retain(|_, task| !task.is_finished());
+        let sas = list_sas(&daemon.vici).await.unwrap_or_default();
+        for spec in daemon.loaded.values() {
+            if spec.initiator != Initiator::BiDirectional
+                || daemon.initiators.contains_key(&spec.id)
+                || status_in(&sas, &spec.id) == Status::Active
+            {
+                continue;
+            }
+            let task = initiate(
+                daemon.dir.join("run").join("charon.vici"),
+                spec.clone(),
+                self.wake.clone(),
+                router_id.to_string(),
+            );
+            daemon
+                .initiators
+                .insert(spec.id.clone(), tokio::spawn(task));
+        }
+    }
+}
+
+fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => {
+            stat.rsplit(')')
+                .next()
+                .and_then(|rest| rest.split_whitespace().next())
+                != Some("Z")
+        }
+        Err(_) => false,
+    }
+}
+
+/// Reaps charon when it exits (so it never lingers as a zombie).
+fn child_exit(mut child: tokio::process::Child) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let status = child.wait().await;
+        tracing::warn!(?status, "charon exited");
+    })
+}
+
+async fn connect(socket: &Path) -> Result<rsvici::Client> {
+    for _ in 0..250 {
+        if let Ok(client) = rsvici::unix::connect(socket).await {
+            return Ok(client);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Err(Error::Daemon(format!(
+        "charon's VICI socket {} does not answer",
+        socket.display()
+    )))
+}
+
+async fn command<T: serde::Serialize>(
+    vici: &Mutex<rsvici::Client>,
+    name: &str,
+    message: T,
+) -> Result<()> {
+    let answer: vici::Answer = vici
+        .lock()
+        .await
+        .request(name, message)
+        .await
+        .map_err(|e| Error::Daemon(format!("{name}: {e}")))?;
+    if answer.success {
+        Ok(())
+    } else {
+        Err(Error::Daemon(format!(
+            "{name}: {}",
+            answer.errmsg.unwrap_or_default()
+        )))
+    }
+}
+
+async fn load(daemon: &mut Daemon, spec: &ConnectionSpec) -> Result<()> {
+    command(&daemon.vici, "load-shared", vici::SharedKey::of(spec)).await?;
+    command(&daemon.vici, "load-conn", vici::load_conn(spec)).await?;
+    daemon.loaded.insert(spec.id.clone(), spec.clone());
+    tracing::info!(connection = %spec.id, "connection loaded");
+    Ok(())
+}
+
+/// Unloading does not tear down established SAs: terminate them too.
+async fn unload(daemon: &mut Daemon, id: &str) -> Result<()> {
+    if let Some(task) = daemon.initiators.remove(id) {
+        task.abort();
+    }
+    command(
+        &daemon.vici,
+        "unload-conn",
+        vici::Unload {
+            name: id.to_string(),
+        },
+    )
+    .await?;
+    let terminate = vici::Terminate {
+        ike: id.to_string(),
+        force: true,
+        timeout: 500,
+    };
+    if let Err(error) = command(&daemon.vici, "terminate", terminate).await {
+        tracing::debug!(%error, connection = id, "nothing to terminate");
+    }
+    let _ = command(
+        &daemon.vici,
+        "unload-shared",
+        vici::UnloadShared {
+            id: vici::secret_id(id),
+        },
+    )
+    .await;
+    daemon.loaded.remove(id);
+    tracing::info!(connection = id, "connection unloaded");
+    Ok(())
+}
+
+/// Initiates a bi-directional connection until it is up. When both ends initiate at once
+/// they build duplicate SAs, so the end with the lower address goes first and the other
+/// only after a grace period; an initiator whose peer is not ready yet is refused and
+/// does not retry by itself, so this retries with backoff.
+async fn initiate(
+    socket: PathBuf,
+    spec: ConnectionSpec,
+    wake: mpsc::UnboundedSender<String>,
+    router: String,
+) {
+    if !goes_first(spec.local_address, spec.peer_address) {
+        tokio::time::sleep(INITIATE_GRACE).await;
+    }
+    let mut backoff = Duration::from_millis(500);
+    loop {
+        let Ok(mut client) = rsvici::unix::connect(&socket).await else {
+            return;
+        };
+        if let Ok(sas) = collect_sas(&mut client).await
+            && status_in(&sas, &spec.id) == Status::Active
+        {
+            return;
+        }
+        let message = vici::Initiate {
+            child: spec.id.clone(),
+            ike: spec.id.clone(),
+            timeout: 10_000,
+            init_limits: false,
+        };
+        match client.request::<_, vici::Answer>("initiate", message).await {
+            Ok(answer) if answer.success => {
+                let _ = wake.send(router);
+                return;
+            }
+            Ok(answer) => {
+                tracing::info!(connection = %spec.id, reason = answer.errmsg.unwrap_or_default(), "initiate failed; retrying")
+            }
+            Err(error) => {
+                tracing::info!(connection = %spec.id, %error, "initiate failed; retrying")
+            }
+        }
+        let _ = wake.send(router.clone());
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(30));
+    }
+}
+
+fn goes_first(local: IpAddr, peer: IpAddr) -> bool {
+    local < peer
+}
+
+async fn collect_sas(client: &mut rsvici::Client) -> Result<vici::ListSa> {
+    let mut stream = Box::pin(client.stream_request::<_, vici::ListSa>("list-sas", "list-sa", ()));
+    let mut all = vici::ListSa::new();
+    while let Some(item) = stream.next().await {
+        all.extend(item.map_err(|e| Error::Daemon(format!("list-sas: {e}")))?);
+    }
+    Ok(all)
+}
+
+async fn list_sas(vici: &Mutex<rsvici::Client>) -> Result<vici::ListSa> {
+    collect_sas(&mut *vici.lock().await).await
+}
+
+fn status_in(sas: &vici::ListSa, id: &str) -> Status {
+    let up = sas.get(id).is_some_and(|ike| {
+        ike.state == "ESTABLISHED"
+            && ike
+                .child_sas
+                .values()
+                .any(|c| c.name == id && c.state == "INSTALLED")
+    });
+    if up { Status::Active } else { Status::Down }
+}
+
+async fn stop(daemon: Daemon) {
+    terminate_pid(daemon.pid).await;
+    tracing::info!(pid = daemon.pid, "charon stopped");
+}
+
+/// Stops a charon left by an earlier agent run (found by its pid file).
+async fn stop_leftover(dir: &Path) {
+    let pid_file = dir.join("run").join("charon.pid");
+    if let Some(pid) = std::fs::read_to_string(&pid_file)
+        .ok()
+        .and_then(|t| t.trim().parse::<u32>().ok())
+        && alive(pid)
+        && is_charon(pid)
+    {
+        terminate_pid(pid).await;
+    }
+}
+
+fn is_charon(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "charon")
+}
+
+async fn terminate_pid(pid: u32) {
+    let _ = crate::command::run("kill", &["-TERM", &pid.to_string()]).await;
+    for _ in 0..100 {
+        if !alive(pid) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = crate::command::run("kill", &["-KILL", &pid.to_string()]).await;
+}

@@ -1,0 +1,96 @@
+//! strongSwan spellings of the API's algorithms (reference §3.5) and the proposal strings
+//! built from a connection's policies. Built only from closed enums: no tenant text.
+
+use vpnaas_model::enums::{AuthAlgorithm, EncryptionAlgorithm, PfsGroup, TransformProtocol};
+use vpnaas_model::policy::{IkePolicy, IpsecPolicy};
+
+/// strongSwan name of an encryption algorithm.
+pub fn encryption(algorithm: EncryptionAlgorithm) -> String {
+    let text = algorithm.as_str();
+    if algorithm == EncryptionAlgorithm::TripleDes {
+        return "3des".into();
+    }
+    // "aes-256-gcm-16" → "aes256gcm16", "aes-128-ctr" → "aes128ctr", "aes-192" → "aes192"
+    text.replace('-', "")
+}
+
+/// strongSwan name of an integrity algorithm.
+pub fn integrity(algorithm: AuthAlgorithm) -> &'static str {
+    match algorithm {
+        AuthAlgorithm::Sha1 => "sha1",
+        AuthAlgorithm::Sha256 => "sha256",
+        AuthAlgorithm::Sha384 => "sha384",
+        AuthAlgorithm::Sha512 => "sha512",
+        AuthAlgorithm::AesXcbc => "aesxcbc",
+        AuthAlgorithm::AesCmac => "aescmac",
+    }
+}
+
+/// strongSwan name of a Diffie-Hellman group.
+pub fn group(group: PfsGroup) -> &'static str {
+    match group {
+        PfsGroup::Group2 => "modp1024",
+        PfsGroup::Group5 => "modp1536",
+        PfsGroup::Group14 => "modp2048",
+        PfsGroup::Group15 => "modp3072",
+        PfsGroup::Group16 => "modp4096",
+        PfsGroup::Group17 => "modp6144",
+        PfsGroup::Group18 => "modp8192",
+        PfsGroup::Group19 => "ecp256",
+        PfsGroup::Group20 => "ecp384",
+        PfsGroup::Group21 => "ecp521",
+        PfsGroup::Group22 => "modp1024s160",
+        PfsGroup::Group23 => "modp2048s224",
+        PfsGroup::Group24 => "modp2048s256",
+        PfsGroup::Group25 => "ecp192",
+        PfsGroup::Group26 => "ecp224",
+        PfsGroup::Group27 => "ecp224bp",
+        PfsGroup::Group28 => "ecp256bp",
+        PfsGroup::Group29 => "ecp384bp",
+        PfsGroup::Group30 => "ecp512bp",
+        PfsGroup::Group31 => "curve25519",
+    }
+}
+
+/// The IKE proposal: AEAD ciphers take the integrity algorithm as PRF only.
+pub fn ike_proposal(policy: &IkePolicy) -> String {
+    let (enc, auth, dh) = (
+        encryption(policy.encryption_algorithm),
+        integrity(policy.auth_algorithm),
+        group(policy.pfs),
+    );
+    if policy.encryption_algorithm.is_aead() {
+        format!("{enc}-prf{auth}-{dh}")
+    } else {
+        format!("{enc}-{auth}-{dh}")
+    }
+}
+
+/// The ESP or AH proposal of the child SA, with its PFS group.
+pub fn child_proposal(policy: &IpsecPolicy) -> String {
+    let (enc, auth, pfs) = (
+        encryption(policy.encryption_algorithm),
+        integrity(policy.auth_algorithm),
+        group(policy.pfs),
+    );
+    match policy.transform_protocol {
+        TransformProtocol::Ah => format!("{auth}-{pfs}"),
+        _ if policy.encryption_algorithm.is_aead() => format!("{enc}-{pfs}"),
+        _ => format!("{enc}-{auth}-{pfs}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_the_reference_table() {
+        assert_eq!(encryption(EncryptionAlgorithm::Aes256Gcm16), "aes256gcm16");
+        assert_eq!(encryption(EncryptionAlgorithm::Aes128Ccm8), "aes128ccm8");
+        assert_eq!(encryption(EncryptionAlgorithm::Aes192Ctr), "aes192ctr");
+        assert_eq!(encryption(EncryptionAlgorithm::Aes128), "aes128");
+        assert_eq!(group(PfsGroup::Group22), "modp1024s160");
+        assert_eq!(group(PfsGroup::Group31), "curve25519");
+    }
+}

@@ -1,0 +1,222 @@
+//! Typed VICI messages: what the driver sends to charon and reads back. Connection and
+//! secret names are connection ids (UUIDs); identities and addresses come from the
+//! validated desired state.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::{Deserialize, Serialize};
+use vpnaas_model::agent::ConnectionSpec;
+use vpnaas_model::enums::{
+    DpdAction, EncapsulationMode, IkeVersion, Phase1Mode, TransformProtocol,
+};
+
+use super::proposals;
+
+/// Answer of a command.
+#[derive(Debug, Deserialize)]
+pub struct Answer {
+    /// Whether it worked.
+    pub success: bool,
+    /// Why not.
+    #[serde(default)]
+    pub errmsg: Option<String>,
+}
+
+/// `load-shared`: the PSK of one connection, bound to its two identities.
+#[derive(Serialize)]
+pub struct SharedKey {
+    /// Unique id of the secret (`psk-<connection id>`).
+    pub id: String,
+    /// Always `IKE`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// The key.
+    pub data: String,
+    /// Identities it is for.
+    pub owners: Vec<String>,
+}
+
+impl SharedKey {
+    /// The secret of a connection.
+    pub fn of(spec: &ConnectionSpec) -> Self {
+        SharedKey {
+            id: secret_id(&spec.id),
+            kind: "IKE",
+            data: spec.psk.expose().to_string(),
+            owners: vec![spec.local_id.clone(), spec.peer_id.clone()],
+        }
+    }
+}
+
+impl std::fmt::Debug for SharedKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedKey")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Name of a connection's secret.
+pub fn secret_id(connection_id: &str) -> String {
+    format!("psk-{connection_id}")
+}
+
+#[derive(Serialize)]
+struct Auth {
+    auth: &'static str,
+    id: String,
+}
+
+#[derive(Serialize)]
+struct Child {
+    local_ts: Vec<String>,
+    remote_ts: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    esp_proposals: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ah_proposals: Option<Vec<String>>,
+    mode: &'static str,
+    rekey_time: String,
+    life_time: String,
+    dpd_action: &'static str,
+    start_action: &'static str,
+    close_action: &'static str,
+}
+
+/// One IKE connection for `load-conn`.
+#[derive(Serialize)]
+pub struct Connection {
+    version: u8,
+    local_addrs: Vec<String>,
+    remote_addrs: Vec<String>,
+    proposals: Vec<String>,
+    aggressive: bool,
+    dpd_delay: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dpd_timeout: Option<String>,
+    rekey_time: String,
+    mobike: bool,
+    keyingtries: u32,
+    local: Auth,
+    remote: Auth,
+    children: BTreeMap<String, Child>,
+}
+
+/// `load-conn` message: connection name → connection.
+pub fn load_conn(spec: &ConnectionSpec) -> BTreeMap<String, Connection> {
+    let ipsec = &spec.ipsec;
+    let child_proposal = vec![proposals::child_proposal(ipsec)];
+    let ah = ipsec.transform_protocol == TransformProtocol::Ah;
+    let lifetime = ipsec.lifetime.value;
+    let dpd_off = spec.dpd.action == DpdAction::Disabled;
+    let child = Child {
+        local_ts: spec.local_cidrs.iter().map(ToString::to_string).collect(),
+        remote_ts: spec.peer_cidrs.iter().map(ToString::to_string).collect(),
+        esp_proposals: (!ah).then(|| child_proposal.clone()),
+        ah_proposals: ah.then_some(child_proposal),
+        mode: match ipsec.encapsulation_mode {
+            EncapsulationMode::Tunnel => "tunnel",
+            EncapsulationMode::Transport => "transport",
+        },
+        rekey_time: format!("{}s", lifetime * 9 / 10),
+        life_time: format!("{lifetime}s"),
+        dpd_action: match spec.dpd.action {
+            DpdAction::Hold => "trap",
+            DpdAction::Restart => "restart",
+            DpdAction::Clear | DpdAction::Disabled | DpdAction::RestartByPeer => "clear",
+        },
+        start_action: "none",
+        close_action: "none",
+    };
+    let connection = Connection {
+        version: match spec.ike.ike_version {
+            IkeVersion::V1 => 1,
+            IkeVersion::V2 => 2,
+        },
+        local_addrs: vec![spec.local_address.to_string()],
+        remote_addrs: vec![spec.peer_address.to_string()],
+        proposals: vec![proposals::ike_proposal(&spec.ike)],
+        aggressive: spec.ike.phase1_negotiation_mode == Phase1Mode::Aggressive,
+        dpd_delay: if dpd_off {
+            "0s".into()
+        } else {
+            format!("{}s", spec.dpd.interval)
+        },
+        dpd_timeout: (spec.ike.ike_version == IkeVersion::V1 && !dpd_off)
+            .then(|| format!("{}s", spec.dpd.timeout)),
+        rekey_time: format!("{}s", spec.ike.lifetime.value),
+        mobike: false,
+        keyingtries: 1,
+        local: Auth {
+            auth: "psk",
+            id: spec.local_id.clone(),
+        },
+        remote: Auth {
+            auth: "psk",
+            id: spec.peer_id.clone(),
+        },
+        children: BTreeMap::from([(spec.id.clone(), child)]),
+    };
+    BTreeMap::from([(spec.id.clone(), connection)])
+}
+
+/// `initiate` of a connection's child.
+#[derive(Serialize)]
+pub struct Initiate {
+    /// Child to bring up.
+    pub child: String,
+    /// Its IKE connection.
+    pub ike: String,
+    /// Milliseconds to wait for the outcome.
+    pub timeout: u32,
+    /// Whether initiation may be refused by charon's limits.
+    #[serde(rename = "init-limits")]
+    pub init_limits: bool,
+}
+
+/// `terminate` of an IKE SA by connection name.
+#[derive(Serialize)]
+pub struct Terminate {
+    /// Connection name.
+    pub ike: String,
+    /// Do not wait for the peer's answer.
+    pub force: bool,
+    /// Milliseconds to wait.
+    pub timeout: i32,
+}
+
+/// `unload-conn`.
+#[derive(Serialize)]
+pub struct Unload {
+    /// Connection name.
+    pub name: String,
+}
+
+/// `unload-shared`.
+#[derive(Serialize)]
+pub struct UnloadShared {
+    /// Secret id.
+    pub id: String,
+}
+
+/// A child SA in `list-sas`.
+#[derive(Debug, Deserialize)]
+pub struct ChildSa {
+    /// Child config name.
+    pub name: String,
+    /// e.g. INSTALLED.
+    pub state: String,
+}
+
+/// An IKE SA in `list-sas`.
+#[derive(Debug, Deserialize)]
+pub struct IkeSa {
+    /// e.g. ESTABLISHED.
+    pub state: String,
+    /// Child SAs by `<name>-<uniqueid>`.
+    #[serde(rename = "child-sas", default)]
+    pub child_sas: HashMap<String, ChildSa>,
+}
+
+/// One `list-sa` event: IKE SA name → SA.
+pub type ListSa = HashMap<String, IkeSa>;

@@ -1,0 +1,107 @@
+//! `vpnaas all-in-one`: the server, one agent and the in-process bus in one process, on the
+//! embedded SQLite store.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use vpnaas_agent::{Agent, AgentConfig, DataPlane};
+use vpnaas_server::Server;
+use vpnaas_server::service::agents::LocalControlPlane;
+
+use crate::serve::ServerArgs;
+
+/// Flags of `vpnaas all-in-one`.
+#[derive(Debug, clap::Args)]
+pub struct AllInOneArgs {
+    #[command(flatten)]
+    server: ServerArgs,
+    /// Agent settings file (TOML, the keys of the agent's configuration).
+    #[arg(long, env = "VPNAAS_AGENT_CONFIG")]
+    agent_config: Option<PathBuf>,
+    /// Directory of the per-router daemon files [default: /var/lib/vpnaas/agent].
+    #[arg(long, env = "VPNAAS_STATE_DIR")]
+    state_dir: Option<PathBuf>,
+    /// Agent host name [default: this machine's host name].
+    #[arg(long, env = "VPNAAS_HOST")]
+    host: Option<String>,
+    /// kernel (XFRM) or userspace (strongSwan kernel-libipsec, for kernels without ESP).
+    #[arg(long, env = "VPNAAS_DATA_PLANE", value_parser = ["kernel", "userspace"])]
+    data_plane: Option<String>,
+    /// Router namespace prefix [default: qrouter-].
+    #[arg(long, env = "VPNAAS_NAMESPACE_PREFIX")]
+    namespace_prefix: Option<String>,
+    /// Namespace of the agent-managed network bridges [default: vpnaas-fabric].
+    #[arg(long, env = "VPNAAS_FABRIC_NAMESPACE")]
+    fabric_namespace: Option<String>,
+}
+
+impl AllInOneArgs {
+    fn agent_config(&self) -> Result<AgentConfig> {
+        let mut config = match &self.agent_config {
+            Some(path) => toml::from_str(
+                &std::fs::read_to_string(path)
+                    .with_context(|| format!("reading {}", path.display()))?,
+            )
+            .with_context(|| format!("parsing {}", path.display()))?,
+            None => AgentConfig {
+                host: host_name(),
+                ..AgentConfig::default()
+            },
+        };
+        if let Some(dir) = &self.state_dir {
+            config.state_dir = dir.clone();
+        }
+        if let Some(host) = &self.host {
+            config.host = host.clone();
+        }
+        if let Some(plane) = &self.data_plane {
+            config.data_plane = if plane == "userspace" {
+                DataPlane::Userspace
+            } else {
+                DataPlane::Kernel
+            };
+        }
+        if let Some(prefix) = &self.namespace_prefix {
+            config.namespace_prefix = prefix.clone();
+        }
+        if let Some(fabric) = &self.fabric_namespace {
+            config.fabric_namespace = fabric.clone();
+        }
+        Ok(config)
+    }
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into())
+}
+
+/// Runs server and agent until Ctrl-C or SIGTERM. Running tunnels are left up.
+pub async fn run(args: &AllInOneArgs) -> Result<()> {
+    let settings = args.server.settings()?;
+    let config = args.agent_config()?;
+    let app = vpnaas_server::build_app(settings)
+        .await
+        .context("cannot open the store")?;
+    let hints = app.notifier.subscribe(&config.host);
+    let control = Arc::new(LocalControlPlane::new(app.clone()));
+    let server = Server::start_app(app)
+        .await
+        .context("cannot start the server")?;
+    println!(
+        "vpnaas all-in-one: API on {}, agent {}",
+        server.url(),
+        config.host
+    );
+    let agent = tokio::spawn(Agent::new(config, control).run(hints));
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    agent.abort();
+    server.stop().await;
+    Ok(())
+}

@@ -1,0 +1,482 @@
+//! End to end on real strongSwan: `vpnaas all-in-one` (server + agent, userspace ESP) and
+//! `vpnaas lab` build sites in network namespaces; connections created through the API
+//! become real tunnels carrying real pings, and their status says so. Needs root (CI runs
+//! as root); without it these tests fail and say why. Every name carries a random prefix,
+//! and everything started is removed, even when a test fails.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use vpnaas_client::Client;
+use vpnaas_model::Kind;
+
+struct Lab {
+    prefix: String,
+    fabric: String,
+    url: String,
+    client: Client,
+    server: Child,
+    _dir: tempfile::TempDir,
+    sites: Vec<Value>,
+}
+
+fn require_root() {
+    let uid = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(1).unwrap_or("").to_string())
+        });
+    assert_eq!(
+        uid.as_deref(),
+        Some("0"),
+        "this end-to-end test needs root (namespaces, charon); run it as root"
+    );
+}
+
+fn vpnaas(url: &str, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_vpnaas"))
+        .args(args)
+        .env("VPNAAS_URL", url)
+        .output()
+        .expect("run vpnaas")
+}
+
+impl Lab {
+    async fn start(sites: u8) -> Lab {
+        require_root();
+        let tag: String = uuid::Uuid::new_v4()
+            .simple()
+            .to_string()
+            .chars()
+            .take(6)
+            .collect();
+        let prefix = format!("ve{tag}");
+        let fabric = format!("{prefix}-fabric");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("port")
+            .local_addr()
+            .expect("addr")
+            .port();
+        let url = format!("http://127.0.0.1:{port}");
+        let server = Command::new(env!("CARGO_BIN_EXE_vpnaas"))
+            .args([
+                "all-in-one",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--data-plane",
+                "userspace",
+                "--host",
+                &prefix,
+            ])
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .arg("--state-dir")
+            .arg(dir.path().join("state"))
+            .args([
+                "--namespace-prefix",
+                &format!("{prefix}-r-"),
+                "--fabric-namespace",
+                &fabric,
+            ])
+            .env("VPNAAS_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("aio.log")).expect("log"))
+            .spawn()
+            .expect("start all-in-one");
+        let client = Client::new(&url);
+        let mut lab = Lab {
+            prefix,
+            fabric,
+            url,
+            client,
+            server,
+            _dir: dir,
+            sites: vec![],
+        };
+        lab.wait_for_api().await;
+        let out = vpnaas(
+            &lab.url,
+            &[
+                "-f",
+                "json",
+                "lab",
+                "up",
+                "--sites",
+                &sites.to_string(),
+                "--prefix",
+                &lab.prefix,
+                "--fabric-namespace",
+                &lab.fabric,
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "lab up failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        lab.sites = serde_json::from_slice(&out.stdout).expect("lab up -f json");
+        lab
+    }
+
+    async fn wait_for_api(&self) {
+        for _ in 0..200 {
+            if self.client.list(Kind::Network, &[]).await.is_ok() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("all-in-one did not answer");
+    }
+
+    fn site(&self, n: usize) -> &Value {
+        &self.sites[n - 1]
+    }
+
+    async fn policies(&self, ike: Value, ipsec: Value) -> (String, String) {
+        let ike = self
+            .client
+            .create(Kind::IkePolicy, ike)
+            .await
+            .expect("ike policy");
+        let ipsec = self
+            .client
+            .create(Kind::IpsecPolicy, ipsec)
+            .await
+            .expect("ipsec policy");
+        (id(&ike), id(&ipsec))
+    }
+
+    async fn service(&self, site: usize) -> String {
+        let s = self.site(site);
+        let svc = self
+            .client
+            .create(
+                Kind::VpnService,
+                json!({"router_id": s["router_id"], "subnet_id": s["subnet_id"]}),
+            )
+            .await
+            .expect("service");
+        id(&svc)
+    }
+
+    async fn connect(
+        &self,
+        service: &str,
+        from: usize,
+        to: usize,
+        policies: &(String, String),
+        psk: &str,
+    ) -> String {
+        let peer = self.site(to);
+        let conn = self
+            .client
+            .create(
+                Kind::SiteConnection,
+                json!({"name": format!("{from}-to-{to}"), "vpnservice_id": service, "ikepolicy_id": policies.0,
+                       "ipsecpolicy_id": policies.1, "peer_address": peer["gateway_ip"], "peer_id": peer["gateway_ip"],
+                       "psk": psk, "peer_cidrs": [peer["cidr"]], "dpd": {"action": "restart", "interval": 5, "timeout": 20}}),
+            )
+            .await
+            .expect("connection");
+        id(&conn)
+    }
+
+    async fn wait_status(&self, conn: &str, wanted: &str, within: Duration) -> Duration {
+        let started = Instant::now();
+        loop {
+            let status = self
+                .client
+                .show(Kind::SiteConnection, conn)
+                .await
+                .expect("show")["status"]
+                .as_str()
+                .unwrap_or("")
+                .to_string();
+            if status == wanted {
+                return started.elapsed();
+            }
+            assert!(
+                started.elapsed() < within,
+                "connection {conn} is {status}, not {wanted}, after {within:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn ping(&self, from: usize, to: usize) -> bool {
+        let target = self.site(to)["host_ip"]
+            .as_str()
+            .expect("host ip")
+            .to_string();
+        let out = vpnaas(
+            &self.url,
+            &[
+                "lab",
+                "exec",
+                &from.to_string(),
+                "--prefix",
+                &self.prefix,
+                "--",
+                "ping",
+                "-c",
+                "2",
+                "-i",
+                "0.2",
+                "-W",
+                "1",
+                &target,
+            ],
+        );
+        out.status.success()
+    }
+
+    fn namespaces(&self) -> Vec<String> {
+        std::fs::read_dir("/run/netns")
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect::<Vec<String>>()
+            })
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|n: &String| n.starts_with(&self.prefix))
+            .collect()
+    }
+
+    fn router_namespace(&self, site: usize) -> String {
+        format!(
+            "{}-r-{}",
+            self.prefix,
+            self.site(site)["router_id"].as_str().expect("router")
+        )
+    }
+}
+
+impl Drop for Lab {
+    /// Stops what this test started, by pid: the all-in-one process, then every process
+    /// left in this lab's namespaces (its charons), then the namespaces.
+    fn drop(&mut self) {
+        let _ = self.server.kill();
+        let _ = self.server.wait();
+        for namespace in self.namespaces() {
+            let pids = Command::new("ip")
+                .args(["netns", "pids", &namespace])
+                .output()
+                .map(|o| o.stdout)
+                .unwrap_or_default();
+            for pid in String::from_utf8_lossy(&pids).split_whitespace() {
+                let _ = Command::new("kill").args(["-KILL", pid]).status();
+            }
+            let _ = Command::new("ip")
+                .args(["netns", "del", &namespace])
+                .status();
+        }
+    }
+}
+
+fn id(v: &Value) -> String {
+    v["id"].as_str().expect("id").to_string()
+}
+
+async fn two_sites_ping(ike: Value, ipsec: Value) {
+    let lab = Lab::start(2).await;
+    assert!(
+        !lab.ping(1, 2),
+        "no tunnel yet, so no route to the other site"
+    );
+    let policies = lab.policies(ike, ipsec).await;
+    let (s1, s2) = (lab.service(1).await, lab.service(2).await);
+    let c12 = lab.connect(&s1, 1, 2, &policies, "a-shared-secret").await;
+    let c21 = lab.connect(&s2, 2, 1, &policies, "a-shared-secret").await;
+    lab.wait_status(&c12, "ACTIVE", Duration::from_secs(20))
+        .await;
+    lab.wait_status(&c21, "ACTIVE", Duration::from_secs(20))
+        .await;
+    assert_eq!(
+        lab.client.show(Kind::VpnService, &s1).await.expect("svc")["status"],
+        "ACTIVE"
+    );
+    assert!(
+        lab.ping(1, 2),
+        "host 1 cannot ping host 2 through the tunnel"
+    );
+    assert!(
+        lab.ping(2, 1),
+        "host 2 cannot ping host 1 through the tunnel"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ikev2_tunnel_between_two_sites_carries_pings() {
+    two_sites_ping(
+        json!({"ike_version": "v2", "encryption_algorithm": "aes-256", "pfs": "group14"}),
+        json!({"encryption_algorithm": "aes-256", "pfs": "group14"}),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ikev1_tunnel_carries_pings() {
+    two_sites_ping(json!({"ike_version": "v1"}), json!({})).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aes_gcm_tunnel_carries_pings() {
+    two_sites_ping(
+        json!({"ike_version": "v2", "encryption_algorithm": "aes-256-gcm-16", "pfs": "group19"}),
+        json!({"encryption_algorithm": "aes-128-gcm-16", "pfs": "group19"}),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_psk_leaves_the_connection_down() {
+    let lab = Lab::start(2).await;
+    let policies = lab.policies(json!({"ike_version": "v2"}), json!({})).await;
+    let (s1, s2) = (lab.service(1).await, lab.service(2).await);
+    let c12 = lab.connect(&s1, 1, 2, &policies, "the-right-secret").await;
+    let c21 = lab.connect(&s2, 2, 1, &policies, "a-wrong-secret").await;
+    lab.wait_status(&c12, "DOWN", Duration::from_secs(10)).await;
+    lab.wait_status(&c21, "DOWN", Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    for conn in [&c12, &c21] {
+        assert_eq!(
+            lab.client
+                .show(Kind::SiteConnection, conn)
+                .await
+                .expect("show")["status"],
+            "DOWN",
+            "a wrong PSK must never be ACTIVE"
+        );
+    }
+    assert!(!lab.ping(1, 2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_sites_full_mesh_and_everything_is_removed_afterwards() {
+    let lab = Lab::start(3).await;
+    let policies = lab.policies(json!({"ike_version": "v2"}), json!({})).await;
+    let services = [
+        lab.service(1).await,
+        lab.service(2).await,
+        lab.service(3).await,
+    ];
+    let mut conns = Vec::new();
+    for from in 1..=3 {
+        for to in (1..=3).filter(|t| *t != from) {
+            conns.push(
+                lab.connect(&services[from - 1], from, to, &policies, "mesh-secret")
+                    .await,
+            );
+        }
+    }
+    for conn in &conns {
+        lab.wait_status(conn, "ACTIVE", Duration::from_secs(30))
+            .await;
+    }
+    for from in 1..=3 {
+        for to in (1..=3).filter(|t| *t != from) {
+            assert!(lab.ping(from, to), "site {from} cannot ping site {to}");
+        }
+    }
+    let router_ns = lab.router_namespace(1);
+    let out = Command::new("ip")
+        .args([
+            "netns", "exec", &router_ns, "nft", "list", "table", "ip", "vpnaas",
+        ])
+        .output()
+        .expect("nft");
+    let table = String::from_utf8_lossy(&out.stdout);
+    let exemptions = table
+        .lines()
+        .filter(|l| l.contains("ip saddr 10.1.0.0/24 ip daddr") && l.trim_end().ends_with("accept"))
+        .count();
+    assert_eq!(
+        exemptions, 2,
+        "one exemption per (local, peer) pair:\n{table}"
+    );
+
+    let out = vpnaas(
+        &lab.url,
+        &[
+            "lab",
+            "down",
+            "--prefix",
+            &lab.prefix,
+            "--fabric-namespace",
+            &lab.fabric,
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "lab down: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let started = Instant::now();
+    while !lab.namespaces().is_empty() && started.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        lab.namespaces().is_empty(),
+        "namespaces left: {:?}",
+        lab.namespaces()
+    );
+    let state = lab._dir.path().join("state");
+    let left: Vec<_> = std::fs::read_dir(&state)
+        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "files left: {left:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_nat_exemption_the_tunnel_breaks() {
+    let lab = Lab::start(2).await;
+    let policies = lab.policies(json!({"ike_version": "v2"}), json!({})).await;
+    let (s1, s2) = (lab.service(1).await, lab.service(2).await);
+    let c12 = lab.connect(&s1, 1, 2, &policies, "nat-secret").await;
+    let c21 = lab.connect(&s2, 2, 1, &policies, "nat-secret").await;
+    lab.wait_status(&c12, "ACTIVE", Duration::from_secs(20))
+        .await;
+    lab.wait_status(&c21, "ACTIVE", Duration::from_secs(20))
+        .await;
+    assert!(lab.ping(1, 2));
+    let router_ns = lab.router_namespace(1);
+    let gateway = lab.site(1)["gateway_ip"].as_str().expect("gw").to_string();
+    let snat_only = format!(
+        "flush chain ip vpnaas postrouting\nadd rule ip vpnaas postrouting ip saddr 10.1.0.0/24 ip daddr != 10.1.0.0/24 snat to {gateway}\n"
+    );
+    let mut nft = Command::new("ip")
+        .args(["netns", "exec", &router_ns, "nft", "-f", "-"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("nft");
+    std::io::Write::write_all(nft.stdin.as_mut().expect("stdin"), snat_only.as_bytes())
+        .expect("write");
+    assert!(nft.wait().expect("nft").success());
+    let _ = Command::new("ip")
+        .args(["netns", "exec", &router_ns, "conntrack", "-F"])
+        .status();
+    assert!(
+        !lab.ping(1, 2),
+        "with SNAT and no exemption, host 1's traffic must not pass the tunnel"
+    );
+    lab.client
+        .update(
+            Kind::Router,
+            lab.site(1)["router_id"].as_str().expect("router"),
+            json!({"name": "nudge"}),
+        )
+        .await
+        .expect("nudge");
+    let started = Instant::now();
+    while !lab.ping(1, 2) {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the agent did not restore the exemption"
+        );
+    }
+}

@@ -9,7 +9,7 @@ pub mod config;
 pub mod l3;
 pub mod strongswan;
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use tokio::sync::{broadcast, mpsc};
@@ -43,7 +43,8 @@ pub struct Agent {
     control: Arc<dyn ControlPlane>,
     driver: StrongSwan,
     wake: mpsc::UnboundedReceiver<String>,
-    hosted: HashSet<String>,
+    /// Last state applied per hosted router.
+    applied: HashMap<String, RouterState>,
 }
 
 impl Agent {
@@ -56,7 +57,7 @@ impl Agent {
             control,
             driver,
             wake,
-            hosted: HashSet::new(),
+            applied: HashMap::new(),
         }
     }
 
@@ -75,7 +76,7 @@ impl Agent {
                     }
                 }
                 hint = hints.recv() => match hint {
-                    Ok(hint) => self.sync(&hint.router_id).await,
+                    Ok(hint) => self.sync(&hint.router_id, false).await,
                     Err(broadcast::error::RecvError::Lagged(_)) => tick.reset_immediately(),
                     Err(broadcast::error::RecvError::Closed) => return,
                 },
@@ -91,13 +92,13 @@ impl Agent {
             self.remove_leftovers(&routers).await;
         }
         let gone: Vec<String> = self
-            .hosted
-            .iter()
+            .applied
+            .keys()
             .filter(|r| !routers.contains(r))
             .cloned()
             .collect();
         for router_id in routers.iter().chain(gone.iter()) {
-            self.sync(router_id).await;
+            self.sync(router_id, true).await;
         }
         Ok(())
     }
@@ -115,8 +116,10 @@ impl Agent {
         }
     }
 
-    /// Reconciles one router with its desired state.
-    pub async fn sync(&mut self, router_id: &str) {
+    /// Reconciles one router with its desired state. The namespace, ports and NAT are
+    /// re-applied when the revision moved or on a full resync (which heals drift); the
+    /// daemon's connections are always diffed.
+    pub async fn sync(&mut self, router_id: &str, full: bool) {
         let state = match self
             .control
             .router_state(&self.config.host, router_id)
@@ -130,19 +133,24 @@ impl Agent {
         };
         match state {
             Some(state) => {
-                if let Err(error) = self.apply(&state).await {
+                let plumb = full
+                    || self
+                        .applied
+                        .get(router_id)
+                        .is_none_or(|last| last.revision != state.revision);
+                if let Err(error) = self.apply(&state, plumb).await {
                     tracing::error!(%error, router = router_id, "apply failed");
                 }
-                self.hosted.insert(router_id.to_string());
                 self.report(&state).await;
+                self.applied.insert(router_id.to_string(), state);
             }
             None => self.remove(router_id).await,
         }
     }
 
-    async fn apply(&self, state: &RouterState) -> Result<()> {
+    async fn apply(&self, state: &RouterState, plumb: bool) -> Result<()> {
         let namespace = self.config.namespace(&state.router_id);
-        if self.config.l3_mode == L3Mode::Standalone {
+        if plumb && self.config.l3_mode == L3Mode::Standalone {
             l3::ensure_router(&self.config, &namespace, state).await?;
         }
         self.driver.ensure(&namespace, state).await
@@ -160,12 +168,23 @@ impl Agent {
                 tracing::warn!(%error, "fabric cleanup failed");
             }
         }
-        self.hosted.remove(router_id);
+        self.applied.remove(router_id);
     }
 
+    /// A daemon event: the desired state has not changed, so re-check the daemon (a
+    /// charon that exited is restarted here) and report, without asking the server.
     async fn on_event(&mut self, router_id: &str) {
-        // A daemon that exited is restarted by the next reconcile of its router.
-        self.sync(router_id).await;
+        let Some(state) = self.applied.get(router_id).cloned() else {
+            return;
+        };
+        if let Err(error) = self
+            .driver
+            .ensure(&self.config.namespace(router_id), &state)
+            .await
+        {
+            tracing::error!(%error, router = router_id, "daemon recovery failed");
+        }
+        self.report(&state).await;
     }
 
     async fn report(&self, state: &RouterState) {

@@ -176,3 +176,105 @@ pub async fn run(client: &Client, args: &BenchArgs) -> Result<String> {
     }
     Ok(report)
 }
+
+/// Flags of `vpnaas bench tunnel`.
+#[derive(Debug, clap::Args)]
+pub struct TunnelArgs {
+    /// Prefix of the lab (`vpnaas lab up --prefix`), whose sites 1 and 2 are used.
+    #[arg(long, env = "VPNAAS_LAB_PREFIX", default_value = "vlab")]
+    prefix: String,
+    /// Number of measured bring-ups.
+    #[arg(long, default_value_t = 10)]
+    runs: usize,
+}
+
+struct Site {
+    service: String,
+    gateway: String,
+    cidr: String,
+}
+
+async fn lab_site(client: &Client, prefix: &str, n: u8) -> Result<Site> {
+    let router = client.find(Kind::Router, &format!("{prefix}-r{n}")).await?;
+    let subnet = client
+        .find(Kind::Subnet, &format!("{prefix}-site{n}-v4"))
+        .await?;
+    let service = client.create(Kind::VpnService, json!({"name": format!("{prefix}-bench-{n}"), "router_id": router["id"], "subnet_id": subnet["id"]})).await?;
+    Ok(Site {
+        service: service["id"].as_str().context("id")?.to_string(),
+        gateway: router["external_gateway_info"]["external_fixed_ips"][0]["ip_address"]
+            .as_str()
+            .context("gateway")?
+            .to_string(),
+        cidr: subnet["cidr"].as_str().context("cidr")?.to_string(),
+    })
+}
+
+/// Measures, on a running all-in-one with a 2-site lab, the time from the POST of the
+/// second side of a connection pair to `ACTIVE` in GET; deletes what it created.
+pub async fn tunnel(client: &Client, args: &TunnelArgs) -> Result<String> {
+    let ike = client
+        .create(
+            Kind::IkePolicy,
+            json!({"name": "bench-ike", "ike_version": "v2"}),
+        )
+        .await?;
+    let ipsec = client
+        .create(Kind::IpsecPolicy, json!({"name": "bench-ipsec"}))
+        .await?;
+    let sites = [
+        lab_site(client, &args.prefix, 1).await?,
+        lab_site(client, &args.prefix, 2).await?,
+    ];
+    let connection = |from: &Site, to: &Site| {
+        json!({"vpnservice_id": from.service, "ikepolicy_id": ike["id"], "ipsecpolicy_id": ipsec["id"],
+               "peer_address": to.gateway, "peer_id": to.gateway, "psk": "bench-secret", "peer_cidrs": [to.cidr]})
+    };
+    let mut samples = Vec::new();
+    for _ in 0..args.runs {
+        let first = client
+            .create(Kind::SiteConnection, connection(&sites[0], &sites[1]))
+            .await?;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let started = Instant::now();
+        let second = client
+            .create(Kind::SiteConnection, connection(&sites[1], &sites[0]))
+            .await?;
+        let second_id = second["id"].as_str().context("id")?.to_string();
+        loop {
+            if client.show(Kind::SiteConnection, &second_id).await?["status"] == "ACTIVE" {
+                break;
+            }
+            anyhow::ensure!(
+                started.elapsed() < Duration::from_secs(30),
+                "no ACTIVE within 30 s"
+            );
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        samples.push(started.elapsed());
+        client.delete(Kind::SiteConnection, &second_id).await?;
+        client
+            .delete(Kind::SiteConnection, first["id"].as_str().context("id")?)
+            .await?;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    for site in &sites {
+        client.delete(Kind::VpnService, &site.service).await?;
+    }
+    client
+        .delete(Kind::IkePolicy, ike["id"].as_str().context("id")?)
+        .await?;
+    client
+        .delete(Kind::IpsecPolicy, ipsec["id"].as_str().context("id")?)
+        .await?;
+    samples.sort();
+    let ms = |d: &Duration| format!("{:.1}", d.as_secs_f64() * 1000.0);
+    Ok(format!(
+        "vpnaas bench tunnel: POST of the second side -> ACTIVE in GET, {} runs\nmedian {} ms, min {} ms, max {} ms\nall: {}",
+        samples.len(),
+        ms(&samples[samples.len() / 2]),
+        ms(&samples[0]),
+        ms(&samples[samples.len() - 1]),
+        samples.iter().map(ms).collect::<Vec<_>>().join(" ")
+    ))
+}

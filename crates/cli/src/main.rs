@@ -95,6 +95,10 @@ fn cli() -> Command {
             .subcommand_required(true)
             .subcommand(bench::BenchArgs::augment_args(
                 Command::new("api").about("Benchmark a running API server"),
+            ))
+            .subcommand(bench::TunnelArgs::augment_args(
+                Command::new("tunnel")
+                    .about("Measure POST -> ACTIVE on a running all-in-one with a 2-site lab"),
             )),
     );
     for kind in Kind::ALL {
@@ -120,16 +124,23 @@ async fn run() -> Result<String> {
             Ok(String::new())
         }
         "lab" => run_lab(&global, args).await,
-        "bench" => {
-            let (_, bench_args) = args
-                .subcommand()
-                .ok_or_else(|| anyhow::anyhow!("missing benchmark"))?;
-            bench::run(
-                &global.client(),
-                &bench::BenchArgs::from_arg_matches(bench_args)?,
-            )
-            .await
-        }
+        "bench" => match args.subcommand() {
+            Some(("api", bench_args)) => {
+                bench::run(
+                    &global.client(),
+                    &bench::BenchArgs::from_arg_matches(bench_args)?,
+                )
+                .await
+            }
+            Some((_, bench_args)) => {
+                bench::tunnel(
+                    &global.client(),
+                    &bench::TunnelArgs::from_arg_matches(bench_args)?,
+                )
+                .await
+            }
+            None => anyhow::bail!("missing benchmark"),
+        },
         resource => {
             let kind = Kind::ALL
                 .into_iter()

@@ -24,8 +24,9 @@ use vpnaas_model::enums::{Initiator, Status};
 use crate::config::AgentConfig;
 use crate::{Error, Result};
 
-/// How long the side with the higher address waits before initiating too.
-const INITIATE_GRACE: Duration = Duration::from_secs(2);
+/// How long the side with the higher address waits before initiating too: an IKE
+/// exchange takes 20–35 ms here, so a peer that could initiate has done so by then.
+const INITIATE_GRACE: Duration = Duration::from_millis(100);
 
 /// Observed state of a router's VPN.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -349,7 +350,8 @@ async fn initiate(
     wake: mpsc::UnboundedSender<String>,
     router: String,
 ) {
-    if !goes_first(spec.local_address, spec.peer_address) {
+    let first = goes_first(spec.local_address, spec.peer_address);
+    if !first {
         tokio::time::sleep(INITIATE_GRACE).await;
     }
     let mut backoff = Duration::from_millis(500);
@@ -357,10 +359,14 @@ async fn initiate(
         let Ok(mut client) = rsvici::unix::connect(&socket).await else {
             return;
         };
-        if let Ok(sas) = collect_sas(&mut client).await
-            && status_in(&sas, &spec.id) == Status::Active
-        {
+        let sas = collect_sas(&mut client).await.unwrap_or_default();
+        if status_in(&sas, &spec.id) == Status::Active {
             return;
+        }
+        if !first && sas.contains_key(&spec.id) {
+            // The peer's negotiation is under way: let it finish rather than race it.
+            tokio::time::sleep(INITIATE_GRACE).await;
+            continue;
         }
         let message = vici::Initiate {
             child: spec.id.clone(),

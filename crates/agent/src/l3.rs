@@ -257,7 +257,9 @@ async fn remove_stale_ports(namespace: &str, wanted: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// The router's nftables table, rendered from typed addresses only.
+/// The router's nftables table, rendered from typed addresses and numbers only: SNAT of
+/// internal subnets out of the gateway, the NAT exemption of VPN traffic, and MSS clamping
+/// of TCP through each connection to its MTU.
 pub fn nat_ruleset(state: &RouterState) -> String {
     let internal: Vec<IpNet> = state
         .interfaces
@@ -270,13 +272,20 @@ pub fn nat_ruleset(state: &RouterState) -> String {
         .iter()
         .map(|p| p.address.addr())
         .find(|a| a.is_ipv4());
-    let mut chain = String::new();
+    let (mut nat, mut clamp) = (String::new(), String::new());
     // VPN traffic must leave with its own source address: exempt each (local, peer)
     // pair before the SNAT rule, in the same chain (an accept elsewhere would not stop it).
     for conn in state.connections.iter().filter(|c| c.enabled) {
+        let mss = conn.mtu.saturating_sub(40);
         for local in conn.local_cidrs.iter().filter(|c| c.addr().is_ipv4()) {
             for peer in conn.peer_cidrs.iter().filter(|c| c.addr().is_ipv4()) {
-                let _ = writeln!(chain, "    ip saddr {local} ip daddr {peer} accept");
+                let _ = writeln!(nat, "    ip saddr {local} ip daddr {peer} accept");
+                for (from, to) in [(local, peer), (peer, local)] {
+                    let _ = writeln!(
+                        clamp,
+                        "    ip saddr {from} ip daddr {to} tcp flags syn tcp option maxseg size > {mss} tcp option maxseg size set {mss}"
+                    );
+                }
             }
         }
     }
@@ -287,12 +296,12 @@ pub fn nat_ruleset(state: &RouterState) -> String {
             .collect::<Vec<_>>()
             .join(", ");
         let _ = writeln!(
-            chain,
+            nat,
             "    ip saddr {{ {set} }} ip daddr != {{ {set} }} snat to {gateway}"
         );
     }
     format!(
-        "table ip vpnaas {{}}\ndelete table ip vpnaas\ntable ip vpnaas {{\n  chain postrouting {{\n    type nat hook postrouting priority srcnat; policy accept;\n{chain}  }}\n}}\n"
+        "table ip vpnaas {{}}\ndelete table ip vpnaas\ntable ip vpnaas {{\n  chain postrouting {{\n    type nat hook postrouting priority srcnat; policy accept;\n{nat}  }}\n  chain forward {{\n    type filter hook forward priority mangle; policy accept;\n{clamp}  }}\n}}\n"
     )
 }
 
@@ -346,4 +355,59 @@ pub async fn prune_fabric(config: &AgentConfig) -> Result<()> {
         run("ip", &["netns", "del", fabric]).await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vpnaas_model::agent::{ConnectionSpec, PortAddress};
+
+    fn port(address: &str) -> PortAddress {
+        PortAddress {
+            network_id: "n".into(),
+            subnet_id: "s".into(),
+            address: address.parse().expect("cidr"),
+            gateway: None,
+        }
+    }
+
+    fn connection(mtu: u32) -> ConnectionSpec {
+        serde_json::from_value(serde_json::json!({
+            "id": "c", "service_id": "s", "enabled": true, "local_address": "203.0.113.2", "local_id": "203.0.113.2",
+            "peer_address": "203.0.113.3", "peer_id": "203.0.113.3", "psk": "k",
+            "local_cidrs": ["10.1.0.0/24"], "peer_cidrs": ["10.2.0.0/24", "10.3.0.0/24"],
+            "ike": {"id": "i", "tenant_id": "p", "project_id": "p", "name": "", "description": "", "auth_algorithm": "sha256",
+                    "encryption_algorithm": "aes-128", "phase1_negotiation_mode": "main", "ike_version": "v2", "pfs": "group14"},
+            "ipsec": {"id": "j", "tenant_id": "p", "project_id": "p", "name": "", "description": "", "transform_protocol": "esp",
+                      "encapsulation_mode": "tunnel", "auth_algorithm": "sha256", "encryption_algorithm": "aes-128", "pfs": "group14"},
+            "dpd": {}, "initiator": "bi-directional", "mtu": mtu,
+        }))
+        .expect("spec")
+    }
+
+    #[test]
+    fn exemptions_come_before_snat_and_tcp_is_clamped_to_the_mtu() {
+        let state = RouterState {
+            router_id: "r".into(),
+            revision: 1,
+            admin_state_up: true,
+            gateway: vec![port("203.0.113.2/24")],
+            enable_snat: true,
+            interfaces: vec![port("10.1.0.1/24")],
+            services: vec![],
+            connections: vec![connection(1400)],
+        };
+        let rules = nat_ruleset(&state);
+        let exempt = rules
+            .find("ip saddr 10.1.0.0/24 ip daddr 10.3.0.0/24 accept")
+            .expect("exemption");
+        let snat = rules.find("snat to 203.0.113.2").expect("snat");
+        assert!(exempt < snat, "{rules}");
+        assert_eq!(rules.matches("maxseg size set 1360").count(), 4, "{rules}");
+        assert!(
+            rules.contains(
+                "ip saddr { 10.1.0.0/24 } ip daddr != { 10.1.0.0/24 } snat to 203.0.113.2"
+            )
+        );
+    }
 }

@@ -37,6 +37,9 @@ pub enum Error {
 /// Result with the agent's error.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// How soon a failed resync (e.g. the server not answering yet) is tried again.
+const RETRY: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// One agent.
 pub struct Agent {
     config: AgentConfig,
@@ -70,7 +73,8 @@ impl Agent {
             tokio::select! {
                 _ = tick.tick() => {
                     if let Err(error) = self.resync_all(first).await {
-                        tracing::warn!(%error, "resync failed; retrying at the next tick");
+                        tracing::warn!(%error, "resync failed; retrying in a second");
+                        tick.reset_at(tokio::time::Instant::now() + RETRY);
                     } else {
                         first = false;
                     }

@@ -6,6 +6,8 @@
 //! The in-process implementation joins server and agent in one process (all-in-one); a
 //! networked one carries the same messages between hosts.
 
+pub mod http;
+
 use std::collections::HashMap;
 use std::sync::Mutex;
 

@@ -1,11 +1,12 @@
-//! `vpnaas all-in-one`: the server, one agent and the in-process bus in one process, on the
-//! embedded SQLite store.
+//! `vpnaas all-in-one` (the server, one agent and the in-process bus in one process, on the
+//! embedded SQLite store) and `vpnaas agent` (an agent talking to a server over HTTP).
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use vpnaas_agent::{Agent, AgentConfig, DataPlane};
+use vpnaas_bus::http::HttpControlPlane;
 use vpnaas_server::Server;
 use vpnaas_server::service::agents::LocalControlPlane;
 
@@ -16,6 +17,23 @@ use crate::serve::ServerArgs;
 pub struct AllInOneArgs {
     #[command(flatten)]
     server: ServerArgs,
+    #[command(flatten)]
+    agent: AgentArgs,
+}
+
+/// Flags of `vpnaas agent`.
+#[derive(Debug, clap::Args)]
+pub struct RemoteAgentArgs {
+    /// URL of the vpnaas server's API.
+    #[arg(long, env = "VPNAAS_SERVER", default_value = "http://127.0.0.1:9696")]
+    server: String,
+    #[command(flatten)]
+    agent: AgentArgs,
+}
+
+/// Agent flags shared by `all-in-one` and `agent`.
+#[derive(Debug, clap::Args)]
+pub struct AgentArgs {
     /// Agent settings file (TOML, the keys of the agent's configuration).
     #[arg(long, env = "VPNAAS_AGENT_CONFIG")]
     agent_config: Option<PathBuf>,
@@ -36,8 +54,8 @@ pub struct AllInOneArgs {
     fabric_namespace: Option<String>,
 }
 
-impl AllInOneArgs {
-    fn agent_config(&self) -> Result<AgentConfig> {
+impl AgentArgs {
+    fn config(&self) -> Result<AgentConfig> {
         let mut config = match &self.agent_config {
             Some(path) => toml::from_str(
                 &std::fs::read_to_string(path)
@@ -81,7 +99,7 @@ fn host_name() -> String {
 /// Runs server and agent until Ctrl-C or SIGTERM. Running tunnels are left up.
 pub async fn run(args: &AllInOneArgs) -> Result<()> {
     let settings = args.server.settings()?;
-    let config = args.agent_config()?;
+    let config = args.agent.config()?;
     let app = vpnaas_server::build_app(settings)
         .await
         .context("cannot open the store")?;
@@ -96,12 +114,29 @@ pub async fn run(args: &AllInOneArgs) -> Result<()> {
         config.host
     );
     let agent = tokio::spawn(Agent::new(config, control).run(hints));
+    until_stopped().await?;
+    agent.abort();
+    server.stop().await;
+    Ok(())
+}
+
+/// Runs an agent against a remote server until Ctrl-C or SIGTERM.
+pub async fn run_agent(args: &RemoteAgentArgs, token: Option<String>) -> Result<()> {
+    let config = args.agent.config()?;
+    let control = Arc::new(HttpControlPlane::new(&args.server, token));
+    let hints = control.hints(&config.host);
+    println!("vpnaas agent {} for {}", config.host, args.server);
+    let agent = tokio::spawn(Agent::new(config, control).run(hints));
+    until_stopped().await?;
+    agent.abort();
+    Ok(())
+}
+
+async fn until_stopped() -> Result<()> {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
     }
-    agent.abort();
-    server.stop().await;
     Ok(())
 }

@@ -70,6 +70,10 @@ fn cli() -> Command {
         Command::new("server").about("Run the API server"),
     ))
     .subcommand(Command::new("default-config").about("Print an annotated server configuration"))
+    .subcommand(aio::RemoteAgentArgs::augment_args(
+        Command::new("agent")
+            .about("Run an agent (router namespaces, IKE daemons) for a vpnaas server"),
+    ))
     .subcommand(aio::AllInOneArgs::augment_args(
         Command::new("all-in-one")
             .about("Run server, agent and in-process bus in one process (SQLite)"),
@@ -119,6 +123,14 @@ async fn run() -> Result<String> {
             Ok(String::new())
         }
         "default-config" => Ok(vpnaas_server::config::DEFAULT_CONFIG.trim_end().to_string()),
+        "agent" => {
+            aio::run_agent(
+                &aio::RemoteAgentArgs::from_arg_matches(args)?,
+                global.token.clone(),
+            )
+            .await?;
+            Ok(String::new())
+        }
         "all-in-one" => {
             aio::run(&aio::AllInOneArgs::from_arg_matches(args)?).await?;
             Ok(String::new())

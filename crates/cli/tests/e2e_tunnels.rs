@@ -11,12 +11,21 @@ use serde_json::{Value, json};
 use vpnaas_client::Client;
 use vpnaas_model::Kind;
 
+/// How server and agent run.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// `vpnaas all-in-one`: one process, in-process bus.
+    AllInOne,
+    /// `vpnaas server` and `vpnaas agent --server URL`: two processes, bus over HTTP.
+    Separate,
+}
+
 struct Lab {
     prefix: String,
     fabric: String,
     url: String,
     client: Client,
-    server: Child,
+    processes: Vec<Child>,
     _dir: tempfile::TempDir,
     sites: Vec<Value>,
 }
@@ -46,6 +55,10 @@ fn vpnaas(url: &str, args: &[&str]) -> std::process::Output {
 
 impl Lab {
     async fn start(sites: u8) -> Lab {
+        Lab::start_as(sites, Mode::AllInOne).await
+    }
+
+    async fn start_as(sites: u8, mode: Mode) -> Lab {
         require_root();
         let tag: String = uuid::Uuid::new_v4()
             .simple()
@@ -62,42 +75,60 @@ impl Lab {
             .expect("addr")
             .port();
         let url = format!("http://127.0.0.1:{port}");
-        let server = Command::new(env!("CARGO_BIN_EXE_vpnaas"))
-            .args([
-                "all-in-one",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--data-plane",
-                "userspace",
-                "--host",
-                &prefix,
-            ])
-            .arg("--data-dir")
-            .arg(dir.path().join("data"))
-            .arg("--state-dir")
-            .arg(dir.path().join("state"))
-            .args([
-                "--namespace-prefix",
-                &format!("{prefix}-r-"),
-                "--fabric-namespace",
-                &fabric,
-            ])
-            .env("VPNAAS_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.path().join("aio.log")).expect("log"))
-            .spawn()
-            .expect("start all-in-one");
+        let listen = format!("127.0.0.1:{port}");
+        let agent_args = |cmd: &mut Command| {
+            cmd.args(["--data-plane", "userspace", "--host", &prefix])
+                .arg("--state-dir")
+                .arg(dir.path().join("state"))
+                .args([
+                    "--namespace-prefix",
+                    &format!("{prefix}-r-"),
+                    "--fabric-namespace",
+                    &fabric,
+                ]);
+        };
+        let spawn = |mut cmd: Command, log: &str| {
+            cmd.env("VPNAAS_LOG", "info")
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(dir.path().join(log)).expect("log"))
+                .spawn()
+                .expect("start vpnaas")
+        };
+        let mut processes = Vec::new();
+        let mut first = Command::new(env!("CARGO_BIN_EXE_vpnaas"));
+        match mode {
+            Mode::AllInOne => {
+                first
+                    .args(["all-in-one", "--listen", &listen])
+                    .arg("--data-dir")
+                    .arg(dir.path().join("data"));
+                agent_args(&mut first);
+                processes.push(spawn(first, "aio.log"));
+            }
+            Mode::Separate => {
+                first
+                    .args(["server", "--listen", &listen])
+                    .arg("--data-dir")
+                    .arg(dir.path().join("data"));
+                processes.push(spawn(first, "server.log"));
+                let mut agent = Command::new(env!("CARGO_BIN_EXE_vpnaas"));
+                agent.args(["agent", "--server", &url]);
+                agent_args(&mut agent);
+                processes.push(spawn(agent, "agent.log"));
+            }
+        }
         let client = Client::new(&url);
         let mut lab = Lab {
             prefix,
             fabric,
             url,
             client,
-            server,
+            processes,
             _dir: dir,
             sites: vec![],
         };
         lab.wait_for_api().await;
+        lab.wait_for_agent().await;
         let out = vpnaas(
             &lab.url,
             &[
@@ -130,6 +161,20 @@ impl Lab {
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
         panic!("all-in-one did not answer");
+    }
+
+    async fn wait_for_agent(&self) {
+        for _ in 0..200 {
+            let agents = self.client.list(Kind::Agent, &[]).await.expect("agents");
+            if agents
+                .iter()
+                .any(|a| a["host"] == self.prefix.as_str() && a["alive"] == true)
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("the agent did not register");
     }
 
     fn site(&self, n: usize) -> &Value {
@@ -260,8 +305,10 @@ impl Drop for Lab {
     /// Stops what this test started, by pid: the all-in-one process, then every process
     /// left in this lab's namespaces (its charons), then the namespaces.
     fn drop(&mut self) {
-        let _ = self.server.kill();
-        let _ = self.server.wait();
+        for process in &mut self.processes {
+            let _ = process.kill();
+            let _ = process.wait();
+        }
         for namespace in self.namespaces() {
             let pids = Command::new("ip")
                 .args(["netns", "pids", &namespace])
@@ -283,7 +330,11 @@ fn id(v: &Value) -> String {
 }
 
 async fn two_sites_ping(ike: Value, ipsec: Value) {
-    let lab = Lab::start(2).await;
+    two_sites_ping_as(ike, ipsec, Mode::AllInOne).await;
+}
+
+async fn two_sites_ping_as(ike: Value, ipsec: Value, mode: Mode) {
+    let lab = Lab::start_as(2, mode).await;
     assert!(
         !lab.ping(1, 2),
         "no tunnel yet, so no route to the other site"
@@ -317,6 +368,11 @@ async fn ikev2_tunnel_between_two_sites_carries_pings() {
         json!({"encryption_algorithm": "aes-256", "pfs": "group14"}),
     )
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_separate_agent_process_over_http_builds_the_tunnel() {
+    two_sites_ping_as(json!({"ike_version": "v2"}), json!({}), Mode::Separate).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

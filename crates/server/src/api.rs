@@ -64,6 +64,7 @@ pub fn router(app: App) -> Router {
             );
     }
     routes
+        .merge(crate::agent_api::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(log_request))

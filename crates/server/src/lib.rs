@@ -1,6 +1,7 @@
 //! The vpnaas API server: Neutron VPNaaS v2.0 (plus the minimal network inventory VPN
 //! services need) over HTTP, on the [`vpnaas_store::Store`] seam.
 
+pub mod agent_api;
 pub mod api;
 pub mod auth;
 pub mod config;
@@ -30,6 +31,8 @@ pub struct App {
     pub tokens: Arc<auth::Tokens>,
     /// Tells agents that their routers changed.
     pub notifier: Arc<dyn vpnaas_bus::Notifier>,
+    /// Hints waiting for remote agents' polls.
+    pub hint_queues: Arc<agent_api::HintQueues>,
 }
 
 impl App {
@@ -87,6 +90,7 @@ pub async fn build_app_with(
         settings: Arc::new(settings),
         tokens: Arc::new(tokens),
         notifier,
+        hint_queues: Arc::default(),
     })
 }
 

@@ -270,3 +270,35 @@ async fn status_reports_become_api_status_without_moving_the_revision() {
         revision
     );
 }
+
+#[tokio::test]
+async fn the_agent_routes_are_for_admins_only() {
+    let (_server, _app, c, _dir) = start_app().await;
+    let member = c.as_project("p", "member");
+    for (method, path) in [
+        (reqwest::Method::POST, "/v2.0/vpnaas-agent/h/heartbeat"),
+        (reqwest::Method::GET, "/v2.0/vpnaas-agent/h/routers"),
+        (reqwest::Method::GET, "/v2.0/vpnaas-agent/h/hints"),
+    ] {
+        let (status, body) = member.raw(method, path, None).await.expect("raw");
+        assert_eq!(
+            (status.as_u16(), body["NeutronError"]["type"].as_str()),
+            (403, Some("PolicyNotAuthorized")),
+            "{path}"
+        );
+    }
+    let (status, _) = c
+        .raw(
+            reqwest::Method::POST,
+            "/v2.0/vpnaas-agent/h/heartbeat",
+            None,
+        )
+        .await
+        .expect("raw");
+    assert_eq!(status.as_u16(), 204);
+    let (status, body) = c
+        .raw(reqwest::Method::GET, "/v2.0/vpnaas-agent/h/routers", None)
+        .await
+        .expect("raw");
+    assert_eq!((status.as_u16(), body), (200, json!([])));
+}

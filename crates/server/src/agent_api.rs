@@ -1,0 +1,129 @@
+//! The bus over HTTP, server side: admin-only routes under `/v2.0/vpnaas-agent/{host}/`
+//! through which a remote agent registers, fetches its routers' desired state, reports
+//! status and long-polls its `router_changed` hints.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use tokio::sync::{Mutex, broadcast};
+use vpnaas_bus::ControlPlane;
+use vpnaas_model::Error as Fault;
+use vpnaas_model::agent::{RouterChanged, StatusReport};
+
+use crate::App;
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::service::agents::{LocalControlPlane, apply_report, heartbeat, router_state};
+
+/// How long a hint poll waits for news before answering with none.
+const POLL: Duration = Duration::from_secs(20);
+
+/// Per-host hint subscriptions, kept between polls so no hint falls between two polls.
+#[derive(Default)]
+pub struct HintQueues(Mutex<HashMap<String, Arc<Mutex<broadcast::Receiver<RouterChanged>>>>>);
+
+impl HintQueues {
+    async fn queue(&self, app: &App, host: &str) -> Arc<Mutex<broadcast::Receiver<RouterChanged>>> {
+        let mut queues = self.0.lock().await;
+        queues
+            .entry(host.to_string())
+            .or_insert_with(|| Arc::new(Mutex::new(app.notifier.subscribe(host))))
+            .clone()
+    }
+}
+
+/// The routes.
+pub fn routes() -> Router<App> {
+    Router::new()
+        .route("/v2.0/vpnaas-agent/{host}/heartbeat", post(beat))
+        .route("/v2.0/vpnaas-agent/{host}/routers", get(routers))
+        .route("/v2.0/vpnaas-agent/{host}/routers/{router_id}", get(state))
+        .route("/v2.0/vpnaas-agent/{host}/reports", post(report))
+        .route("/v2.0/vpnaas-agent/{host}/hints", get(hints))
+}
+
+fn admin(caller: &Caller) -> ApiResult<()> {
+    if caller.is_admin() {
+        Ok(())
+    } else {
+        Err(Fault::forbidden("vpnaas_agent").into())
+    }
+}
+
+async fn beat(
+    State(app): State<App>,
+    caller: Caller,
+    Path(host): Path<String>,
+) -> ApiResult<StatusCode> {
+    admin(&caller)?;
+    app.hint_queues.queue(&app, &host).await;
+    heartbeat(&app, &host).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn routers(
+    State(app): State<App>,
+    caller: Caller,
+    Path(host): Path<String>,
+) -> ApiResult<Json<Vec<String>>> {
+    admin(&caller)?;
+    let hosted = LocalControlPlane::new(app)
+        .hosted_routers(&host)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(Json(hosted))
+}
+
+async fn state(
+    State(app): State<App>,
+    caller: Caller,
+    Path((host, router_id)): Path<(String, String)>,
+) -> ApiResult<Json<vpnaas_model::agent::RouterState>> {
+    admin(&caller)?;
+    match router_state(&app, &host, &router_id).await? {
+        Some(state) => Ok(Json(state)),
+        None => Err(Fault::resource_not_found(vpnaas_model::Kind::Router, &router_id).into()),
+    }
+}
+
+async fn report(
+    State(app): State<App>,
+    caller: Caller,
+    Path(host): Path<String>,
+    body: Bytes,
+) -> ApiResult<StatusCode> {
+    admin(&caller)?;
+    let report: StatusReport = serde_json::from_slice(&body)
+        .map_err(|_| Fault::http_bad_request("Malformed status report"))?;
+    if report.host != host {
+        return Err(Fault::http_bad_request("the report's host does not match the path").into());
+    }
+    apply_report(&app, &report).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn hints(
+    State(app): State<App>,
+    caller: Caller,
+    Path(host): Path<String>,
+) -> ApiResult<Json<Vec<RouterChanged>>> {
+    admin(&caller)?;
+    let queue = app.hint_queues.queue(&app, &host).await;
+    let mut receiver = queue.lock().await;
+    let mut out = Vec::new();
+    match tokio::time::timeout(POLL, receiver.recv()).await {
+        Ok(Ok(first)) => out.push(first),
+        Ok(Err(broadcast::error::RecvError::Lagged(_))) | Err(_) => return Ok(Json(out)),
+        Ok(Err(broadcast::error::RecvError::Closed)) => return Ok(Json(out)),
+    }
+    while let Ok(more) = receiver.try_recv() {
+        out.push(more);
+    }
+    Ok(Json(out))
+}

@@ -481,6 +481,20 @@ async fn three_sites_full_mesh_and_everything_is_removed_afterwards() {
         "namespaces left: {:?}",
         lab.namespaces()
     );
+    let ours = lab._dir.path().to_string_lossy().into_owned();
+    let charons: Vec<String> = std::fs::read_dir("/proc")
+        .expect("proc")
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            std::fs::read(e.path().join("environ"))
+                .is_ok_and(|env| String::from_utf8_lossy(&env).contains(&ours))
+        })
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "charon")
+        })
+        .collect();
+    assert!(charons.is_empty(), "charon processes left: {charons:?}");
     let state = lab._dir.path().join("state");
     let left: Vec<_> = std::fs::read_dir(&state)
         .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect())
@@ -535,4 +549,125 @@ async fn without_the_nat_exemption_the_tunnel_breaks() {
             "the agent did not restore the exemption"
         );
     }
+}
+
+/// Several local and several peer CIDRs: site 1 reaches site 2's two subnets through one
+/// connection (IKEv2: one child for all selectors; IKEv1: one child per pair).
+async fn several_cidrs(version: &str) {
+    let lab = Lab::start(2).await;
+    let c = &lab.client;
+    let (r2, s1, s2) = (
+        lab.site(2)["router_id"]
+            .as_str()
+            .expect("router")
+            .to_string(),
+        lab.site(1)["subnet_id"]
+            .as_str()
+            .expect("subnet")
+            .to_string(),
+        lab.site(2)["subnet_id"]
+            .as_str()
+            .expect("subnet")
+            .to_string(),
+    );
+    let extra_net = c
+        .create(
+            Kind::Network,
+            json!({"name": format!("{}-extra", lab.prefix)}),
+        )
+        .await
+        .expect("net");
+    let extra = c
+        .create(
+            Kind::Subnet,
+            json!({"network_id": id(&extra_net), "cidr": "10.20.0.0/24"}),
+        )
+        .await
+        .expect("subnet");
+    c.add_router_interface(&r2, &id(&extra))
+        .await
+        .expect("second interface");
+    let policies = lab
+        .policies(json!({"ike_version": version}), json!({}))
+        .await;
+    let group = |kind: &str, endpoints: Value| {
+        let c = c.clone();
+        let kind = kind.to_string();
+        async move {
+            id(&c
+                .create(
+                    Kind::EndpointGroup,
+                    json!({"type": kind, "endpoints": endpoints}),
+                )
+                .await
+                .expect("group"))
+        }
+    };
+    let (local1, peer1) = (
+        group("subnet", json!([s1])).await,
+        group("cidr", json!(["10.2.0.0/24", "10.20.0.0/24"])).await,
+    );
+    let (local2, peer2) = (
+        group("subnet", json!([s2, id(&extra)])).await,
+        group("cidr", json!(["10.1.0.0/24"])).await,
+    );
+    let mut conns = Vec::new();
+    for (site, local, peer, to) in [(1, &local1, &peer1, 2), (2, &local2, &peer2, 1)] {
+        let svc = c
+            .create(
+                Kind::VpnService,
+                json!({"router_id": lab.site(site)["router_id"]}),
+            )
+            .await
+            .expect("svc");
+        let gateway = lab.site(to)["gateway_ip"].clone();
+        let conn = c
+            .create(
+                Kind::SiteConnection,
+                json!({"vpnservice_id": id(&svc), "ikepolicy_id": policies.0, "ipsecpolicy_id": policies.1,
+                       "peer_address": gateway, "peer_id": gateway, "psk": "multi-secret",
+                       "local_ep_group_id": local, "peer_ep_group_id": peer}),
+            )
+            .await
+            .expect("connection");
+        conns.push(id(&conn));
+    }
+    for conn in &conns {
+        lab.wait_status(conn, "ACTIVE", Duration::from_secs(20))
+            .await;
+    }
+    assert!(lab.ping(1, 2), "host 1 cannot reach site 2's first subnet");
+    let out = vpnaas(
+        &lab.url,
+        &[
+            "lab",
+            "exec",
+            "1",
+            "--prefix",
+            &lab.prefix,
+            "--",
+            "ping",
+            "-c",
+            "2",
+            "-i",
+            "0.2",
+            "-W",
+            "1",
+            "10.20.0.1",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "host 1 cannot reach site 2's second subnet through the tunnel"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_local_and_peer_cidrs_with_ikev2() {
+    several_cidrs("v2").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_local_and_peer_cidrs_with_ikev1() {
+    several_cidrs("v1").await;
 }

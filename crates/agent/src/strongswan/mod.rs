@@ -136,8 +136,8 @@ impl StrongSwan {
         let connections = match list_sas(&daemon.vici).await {
             Ok(sas) => daemon
                 .loaded
-                .keys()
-                .map(|id| (id.clone(), status_in(&sas, id)))
+                .iter()
+                .map(|(id, spec)| (id.clone(), status_in(&sas, spec)))
                 .collect(),
             Err(_) => HashMap::new(),
         };
@@ -227,7 +227,7 @@ impl StrongSwan {
         for spec in daemon.loaded.values() {
             if spec.initiator != Initiator::BiDirectional
                 || daemon.initiators.contains_key(&spec.id)
-                || status_in(&sas, &spec.id) == Status::Active
+                || status_in(&sas, spec) == Status::Active
             {
                 continue;
             }
@@ -360,7 +360,7 @@ async fn initiate(
             return;
         };
         let sas = collect_sas(&mut client).await.unwrap_or_default();
-        if status_in(&sas, &spec.id) == Status::Active {
+        if status_in(&sas, &spec) == Status::Active {
             return;
         }
         if !first && sas.contains_key(&spec.id) {
@@ -368,13 +368,7 @@ async fn initiate(
             tokio::time::sleep(INITIATE_GRACE).await;
             continue;
         }
-        let message = vici::Initiate {
-            child: spec.id.clone(),
-            ike: spec.id.clone(),
-            timeout: 10_000,
-            init_limits: false,
-        };
-        match client.request::<_, vici::Answer>("initiate", message).await {
+        match initiate_children(&mut client, &spec, &sas).await {
             Ok(answer) if answer.success => {
                 let _ = wake.send(router);
                 return;
@@ -390,6 +384,40 @@ async fn initiate(
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_secs(30));
     }
+}
+
+/// Initiates every child SA of the connection that is not installed yet.
+async fn initiate_children(
+    client: &mut rsvici::Client,
+    spec: &ConnectionSpec,
+    sas: &vici::ListSa,
+) -> std::result::Result<vici::Answer, rsvici::Error> {
+    let installed = |name: &str| {
+        sas.get(&spec.id).is_some_and(|ike| {
+            ike.child_sas
+                .values()
+                .any(|c| c.name == name && c.state == "INSTALLED")
+        })
+    };
+    for (child, _, _) in vici::children(spec) {
+        if installed(&child) {
+            continue;
+        }
+        let message = vici::Initiate {
+            child,
+            ike: spec.id.clone(),
+            timeout: 10_000,
+            init_limits: false,
+        };
+        let answer: vici::Answer = client.request("initiate", message).await?;
+        if !answer.success {
+            return Ok(answer);
+        }
+    }
+    Ok(vici::Answer {
+        success: true,
+        errmsg: None,
+    })
 }
 
 fn goes_first(local: IpAddr, peer: IpAddr) -> bool {
@@ -409,13 +437,19 @@ async fn list_sas(vici: &Mutex<rsvici::Client>) -> Result<vici::ListSa> {
     collect_sas(&mut *vici.lock().await).await
 }
 
-fn status_in(sas: &vici::ListSa, id: &str) -> Status {
-    let up = sas.get(id).is_some_and(|ike| {
+/// ACTIVE when the connection's IKE SA is established and every one of its child SAs is
+/// installed.
+fn status_in(sas: &vici::ListSa, spec: &ConnectionSpec) -> Status {
+    let installed = |ike: &vici::IkeSa, name: &str| {
+        ike.child_sas
+            .values()
+            .any(|c| c.name == name && c.state == "INSTALLED")
+    };
+    let up = sas.get(&spec.id).is_some_and(|ike| {
         ike.state == "ESTABLISHED"
-            && ike
-                .child_sas
-                .values()
-                .any(|c| c.name == id && c.state == "INSTALLED")
+            && vici::children(spec)
+                .iter()
+                .all(|(name, _, _)| installed(ike, name))
     });
     if up { Status::Active } else { Status::Down }
 }

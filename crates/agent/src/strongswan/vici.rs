@@ -102,6 +102,32 @@ pub struct Connection {
     children: BTreeMap<String, Child>,
 }
 
+/// The child SAs of a connection: `(name, local TS, remote TS)`. IKEv2 carries every
+/// local and peer CIDR in one child; IKEv1 negotiates only the first pair of a child's
+/// selectors, so it gets one child per (local, peer) pair.
+pub fn children(spec: &ConnectionSpec) -> Vec<(String, Vec<String>, Vec<String>)> {
+    let all = |cidrs: &[ipnet::IpNet]| cidrs.iter().map(ToString::to_string).collect::<Vec<_>>();
+    let pairs = spec.local_cidrs.len() * spec.peer_cidrs.len();
+    if spec.ike.ike_version == IkeVersion::V2 || pairs <= 1 {
+        return vec![(
+            spec.id.clone(),
+            all(&spec.local_cidrs),
+            all(&spec.peer_cidrs),
+        )];
+    }
+    let mut out = Vec::new();
+    for local in &spec.local_cidrs {
+        for peer in &spec.peer_cidrs {
+            out.push((
+                format!("{}-{}", spec.id, out.len() + 1),
+                vec![local.to_string()],
+                vec![peer.to_string()],
+            ));
+        }
+    }
+    out
+}
+
 /// `load-conn` message: connection name → connection.
 pub fn load_conn(spec: &ConnectionSpec) -> BTreeMap<String, Connection> {
     let ipsec = &spec.ipsec;
@@ -109,11 +135,11 @@ pub fn load_conn(spec: &ConnectionSpec) -> BTreeMap<String, Connection> {
     let ah = ipsec.transform_protocol == TransformProtocol::Ah;
     let lifetime = ipsec.lifetime.value;
     let dpd_off = spec.dpd.action == DpdAction::Disabled;
-    let child = Child {
-        local_ts: spec.local_cidrs.iter().map(ToString::to_string).collect(),
-        remote_ts: spec.peer_cidrs.iter().map(ToString::to_string).collect(),
+    let child = |local_ts: Vec<String>, remote_ts: Vec<String>| Child {
+        local_ts,
+        remote_ts,
         esp_proposals: (!ah).then(|| child_proposal.clone()),
-        ah_proposals: ah.then_some(child_proposal),
+        ah_proposals: ah.then(|| child_proposal.clone()),
         mode: match ipsec.encapsulation_mode {
             EncapsulationMode::Tunnel => "tunnel",
             EncapsulationMode::Transport => "transport",
@@ -128,6 +154,10 @@ pub fn load_conn(spec: &ConnectionSpec) -> BTreeMap<String, Connection> {
         start_action: "none",
         close_action: "none",
     };
+    let children = children(spec)
+        .into_iter()
+        .map(|(name, local, remote)| (name, child(local, remote)))
+        .collect();
     let connection = Connection {
         version: match spec.ike.ike_version {
             IkeVersion::V1 => 1,
@@ -155,7 +185,7 @@ pub fn load_conn(spec: &ConnectionSpec) -> BTreeMap<String, Connection> {
             auth: "psk",
             id: spec.peer_id.clone(),
         },
-        children: BTreeMap::from([(spec.id.clone(), child)]),
+        children,
     };
     BTreeMap::from([(spec.id.clone(), connection)])
 }

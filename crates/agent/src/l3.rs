@@ -315,8 +315,8 @@ async fn apply_nat(namespace: &str, state: &RouterState) -> Result<()> {
     Ok(())
 }
 
-/// Deletes a router namespace (its ports and rules go with it).
-pub async fn remove_router(namespace: &str) -> Result<()> {
+/// Deletes a namespace (a router's ports and rules go with it).
+pub async fn remove_namespace(namespace: &str) -> Result<()> {
     if namespace_exists(namespace).await {
         run("ip", &["netns", "del", namespace]).await?;
     }

@@ -165,7 +165,7 @@ impl Agent {
             tracing::warn!(%error, router = router_id, "daemon removal failed");
         }
         if self.config.l3_mode == L3Mode::Standalone {
-            if let Err(error) = l3::remove_router(&self.config.namespace(router_id)).await {
+            if let Err(error) = l3::remove_namespace(&self.config.namespace(router_id)).await {
                 tracing::warn!(%error, router = router_id, "namespace removal failed");
             }
             if let Err(error) = l3::prune_fabric(&self.config).await {

@@ -222,7 +222,7 @@ pub async fn down(client: &Client, lab: &LabArgs) -> Result<()> {
         client.delete(Kind::Network, &id(network)?).await?;
     }
     for namespace in l3::namespaces_with_prefix(&format!("{}-h", lab.prefix)).await {
-        l3::remove_router(&namespace).await?;
+        l3::remove_namespace(&namespace).await?;
     }
     let config = AgentConfig {
         fabric_namespace: lab.fabric_namespace.clone(),

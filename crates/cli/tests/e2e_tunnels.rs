@@ -671,3 +671,210 @@ async fn several_local_and_peer_cidrs_with_ikev2() {
 async fn several_local_and_peer_cidrs_with_ikev1() {
     several_cidrs("v1").await;
 }
+
+/// Pings from a site's host at 20 packets/s in the background; `finish` returns
+/// (sent, received).
+struct Pinger {
+    child: Child,
+}
+
+impl Pinger {
+    fn start(lab: &Lab, from: usize, to: usize, seconds: u32) -> Pinger {
+        let target = lab.site(to)["host_ip"]
+            .as_str()
+            .expect("host ip")
+            .to_string();
+        let namespace = lab.site(from)["host_namespace"]
+            .as_str()
+            .expect("ns")
+            .to_string();
+        let count = (seconds * 20).to_string();
+        let child = Command::new("ip")
+            .args([
+                "netns", "exec", &namespace, "ping", "-q", "-i", "0.05", "-c", &count, "-W", "1",
+                &target,
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("ping");
+        Pinger { child }
+    }
+
+    fn finish(self) -> (u32, u32) {
+        let out = self.child.wait_with_output().expect("ping output");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let line = text
+            .lines()
+            .find(|l| l.contains("packets transmitted"))
+            .unwrap_or_default()
+            .to_string();
+        let number = |word: &str| {
+            line.split(',')
+                .find(|p| p.contains(word))
+                .and_then(|p| p.split_whitespace().next())
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0)
+        };
+        (number("transmitted"), number("received"))
+    }
+}
+
+fn charon_pid(lab: &Lab, site: usize) -> String {
+    let router = lab.site(site)["router_id"].as_str().expect("router");
+    std::fs::read_to_string(
+        lab._dir
+            .path()
+            .join("state")
+            .join(router)
+            .join("run/charon.pid"),
+    )
+    .expect("pid file")
+    .trim()
+    .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changing_one_connection_never_disturbs_another() {
+    let lab = Lab::start(3).await;
+    let c = &lab.client;
+    let policies = lab.policies(json!({"ike_version": "v2"}), json!({})).await;
+    let only_for_2 = lab
+        .policies(
+            json!({"ike_version": "v2", "name": "only-conn-2"}),
+            json!({}),
+        )
+        .await;
+    let services = [
+        lab.service(1).await,
+        lab.service(2).await,
+        lab.service(3).await,
+    ];
+    let conn1 = lab
+        .connect(&services[0], 1, 2, &policies, "secret-one")
+        .await;
+    let back1 = lab
+        .connect(&services[1], 2, 1, &policies, "secret-one")
+        .await;
+    let back2 = lab
+        .connect(&services[2], 3, 1, &only_for_2, "secret-two")
+        .await;
+    for conn in [&conn1, &back1] {
+        lab.wait_status(conn, "ACTIVE", Duration::from_secs(20))
+            .await;
+    }
+    let pid = charon_pid(&lab, 1);
+    let pinger = Pinger::start(&lab, 1, 2, 8);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let conn2 = lab
+        .connect(&services[0], 1, 3, &only_for_2, "secret-two")
+        .await;
+    lab.wait_status(&conn2, "ACTIVE", Duration::from_secs(20))
+        .await;
+    lab.wait_status(&back2, "ACTIVE", Duration::from_secs(20))
+        .await;
+    for change in [
+        json!({"peer_cidrs": ["10.3.0.0/24", "10.33.0.0/24"]}),
+        json!({"dpd": {"action": "restart", "interval": 7, "timeout": 30}}),
+        json!({"psk": "secret-two"}),
+        json!({"admin_state_up": false}),
+        json!({"admin_state_up": true}),
+    ] {
+        c.update(Kind::SiteConnection, &conn2, change)
+            .await
+            .expect("update connection 2");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    c.update(Kind::IkePolicy, &only_for_2.0, json!({"name": "renamed"}))
+        .await
+        .expect("rename its policy");
+    c.delete(Kind::SiteConnection, &conn2)
+        .await
+        .expect("delete connection 2");
+    let (sent, received) = pinger.finish();
+    assert!(sent >= 150, "the ping ran ({sent} sent)");
+    assert_eq!(
+        sent,
+        received,
+        "connection 1 lost {} of {sent} packets while connection 2 changed",
+        sent - received
+    );
+    assert_eq!(charon_pid(&lab, 1), pid, "charon was restarted");
+
+    c.update(
+        Kind::SiteConnection,
+        &conn1,
+        json!({"peer_cidrs": ["10.2.0.0/24", "10.22.0.0/24"]}),
+    )
+    .await
+    .expect("change connection 1");
+    let started = Instant::now();
+    while !lab.ping(1, 2) {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "connection 1 did not come back after its own change"
+        );
+    }
+    lab.wait_status(&conn1, "ACTIVE", Duration::from_secs(10))
+        .await;
+    assert_eq!(
+        charon_pid(&lab, 1),
+        pid,
+        "a change to connection 1 is applied in place, without a restart"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_charon_is_restarted_and_the_tunnel_comes_back() {
+    let lab = Lab::start(2).await;
+    let policies = lab.policies(json!({"ike_version": "v2"}), json!({})).await;
+    let (s1, s2) = (lab.service(1).await, lab.service(2).await);
+    let c12 = lab.connect(&s1, 1, 2, &policies, "heal-secret").await;
+    let c21 = lab.connect(&s2, 2, 1, &policies, "heal-secret").await;
+    lab.wait_status(&c12, "ACTIVE", Duration::from_secs(20))
+        .await;
+    lab.wait_status(&c21, "ACTIVE", Duration::from_secs(20))
+        .await;
+    let pid = charon_pid(&lab, 1);
+    let killed = Instant::now();
+    assert!(
+        Command::new("kill")
+            .args(["-KILL", &pid])
+            .status()
+            .expect("kill")
+            .success()
+    );
+    let started = Instant::now();
+    loop {
+        let new_pid = std::fs::read_to_string(
+            lab._dir
+                .path()
+                .join("state")
+                .join(lab.site(1)["router_id"].as_str().expect("r"))
+                .join("run/charon.pid"),
+        )
+        .unwrap_or_default();
+        if !new_pid.trim().is_empty() && new_pid.trim() != pid {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "charon was not restarted"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let started = Instant::now();
+    while !lab.ping(1, 2) {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the tunnel did not come back"
+        );
+    }
+    lab.wait_status(&c12, "ACTIVE", Duration::from_secs(10))
+        .await;
+    eprintln!(
+        "kill -9 of charon -> ACTIVE and pinging again: {:?}",
+        killed.elapsed()
+    );
+}

@@ -60,13 +60,27 @@ pub struct StrongSwan {
     config: AgentConfig,
     daemons: Mutex<HashMap<String, Daemon>>,
     wake: mpsc::UnboundedSender<String>,
+    restarts: std::sync::Mutex<HashMap<String, Restarts>>,
 }
+
+/// Restart history of one router's charon, for backoff.
+#[derive(Clone, Copy)]
+struct Restarts {
+    last_start: tokio::time::Instant,
+    delay: Duration,
+}
+
+/// A charon that ran this long is healthy again: its next restart is immediate.
+const HEALTHY_AFTER: Duration = Duration::from_secs(60);
+/// Longest wait between restarts of a charon that keeps dying.
+const MAX_RESTART_DELAY: Duration = Duration::from_secs(30);
 
 impl StrongSwan {
     /// A driver that signals `wake` with a router id when that router's status may have
     /// changed (charon event, charon exit).
     pub fn new(config: AgentConfig, wake: mpsc::UnboundedSender<String>) -> Self {
         StrongSwan {
+            restarts: std::sync::Mutex::new(HashMap::new()),
             config,
             daemons: Mutex::new(HashMap::new()),
             wake,
@@ -86,6 +100,12 @@ impl StrongSwan {
         let running = daemons.get(&state.router_id).is_some_and(|d| alive(d.pid));
         if !running {
             daemons.remove(&state.router_id);
+            if let Some(wait) = self.restart_wait(&state.router_id) {
+                self.wake_after(&state.router_id, wait);
+                return Err(Error::Daemon(format!(
+                    "charon keeps exiting; next start in {wait:?}"
+                )));
+            }
             let daemon = self.start(namespace, &state.router_id).await?;
             daemons.insert(state.router_id.clone(), daemon);
         }
@@ -108,6 +128,41 @@ impl StrongSwan {
         }
         self.start_initiators(&state.router_id, daemon).await;
         Ok(())
+    }
+
+    /// How long to wait before starting the router's charon again (`None`: start now);
+    /// records the start when there is no wait. The delay doubles while charon keeps dying
+    /// and resets once it has run for a minute.
+    fn restart_wait(&self, router_id: &str) -> Option<Duration> {
+        let mut restarts = self
+            .restarts
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let now = tokio::time::Instant::now();
+        let entry = restarts.entry(router_id.to_string()).or_insert(Restarts {
+            last_start: now,
+            delay: Duration::ZERO,
+        });
+        let since = now.saturating_duration_since(entry.last_start);
+        if entry.delay > Duration::ZERO && since < entry.delay {
+            return Some(entry.delay - since);
+        }
+        entry.delay =
+            if since >= HEALTHY_AFTER || entry.delay == Duration::ZERO && since == Duration::ZERO {
+                Duration::from_millis(500)
+            } else {
+                (entry.delay * 2).clamp(Duration::from_millis(500), MAX_RESTART_DELAY)
+            };
+        entry.last_start = now;
+        None
+    }
+
+    fn wake_after(&self, router_id: &str, wait: Duration) {
+        let (wake, router) = (self.wake.clone(), router_id.to_string());
+        tokio::spawn(async move {
+            tokio::time::sleep(wait).await;
+            let _ = wake.send(router);
+        });
     }
 
     /// Stops the router's charon and removes its files.

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use tokio::sync::{broadcast, mpsc};
 use vpnaas_bus::ControlPlane;
 use vpnaas_model::agent::{ConnectionStatus, RouterChanged, RouterState, StatusReport};
-use vpnaas_model::enums::Status;
+use vpnaas_model::enums::{Status, StatusReason};
 
 pub use config::{AgentConfig, DataPlane, L3Mode};
 use strongswan::StrongSwan;
@@ -36,6 +36,36 @@ pub enum Error {
 
 /// Result with the agent's error.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What to report of one connection: administratively down, daemon down, or what charon
+/// says.
+fn connection_status(
+    spec: &vpnaas_model::agent::ConnectionSpec,
+    observed: &strongswan::Observed,
+) -> ConnectionStatus {
+    let (status, reason, detail, traffic) = if !spec.enabled {
+        (Status::Down, StatusReason::AdminDown, String::new(), None)
+    } else if !observed.daemon_running {
+        (Status::Down, StatusReason::DaemonDown, String::new(), None)
+    } else {
+        match observed.connections.get(&spec.id) {
+            Some(state) => (
+                state.status,
+                state.reason,
+                state.detail.clone(),
+                state.traffic.clone(),
+            ),
+            None => (Status::Down, StatusReason::Connecting, String::new(), None),
+        }
+    };
+    ConnectionStatus {
+        id: spec.id.clone(),
+        status,
+        reason,
+        detail,
+        traffic,
+    }
+}
 
 /// How soon a failed resync (e.g. the server not answering yet) is tried again.
 const RETRY: std::time::Duration = std::time::Duration::from_secs(1);
@@ -196,14 +226,7 @@ impl Agent {
         let connections = state
             .connections
             .iter()
-            .map(|c| ConnectionStatus {
-                id: c.id.clone(),
-                status: observed
-                    .connections
-                    .get(&c.id)
-                    .copied()
-                    .unwrap_or(Status::Down),
-            })
+            .map(|c| connection_status(c, &observed))
             .collect();
         let report = StatusReport {
             host: self.config.host.clone(),

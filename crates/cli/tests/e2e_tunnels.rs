@@ -359,6 +359,30 @@ async fn two_sites_ping_as(ike: Value, ipsec: Value, mode: Mode) {
         lab.ping(2, 1),
         "host 2 cannot ping host 1 through the tunnel"
     );
+    let shown = lab
+        .client
+        .show(Kind::SiteConnection, &c12)
+        .await
+        .expect("show");
+    assert_eq!(shown["status_reason"], "ESTABLISHED");
+    let events = lab
+        .client
+        .get(&format!("/v2.0/vpn/ipsec-site-connections/{c12}/events"))
+        .await
+        .expect("events");
+    let last = events["events"]
+        .as_array()
+        .and_then(|e| e.last())
+        .cloned()
+        .expect("a transition");
+    assert_eq!(
+        (last["to"].as_str(), last["reason"].as_str()),
+        (Some("ACTIVE"), Some("ESTABLISHED"))
+    );
+    assert!(
+        !last["detail"].as_str().unwrap_or("").is_empty(),
+        "the negotiated proposal is recorded: {last}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -400,13 +424,15 @@ async fn a_wrong_psk_leaves_the_connection_down() {
     lab.wait_status(&c21, "DOWN", Duration::from_secs(10)).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     for conn in [&c12, &c21] {
+        let shown = lab
+            .client
+            .show(Kind::SiteConnection, conn)
+            .await
+            .expect("show");
+        assert_eq!(shown["status"], "DOWN", "a wrong PSK must never be ACTIVE");
         assert_eq!(
-            lab.client
-                .show(Kind::SiteConnection, conn)
-                .await
-                .expect("show")["status"],
-            "DOWN",
-            "a wrong PSK must never be ACTIVE"
+            shown["status_reason"], "AUTH_FAILED",
+            "the reason says why: {shown}"
         );
     }
     assert!(!lab.ping(1, 2));

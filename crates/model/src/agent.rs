@@ -7,10 +7,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::attr::{Attr, AttrType as T, Post};
-use crate::enums::{Initiator, Status};
+use crate::enums::{Initiator, Status, StatusReason};
 use crate::kind::Kind;
 use crate::policy::{IkePolicy, IpsecPolicy};
-use crate::site_connection::{Dpd, Psk};
+use crate::site_connection::{Dpd, Psk, Traffic};
 
 /// A registered agent (`GET /v2.0/agents`, admin only).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -184,6 +184,14 @@ pub struct ConnectionStatus {
     pub id: String,
     /// ACTIVE, DOWN or ERROR.
     pub status: Status,
+    /// Why.
+    pub reason: StatusReason,
+    /// Detail for the event log, e.g. the negotiated proposal or the daemon's message.
+    #[serde(default)]
+    pub detail: String,
+    /// Counters, where the daemon has them.
+    #[serde(default)]
+    pub traffic: Option<Traffic>,
 }
 
 /// What an agent reports about one router.
@@ -208,4 +216,19 @@ pub fn new_agent(host: &str, now: u64) -> Value {
         "host": host, "agent_type": "VPN agent", "binary": "vpnaas-agent",
         "admin_state_up": true, "heartbeat_at": now, "alive": true,
     })
+}
+
+/// One transition of a connection (`GET …/ipsec-site-connections/{id}/events`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectionEvent {
+    /// When, RFC 3339.
+    pub time: String,
+    /// Status before.
+    pub from: Status,
+    /// Status after.
+    pub to: Status,
+    /// Why.
+    pub reason: StatusReason,
+    /// Detail, e.g. the negotiated proposal or the daemon's message.
+    pub detail: String,
 }

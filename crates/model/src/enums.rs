@@ -296,3 +296,27 @@ wire_enum!(
         PendingDelete = "PENDING_DELETE",
     }
 );
+
+wire_enum!(
+    /// Why a connection has its status (vpnaas extension `status_reason`).
+    StatusReason {
+        /// The tunnel is up.
+        Established = "ESTABLISHED",
+        /// Negotiation under way (or retried).
+        Connecting = "CONNECTING",
+        /// The peer refused our pre-shared key, or we refused its.
+        AuthFailed = "AUTH_FAILED",
+        /// No common algorithms (IKE or IPsec proposals).
+        NoProposalChosen = "NO_PROPOSAL_CHOSEN",
+        /// The peer does not accept our traffic selectors (CIDRs).
+        TsUnacceptable = "TS_UNACCEPTABLE",
+        /// No answer: IKE retransmits exhausted or dead peer detection.
+        PeerUnreachable = "PEER_UNREACHABLE",
+        /// The peer deleted the SAs.
+        PeerClosed = "PEER_CLOSED",
+        /// The router's IKE daemon is not running.
+        DaemonDown = "DAEMON_DOWN",
+        /// The connection, its service or its router is administratively down.
+        AdminDown = "ADMIN_DOWN",
+    }
+);

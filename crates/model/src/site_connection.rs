@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::attr::{Attr, AttrType as T, Post};
-use crate::enums::{DpdAction, Initiator, Status};
+use crate::enums::{DpdAction, Initiator, Status, StatusReason};
 use crate::kind::Kind;
 
 /// A pre-shared key. Its `Debug` never shows the secret.
@@ -113,6 +113,28 @@ pub struct SiteConnection {
     pub route_mode: String,
     /// Status, reported by the agent.
     pub status: Status,
+    /// Why the status is what it is (vpnaas extension; see [`crate::enums::StatusReason`]).
+    #[serde(default)]
+    pub status_reason: Option<StatusReason>,
+    /// When `status` or `status_reason` last changed, RFC 3339 (vpnaas extension).
+    #[serde(default)]
+    pub status_changed_at: Option<String>,
+    /// Traffic counters of the tunnel, where the daemon has them (vpnaas extension).
+    #[serde(default)]
+    pub traffic: Option<Traffic>,
+}
+
+/// Traffic through a connection's child SAs since they were installed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Traffic {
+    /// Bytes received.
+    pub bytes_in: u64,
+    /// Bytes sent.
+    pub bytes_out: u64,
+    /// Packets received.
+    pub packets_in: u64,
+    /// Packets sent.
+    pub packets_out: u64,
 }
 
 fn yes() -> Value {
@@ -248,6 +270,27 @@ pub const SITE_CONNECTION_ATTRS: &[Attr] = crate::attribute_map![
         Post::Forbidden,
         false,
         "ACTIVE, DOWN, ERROR or PENDING_CREATE"
+    ),
+    Attr::new(
+        "status_reason",
+        T::Computed,
+        Post::Forbidden,
+        false,
+        "why: ESTABLISHED, CONNECTING, AUTH_FAILED, NO_PROPOSAL_CHOSEN, TS_UNACCEPTABLE, PEER_UNREACHABLE, PEER_CLOSED, DAEMON_DOWN, ADMIN_DOWN (vpnaas extension)"
+    ),
+    Attr::new(
+        "status_changed_at",
+        T::Computed,
+        Post::Forbidden,
+        false,
+        "time of the last status change, RFC 3339 (vpnaas extension)"
+    ),
+    Attr::new(
+        "traffic",
+        T::Computed,
+        Post::Forbidden,
+        false,
+        "bytes and packets in and out (vpnaas extension)"
     ),
 ];
 

@@ -42,6 +42,10 @@ pub fn router(app: App) -> Router {
         .route("/v2.0/extensions/{alias}", get(extension))
         .route("/openapi.json", get(openapi))
         .route(
+            "/v2.0/vpn/ipsec-site-connections/{id}/events",
+            get(connection_events),
+        )
+        .route(
             "/v2.0/routers/{id}/add_router_interface",
             put(add_interface),
         )
@@ -223,6 +227,25 @@ async fn remove_interface(
     )
     .await?;
     Ok(Json(info))
+}
+
+async fn connection_events(
+    State(app): State<App>,
+    caller: Caller,
+    Path(id): Path<String>,
+    uri: OriginalUri,
+) -> ApiResult<Json<Value>> {
+    let limit = uri
+        .query()
+        .and_then(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .find(|(k, _)| k == "limit")
+                .and_then(|(_, v)| v.parse().ok())
+        })
+        .unwrap_or(50);
+    Ok(Json(
+        service::connection_events(&app, &caller, &id, limit).await?,
+    ))
 }
 
 async fn versions(headers: HeaderMap) -> Json<Value> {

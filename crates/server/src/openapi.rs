@@ -24,6 +24,13 @@ pub fn document() -> Value {
         paths.insert(format!("/v2.0/{}", kind.path()), collection_path(kind));
         paths.insert(format!("/v2.0/{}/{{id}}", kind.path()), member_path(kind));
     }
+    paths.insert(
+        "/v2.0/vpn/ipsec-site-connections/{id}/events".into(),
+        json!({"get": {"summary": "last transitions of a connection (time, from, to, reason, detail), oldest first (vpnaas extension)",
+            "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}},
+                           {"name": "limit", "in": "query", "required": false, "schema": {"type": "integer", "default": 50}}],
+            "responses": with_errors(json!({"200": {"description": "{\"events\": [...]}"}}))}}),
+    );
     for action in ["add_router_interface", "remove_router_interface"] {
         paths.insert(
             format!("/v2.0/routers/{{id}}/{action}"),

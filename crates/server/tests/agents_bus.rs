@@ -9,7 +9,8 @@ use serde_json::json;
 use vpnaas_bus::ControlPlane;
 use vpnaas_model::Kind;
 use vpnaas_model::agent::{ConnectionStatus, StatusReport};
-use vpnaas_model::enums::Status;
+use vpnaas_model::enums::{Status, StatusReason};
+use vpnaas_model::site_connection::Traffic;
 use vpnaas_server::service::agents::LocalControlPlane;
 use vpnaas_server::{App, Server, build_app};
 
@@ -211,6 +212,18 @@ async fn status_reports_become_api_status_without_moving_the_revision() {
         connections: vec![ConnectionStatus {
             id: id(&conn),
             status,
+            reason: if status == Status::Active {
+                StatusReason::Established
+            } else {
+                StatusReason::AuthFailed
+            },
+            detail: "AES_CBC-128/HMAC_SHA2_256_128".into(),
+            traffic: (status == Status::Active).then_some(Traffic {
+                bytes_in: 168,
+                bytes_out: 168,
+                packets_in: 2,
+                packets_out: 2,
+            }),
         }],
     };
     control
@@ -226,6 +239,27 @@ async fn status_reports_become_api_status_without_moving_the_revision() {
     assert_eq!(
         c.show(Kind::VpnService, &id(&svc)).await.expect("svc")["status"],
         "ACTIVE"
+    );
+    let shown = c
+        .show(Kind::SiteConnection, &id(&conn))
+        .await
+        .expect("conn");
+    assert_eq!(shown["status_reason"], "ESTABLISHED");
+    assert_eq!(shown["traffic"]["packets_in"], 2);
+    let first_change = shown["status_changed_at"]
+        .as_str()
+        .expect("changed at")
+        .to_string();
+    control
+        .report(report(Status::Active, true))
+        .await
+        .expect("same again");
+    assert_eq!(
+        c.show(Kind::SiteConnection, &id(&conn))
+            .await
+            .expect("conn")["status_changed_at"],
+        first_change.as_str(),
+        "no transition, no new time"
     );
     assert_eq!(
         c.show(Kind::VpnService, &id(&empty)).await.expect("svc")["status"],
@@ -254,6 +288,58 @@ async fn status_reports_become_api_status_without_moving_the_revision() {
         c.show(Kind::VpnService, &id(&svc)).await.expect("svc")["status"],
         "ERROR",
         "its daemon cannot run"
+    );
+    let events = c
+        .get(&format!(
+            "/v2.0/vpn/ipsec-site-connections/{}/events",
+            id(&conn)
+        ))
+        .await
+        .expect("events");
+    let transitions: Vec<(String, String, String)> = events["events"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|e| {
+            (
+                e["from"].as_str().unwrap_or("").into(),
+                e["to"].as_str().unwrap_or("").into(),
+                e["reason"].as_str().unwrap_or("").into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        transitions,
+        [
+            (
+                "PENDING_CREATE".to_string(),
+                "ACTIVE".to_string(),
+                "ESTABLISHED".to_string()
+            ),
+            (
+                "ACTIVE".to_string(),
+                "DOWN".to_string(),
+                "AUTH_FAILED".to_string()
+            ),
+        ],
+        "one event per transition, oldest first"
+    );
+    assert_eq!(
+        events["events"][0]["detail"],
+        "AES_CBC-128/HMAC_SHA2_256_128"
+    );
+    let other = c.as_project("someone-else", "member");
+    assert_eq!(
+        fault(
+            other
+                .get(&format!(
+                    "/v2.0/vpn/ipsec-site-connections/{}/events",
+                    id(&conn)
+                ))
+                .await
+        )
+        .0,
+        404
     );
     let mut foreign = report(Status::Active, true);
     foreign.host = "impostor".into();

@@ -96,7 +96,12 @@ pub trait Store: Send + Sync {
     async fn list(&self, kind: Kind) -> Result<Vec<Record>>;
     /// Starts a write transaction; writers are serialised.
     async fn begin(&self) -> Result<Box<dyn Transaction>>;
+    /// The last `limit` events (JSON documents) of a connection, oldest first.
+    async fn events(&self, connection_id: &str, limit: u32) -> Result<Vec<String>>;
 }
+
+/// How many events are kept per connection.
+pub const EVENTS_KEPT: u32 = 100;
 
 /// A write transaction. Dropping it without [`Transaction::commit`] rolls it back.
 #[async_trait]
@@ -112,6 +117,11 @@ pub trait Transaction: Send {
     async fn put(&mut self, record: Record) -> Result<()>;
     /// Removes a resource.
     async fn delete(&mut self, kind: Kind, id: &str) -> Result<()>;
+    /// Appends an event (a JSON document) to a connection's history, keeping the last
+    /// [`EVENTS_KEPT`].
+    async fn append_event(&mut self, connection_id: &str, event: String) -> Result<()>;
+    /// Forgets a connection's history.
+    async fn delete_events(&mut self, connection_id: &str) -> Result<()>;
     /// Makes the changes durable.
     async fn commit(self: Box<Self>) -> Result<()>;
 }

@@ -164,8 +164,28 @@ fn now_nanos() -> i64 {
         .unwrap_or_default()
 }
 
+const EVENTS: &str =
+    "SELECT body FROM (SELECT body, seq FROM connection_events WHERE connection_id = $1
+    ORDER BY seq DESC LIMIT $2) AS newest ORDER BY seq";
+const APPEND_EVENT: &str =
+    "INSERT INTO connection_events (connection_id, seq, body) VALUES ($1, $2, $3)";
+const TRIM_EVENTS: &str = "DELETE FROM connection_events WHERE connection_id = $1 AND seq < (
+    SELECT seq FROM connection_events WHERE connection_id = $1 ORDER BY seq DESC LIMIT 1 OFFSET $2)";
+const DELETE_EVENTS: &str = "DELETE FROM connection_events WHERE connection_id = $1";
+
 #[async_trait]
 impl Store for SqlStore {
+    async fn events(&self, connection_id: &str, limit: u32) -> Result<Vec<String>> {
+        let rows = sqlx::query(EVENTS)
+            .bind(connection_id)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| row.try_get::<String, _>(0).map_err(Error::from))
+            .collect()
+    }
+
     async fn get(&self, kind: Kind, id: &str) -> Result<Option<Record>> {
         let rows = sqlx::query(GET_ONE)
             .bind(kind.store_name())
@@ -280,6 +300,29 @@ impl Transaction for SqlTransaction {
                 .execute(&mut *self.tx)
                 .await?;
         }
+        Ok(())
+    }
+
+    async fn append_event(&mut self, connection_id: &str, event: String) -> Result<()> {
+        sqlx::query(APPEND_EVENT)
+            .bind(connection_id)
+            .bind(now_nanos())
+            .bind(event)
+            .execute(&mut *self.tx)
+            .await?;
+        sqlx::query(TRIM_EVENTS)
+            .bind(connection_id)
+            .bind(i64::from(crate::EVENTS_KEPT) - 1)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    async fn delete_events(&mut self, connection_id: &str) -> Result<()> {
+        sqlx::query(DELETE_EVENTS)
+            .bind(connection_id)
+            .execute(&mut *self.tx)
+            .await?;
         Ok(())
     }
 

@@ -19,7 +19,8 @@ use futures::StreamExt;
 use tokio::sync::{Mutex, mpsc};
 use tokio::task::JoinHandle;
 use vpnaas_model::agent::{ConnectionSpec, RouterState};
-use vpnaas_model::enums::{Initiator, Status};
+use vpnaas_model::enums::{Initiator, Status, StatusReason};
+use vpnaas_model::site_connection::Traffic;
 
 use crate::config::AgentConfig;
 use crate::{Error, Result};
@@ -33,11 +34,28 @@ const INITIATE_GRACE: Duration = Duration::from_millis(100);
 pub struct Observed {
     /// charon is running.
     pub daemon_running: bool,
-    /// Connection id → status.
-    pub connections: HashMap<String, Status>,
+    /// Connection id → what charon says of it.
+    pub connections: HashMap<String, ConnectionState>,
 }
 
+/// What charon says of one loaded connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionState {
+    /// ACTIVE or DOWN.
+    pub status: Status,
+    /// Why.
+    pub reason: StatusReason,
+    /// The negotiated proposal, or the log line that explains a failure.
+    pub detail: String,
+    /// Counters of the installed child SAs.
+    pub traffic: Option<Traffic>,
+}
+
+/// Last failure per connection, learnt from charon's log lines.
+type Failures = Arc<std::sync::Mutex<HashMap<String, (StatusReason, String)>>>;
+
 struct Daemon {
+    failures: Failures,
     pid: u32,
     dir: PathBuf,
     vici: Arc<Mutex<rsvici::Client>>,
@@ -188,11 +206,16 @@ impl StrongSwan {
         if !alive(daemon.pid) {
             return Observed::default();
         }
+        let failures = daemon
+            .failures
+            .lock()
+            .map(|f| f.clone())
+            .unwrap_or_default();
         let connections = match list_sas(&daemon.vici).await {
             Ok(sas) => daemon
                 .loaded
                 .iter()
-                .map(|(id, spec)| (id.clone(), status_in(&sas, spec)))
+                .map(|(id, spec)| (id.clone(), connection_state(&sas, spec, failures.get(id))))
                 .collect(),
             Err(_) => HashMap::new(),
         };
@@ -236,9 +259,13 @@ impl StrongSwan {
             .ok_or_else(|| Error::Daemon("charon exited at once".into()))?;
         let socket = run_dir.join("charon.vici");
         let vici = connect(&socket).await?;
-        let events = self.watch(router_id, &socket, child_exit(child)).await?;
+        let failures = Failures::default();
+        let events = self
+            .watch(router_id, &socket, child_exit(child), failures.clone())
+            .await?;
         tracing::info!(router = router_id, pid, "charon started");
         Ok(Daemon {
+            failures,
             pid,
             dir,
             vici: Arc::new(Mutex::new(vici)),
@@ -248,27 +275,39 @@ impl StrongSwan {
         })
     }
 
-    /// Wakes the agent on every SA event and when charon exits.
+    /// Wakes the agent on every SA event, on log lines that explain a failure, and when
+    /// charon exits.
     async fn watch(
         &self,
         router_id: &str,
         socket: &Path,
         exit: JoinHandle<()>,
+        failures: Failures,
     ) -> Result<JoinHandle<()>> {
         let mut client = connect(socket).await?;
         let wake = self.wake.clone();
         let router = router_id.to_string();
         Ok(tokio::spawn(async move {
-            let streams = ["ike-updown", "child-updown", "child-rekey", "ike-rekey"]
-                .map(|event| client.subscribe::<serde::de::IgnoredAny>(event).boxed());
+            let streams = ["ike-updown", "child-updown", "child-rekey", "ike-rekey"].map(|event| {
+                client
+                    .subscribe::<serde::de::IgnoredAny>(event)
+                    .map(|_| ())
+                    .boxed()
+            });
             let mut events = futures::stream::select_all(streams);
+            let mut log = client.subscribe::<vici::LogLine>("log").boxed();
             let mut exit = exit;
             loop {
                 tokio::select! {
                     event = events.next() => match event {
-                        Some(_) => { let _ = wake.send(router.clone()); }
+                        Some(()) => { let _ = wake.send(router.clone()); }
                         None => break,
                     },
+                    Some(Ok(line)) = log.next() => {
+                        if learn(&failures, &line) {
+                            let _ = wake.send(router.clone());
+                        }
+                    }
                     _ = &mut exit => break,
                 }
             }
@@ -354,6 +393,9 @@ async fn command<T: serde::Serialize>(
 }
 
 async fn load(daemon: &mut Daemon, spec: &ConnectionSpec) -> Result<()> {
+    if let Ok(mut failures) = daemon.failures.lock() {
+        failures.remove(&spec.id);
+    }
     command(&daemon.vici, "load-shared", vici::SharedKey::of(spec)).await?;
     command(&daemon.vici, "load-conn", vici::load_conn(spec)).await?;
     daemon.loaded.insert(spec.id.clone(), spec.clone());
@@ -490,6 +532,96 @@ async fn collect_sas(client: &mut rsvici::Client) -> Result<vici::ListSa> {
 
 async fn list_sas(vici: &Mutex<rsvici::Client>) -> Result<vici::ListSa> {
     collect_sas(&mut *vici.lock().await).await
+}
+
+/// Learns a failure (or its end) from a log line about one of our connections; returns
+/// whether it changed what the agent would report.
+fn learn(failures: &Failures, line: &vici::LogLine) -> bool {
+    let Some(connection) = &line.ikesa_name else {
+        return false;
+    };
+    let Ok(mut failures) = failures.lock() else {
+        return false;
+    };
+    if line.msg.contains("CHILD_SA") && line.msg.contains("established with SPIs") {
+        return failures.remove(connection).is_some();
+    }
+    match classify(&line.msg) {
+        Some(reason) => {
+            failures.insert(connection.clone(), (reason, line.msg.clone()));
+            true
+        }
+        None => false,
+    }
+}
+
+/// The reason a charon log line gives for a tunnel not being up, if any.
+pub fn classify(msg: &str) -> Option<StatusReason> {
+    let has = |needle: &str| msg.contains(needle);
+    if has("AUTHENTICATION_FAILED")
+        || has("MAC mismatched")
+        || (has("authentication of") && has("failed"))
+    {
+        Some(StatusReason::AuthFailed)
+    } else if has("TS_UNACCEPTABLE") || (has("traffic selectors") && has("unacceptable")) {
+        Some(StatusReason::TsUnacceptable)
+    } else if has("NO_PROPOSAL_CHOSEN")
+        || has("no acceptable proposal")
+        || has("proposals unacceptable")
+        || has("no matching proposal")
+    {
+        Some(StatusReason::NoProposalChosen)
+    } else if has("giving up after") && has("retransmits") {
+        Some(StatusReason::PeerUnreachable)
+    } else if has("received DELETE for IKE_SA") {
+        Some(StatusReason::PeerClosed)
+    } else {
+        None
+    }
+}
+
+fn connection_state(
+    sas: &vici::ListSa,
+    spec: &ConnectionSpec,
+    failure: Option<&(StatusReason, String)>,
+) -> ConnectionState {
+    let children: Vec<&vici::ChildSa> = sas
+        .get(&spec.id)
+        .map(|ike| {
+            ike.child_sas
+                .values()
+                .filter(|c| c.state == "INSTALLED")
+                .collect()
+        })
+        .unwrap_or_default();
+    let count = |field: fn(&vici::ChildSa) -> &Option<String>| {
+        children
+            .iter()
+            .filter_map(|c| field(c).as_deref().and_then(|v| v.parse::<u64>().ok()))
+            .sum()
+    };
+    if status_in(sas, spec) == Status::Active {
+        return ConnectionState {
+            status: Status::Active,
+            reason: StatusReason::Established,
+            detail: children.first().map(|c| c.proposal()).unwrap_or_default(),
+            traffic: Some(Traffic {
+                bytes_in: count(|c| &c.bytes_in),
+                bytes_out: count(|c| &c.bytes_out),
+                packets_in: count(|c| &c.packets_in),
+                packets_out: count(|c| &c.packets_out),
+            }),
+        };
+    }
+    let (reason, detail) = failure
+        .cloned()
+        .unwrap_or((StatusReason::Connecting, String::new()));
+    ConnectionState {
+        status: Status::Down,
+        reason,
+        detail,
+        traffic: None,
+    }
 }
 
 /// ACTIVE when the connection's IKE SA is established and every one of its child SAs is

@@ -229,13 +229,59 @@ pub struct UnloadShared {
     pub id: String,
 }
 
-/// A child SA in `list-sas`.
+/// A child SA in `list-sas`. Numbers arrive as strings.
 #[derive(Debug, Deserialize)]
 pub struct ChildSa {
     /// Child config name.
     pub name: String,
     /// e.g. INSTALLED.
     pub state: String,
+    /// Negotiated encryption algorithm.
+    #[serde(rename = "encr-alg", default)]
+    pub encr_alg: Option<String>,
+    /// Its key size.
+    #[serde(rename = "encr-keysize", default)]
+    pub encr_keysize: Option<String>,
+    /// Negotiated integrity algorithm.
+    #[serde(rename = "integ-alg", default)]
+    pub integ_alg: Option<String>,
+    /// Bytes received.
+    #[serde(rename = "bytes-in", default)]
+    pub bytes_in: Option<String>,
+    /// Bytes sent.
+    #[serde(rename = "bytes-out", default)]
+    pub bytes_out: Option<String>,
+    /// Packets received.
+    #[serde(rename = "packets-in", default)]
+    pub packets_in: Option<String>,
+    /// Packets sent.
+    #[serde(rename = "packets-out", default)]
+    pub packets_out: Option<String>,
+}
+
+impl ChildSa {
+    /// The negotiated proposal, e.g. `AES_CBC-128/HMAC_SHA2_256_128`.
+    pub fn proposal(&self) -> String {
+        let mut text = self.encr_alg.clone().unwrap_or_default();
+        if let Some(size) = &self.encr_keysize {
+            text.push_str(&format!("-{size}"));
+        }
+        if let Some(integ) = &self.integ_alg {
+            text.push_str(&format!("/{integ}"));
+        }
+        text
+    }
+}
+
+/// A `log` event: one line of charon's log, with the IKE SA it is about.
+#[derive(Debug, Deserialize)]
+pub struct LogLine {
+    /// Name of the IKE SA (our connection id) when the line is about one.
+    #[serde(rename = "ikesa-name", default)]
+    pub ikesa_name: Option<String>,
+    /// The message.
+    #[serde(default)]
+    pub msg: String,
 }
 
 /// An IKE SA in `list-sas`.

@@ -11,7 +11,8 @@ use serde_json::Value;
 use vpnaas_bus::{ControlPlane, Error as BusError};
 use vpnaas_model::Kind;
 use vpnaas_model::agent::{
-    Agent, ConnectionSpec, PortAddress, RouterChanged, RouterState, StatusReport, new_agent,
+    Agent, ConnectionEvent, ConnectionSpec, ConnectionStatus, PortAddress, RouterChanged,
+    RouterState, StatusReport, new_agent,
 };
 use vpnaas_model::endpoint_group::EndpointGroup;
 use vpnaas_model::enums::Status;
@@ -345,6 +346,46 @@ async fn load_group(
     }
 }
 
+/// Records what the agent saw of one connection: a change of status or reason becomes a
+/// transition in its event history; counters are kept without an event.
+async fn record_observation(
+    tx: &mut dyn Transaction,
+    conn: &mut SiteConnection,
+    observed: &ConnectionStatus,
+) -> ApiResult<()> {
+    let transition = conn.status != observed.status || conn.status_reason != Some(observed.reason);
+    if !transition && conn.traffic == observed.traffic {
+        return Ok(());
+    }
+    if transition {
+        let time = rfc3339_now();
+        let event = ConnectionEvent {
+            time: time.clone(),
+            from: conn.status,
+            to: observed.status,
+            reason: observed.reason,
+            detail: observed.detail.clone(),
+        };
+        tx.append_event(&conn.id, serde_json::to_string(&event)?)
+            .await?;
+        conn.status = observed.status;
+        conn.status_reason = Some(observed.reason);
+        conn.status_changed_at = Some(time);
+    }
+    conn.traffic = observed.traffic.clone();
+    tx.save(conn).await?;
+    Ok(())
+}
+
+/// Now in RFC 3339 (UTC, milliseconds).
+pub fn rfc3339_now() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    let format = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
+    now.format(&format).unwrap_or_default()
+}
+
 /// Applies an agent's report: connection statuses, then each service's status (ACTIVE
 /// when one of its connections is, ERROR when its daemon cannot run, DOWN otherwise).
 /// Statuses are observations, not desired state: the revision does not move.
@@ -367,15 +408,11 @@ pub async fn apply_report(app: &App, report: &StatusReport) -> ApiResult<()> {
             .await?
         {
             any_enabled |= conn.admin_state_up;
-            let observed = report
-                .connections
-                .iter()
-                .find(|c| c.id == conn.id)
-                .map_or(Status::Down, |c| c.status);
-            any_active |= observed == Status::Active;
-            if conn.status != observed {
-                conn.status = observed;
-                tx_ref.save(&conn).await?;
+            let observed = report.connections.iter().find(|c| c.id == conn.id);
+            let status = observed.map_or(Status::Down, |c| c.status);
+            any_active |= status == Status::Active;
+            if let Some(observed) = observed {
+                record_observation(tx_ref, &mut conn, observed).await?;
             }
         }
         let status = if any_active {

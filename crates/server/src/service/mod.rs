@@ -92,6 +92,25 @@ pub async fn show(app: &App, caller: &Caller, kind: Kind, id: &str) -> ApiResult
     Ok(redact(caller, kind, item))
 }
 
+/// The last `limit` transitions of a connection the caller may see, oldest first.
+pub async fn connection_events(
+    app: &App,
+    caller: &Caller,
+    id: &str,
+    limit: u32,
+) -> ApiResult<Value> {
+    show(app, caller, Kind::SiteConnection, id).await?;
+    let events = app
+        .store
+        .events(id, limit.min(vpnaas_store::EVENTS_KEPT))
+        .await?;
+    let events: Vec<Value> = events
+        .iter()
+        .map(|e| serde_json::from_str(e))
+        .collect::<Result<_, _>>()?;
+    Ok(serde_json::json!({ "events": events }))
+}
+
 /// Readers may read; agents are for admins only.
 fn require_read(caller: &Caller, kind: Kind) -> Result<(), Fault> {
     let action = format!("get_{}", kind.policy_target());

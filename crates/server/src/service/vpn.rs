@@ -126,6 +126,7 @@ pub(super) async fn delete(
         }
         _ => {
             let _: SiteConnection = fetch(tx, caller, id).await?;
+            tx.delete_events(id).await?;
         }
     }
     tx.delete(kind, id).await?;

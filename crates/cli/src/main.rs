@@ -7,6 +7,7 @@ mod lab;
 mod output;
 mod resource_cmd;
 mod serve;
+mod watch;
 
 use std::process::ExitCode;
 

@@ -52,7 +52,14 @@ fn list_columns(kind: Kind) -> &'static [&'static str] {
             "external_v4_ip",
             "status",
         ],
-        Kind::SiteConnection => &["id", "name", "peer_address", "peer_id", "status"],
+        Kind::SiteConnection => &[
+            "id",
+            "name",
+            "peer_address",
+            "peer_id",
+            "status",
+            "status_reason",
+        ],
         Kind::EndpointGroup => &["id", "name", "type", "endpoints"],
         Kind::Network => &["id", "name", "router:external", "subnets"],
         Kind::Subnet => &["id", "name", "network_id", "cidr", "gateway_ip"],
@@ -155,6 +162,11 @@ pub fn command(kind: Kind) -> Command {
                 .value_name("ATTR=VALUE")
                 .help("only objects whose ATTR is VALUE (repeat to combine)"),
         );
+    let (create, list) = if kind == Kind::SiteConnection {
+        live_options(create, list)
+    } else {
+        (create, list)
+    };
     let mut cmd = Command::new(command_name(kind))
         .about(format!("Manage {}", kind.plural()))
         .subcommand_required(true)
@@ -166,6 +178,11 @@ pub fn command(kind: Kind) -> Command {
                 .arg(target.clone()),
         )
         .subcommand(set)
+        .subcommands((kind == Kind::SiteConnection).then(|| {
+            Command::new("events")
+                .about("Show a connection's last transitions")
+                .arg(target.clone())
+        }))
         .subcommand(
             Command::new("delete")
                 .about(format!("Delete {}", kind.plural()))
@@ -192,6 +209,39 @@ pub fn command(kind: Kind) -> Command {
     cmd
 }
 
+/// `--wait` on create, `--watch` on list and an `events` action, for site connections.
+fn live_options(create: Command, list: Command) -> (Command, Command) {
+    let create = create
+        .arg(
+            Arg::new("wait")
+                .long("wait")
+                .action(ArgAction::SetTrue)
+                .help("follow the connection until ACTIVE; fail on a failure reason or timeout"),
+        )
+        .arg(
+            Arg::new("timeout")
+                .long("timeout")
+                .value_name("SECONDS")
+                .default_value("60")
+                .value_parser(clap::value_parser!(u64)),
+        );
+    let list = list
+        .arg(
+            Arg::new("watch")
+                .long("watch")
+                .action(ArgAction::SetTrue)
+                .help("redraw a live table until Ctrl-C"),
+        )
+        .arg(
+            Arg::new("interval")
+                .long("interval")
+                .value_name("SECONDS")
+                .default_value("1")
+                .value_parser(clap::value_parser!(f64)),
+        );
+    (create, list)
+}
+
 /// Runs `vpnaas <resource> <action> …`.
 pub async fn run(
     client: &Client,
@@ -202,16 +252,50 @@ pub async fn run(
     let Some((action, args)) = matches.subcommand() else {
         bail!("missing action")
     };
+    let switch = |name: &str| {
+        args.try_get_one::<bool>(name)
+            .ok()
+            .flatten()
+            .copied()
+            .unwrap_or(false)
+    };
+    match action {
+        "events" => {
+            return crate::watch::events(
+                client,
+                format,
+                &resolve(client, kind, target(args)?).await?,
+            )
+            .await;
+        }
+        "list" if switch("watch") => {
+            let interval = args
+                .get_one::<f64>("interval")
+                .copied()
+                .unwrap_or(1.0)
+                .max(0.1);
+            return crate::watch::watch(client, std::time::Duration::from_secs_f64(interval)).await;
+        }
+        _ => {}
+    }
     match action {
         "create" => {
             let mut body = attrs_from(client, kind, args, true).await?;
             if let Some(name) = args.get_one::<String>("name") {
                 body.insert("name".into(), json!(name));
             }
-            Ok(output::object(
-                format,
-                &client.create(kind, Value::Object(body)).await?,
-            ))
+            let created = client.create(kind, Value::Object(body)).await?;
+            if switch("wait") {
+                let id = created["id"]
+                    .as_str()
+                    .context("created object without id")?;
+                let timeout = args.get_one::<u64>("timeout").copied().unwrap_or(60);
+                let active =
+                    crate::watch::wait_active(client, id, std::time::Duration::from_secs(timeout))
+                        .await?;
+                return Ok(output::object(format, &active));
+            }
+            Ok(output::object(format, &created))
         }
         "set" => {
             let id = resolve(client, kind, target(args)?).await?;

@@ -904,3 +904,125 @@ async fn a_killed_charon_is_restarted_and_the_tunnel_comes_back() {
         killed.elapsed()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_waits_for_active_explains_failures_and_shows_events() {
+    let lab = Lab::start(2).await;
+    let c = &lab.client;
+    let policies = lab
+        .policies(
+            json!({"ike_version": "v2", "name": "cli-ike"}),
+            json!({"name": "cli-esp"}),
+        )
+        .await;
+    let (s1, s2) = (lab.service(1).await, lab.service(2).await);
+    lab.connect(&s1, 1, 2, &policies, "the-cli-secret").await;
+    let (g1, cidr1) = (
+        lab.site(1)["gateway_ip"].as_str().expect("gw").to_string(),
+        lab.site(1)["cidr"].as_str().expect("cidr").to_string(),
+    );
+    let create = |name: &str, psk: &str| {
+        vec![
+            "site-connection".to_string(),
+            "create".into(),
+            name.into(),
+            "--vpnservice".into(),
+            s2.clone(),
+            "--ikepolicy".into(),
+            "cli-ike".into(),
+            "--ipsecpolicy".into(),
+            "cli-esp".into(),
+            "--peer-address".into(),
+            g1.clone(),
+            "--peer-id".into(),
+            g1.clone(),
+            "--psk".into(),
+            psk.into(),
+            "--peer-cidr".into(),
+            cidr1.clone(),
+            "--wait".into(),
+            "--timeout".into(),
+            "15".into(),
+        ]
+    };
+    let run = |args: Vec<String>| {
+        let url = lab.url.clone();
+        tokio::task::spawn_blocking(move || {
+            vpnaas(&url, &args.iter().map(String::as_str).collect::<Vec<_>>())
+        })
+    };
+    let refused = run(create("wrong", "not-the-secret")).await.expect("join");
+    assert!(
+        !refused.status.success(),
+        "--wait must fail when the tunnel cannot come up"
+    );
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("AUTH_FAILED"),
+        "the failure says why: {stderr}"
+    );
+    let wrong = c
+        .find(Kind::SiteConnection, "wrong")
+        .await
+        .expect("created anyway");
+    c.delete(Kind::SiteConnection, &id(&wrong))
+        .await
+        .expect("delete");
+
+    let waited = run(create("right", "the-cli-secret")).await.expect("join");
+    assert!(
+        waited.status.success(),
+        "--wait failed: {}",
+        String::from_utf8_lossy(&waited.stderr)
+    );
+    assert!(String::from_utf8_lossy(&waited.stdout).contains("ESTABLISHED"));
+    assert!(
+        String::from_utf8_lossy(&waited.stderr).contains("ACTIVE"),
+        "progress is shown"
+    );
+
+    let events = run(vec![
+        "site-connection".into(),
+        "events".into(),
+        "right".into(),
+    ])
+    .await
+    .expect("join");
+    let table = String::from_utf8_lossy(&events.stdout);
+    assert!(
+        events.status.success()
+            && table.contains("ESTABLISHED")
+            && table.contains("PENDING_CREATE"),
+        "{table}"
+    );
+
+    let url = lab.url.clone();
+    let watched = tokio::task::spawn_blocking(move || {
+        Command::new("timeout")
+            .args([
+                "-s",
+                "INT",
+                "1.5",
+                env!("CARGO_BIN_EXE_vpnaas"),
+                "site-connection",
+                "list",
+                "--watch",
+                "--interval",
+                "0.2",
+            ])
+            .env("VPNAAS_URL", url)
+            .output()
+            .expect("watch")
+    })
+    .await
+    .expect("join");
+    let screen = String::from_utf8_lossy(&watched.stdout);
+    assert!(
+        screen.matches("refreshing every").count() >= 3,
+        "the table is redrawn: {screen}"
+    );
+    assert!(
+        screen.contains("ESTABLISHED") && screen.contains("bytes in/out"),
+        "{screen}"
+    );
+}

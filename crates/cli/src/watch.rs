@@ -1,0 +1,111 @@
+//! Live views of site connections for people: `list --watch` redraws a table as statuses
+//! change, `create --wait` follows a new connection until it is up (or says why not),
+//! and `events` shows a connection's transitions.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, bail};
+use serde_json::Value;
+use vpnaas_client::Client;
+use vpnaas_model::Kind;
+
+use crate::output::{self, Format};
+
+/// Reasons that mean the tunnel will not come up without a change.
+const FAILURES: &[&str] = &[
+    "AUTH_FAILED",
+    "NO_PROPOSAL_CHOSEN",
+    "TS_UNACCEPTABLE",
+    "PEER_UNREACHABLE",
+];
+
+const COLUMNS: &[&str] = &[
+    "id",
+    "name",
+    "peer_address",
+    "status",
+    "reason",
+    "since",
+    "bytes in/out",
+];
+
+fn row(conn: &Value) -> Value {
+    let traffic = &conn["traffic"];
+    let bytes = match (traffic["bytes_in"].as_u64(), traffic["bytes_out"].as_u64()) {
+        (Some(i), Some(o)) => format!("{i}/{o}"),
+        _ => String::new(),
+    };
+    serde_json::json!({
+        "id": conn["id"], "name": conn["name"], "peer_address": conn["peer_address"], "status": conn["status"],
+        "reason": conn["status_reason"], "since": conn["status_changed_at"], "bytes in/out": bytes,
+    })
+}
+
+/// Redraws the list every `interval` until interrupted.
+pub async fn watch(client: &Client, interval: Duration) -> Result<String> {
+    loop {
+        let rows: Vec<Value> = client
+            .list(Kind::SiteConnection, &[])
+            .await?
+            .iter()
+            .map(row)
+            .collect();
+        print!(
+            "\x1b[2J\x1b[H{}\n(refreshing every {:?}; Ctrl-C to stop)\n",
+            output::list(Format::Table, &rows, COLUMNS),
+            interval
+        );
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = tokio::signal::ctrl_c() => return Ok(String::new()),
+        }
+    }
+}
+
+/// Follows a connection until it is ACTIVE; fails on a failure reason or at `timeout`.
+pub async fn wait_active(client: &Client, id: &str, timeout: Duration) -> Result<Value> {
+    let started = Instant::now();
+    let mut last = String::new();
+    loop {
+        let conn = client.show(Kind::SiteConnection, id).await?;
+        let (status, reason) = (
+            conn["status"].as_str().unwrap_or(""),
+            conn["status_reason"].as_str().unwrap_or(""),
+        );
+        let now = if reason.is_empty() {
+            status.to_string()
+        } else {
+            format!("{status} ({reason})")
+        };
+        if now != last {
+            eprintln!("{:>7.3} s  {now}", started.elapsed().as_secs_f64());
+            last = now;
+        }
+        if status == "ACTIVE" {
+            return Ok(conn);
+        }
+        if FAILURES.contains(&reason) {
+            bail!("connection {id} is {status}: {reason}");
+        }
+        if started.elapsed() > timeout {
+            bail!("connection {id} is not ACTIVE after {timeout:?} (last: {last})");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A connection's transitions as a table.
+pub async fn events(client: &Client, format: Format, id: &str) -> Result<String> {
+    let body = client
+        .get(&format!(
+            "/v2.0/{}/{id}/events",
+            Kind::SiteConnection.path()
+        ))
+        .await?;
+    let events = body["events"].as_array().cloned().unwrap_or_default();
+    Ok(output::list(
+        format,
+        &events,
+        &["time", "from", "to", "reason", "detail"],
+    ))
+}

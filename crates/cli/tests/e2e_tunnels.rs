@@ -26,8 +26,25 @@ struct Lab {
     url: String,
     client: Client,
     processes: Vec<Child>,
+    /// How each process was started, to restart it.
+    commands: Vec<(Vec<String>, String)>,
     _dir: tempfile::TempDir,
     sites: Vec<Value>,
+}
+
+fn spawn_vpnaas(args: &[String], log: &std::path::Path) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .expect("log");
+    Command::new(env!("CARGO_BIN_EXE_vpnaas"))
+        .args(args)
+        .env("VPNAAS_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start vpnaas")
 }
 
 fn require_root() {
@@ -76,47 +93,54 @@ impl Lab {
             .port();
         let url = format!("http://127.0.0.1:{port}");
         let listen = format!("127.0.0.1:{port}");
-        let agent_args = |cmd: &mut Command| {
-            cmd.args(["--data-plane", "userspace", "--host", &prefix])
-                .arg("--state-dir")
-                .arg(dir.path().join("state"))
-                .args([
-                    "--namespace-prefix",
-                    &format!("{prefix}-r-"),
-                    "--fabric-namespace",
-                    &fabric,
-                ]);
+        let state = dir.path().join("state").to_string_lossy().into_owned();
+        let data = dir.path().join("data").to_string_lossy().into_owned();
+        let agent: Vec<String> = [
+            "--data-plane",
+            "userspace",
+            "--host",
+            prefix.as_str(),
+            "--state-dir",
+            state.as_str(),
+        ]
+        .into_iter()
+        .map(String::from)
+        .chain([
+            "--namespace-prefix".into(),
+            format!("{prefix}-r-"),
+            "--fabric-namespace".into(),
+            fabric.clone(),
+        ])
+        .collect();
+        let with = |head: &[&str], tail: &[String]| {
+            head.iter()
+                .map(|s| s.to_string())
+                .chain(tail.iter().cloned())
+                .collect::<Vec<_>>()
         };
-        let spawn = |mut cmd: Command, log: &str| {
-            cmd.env("VPNAAS_LOG", "info")
-                .stdout(Stdio::null())
-                .stderr(std::fs::File::create(dir.path().join(log)).expect("log"))
-                .spawn()
-                .expect("start vpnaas")
+        let commands: Vec<(Vec<String>, String)> = match mode {
+            Mode::AllInOne => vec![(
+                with(
+                    &["all-in-one", "--listen", &listen, "--data-dir", &data],
+                    &agent,
+                ),
+                "aio.log".into(),
+            )],
+            Mode::Separate => vec![
+                (
+                    with(&["server", "--listen", &listen, "--data-dir", &data], &[]),
+                    "server.log".into(),
+                ),
+                (
+                    with(&["agent", "--server", &url], &agent),
+                    "agent.log".into(),
+                ),
+            ],
         };
-        let mut processes = Vec::new();
-        let mut first = Command::new(env!("CARGO_BIN_EXE_vpnaas"));
-        match mode {
-            Mode::AllInOne => {
-                first
-                    .args(["all-in-one", "--listen", &listen])
-                    .arg("--data-dir")
-                    .arg(dir.path().join("data"));
-                agent_args(&mut first);
-                processes.push(spawn(first, "aio.log"));
-            }
-            Mode::Separate => {
-                first
-                    .args(["server", "--listen", &listen])
-                    .arg("--data-dir")
-                    .arg(dir.path().join("data"));
-                processes.push(spawn(first, "server.log"));
-                let mut agent = Command::new(env!("CARGO_BIN_EXE_vpnaas"));
-                agent.args(["agent", "--server", &url]);
-                agent_args(&mut agent);
-                processes.push(spawn(agent, "agent.log"));
-            }
-        }
+        let processes = commands
+            .iter()
+            .map(|(args, log)| spawn_vpnaas(args, &dir.path().join(log)))
+            .collect();
         let client = Client::new(&url);
         let mut lab = Lab {
             prefix,
@@ -124,6 +148,7 @@ impl Lab {
             url,
             client,
             processes,
+            commands,
             _dir: dir,
             sites: vec![],
         };
@@ -1025,4 +1050,58 @@ async fn the_cli_waits_for_active_explains_failures_and_shows_events() {
         screen.contains("ESTABLISHED") && screen.contains("bytes in/out"),
         "{screen}"
     );
+}
+
+impl Lab {
+    /// Kills the process that runs the agent (all-in-one, or the separate agent) without
+    /// warning, and starts it again the same way.
+    fn restart_agent(&mut self) {
+        let last = self.processes.len() - 1;
+        let _ = self.processes[last].kill();
+        let _ = self.processes[last].wait();
+        let (args, log) = self.commands[last].clone();
+        self.processes[last] = spawn_vpnaas(&args, &self._dir.path().join(log));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_restart_leaves_running_tunnels_alone() {
+    let mut lab = Lab::start_as(2, Mode::Separate).await;
+    let policies = lab.policies(json!({"ike_version": "v2"}), json!({})).await;
+    let (s1, s2) = (lab.service(1).await, lab.service(2).await);
+    let c12 = lab.connect(&s1, 1, 2, &policies, "stay-up").await;
+    let c21 = lab.connect(&s2, 2, 1, &policies, "stay-up").await;
+    lab.wait_status(&c12, "ACTIVE", Duration::from_secs(20))
+        .await;
+    lab.wait_status(&c21, "ACTIVE", Duration::from_secs(20))
+        .await;
+    let pids = (charon_pid(&lab, 1), charon_pid(&lab, 2));
+    let pinger = Pinger::start(&lab, 1, 2, 6);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    lab.restart_agent();
+    lab.wait_for_agent().await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (sent, received) = pinger.finish();
+    assert!(sent >= 100, "the ping ran ({sent} sent)");
+    assert_eq!(
+        sent,
+        received,
+        "{} of {sent} packets lost across the agent restart",
+        sent - received
+    );
+    assert_eq!(
+        (charon_pid(&lab, 1), charon_pid(&lab, 2)),
+        pids,
+        "the agent restarted charon"
+    );
+    lab.wait_status(&c12, "ACTIVE", Duration::from_secs(5))
+        .await;
+    lab.client
+        .update(Kind::SiteConnection, &c12, json!({"mtu": 1400}))
+        .await
+        .expect("a change after the restart");
+    lab.wait_status(&c12, "ACTIVE", Duration::from_secs(20))
+        .await;
+    assert!(lab.ping(1, 2), "the adopted charon still takes changes");
+    assert_eq!(charon_pid(&lab, 1), pids.0);
 }

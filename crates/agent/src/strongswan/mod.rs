@@ -110,10 +110,19 @@ impl StrongSwan {
         let wanted: Vec<&ConnectionSpec> = state.connections.iter().filter(|c| c.enabled).collect();
         let mut daemons = self.daemons.lock().await;
         if wanted.is_empty() {
-            if let Some(daemon) = daemons.remove(&state.router_id) {
-                stop(daemon).await;
+            match daemons.remove(&state.router_id) {
+                Some(daemon) => stop(daemon).await,
+                None => stop_leftover(&self.config.router_dir(&state.router_id)).await,
             }
             return Ok(());
+        }
+        let running = daemons.get(&state.router_id).is_some_and(|d| alive(d.pid));
+        let known = daemons.contains_key(&state.router_id);
+        if !running
+            && !known
+            && let Some(daemon) = self.adopt(&state.router_id, &wanted).await
+        {
+            daemons.insert(state.router_id.clone(), daemon);
         }
         let running = daemons.get(&state.router_id).is_some_and(|d| alive(d.pid));
         if !running {
@@ -146,6 +155,61 @@ impl StrongSwan {
         }
         self.start_initiators(&state.router_id, daemon).await;
         Ok(())
+    }
+
+    /// Takes over a charon left running by an earlier agent process (an agent restart
+    /// must not bounce healthy tunnels): connections whose fingerprint matches what is
+    /// wanted count as loaded; others are unloaded.
+    async fn adopt(&self, router_id: &str, wanted: &[&ConnectionSpec]) -> Option<Daemon> {
+        let dir = self.config.router_dir(router_id);
+        let pid = std::fs::read_to_string(dir.join("run/charon.pid"))
+            .ok()?
+            .trim()
+            .parse::<u32>()
+            .ok()?;
+        if !alive(pid) || !is_charon(pid) {
+            return None;
+        }
+        let socket = dir.join("run/charon.vici");
+        let vici = rsvici::unix::connect(&socket).await.ok()?;
+        let failures = Failures::default();
+        let events = self
+            .watch(router_id, &socket, None, failures.clone())
+            .await
+            .ok()?;
+        let recorded = read_fingerprints(&dir);
+        let mut daemon = Daemon {
+            failures,
+            pid,
+            dir,
+            vici: Arc::new(Mutex::new(vici)),
+            loaded: HashMap::new(),
+            initiators: HashMap::new(),
+            events,
+        };
+        for spec in wanted {
+            if recorded.get(&spec.id) == Some(&fingerprint(spec)) {
+                daemon.loaded.insert(spec.id.clone(), (*spec).clone());
+            }
+        }
+        let stale: Vec<String> = recorded
+            .keys()
+            .filter(|id| !daemon.loaded.contains_key(*id))
+            .cloned()
+            .collect();
+        for id in &stale {
+            if let Err(error) = unload(&mut daemon, id).await {
+                tracing::warn!(%error, connection = %id, "cannot unload a stale connection");
+            }
+        }
+        write_fingerprints(&daemon);
+        tracing::info!(
+            router = router_id,
+            pid,
+            kept = daemon.loaded.len(),
+            "adopted a running charon"
+        );
+        Some(daemon)
     }
 
     /// How long to wait before starting the router's charon again (`None`: start now);
@@ -261,7 +325,12 @@ impl StrongSwan {
         let vici = connect(&socket).await?;
         let failures = Failures::default();
         let events = self
-            .watch(router_id, &socket, child_exit(child), failures.clone())
+            .watch(
+                router_id,
+                &socket,
+                Some(child_exit(child)),
+                failures.clone(),
+            )
             .await?;
         tracing::info!(router = router_id, pid, "charon started");
         Ok(Daemon {
@@ -281,7 +350,7 @@ impl StrongSwan {
         &self,
         router_id: &str,
         socket: &Path,
-        exit: JoinHandle<()>,
+        exit: Option<JoinHandle<()>>,
         failures: Failures,
     ) -> Result<JoinHandle<()>> {
         let mut client = connect(socket).await?;
@@ -308,7 +377,7 @@ impl StrongSwan {
                             let _ = wake.send(router.clone());
                         }
                     }
-                    _ = &mut exit => break,
+                    _ = async { match &mut exit { Some(exit) => { let _ = exit.await; } None => std::future::pending().await } } => break,
                 }
             }
             let _ = wake.send(router);
@@ -335,6 +404,47 @@ impl StrongSwan {
                 .initiators
                 .insert(spec.id.clone(), tokio::spawn(task));
         }
+    }
+}
+
+/// A stable fingerprint of a connection's desired state (FNV-1a over its JSON), so an
+/// agent that restarts can tell which loaded connections are still as wanted.
+fn fingerprint(spec: &ConnectionSpec) -> String {
+    let text = serde_json::to_string(spec).unwrap_or_default();
+    let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    format!("{hash:016x}")
+}
+
+const FINGERPRINTS: &str = "connections.json";
+
+fn read_fingerprints(dir: &Path) -> HashMap<String, String> {
+    std::fs::read_to_string(dir.join(FINGERPRINTS))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default()
+}
+
+/// Records what is loaded (mode 0600: the fingerprints derive from the keys).
+fn write_fingerprints(daemon: &Daemon) {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let map: HashMap<&String, String> = daemon
+        .loaded
+        .iter()
+        .map(|(id, spec)| (id, fingerprint(spec)))
+        .collect();
+    let path = daemon.dir.join(FINGERPRINTS);
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)
+        .and_then(|mut f| f.write_all(serde_json::to_string(&map).unwrap_or_default().as_bytes()));
+    if let Err(error) = written {
+        tracing::warn!(%error, path = %path.display(), "cannot record loaded connections");
     }
 }
 
@@ -399,6 +509,7 @@ async fn load(daemon: &mut Daemon, spec: &ConnectionSpec) -> Result<()> {
     command(&daemon.vici, "load-shared", vici::SharedKey::of(spec)).await?;
     command(&daemon.vici, "load-conn", vici::load_conn(spec)).await?;
     daemon.loaded.insert(spec.id.clone(), spec.clone());
+    write_fingerprints(daemon);
     tracing::info!(connection = %spec.id, "connection loaded");
     Ok(())
 }
@@ -433,6 +544,7 @@ async fn unload(daemon: &mut Daemon, id: &str) -> Result<()> {
     )
     .await;
     daemon.loaded.remove(id);
+    write_fingerprints(daemon);
     tracing::info!(connection = id, "connection unloaded");
     Ok(())
 }
@@ -460,7 +572,7 @@ async fn initiate(
         if status_in(&sas, &spec) == Status::Active {
             return;
         }
-        if !first && sas.contains_key(&spec.id) {
+        if !first && sas.negotiating_with(&spec.id, spec.peer_address) {
             // The peer's negotiation is under way: let it finish rather than race it.
             tokio::time::sleep(INITIATE_GRACE).await;
             continue;
@@ -487,14 +599,12 @@ async fn initiate(
 async fn initiate_children(
     client: &mut rsvici::Client,
     spec: &ConnectionSpec,
-    sas: &vici::ListSa,
+    sas: &vici::Sas,
 ) -> std::result::Result<vici::Answer, rsvici::Error> {
     let installed = |name: &str| {
-        sas.get(&spec.id).is_some_and(|ike| {
-            ike.child_sas
-                .values()
-                .any(|c| c.name == name && c.state == "INSTALLED")
-        })
+        sas.installed_children(&spec.id)
+            .iter()
+            .any(|c| c.name == name)
     };
     for (child, _, _) in vici::children(spec) {
         if installed(&child) {
@@ -521,16 +631,17 @@ fn goes_first(local: IpAddr, peer: IpAddr) -> bool {
     local < peer
 }
 
-async fn collect_sas(client: &mut rsvici::Client) -> Result<vici::ListSa> {
+async fn collect_sas(client: &mut rsvici::Client) -> Result<vici::Sas> {
     let mut stream = Box::pin(client.stream_request::<_, vici::ListSa>("list-sas", "list-sa", ()));
-    let mut all = vici::ListSa::new();
+    let mut all = vici::Sas::default();
     while let Some(item) = stream.next().await {
-        all.extend(item.map_err(|e| Error::Daemon(format!("list-sas: {e}")))?);
+        all.0
+            .extend(item.map_err(|e| Error::Daemon(format!("list-sas: {e}")))?);
     }
     Ok(all)
 }
 
-async fn list_sas(vici: &Mutex<rsvici::Client>) -> Result<vici::ListSa> {
+async fn list_sas(vici: &Mutex<rsvici::Client>) -> Result<vici::Sas> {
     collect_sas(&mut *vici.lock().await).await
 }
 
@@ -581,19 +692,11 @@ pub fn classify(msg: &str) -> Option<StatusReason> {
 }
 
 fn connection_state(
-    sas: &vici::ListSa,
+    sas: &vici::Sas,
     spec: &ConnectionSpec,
     failure: Option<&(StatusReason, String)>,
 ) -> ConnectionState {
-    let children: Vec<&vici::ChildSa> = sas
-        .get(&spec.id)
-        .map(|ike| {
-            ike.child_sas
-                .values()
-                .filter(|c| c.state == "INSTALLED")
-                .collect()
-        })
-        .unwrap_or_default();
+    let children = sas.installed_children(&spec.id);
     let count = |field: fn(&vici::ChildSa) -> &Option<String>| {
         children
             .iter()
@@ -624,20 +727,15 @@ fn connection_state(
     }
 }
 
-/// ACTIVE when the connection's IKE SA is established and every one of its child SAs is
-/// installed.
-fn status_in(sas: &vici::ListSa, spec: &ConnectionSpec) -> Status {
-    let installed = |ike: &vici::IkeSa, name: &str| {
-        ike.child_sas
-            .values()
-            .any(|c| c.name == name && c.state == "INSTALLED")
-    };
-    let up = sas.get(&spec.id).is_some_and(|ike| {
-        ike.state == "ESTABLISHED"
-            && vici::children(spec)
-                .iter()
-                .all(|(name, _, _)| installed(ike, name))
-    });
+/// ACTIVE when an IKE SA of the connection is established and every one of its child
+/// SAs is installed (in any of its IKE SAs: duplicates may split them).
+fn status_in(sas: &vici::Sas, spec: &ConnectionSpec) -> Status {
+    let installed = sas.installed_children(&spec.id);
+    let established = sas.of(&spec.id).any(|ike| ike.state == "ESTABLISHED");
+    let up = established
+        && vici::children(spec)
+            .iter()
+            .all(|(name, _, _)| installed.iter().any(|c| &c.name == name));
     if up { Status::Active } else { Status::Down }
 }
 

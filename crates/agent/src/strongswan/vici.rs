@@ -289,6 +289,9 @@ pub struct LogLine {
 pub struct IkeSa {
     /// e.g. ESTABLISHED.
     pub state: String,
+    /// The peer's address.
+    #[serde(rename = "remote-host", default)]
+    pub remote_host: Option<String>,
     /// Child SAs by `<name>-<uniqueid>`.
     #[serde(rename = "child-sas", default)]
     pub child_sas: HashMap<String, ChildSa>,
@@ -296,3 +299,35 @@ pub struct IkeSa {
 
 /// One `list-sa` event: IKE SA name → SA.
 pub type ListSa = HashMap<String, IkeSa>;
+
+/// Every IKE SA charon has. Names repeat: two ends that initiate at once build duplicate
+/// SAs of one connection, so nothing here assumes one SA per name.
+#[derive(Debug, Default)]
+pub struct Sas(pub Vec<(String, IkeSa)>);
+
+impl Sas {
+    /// The SAs of a connection.
+    pub fn of<'a>(&'a self, connection: &'a str) -> impl Iterator<Item = &'a IkeSa> {
+        self.0
+            .iter()
+            .filter(move |(name, _)| name == connection)
+            .map(|(_, sa)| sa)
+    }
+
+    /// Installed child SAs of a connection, across its SAs.
+    pub fn installed_children<'a>(&'a self, connection: &'a str) -> Vec<&'a ChildSa> {
+        self.of(connection)
+            .flat_map(|ike| ike.child_sas.values())
+            .filter(|c| c.state == "INSTALLED")
+            .collect()
+    }
+
+    /// Whether a negotiation with the peer is under way or done: an SA of the connection,
+    /// or one with the peer's address that has no name yet.
+    pub fn negotiating_with(&self, connection: &str, peer: std::net::IpAddr) -> bool {
+        let peer = peer.to_string();
+        self.0.iter().any(|(name, sa)| {
+            name == connection || sa.remote_host.as_deref() == Some(peer.as_str())
+        })
+    }
+}

@@ -61,3 +61,17 @@ pub async fn run_idempotent(program: &str, args: &[&str]) -> Result<()> {
         Err(other) => Err(other),
     }
 }
+
+/// Runs a deletion, treating "already gone" as success (idempotent removal, and removal
+/// racing another remover).
+pub async fn run_removal(program: &str, args: &[&str]) -> Result<()> {
+    match run(program, args).await {
+        Ok(_) => Ok(()),
+        Err(Error::Command(message))
+            if message.contains("Cannot find device") || message.contains("No such file") =>
+        {
+            Ok(())
+        }
+        Err(other) => Err(other),
+    }
+}

@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use ipnet::IpNet;
 use vpnaas_model::agent::RouterState;
 
-use crate::command::{run, run_idempotent, run_with_input};
+use crate::command::{run, run_idempotent, run_removal, run_with_input};
 use crate::config::AgentConfig;
 use crate::{Error, Result};
 
@@ -178,9 +178,8 @@ fn port_name(prefix: &str, id: &str) -> String {
     format!("{prefix}{}", short(id, 11))
 }
 
-/// Brings the router namespace to the desired state: ports, addresses, routes,
-/// forwarding and the nftables table (SNAT + NAT exemption) as one atomic batch.
-pub async fn ensure_router(
+/// The namespace, its forwarding, ports, addresses and default route.
+pub async fn ensure_ports(
     config: &AgentConfig,
     namespace: &str,
     state: &RouterState,
@@ -237,8 +236,7 @@ pub async fn ensure_router(
         ensure_addresses(namespace, &inner, &[port.address]).await?;
         wanted_links.push(inner);
     }
-    remove_stale_ports(namespace, &wanted_links).await?;
-    apply_nat(namespace, state).await
+    remove_stale_ports(namespace, &wanted_links).await
 }
 
 async fn remove_stale_ports(namespace: &str, wanted: &[String]) -> Result<()> {
@@ -305,7 +303,8 @@ pub fn nat_ruleset(state: &RouterState) -> String {
     )
 }
 
-async fn apply_nat(namespace: &str, state: &RouterState) -> Result<()> {
+/// Replaces the router's nftables table in one batch.
+pub async fn apply_nat(namespace: &str, state: &RouterState) -> Result<()> {
     run_with_input(
         "ip",
         &["netns", "exec", namespace, "nft", "-f", "-"],
@@ -318,7 +317,7 @@ async fn apply_nat(namespace: &str, state: &RouterState) -> Result<()> {
 /// Deletes a namespace (a router's ports and rules go with it).
 pub async fn remove_namespace(namespace: &str) -> Result<()> {
     if namespace_exists(namespace).await {
-        run("ip", &["netns", "del", namespace]).await?;
+        run_removal("ip", &["netns", "del", namespace]).await?;
     }
     Ok(())
 }
@@ -346,13 +345,13 @@ pub async fn prune_fabric(config: &AgentConfig) -> Result<()> {
             .iter()
             .any(|l| l["master"].as_str() == Some(link_name.as_str()));
         if is_bridge && !used {
-            run("ip", &["-n", fabric, "link", "del", "dev", &link_name]).await?;
+            run_removal("ip", &["-n", fabric, "link", "del", "dev", &link_name]).await?;
         } else {
             remaining += 1;
         }
     }
     if remaining == 0 {
-        run("ip", &["netns", "del", fabric]).await?;
+        run_removal("ip", &["netns", "del", fabric]).await?;
     }
     Ok(())
 }

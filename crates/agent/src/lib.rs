@@ -150,9 +150,8 @@ impl Agent {
         }
     }
 
-    /// Reconciles one router with its desired state. The namespace, ports and NAT are
-    /// re-applied when the revision moved or on a full resync (which heals drift); the
-    /// daemon's connections are always diffed.
+    /// Reconciles one router with its desired state. A full resync re-applies everything
+    /// (healing drift); otherwise only what differs from the last applied state.
     pub async fn sync(&mut self, router_id: &str, full: bool) {
         let state = match self
             .control
@@ -167,12 +166,12 @@ impl Agent {
         };
         match state {
             Some(state) => {
-                let plumb = full
-                    || self
-                        .applied
-                        .get(router_id)
-                        .is_none_or(|last| last.revision != state.revision);
-                if let Err(error) = self.apply(&state, plumb).await {
+                let last = if full {
+                    None
+                } else {
+                    self.applied.get(router_id).cloned()
+                };
+                if let Err(error) = self.apply(&state, last.as_ref()).await {
                     tracing::error!(%error, router = router_id, "apply failed");
                 }
                 self.report(&state).await;
@@ -182,10 +181,20 @@ impl Agent {
         }
     }
 
-    async fn apply(&self, state: &RouterState, plumb: bool) -> Result<()> {
+    /// Applies a router's state. Against `last` (the state applied before; `None` on a
+    /// full resync) only what changed is touched: ports when ports changed, the nft table
+    /// when its rules changed, and the daemon's connections by their own diff.
+    async fn apply(&self, state: &RouterState, last: Option<&RouterState>) -> Result<()> {
         let namespace = self.config.namespace(&state.router_id);
-        if plumb && self.config.l3_mode == L3Mode::Standalone {
-            l3::ensure_router(&self.config, &namespace, state).await?;
+        if self.config.l3_mode == L3Mode::Standalone {
+            let ports_changed =
+                last.is_none_or(|l| l.gateway != state.gateway || l.interfaces != state.interfaces);
+            if ports_changed || !l3::namespace_exists(&namespace).await {
+                l3::ensure_ports(&self.config, &namespace, state).await?;
+            }
+            if ports_changed || last.is_none_or(|l| l3::nat_ruleset(l) != l3::nat_ruleset(state)) {
+                l3::apply_nat(&namespace, state).await?;
+            }
         }
         self.driver.ensure(&namespace, state).await
     }

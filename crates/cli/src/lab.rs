@@ -31,6 +31,13 @@ pub struct UpArgs {
     sites: u8,
 }
 
+impl UpArgs {
+    /// `lab up` of `sites` sites.
+    pub fn new(lab: LabArgs, sites: u8) -> Self {
+        UpArgs { lab, sites }
+    }
+}
+
 /// `vpnaas lab exec SITE -- CMD…`.
 #[derive(Debug, clap::Args)]
 pub struct ExecArgs {
@@ -44,6 +51,14 @@ pub struct ExecArgs {
 }
 
 impl LabArgs {
+    /// Lab settings for a prefix and the agent's fabric namespace.
+    pub fn new(prefix: &str, fabric_namespace: &str) -> Self {
+        LabArgs {
+            prefix: prefix.into(),
+            fabric_namespace: fabric_namespace.into(),
+        }
+    }
+
     fn host_namespace(&self, site: u8) -> String {
         format!("{}-h{site}", self.prefix)
     }

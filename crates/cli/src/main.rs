@@ -3,6 +3,7 @@
 
 mod aio;
 mod bench;
+mod demo;
 mod lab;
 mod output;
 mod resource_cmd;
@@ -75,6 +76,9 @@ fn cli() -> Command {
         Command::new("agent")
             .about("Run an agent (router namespaces, IKE daemons) for a vpnaas server"),
     ))
+    .subcommand(demo::DemoArgs::augment_args(Command::new("demo").about(
+        "A real tunnel between two sites on this machine, in one command (root)",
+    )))
     .subcommand(aio::AllInOneArgs::augment_args(
         Command::new("all-in-one")
             .about("Run server, agent and in-process bus in one process (SQLite)"),
@@ -132,6 +136,7 @@ async fn run() -> Result<String> {
             .await?;
             Ok(String::new())
         }
+        "demo" => demo::run(&demo::DemoArgs::from_arg_matches(args)?).await,
         "all-in-one" => {
             aio::run(&aio::AllInOneArgs::from_arg_matches(args)?).await?;
             Ok(String::new())

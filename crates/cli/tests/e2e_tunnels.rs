@@ -585,12 +585,9 @@ async fn without_the_nat_exemption_the_tunnel_breaks() {
         !lab.ping(1, 2),
         "with SNAT and no exemption, host 1's traffic must not pass the tunnel"
     );
+    // A change to the connection makes the agent render the router's rules again.
     lab.client
-        .update(
-            Kind::Router,
-            lab.site(1)["router_id"].as_str().expect("router"),
-            json!({"name": "nudge"}),
-        )
+        .update(Kind::SiteConnection, &c12, json!({"mtu": 1450}))
         .await
         .expect("nudge");
     let started = Instant::now();
@@ -1104,4 +1101,63 @@ async fn an_agent_restart_leaves_running_tunnels_alone() {
         .await;
     assert!(lab.ping(1, 2), "the adopted charon still takes changes");
     assert_eq!(charon_pid(&lab, 1), pids.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_shows_a_real_tunnel_and_cleans_up() {
+    require_root();
+    let tag: String = uuid::Uuid::new_v4()
+        .simple()
+        .to_string()
+        .chars()
+        .take(6)
+        .collect();
+    let prefix = format!("vd{tag}");
+    let out = tokio::task::spawn_blocking({
+        let prefix = prefix.clone();
+        move || {
+            Command::new(env!("CARGO_BIN_EXE_vpnaas"))
+                .args(["demo", "--exit", "--prefix", &prefix])
+                .output()
+                .expect("demo")
+        }
+    })
+    .await
+    .expect("join");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let leftovers: Vec<String> = std::fs::read_dir("/run/netns")
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect::<Vec<String>>()
+        })
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|n| n.starts_with(&prefix))
+        .collect();
+    for namespace in &leftovers {
+        let _ = Command::new("ip")
+            .args(["netns", "del", namespace])
+            .status();
+    }
+    assert!(
+        out.status.success(),
+        "demo failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for step in [
+        "request accepted",
+        "IKE established",
+        "ACTIVE in GET",
+        "first ping reply",
+    ] {
+        assert!(
+            stdout.contains(step),
+            "the timeline lacks '{step}':\n{stdout}"
+        );
+    }
+    assert!(
+        leftovers.is_empty(),
+        "the demo left namespaces: {leftovers:?}"
+    );
 }

@@ -292,6 +292,13 @@ impl StrongSwan {
     async fn start(&self, namespace: &str, router_id: &str) -> Result<Daemon> {
         let dir = self.config.router_dir(router_id);
         let run_dir = dir.join("run");
+        let socket_path_len = run_dir.join("charon.vici").as_os_str().len();
+        if socket_path_len > 107 {
+            return Err(Error::Daemon(format!(
+                "state_dir {} is too long: charon's VICI socket path would be {socket_path_len} bytes (unix sockets allow 107)",
+                self.config.state_dir.display()
+            )));
+        }
         std::fs::create_dir_all(&run_dir)
             .map_err(|e| Error::Daemon(format!("{}: {e}", run_dir.display())))?;
         stop_leftover(&dir).await;
@@ -463,8 +470,10 @@ fn alive(pid: u32) -> bool {
 /// Reaps charon when it exits (so it never lingers as a zombie).
 fn child_exit(mut child: tokio::process::Child) -> JoinHandle<()> {
     tokio::spawn(async move {
-        let status = child.wait().await;
-        tracing::warn!(?status, "charon exited");
+        match child.wait().await {
+            Ok(status) if status.success() => tracing::debug!("charon exited"),
+            other => tracing::warn!(status = ?other, "charon died"),
+        }
     })
 }
 

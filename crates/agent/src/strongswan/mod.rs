@@ -25,6 +25,9 @@ use vpnaas_model::site_connection::Traffic;
 use crate::config::AgentConfig;
 use crate::{Error, Result};
 
+/// How long an initiation may take before it is retried.
+const INITIATE_PATIENCE: Duration = Duration::from_secs(3);
+
 /// How long the side with the higher address waits before initiating too: an IKE
 /// exchange takes 20–35 ms here, so a peer that could initiate has done so by then.
 const INITIATE_GRACE: Duration = Duration::from_millis(100);
@@ -126,13 +129,17 @@ impl StrongSwan {
         }
         let running = daemons.get(&state.router_id).is_some_and(|d| alive(d.pid));
         if !running {
-            daemons.remove(&state.router_id);
-            if let Some(wait) = self.restart_wait(&state.router_id) {
+            // A dead daemon stays known until it is started again, so that every wake-up
+            // during its backoff still counts it as a crash.
+            let crashed = daemons.contains_key(&state.router_id);
+            if let Some(wait) = crashed.then(|| self.crash_wait(&state.router_id)).flatten() {
                 self.wake_after(&state.router_id, wait);
                 return Err(Error::Daemon(format!(
                     "charon keeps exiting; next start in {wait:?}"
                 )));
             }
+            daemons.remove(&state.router_id);
+            self.note_start(&state.router_id, crashed);
             let daemon = self.start(namespace, &state.router_id).await?;
             daemons.insert(state.router_id.clone(), daemon);
         }
@@ -212,31 +219,44 @@ impl StrongSwan {
         Some(daemon)
     }
 
-    /// How long to wait before starting the router's charon again (`None`: start now);
-    /// records the start when there is no wait. The delay doubles while charon keeps dying
-    /// and resets once it has run for a minute.
-    fn restart_wait(&self, router_id: &str) -> Option<Duration> {
+    /// After charon died: how long to wait before starting it again (`None`: now).
+    fn crash_wait(&self, router_id: &str) -> Option<Duration> {
+        let restarts = self
+            .restarts
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let entry = restarts.get(router_id)?;
+        let wait_until = entry.last_start + entry.delay;
+        let now = tokio::time::Instant::now();
+        (wait_until > now).then(|| wait_until - now)
+    }
+
+    /// Records a start. After a crash the next delay doubles (up to 30 s) unless charon had
+    /// run for a minute; a start that follows no crash (first start, or after the agent
+    /// stopped charon itself) resets it.
+    fn note_start(&self, router_id: &str, after_crash: bool) {
         let mut restarts = self
             .restarts
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let now = tokio::time::Instant::now();
-        let entry = restarts.entry(router_id.to_string()).or_insert(Restarts {
-            last_start: now,
-            delay: Duration::ZERO,
-        });
-        let since = now.saturating_duration_since(entry.last_start);
-        if entry.delay > Duration::ZERO && since < entry.delay {
-            return Some(entry.delay - since);
-        }
-        entry.delay =
-            if since >= HEALTHY_AFTER || entry.delay == Duration::ZERO && since == Duration::ZERO {
-                Duration::from_millis(500)
-            } else {
-                (entry.delay * 2).clamp(Duration::from_millis(500), MAX_RESTART_DELAY)
-            };
-        entry.last_start = now;
-        None
+        let first = Duration::from_millis(500);
+        let delay = match restarts.get(router_id) {
+            Some(last)
+                if after_crash
+                    && now.saturating_duration_since(last.last_start) < HEALTHY_AFTER =>
+            {
+                (last.delay * 2).clamp(first, MAX_RESTART_DELAY)
+            }
+            _ => first,
+        };
+        restarts.insert(
+            router_id.to_string(),
+            Restarts {
+                last_start: now,
+                delay,
+            },
+        );
     }
 
     fn wake_after(&self, router_id: &str, wait: Duration) {
@@ -539,7 +559,7 @@ async fn unload(daemon: &mut Daemon, id: &str) -> Result<()> {
     let terminate = vici::Terminate {
         ike: id.to_string(),
         force: true,
-        timeout: 500,
+        timeout: -1,
     };
     if let Err(error) = command(&daemon.vici, "terminate", terminate).await {
         tracing::debug!(%error, connection = id, "nothing to terminate");
@@ -588,8 +608,11 @@ async fn initiate(
         }
         match initiate_children(&mut client, &spec, &sas).await {
             Ok(answer) if answer.success => {
-                let _ = wake.send(router);
-                return;
+                if came_up(&mut client, &spec).await {
+                    let _ = wake.send(router);
+                    return;
+                }
+                tracing::info!(connection = %spec.id, "no tunnel after initiating; retrying");
             }
             Ok(answer) => {
                 tracing::info!(connection = %spec.id, reason = answer.errmsg.unwrap_or_default(), "initiate failed; retrying")
@@ -604,7 +627,28 @@ async fn initiate(
     }
 }
 
-/// Initiates every child SA of the connection that is not installed yet.
+/// Follows an initiation (made asynchronous, see `initiate_children`) until the tunnel is
+/// up (true) or the negotiation is gone or too slow (false).
+async fn came_up(client: &mut rsvici::Client, spec: &ConnectionSpec) -> bool {
+    let deadline = tokio::time::Instant::now() + INITIATE_PATIENCE;
+    while tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let Ok(sas) = collect_sas(client).await else {
+            return false;
+        };
+        if status_in(&sas, spec) == Status::Active {
+            return true;
+        }
+        if !sas.negotiating_with(&spec.id, spec.peer_address) {
+            return false;
+        }
+    }
+    false
+}
+
+/// Initiates every child SA of the connection that is not installed yet. `timeout = -1`
+/// makes each command asynchronous: a blocking `initiate` or `terminate` registers a
+/// logger inside charon 5.9.8 that can deadlock the daemon (strongSwan issue #566).
 async fn initiate_children(
     client: &mut rsvici::Client,
     spec: &ConnectionSpec,
@@ -622,7 +666,7 @@ async fn initiate_children(
         let message = vici::Initiate {
             child,
             ike: spec.id.clone(),
-            timeout: 10_000,
+            timeout: -1,
             init_limits: false,
         };
         let answer: vici::Answer = client.request("initiate", message).await?;

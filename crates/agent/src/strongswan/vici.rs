@@ -197,8 +197,8 @@ pub struct Initiate {
     pub child: String,
     /// Its IKE connection.
     pub ike: String,
-    /// Milliseconds to wait for the outcome.
-    pub timeout: u32,
+    /// Milliseconds to wait for the outcome; -1 answers at once.
+    pub timeout: i32,
     /// Whether initiation may be refused by charon's limits.
     #[serde(rename = "init-limits")]
     pub init_limits: bool,

@@ -824,3 +824,82 @@ async fn terminate_pid(pid: u32) {
     }
     let _ = crate::command::run("kill", &["-KILL", &pid.to_string()]).await;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn charon_log_lines_map_to_status_reasons() {
+        let cases = [
+            (
+                "received AUTHENTICATION_FAILED notify error",
+                Some(StatusReason::AuthFailed),
+            ),
+            (
+                "tried 1 shared key for '203.0.113.2' - '203.0.113.3', but MAC mismatched",
+                Some(StatusReason::AuthFailed),
+            ),
+            (
+                "received NO_PROPOSAL_CHOSEN notify error",
+                Some(StatusReason::NoProposalChosen),
+            ),
+            (
+                "no acceptable proposal found",
+                Some(StatusReason::NoProposalChosen),
+            ),
+            (
+                "received TS_UNACCEPTABLE notify, no CHILD_SA built",
+                Some(StatusReason::TsUnacceptable),
+            ),
+            (
+                "traffic selectors 10.2.0.0/24 === 10.1.0.0/24 unacceptable",
+                Some(StatusReason::TsUnacceptable),
+            ),
+            (
+                "giving up after 5 retransmits",
+                Some(StatusReason::PeerUnreachable),
+            ),
+            (
+                "received DELETE for IKE_SA c1[3]",
+                Some(StatusReason::PeerClosed),
+            ),
+            ("sending keep alive to 203.0.113.3[4500]", None),
+        ];
+        for (line, reason) in cases {
+            assert_eq!(classify(line), reason, "{line}");
+        }
+    }
+
+    #[test]
+    fn a_failure_is_attributed_to_its_connection_and_cleared_when_it_comes_up() {
+        let failures = Failures::default();
+        let line = |name: Option<&str>, msg: &str| vici::LogLine {
+            ikesa_name: name.map(String::from),
+            msg: msg.into(),
+        };
+        assert!(
+            !learn(
+                &failures,
+                &line(None, "received AUTHENTICATION_FAILED notify error")
+            ),
+            "no IKE SA, no owner"
+        );
+        assert!(learn(
+            &failures,
+            &line(Some("c1"), "received AUTHENTICATION_FAILED notify error")
+        ));
+        assert_eq!(
+            failures.lock().expect("lock").get("c1").map(|f| f.0),
+            Some(StatusReason::AuthFailed)
+        );
+        assert!(learn(
+            &failures,
+            &line(
+                Some("c1"),
+                "CHILD_SA c1{2} established with SPIs c1_i c2_o and TS 10.1.0.0/24 === 10.2.0.0/24"
+            )
+        ));
+        assert!(failures.lock().expect("lock").is_empty());
+    }
+}

@@ -100,13 +100,7 @@ async fn vpn_changes_bump_the_revision_and_reach_the_agent() {
         r0,
         "policies alone change no router"
     );
-    let svc = c
-        .create(
-            Kind::VpnService,
-            json!({"router_id": s.router, "subnet_id": s.subnet}),
-        )
-        .await
-        .expect("svc");
+    let svc = legacy_service(&c, &s).await;
     assert_eq!(hints.recv().await.expect("hint").revision, r0 + 1);
     let conn = c
         .create(
@@ -184,13 +178,7 @@ async fn status_reports_become_api_status_without_moving_the_revision() {
     let external = external_network(&c).await;
     let s = site(&c, &external, 1).await;
     let pols = policies(&c).await;
-    let svc = c
-        .create(
-            Kind::VpnService,
-            json!({"router_id": s.router, "subnet_id": s.subnet}),
-        )
-        .await
-        .expect("svc");
+    let svc = legacy_service(&c, &s).await;
     let empty = c
         .create(Kind::VpnService, json!({"router_id": s.router}))
         .await

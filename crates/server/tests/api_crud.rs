@@ -281,13 +281,7 @@ async fn peer_host_names_are_resolved_and_stored_as_addresses() {
     let external = external_network(c).await;
     let s1 = site(c, &external, 1).await;
     let pols = policies(c).await;
-    let svc = c
-        .create(
-            Kind::VpnService,
-            json!({"router_id": s1.router, "subnet_id": s1.subnet}),
-        )
-        .await
-        .expect("svc");
+    let svc = legacy_service(c, &s1).await;
     let mut attrs = legacy_connection(&id(&svc), &pols, "10.2.0.0/24");
     attrs["peer_address"] = json!("localhost");
     let conn = c

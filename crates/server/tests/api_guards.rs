@@ -14,13 +14,7 @@ async fn policies_in_use_may_be_renamed_but_not_changed_or_deleted() {
     let external = external_network(c).await;
     let s = site(c, &external, 1).await;
     let pols = policies(c).await;
-    let svc = c
-        .create(
-            Kind::VpnService,
-            json!({"router_id": s.router, "subnet_id": s.subnet}),
-        )
-        .await
-        .expect("svc");
+    let svc = legacy_service(c, &s).await;
     let conn = c
         .create(
             Kind::SiteConnection,
@@ -93,13 +87,7 @@ async fn routers_and_subnets_used_by_vpn_are_protected() {
         .await
         .expect("second interface");
 
-    let legacy = c
-        .create(
-            Kind::VpnService,
-            json!({"router_id": s.router, "subnet_id": s.subnet}),
-        )
-        .await
-        .expect("svc");
+    let legacy = legacy_service(c, &s).await;
     assert_eq!(
         fault(c.remove_router_interface(&s.router, &s.subnet).await),
         (409, "SubnetInUseByVPNService".into())

@@ -88,13 +88,7 @@ async fn projects_are_isolated_and_admin_sees_all() {
     );
     let s = site(&alice, &external, 1).await;
     let pols = policies(&alice).await;
-    let svc = alice
-        .create(
-            Kind::VpnService,
-            json!({"router_id": s.router, "subnet_id": s.subnet}),
-        )
-        .await
-        .expect("svc");
+    let svc = legacy_service(&alice, &s).await;
     assert_eq!(
         fault(
             bob.create(Kind::VpnService, json!({"router_id": s.router}))
@@ -138,13 +132,7 @@ async fn readers_read_redacted_and_cannot_write() {
     let external = external_network(&h.client).await;
     let s = site(&member, &external, 1).await;
     let pols = policies(&member).await;
-    let svc = member
-        .create(
-            Kind::VpnService,
-            json!({"router_id": s.router, "subnet_id": s.subnet}),
-        )
-        .await
-        .expect("svc");
+    let svc = legacy_service(&member, &s).await;
     let conn = member
         .create(
             Kind::SiteConnection,

@@ -321,13 +321,7 @@ async fn fixture() -> Fixture {
     let external = external_network(c).await;
     let site = site(c, &external, 1).await;
     let pols = policies(c).await;
-    let legacy = c
-        .create(
-            Kind::VpnService,
-            json!({"router_id": site.router, "subnet_id": site.subnet}),
-        )
-        .await
-        .expect("legacy");
+    let legacy = legacy_service(c, &site).await;
     let groups = c
         .create(Kind::VpnService, json!({"router_id": site.router}))
         .await

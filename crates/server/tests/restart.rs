@@ -16,13 +16,7 @@ async fn restart_on_the_same_data_dir_keeps_every_object() {
     let external = external_network(c).await;
     let s = site(c, &external, 1).await;
     let pols = policies(c).await;
-    let svc = c
-        .create(
-            Kind::VpnService,
-            json!({"router_id": s.router, "subnet_id": s.subnet}),
-        )
-        .await
-        .expect("svc");
+    let svc = legacy_service(c, &s).await;
     let local = c
         .create(
             Kind::EndpointGroup,

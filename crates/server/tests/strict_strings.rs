@@ -39,13 +39,7 @@ async fn world() -> World {
     let external = external_network(c).await;
     let s = site(c, &external, 1).await;
     let pols = policies(c).await;
-    let svc = c
-        .create(
-            Kind::VpnService,
-            json!({"router_id": s.router, "subnet_id": s.subnet}),
-        )
-        .await
-        .expect("svc");
+    let svc = legacy_service(c, &s).await;
     let conn = c
         .create(
             Kind::SiteConnection,

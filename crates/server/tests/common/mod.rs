@@ -129,6 +129,16 @@ pub async fn policies(c: &Client) -> (String, String) {
     (id(&ike), id(&ipsec))
 }
 
+/// A VPN service in legacy mode (bound to the site's subnet); returns it.
+pub async fn legacy_service(c: &Client, site: &Site) -> Value {
+    c.create(
+        Kind::VpnService,
+        json!({"router_id": site.router, "subnet_id": site.subnet}),
+    )
+    .await
+    .expect("legacy service")
+}
+
 /// Legacy-mode connection attributes from a service to a peer.
 pub fn legacy_connection(service: &str, policies: &(String, String), peer_cidr: &str) -> Value {
     json!({

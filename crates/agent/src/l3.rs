@@ -184,6 +184,9 @@ pub async fn ensure_ports(
     namespace: &str,
     state: &RouterState,
 ) -> Result<()> {
+    // The router's directory marks the namespace as this agent's (see remove_leftovers).
+    let dir = config.router_dir(&state.router_id);
+    std::fs::create_dir_all(&dir).map_err(|e| Error::Command(format!("{}: {e}", dir.display())))?;
     ensure_namespace(namespace).await?;
     run(
         "ip",

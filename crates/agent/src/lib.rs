@@ -138,12 +138,15 @@ impl Agent {
     }
 
     /// Removes namespaces and daemons this agent owns but no longer hosts (a crash's leftovers).
+    /// Only routers with a directory under `state_dir` are this agent's: a namespace with
+    /// the same prefix but no directory (e.g. another L3 agent's `qrouter-…`) is left alone.
     async fn remove_leftovers(&mut self, hosted: &[String]) {
         for namespace in l3::namespaces_with_prefix(&self.config.namespace_prefix).await {
             let router_id = namespace
                 .trim_start_matches(&self.config.namespace_prefix)
                 .to_string();
-            if !hosted.contains(&router_id) {
+            let ours = self.config.router_dir(&router_id).is_dir();
+            if ours && !hosted.contains(&router_id) {
                 tracing::info!(%namespace, "removing leftover router");
                 self.remove(&router_id).await;
             }

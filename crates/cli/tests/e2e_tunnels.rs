@@ -1161,3 +1161,87 @@ async fn the_demo_shows_a_real_tunnel_and_cleans_up() {
         "the demo left namespaces: {leftovers:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_agent_removes_its_leftovers_and_nothing_else() {
+    let mut lab = Lab::start_as(2, Mode::Separate).await;
+    let policies = lab.policies(json!({"ike_version": "v2"}), json!({})).await;
+    let (s1, s2) = (lab.service(1).await, lab.service(2).await);
+    let c12 = lab.connect(&s1, 1, 2, &policies, "leftover").await;
+    let c21 = lab.connect(&s2, 2, 1, &policies, "leftover").await;
+    lab.wait_status(&c12, "ACTIVE", Duration::from_secs(20))
+        .await;
+    lab.wait_status(&c21, "ACTIVE", Duration::from_secs(20))
+        .await;
+    let foreign = format!("{}-r-{}", lab.prefix, uuid::Uuid::new_v4());
+    assert!(
+        Command::new("ip")
+            .args(["netns", "add", &foreign])
+            .status()
+            .expect("ip")
+            .success()
+    );
+    let router1 = lab.site(1)["router_id"]
+        .as_str()
+        .expect("router")
+        .to_string();
+    let namespace1 = lab.router_namespace(1);
+    let pid1 = charon_pid(&lab, 1);
+
+    let agent = lab.processes.len() - 1;
+    let _ = lab.processes[agent].kill();
+    let _ = lab.processes[agent].wait();
+    lab.client
+        .delete(Kind::SiteConnection, &c12)
+        .await
+        .expect("delete while the agent is down");
+    lab.client
+        .delete(Kind::VpnService, &s1)
+        .await
+        .expect("delete service");
+    lab.client
+        .remove_router_interface(&router1, lab.site(1)["subnet_id"].as_str().expect("subnet"))
+        .await
+        .expect("interface");
+    lab.client
+        .update(
+            Kind::Router,
+            &router1,
+            json!({"external_gateway_info": null}),
+        )
+        .await
+        .expect("gateway");
+    lab.client
+        .delete(Kind::Router, &router1)
+        .await
+        .expect("delete router");
+    let (args, log) = lab.commands[agent].clone();
+    lab.processes[agent] = spawn_vpnaas(&args, &lab._dir.path().join(log));
+
+    let started = Instant::now();
+    while std::path::Path::new("/run/netns")
+        .join(&namespace1)
+        .exists()
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the leftover router namespace was not removed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // A charon whose parent (the killed agent) is gone is reaped by PID 1 a little later;
+    // until then it is a zombie, which is dead.
+    let state = std::fs::read_to_string(format!("/proc/{pid1}/stat")).unwrap_or_default();
+    let running = state
+        .rsplit(')')
+        .next()
+        .and_then(|rest| rest.split_whitespace().next())
+        .is_some_and(|s| s != "Z");
+    assert!(!running, "the leftover charon still runs");
+    assert!(
+        std::path::Path::new("/run/netns").join(&foreign).exists(),
+        "a namespace the agent does not own was removed"
+    );
+    let _ = Command::new("ip").args(["netns", "del", &foreign]).status();
+    lab.wait_status(&c21, "DOWN", Duration::from_secs(10)).await;
+}

@@ -317,12 +317,27 @@ pub async fn apply_nat(namespace: &str, state: &RouterState) -> Result<()> {
     Ok(())
 }
 
-/// Deletes a namespace (a router's ports and rules go with it).
+/// Deletes a namespace with its ports and rules. Its links are deleted first: deleting a
+/// veth end removes its peer (in the fabric) at once, whereas the kernel destroys the
+/// links of a deleted namespace later, so a bridge would still look used right after.
 pub async fn remove_namespace(namespace: &str) -> Result<()> {
-    if namespace_exists(namespace).await {
-        run_removal("ip", &["netns", "del", namespace]).await?;
+    if !namespace_exists(namespace).await {
+        return Ok(());
     }
-    Ok(())
+    if let Ok(shown) = run("ip", &["-n", namespace, "-j", "link", "show"]).await {
+        let links: serde_json::Value = serde_json::from_str(&shown).unwrap_or_default();
+        for name in links
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|l| l["ifname"].as_str())
+        {
+            if name != "lo" {
+                run_removal("ip", &["-n", namespace, "link", "del", "dev", name]).await?;
+            }
+        }
+    }
+    run_removal("ip", &["netns", "del", namespace]).await
 }
 
 /// Deletes agent-managed bridges that nothing is plugged into any more, and the fabric
@@ -332,7 +347,12 @@ pub async fn prune_fabric(config: &AgentConfig) -> Result<()> {
     if !namespace_exists(fabric).await {
         return Ok(());
     }
-    let shown = run("ip", &["-n", fabric, "-j", "link", "show"]).await?;
+    let shown = match run("ip", &["-n", fabric, "-j", "link", "show"]).await {
+        Ok(shown) => shown,
+        // Another remover (the agent, `lab down`) deleted it meanwhile.
+        Err(_) if !namespace_exists(fabric).await => return Ok(()),
+        Err(error) => return Err(error),
+    };
     let links: serde_json::Value =
         serde_json::from_str(&shown).map_err(|e| Error::Command(format!("ip -j link: {e}")))?;
     let links = links.as_array().cloned().unwrap_or_default();

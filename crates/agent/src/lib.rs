@@ -7,6 +7,7 @@
 pub mod command;
 pub mod config;
 pub mod l3;
+pub mod metrics;
 pub mod strongswan;
 
 use std::collections::HashMap;
@@ -18,6 +19,8 @@ use vpnaas_model::agent::{ConnectionStatus, RouterChanged, RouterState, StatusRe
 use vpnaas_model::enums::{Status, StatusReason};
 
 pub use config::{AgentConfig, DataPlane, L3Mode};
+pub use metrics::Metrics;
+use metrics::Trigger;
 use strongswan::StrongSwan;
 
 /// An agent failure.
@@ -78,19 +81,29 @@ pub struct Agent {
     wake: mpsc::UnboundedReceiver<String>,
     /// Last state applied per hosted router.
     applied: HashMap<String, RouterState>,
+    /// Last statuses reported per hosted router.
+    reported: HashMap<String, Vec<ConnectionStatus>>,
+    /// A report failed: resync soon rather than at the next tick, so a server that comes
+    /// back hears the truth within a second.
+    resync_soon: bool,
+    metrics: Metrics,
 }
 
 impl Agent {
-    /// An agent for `config.host`, talking to the server through `control`.
-    pub fn new(config: AgentConfig, control: Arc<dyn ControlPlane>) -> Agent {
+    /// An agent for `config.host`, talking to the server through `control`, recording
+    /// into `metrics`.
+    pub fn new(config: AgentConfig, control: Arc<dyn ControlPlane>, metrics: Metrics) -> Agent {
         let (wake_tx, wake) = mpsc::unbounded_channel();
-        let driver = StrongSwan::new(config.clone(), wake_tx);
+        let driver = StrongSwan::new(config.clone(), wake_tx, metrics.clone());
         Agent {
             config,
             control,
             driver,
             wake,
             applied: HashMap::new(),
+            reported: HashMap::new(),
+            resync_soon: false,
+            metrics,
         }
     }
 
@@ -115,6 +128,9 @@ impl Agent {
                     Err(broadcast::error::RecvError::Closed) => return,
                 },
                 Some(router_id) = self.wake.recv() => self.on_event(&router_id).await,
+            }
+            if std::mem::take(&mut self.resync_soon) {
+                tick.reset_at(tokio::time::Instant::now() + RETRY);
             }
         }
     }
@@ -156,6 +172,22 @@ impl Agent {
     /// Reconciles one router with its desired state. A full resync re-applies everything
     /// (healing drift); otherwise only what differs from the last applied state.
     pub async fn sync(&mut self, router_id: &str, full: bool) {
+        let started = std::time::Instant::now();
+        let trigger = if full {
+            Trigger::Resync
+        } else {
+            Trigger::Change
+        };
+        if self.reconcile(router_id, full).await {
+            self.metrics
+                .reconciled(trigger, started.elapsed().as_secs_f64());
+        } else {
+            self.metrics.reconcile_failed();
+        }
+    }
+
+    /// [`Agent::sync`]'s work; false when the router could not be brought to its state.
+    async fn reconcile(&mut self, router_id: &str, full: bool) -> bool {
         let state = match self
             .control
             .router_state(&self.config.host, router_id)
@@ -164,7 +196,8 @@ impl Agent {
             Ok(state) => state,
             Err(error) => {
                 tracing::warn!(%error, router = router_id, "cannot fetch desired state");
-                return;
+                self.resync_soon = true;
+                return false;
             }
         };
         match state {
@@ -174,13 +207,18 @@ impl Agent {
                 } else {
                     self.applied.get(router_id).cloned()
                 };
-                if let Err(error) = self.apply(&state, last.as_ref()).await {
+                let applied = self.apply(&state, last.as_ref()).await;
+                if let Err(error) = &applied {
                     tracing::error!(%error, router = router_id, "apply failed");
                 }
                 self.report(&state).await;
                 self.applied.insert(router_id.to_string(), state);
+                applied.is_ok()
             }
-            None => self.remove(router_id).await,
+            None => {
+                self.remove(router_id).await;
+                true
+            }
         }
     }
 
@@ -215,6 +253,8 @@ impl Agent {
             }
         }
         self.applied.remove(router_id);
+        self.reported.remove(router_id);
+        self.metrics.hosted(&self.reported);
     }
 
     /// A daemon event: the desired state has not changed, so re-check the daemon (a
@@ -223,17 +263,23 @@ impl Agent {
         let Some(state) = self.applied.get(router_id).cloned() else {
             return;
         };
+        let started = std::time::Instant::now();
         if let Err(error) = self
             .driver
             .ensure(&self.config.namespace(router_id), &state)
             .await
         {
             tracing::error!(%error, router = router_id, "daemon recovery failed");
+            self.metrics.reconcile_failed();
         }
         self.report(&state).await;
+        self.metrics
+            .reconciled(Trigger::DaemonEvent, started.elapsed().as_secs_f64());
     }
 
-    async fn report(&self, state: &RouterState) {
+    /// Reports what the daemon shows of the router's connections. A report the server
+    /// does not take is not queued: the next resync (soon) reports the state as it is then.
+    async fn report(&mut self, state: &RouterState) {
         let observed = self.driver.observe(&state.router_id).await;
         let connections = state
             .connections
@@ -247,8 +293,13 @@ impl Agent {
             daemon_running: observed.daemon_running || state.connections.iter().all(|c| !c.enabled),
             connections,
         };
+        self.reported
+            .insert(state.router_id.clone(), report.connections.clone());
+        self.metrics.hosted(&self.reported);
         if let Err(error) = self.control.report(report).await {
             tracing::warn!(%error, router = %state.router_id, "status report failed");
+            self.metrics.report_failed();
+            self.resync_soon = true;
         }
     }
 }

@@ -5,10 +5,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use vpnaas_agent::{Agent, AgentConfig, DataPlane};
+use prometheus_client::registry::Registry;
+use vpnaas_agent::{Agent, AgentConfig, DataPlane, Metrics};
 use vpnaas_bus::http::HttpControlPlane;
-use vpnaas_server::Server;
 use vpnaas_server::service::agents::LocalControlPlane;
+use vpnaas_server::{App, Server, Settings};
 
 use crate::serve::ServerArgs;
 
@@ -29,6 +30,9 @@ pub struct RemoteAgentArgs {
     server: String,
     #[command(flatten)]
     agent: AgentArgs,
+    /// Address to serve the agent's Prometheus `/metrics` on (none by default).
+    #[arg(long, env = "VPNAAS_AGENT_METRICS_LISTEN")]
+    metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// Agent flags shared by `all-in-one` and `agent`.
@@ -100,9 +104,8 @@ fn host_name() -> String {
 pub async fn run(args: &AllInOneArgs) -> Result<()> {
     let settings = args.server.settings()?;
     let config = args.agent.config()?;
-    let app = vpnaas_server::build_app(settings)
-        .await
-        .context("cannot open the store")?;
+    let metrics = Metrics::default();
+    let app = app_hosting_agent(settings, &metrics).await?;
     let hints = app.notifier.subscribe(&config.host);
     let control = Arc::new(LocalControlPlane::new(app.clone()));
     let server = Server::start_app(app)
@@ -113,7 +116,7 @@ pub async fn run(args: &AllInOneArgs) -> Result<()> {
         server.url(),
         config.host
     );
-    let agent = tokio::spawn(Agent::new(config, control).run(hints));
+    let agent = tokio::spawn(Agent::new(config, control, metrics).run(hints));
     until_stopped().await?;
     agent.abort();
     server.stop().await;
@@ -125,11 +128,34 @@ pub async fn run_agent(args: &RemoteAgentArgs, token: Option<String>) -> Result<
     let config = args.agent.config()?;
     let control = Arc::new(HttpControlPlane::new(&args.server, token));
     let hints = control.hints(&config.host);
+    let metrics = Metrics::default();
+    if let Some(listen) = args.metrics_listen {
+        let mut registry = Registry::default();
+        metrics.register(&mut registry);
+        let addr = vpnaas_server::metrics::serve(listen, registry)
+            .await
+            .with_context(|| format!("cannot listen on {listen}"))?;
+        println!("vpnaas agent metrics on http://{addr}/metrics");
+    }
     println!("vpnaas agent {} for {}", config.host, args.server);
-    let agent = tokio::spawn(Agent::new(config, control).run(hints));
+    let agent = tokio::spawn(Agent::new(config, control, metrics).run(hints));
     until_stopped().await?;
     agent.abort();
     Ok(())
+}
+
+/// The server's state for a process that also runs an agent: one in-process bus, and one
+/// `/metrics` holding both the server's and the agent's metrics.
+pub async fn app_hosting_agent(settings: Settings, metrics: &Metrics) -> Result<App> {
+    let mut registry = Registry::default();
+    metrics.register(&mut registry);
+    vpnaas_server::build_app_with(
+        settings,
+        Arc::new(vpnaas_bus::InProcNotifier::default()),
+        registry,
+    )
+    .await
+    .context("cannot open the store")
 }
 
 async fn until_stopped() -> Result<()> {

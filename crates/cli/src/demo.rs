@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
-use vpnaas_agent::{Agent, AgentConfig, DataPlane, l3};
+use vpnaas_agent::{Agent, AgentConfig, DataPlane, Metrics, l3};
 use vpnaas_client::Client;
 use vpnaas_model::Kind;
 use vpnaas_server::service::agents::LocalControlPlane;
@@ -73,15 +73,14 @@ pub async fn run(args: &DemoArgs) -> Result<String> {
         },
         ..AgentConfig::default()
     };
-    let app = vpnaas_server::build_app(settings)
-        .await
-        .context("cannot open the store")?;
+    let metrics = Metrics::default();
+    let app = crate::aio::app_hosting_agent(settings, &metrics).await?;
     let hints = app.notifier.subscribe(&config.host);
     let control = Arc::new(LocalControlPlane::new(app.clone()));
     let server = Server::start_app(app)
         .await
         .context("cannot start the server")?;
-    let agent = tokio::spawn(Agent::new(config.clone(), control).run(hints));
+    let agent = tokio::spawn(Agent::new(config.clone(), control, metrics).run(hints));
     println!(
         "vpnaas demo: API on {} (data in {})",
         server.url(),

@@ -25,6 +25,9 @@ struct Lab {
     fabric: String,
     url: String,
     client: Client,
+    /// Where the agent's own `/metrics` is (the separate agent); all-in-one serves the
+    /// agent's metrics with the server's at `url`.
+    agent_metrics: String,
     processes: Vec<Child>,
     /// How each process was started, to restart it.
     commands: Vec<(Vec<String>, String)>,
@@ -93,6 +96,12 @@ impl Lab {
             .port();
         let url = format!("http://127.0.0.1:{port}");
         let listen = format!("127.0.0.1:{port}");
+        let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("port")
+            .local_addr()
+            .expect("addr")
+            .port();
+        let metrics_listen = format!("127.0.0.1:{metrics_port}");
         let state = dir.path().join("state").to_string_lossy().into_owned();
         let data = dir.path().join("data").to_string_lossy().into_owned();
         let agent: Vec<String> = [
@@ -132,7 +141,16 @@ impl Lab {
                     "server.log".into(),
                 ),
                 (
-                    with(&["agent", "--server", &url], &agent),
+                    with(
+                        &[
+                            "agent",
+                            "--server",
+                            &url,
+                            "--metrics-listen",
+                            &metrics_listen,
+                        ],
+                        &agent,
+                    ),
                     "agent.log".into(),
                 ),
             ],
@@ -142,11 +160,16 @@ impl Lab {
             .map(|(args, log)| spawn_vpnaas(args, &dir.path().join(log)))
             .collect();
         let client = Client::new(&url);
+        let agent_metrics = match mode {
+            Mode::AllInOne => url.clone(),
+            Mode::Separate => format!("http://{metrics_listen}"),
+        };
         let mut lab = Lab {
             prefix,
             fabric,
             url,
             client,
+            agent_metrics,
             processes,
             commands,
             _dir: dir,
@@ -925,6 +948,18 @@ async fn a_killed_charon_is_restarted_and_the_tunnel_comes_back() {
         "kill -9 of charon -> ACTIVE and pinging again: {:?}",
         killed.elapsed()
     );
+    lab.wait_metric(
+        &lab.url,
+        "vpnaas_agent_daemon_restarts_total 1",
+        Duration::from_secs(1),
+    )
+    .await;
+    lab.wait_metric(
+        &lab.url,
+        r#"vpnaas_connections{status="ACTIVE"} 2"#,
+        Duration::from_secs(5),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1054,11 +1089,135 @@ impl Lab {
     /// warning, and starts it again the same way.
     fn restart_agent(&mut self) {
         let last = self.processes.len() - 1;
-        let _ = self.processes[last].kill();
-        let _ = self.processes[last].wait();
-        let (args, log) = self.commands[last].clone();
-        self.processes[last] = spawn_vpnaas(&args, &self._dir.path().join(log));
+        self.kill_process(last);
+        self.start_process(last);
     }
+
+    /// SIGKILL of one of the lab's vpnaas processes (0 is the server).
+    fn kill_process(&mut self, index: usize) {
+        let _ = self.processes[index].kill();
+        let _ = self.processes[index].wait();
+    }
+
+    /// Starts a killed process again, as it was started first.
+    fn start_process(&mut self, index: usize) {
+        let (args, log) = self.commands[index].clone();
+        self.processes[index] = spawn_vpnaas(&args, &self._dir.path().join(log));
+    }
+
+    /// The lines of a `/metrics` page.
+    async fn metrics(&self, base: &str) -> Vec<String> {
+        Client::new(base)
+            .get_text("/metrics")
+            .await
+            .expect("metrics")
+            .lines()
+            .map(String::from)
+            .collect()
+    }
+
+    /// Waits until a `/metrics` page holds `line`.
+    async fn wait_metric(&self, base: &str, line: &str, within: Duration) {
+        let started = Instant::now();
+        loop {
+            let lines = self.metrics(base).await;
+            if lines.iter().any(|l| l == line) {
+                return;
+            }
+            assert!(
+                started.elapsed() < within,
+                "no `{line}` at {base}/metrics after {within:?}:\n{}",
+                lines.join("\n")
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn packets_out(&self, conn: &str) -> u64 {
+        self.client
+            .show(Kind::SiteConnection, conn)
+            .await
+            .expect("show")["traffic"]["packets_out"]
+            .as_u64()
+            .unwrap_or(0)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_restart_keeps_tunnels_up_and_reporting_resumes() {
+    let mut lab = Lab::start_as(2, Mode::Separate).await;
+    let policies = lab.policies(json!({"ike_version": "v2"}), json!({})).await;
+    let (s1, s2) = (lab.service(1).await, lab.service(2).await);
+    let c12 = lab.connect(&s1, 1, 2, &policies, "server-gone").await;
+    let c21 = lab.connect(&s2, 2, 1, &policies, "server-gone").await;
+    lab.wait_status(&c12, "ACTIVE", Duration::from_secs(20))
+        .await;
+    lab.wait_status(&c21, "ACTIVE", Duration::from_secs(20))
+        .await;
+    let pids = (charon_pid(&lab, 1), charon_pid(&lab, 2));
+    let counted = lab.packets_out(&c12).await;
+
+    lab.kill_process(0);
+    let pinger = Pinger::start(&lab, 1, 2, 4);
+    let (sent, received) = pinger.finish();
+    assert!(sent >= 70, "the ping ran ({sent} sent)");
+    assert_eq!(
+        sent,
+        received,
+        "{} of {sent} packets lost while the server was down",
+        sent - received
+    );
+    let agent = lab.metrics(&lab.agent_metrics).await;
+    assert!(
+        agent.iter().any(|l| l == "vpnaas_agent_routers 2"),
+        "the agent keeps serving its routers: {agent:?}"
+    );
+
+    lab.start_process(0);
+    lab.wait_for_api().await;
+    let back = Instant::now();
+    while lab.packets_out(&c12).await < counted + u64::from(sent) {
+        assert!(
+            back.elapsed() < Duration::from_secs(5),
+            "the agent did not report again after the server came back"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eprintln!(
+        "server back -> first fresh status report: {:?}",
+        back.elapsed()
+    );
+    assert_eq!(
+        (charon_pid(&lab, 1), charon_pid(&lab, 2)),
+        pids,
+        "no daemon was restarted"
+    );
+    lab.client
+        .update(Kind::SiteConnection, &c12, json!({"admin_state_up": false}))
+        .await
+        .expect("a change after the restart");
+    lab.wait_status(&c12, "DOWN", Duration::from_secs(5)).await;
+    lab.client
+        .update(Kind::SiteConnection, &c12, json!({"admin_state_up": true}))
+        .await
+        .expect("and back");
+    lab.wait_status(&c12, "ACTIVE", Duration::from_secs(20))
+        .await;
+    assert!(lab.ping(1, 2), "the tunnel carries traffic again");
+    lab.wait_metric(
+        &lab.agent_metrics,
+        r#"vpnaas_agent_connections{status="ACTIVE",reason="ESTABLISHED"} 2"#,
+        Duration::from_secs(5),
+    )
+    .await;
+    let agent = lab.metrics(&lab.agent_metrics).await;
+    assert!(
+        agent
+            .iter()
+            .any(|l| l
+                .starts_with(r#"vpnaas_agent_reconcile_duration_seconds_count{trigger="change"}"#)),
+        "{agent:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -124,7 +124,7 @@ pub struct SiteConnection {
     pub traffic: Option<Traffic>,
 }
 
-/// Traffic through a connection's child SAs since they were installed.
+/// Traffic through a connection since it came up, across rekeys of its child SAs.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Traffic {
     /// Bytes received.
@@ -135,6 +135,9 @@ pub struct Traffic {
     pub packets_in: u64,
     /// Packets sent.
     pub packets_out: u64,
+    /// Child SA rekeys (counters above carry on across them).
+    #[serde(default)]
+    pub rekeys: u64,
 }
 
 fn yes() -> Value {

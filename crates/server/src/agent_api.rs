@@ -26,14 +26,27 @@ const POLL: Duration = Duration::from_secs(20);
 
 /// Per-host hint subscriptions, kept between polls so no hint falls between two polls.
 #[derive(Default)]
-pub struct HintQueues(Mutex<HashMap<String, Arc<Mutex<broadcast::Receiver<RouterChanged>>>>>);
+pub struct HintQueues(Mutex<HashMap<String, Arc<Mutex<HintQueue>>>>);
+
+/// One host's hints.
+struct HintQueue {
+    receiver: broadcast::Receiver<RouterChanged>,
+    /// False until the host was given a hint for every router it hosts: a new queue (a
+    /// restarted server, or the host's first poll) cannot know what the host missed.
+    caught_up: bool,
+}
 
 impl HintQueues {
-    async fn queue(&self, app: &App, host: &str) -> Arc<Mutex<broadcast::Receiver<RouterChanged>>> {
+    async fn queue(&self, app: &App, host: &str) -> Arc<Mutex<HintQueue>> {
         let mut queues = self.0.lock().await;
         queues
             .entry(host.to_string())
-            .or_insert_with(|| Arc::new(Mutex::new(app.notifier.subscribe(host))))
+            .or_insert_with(|| {
+                Arc::new(Mutex::new(HintQueue {
+                    receiver: app.notifier.subscribe(host),
+                    caught_up: false,
+                }))
+            })
             .clone()
     }
 }
@@ -115,15 +128,40 @@ async fn hints(
 ) -> ApiResult<Json<Vec<RouterChanged>>> {
     admin(&caller)?;
     let queue = app.hint_queues.queue(&app, &host).await;
-    let mut receiver = queue.lock().await;
-    let mut out = Vec::new();
-    match tokio::time::timeout(POLL, receiver.recv()).await {
-        Ok(Ok(first)) => out.push(first),
-        Ok(Err(broadcast::error::RecvError::Lagged(_))) | Err(_) => return Ok(Json(out)),
-        Ok(Err(broadcast::error::RecvError::Closed)) => return Ok(Json(out)),
+    let mut queue = queue.lock().await;
+    if !queue.caught_up {
+        let everything = every_hosted_router(&app, &host).await?;
+        queue.caught_up = true;
+        return Ok(Json(everything));
     }
-    while let Ok(more) = receiver.try_recv() {
+    let mut out = Vec::new();
+    match tokio::time::timeout(POLL, queue.receiver.recv()).await {
+        Ok(Ok(first)) => out.push(first),
+        Ok(Err(broadcast::error::RecvError::Lagged(_))) => {
+            return Ok(Json(every_hosted_router(&app, &host).await?));
+        }
+        Err(_) | Ok(Err(broadcast::error::RecvError::Closed)) => return Ok(Json(out)),
+    }
+    while let Ok(more) = queue.receiver.try_recv() {
         out.push(more);
     }
     Ok(Json(out))
+}
+
+/// A hint for every router the host has, for when its missed hints are unknown. An agent
+/// applies only differences, so a hint for an unchanged router costs it one status report
+/// (which is what a restarted server needs).
+async fn every_hosted_router(app: &App, host: &str) -> ApiResult<Vec<RouterChanged>> {
+    let mut routers = Vec::new();
+    for record in app.store.list(vpnaas_model::Kind::Router).await? {
+        routers.push(record.decode::<vpnaas_model::network::Router>()?);
+    }
+    Ok(routers
+        .into_iter()
+        .filter(|r| r.agent_host.as_deref() == Some(host))
+        .map(|r| RouterChanged {
+            router_id: r.id,
+            revision: r.revision_number,
+        })
+        .collect())
 }

@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use axum::body::Bytes;
-use axum::extract::{OriginalUri, Path, Request, State};
+use axum::extract::{MatchedPath, OriginalUri, Path, Request, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -41,6 +41,7 @@ pub fn router(app: App) -> Router {
         .route("/v2.0/extensions", get(extensions))
         .route("/v2.0/extensions/{alias}", get(extension))
         .route("/openapi.json", get(openapi))
+        .route("/metrics", get(crate::metrics::scrape))
         .route(
             "/v2.0/vpn/ipsec-site-connections/{id}/events",
             get(connection_events),
@@ -71,7 +72,7 @@ pub fn router(app: App) -> Router {
         .merge(crate::agent_api::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(middleware::from_fn(log_request))
+        .layer(middleware::from_fn_with_state(app.clone(), observe_request))
         .with_state(app)
 }
 
@@ -103,11 +104,22 @@ fn normalize_path(mut request: Request) -> Request {
     request
 }
 
-async fn log_request(request: Request, next: Next) -> Response {
+/// Logs a request and records its latency under its route pattern (never the raw path,
+/// which holds ids).
+async fn observe_request(State(app): State<App>, request: Request, next: Next) -> Response {
     let (method, path) = (request.method().clone(), request.uri().path().to_string());
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", MatchedPath::as_str)
+        .to_string();
     let started = Instant::now();
     let response = next.run(request).await;
-    tracing::debug!(%method, %path, status = response.status().as_u16(), micros = started.elapsed().as_micros() as u64, "request");
+    let elapsed = started.elapsed();
+    let code = response.status().as_u16();
+    app.metrics
+        .request(method.as_str(), &route, code, elapsed.as_secs_f64());
+    tracing::debug!(%method, %path, status = code, micros = elapsed.as_micros() as u64, "request");
     response
 }
 

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod listing;
+pub mod metrics;
 pub mod openapi;
 pub mod service;
 
@@ -33,6 +34,8 @@ pub struct App {
     pub notifier: Arc<dyn vpnaas_bus::Notifier>,
     /// Hints waiting for remote agents' polls.
     pub hint_queues: Arc<agent_api::HintQueues>,
+    /// Prometheus metrics, served at `/metrics`.
+    pub metrics: Arc<metrics::Metrics>,
 }
 
 impl App {
@@ -63,13 +66,20 @@ pub enum StartError {
 
 /// Opens the store and builds the application state, with an in-process bus.
 pub async fn build_app(settings: Settings) -> Result<App, StartError> {
-    build_app_with(settings, Arc::new(vpnaas_bus::InProcNotifier::default())).await
+    build_app_with(
+        settings,
+        Arc::new(vpnaas_bus::InProcNotifier::default()),
+        prometheus_client::registry::Registry::default(),
+    )
+    .await
 }
 
-/// Opens the store and builds the application state on the given bus.
+/// Opens the store and builds the application state on the given bus, its metrics added
+/// to `registry` (which may hold an in-process agent's).
 pub async fn build_app_with(
     settings: Settings,
     notifier: Arc<dyn vpnaas_bus::Notifier>,
+    registry: prometheus_client::registry::Registry,
 ) -> Result<App, StartError> {
     if settings.database_url.is_none() {
         std::fs::create_dir_all(&settings.data_dir)
@@ -91,6 +101,7 @@ pub async fn build_app_with(
         tokens: Arc::new(tokens),
         notifier,
         hint_queues: Arc::default(),
+        metrics: Arc::new(metrics::Metrics::new(registry)),
     })
 }
 

@@ -211,6 +211,7 @@ async fn status_reports_become_api_status_without_moving_the_revision() {
                 bytes_out: 168,
                 packets_in: 2,
                 packets_out: 2,
+                rekeys: 0,
             }),
         }],
     };
@@ -343,6 +344,62 @@ async fn status_reports_become_api_status_without_moving_the_revision() {
         c.show(Kind::Router, &s.router).await.expect("router")["revision_number"],
         revision
     );
+
+    let metrics = c.get_text("/metrics").await.expect("metrics");
+    for line in [
+        r#"vpnaas_connection_transitions_total{from="PENDING_CREATE",to="ACTIVE",reason="ESTABLISHED"} 1"#,
+        r#"vpnaas_connection_transitions_total{from="ACTIVE",to="DOWN",reason="AUTH_FAILED"} 1"#,
+        r#"vpnaas_connections{status="DOWN"} 1"#,
+        r#"vpnaas_connections{status="ACTIVE"} 0"#,
+        r#"vpnaas_agents{alive="true"} 1"#,
+        r#"vpnaas_http_request_duration_seconds_count{method="POST",route="/v2.0/vpn/ipsec-site-connections",code="201"} 1"#,
+        r#"vpnaas_http_request_duration_seconds_count{method="GET",route="/v2.0/vpn/ipsec-site-connections/{id}/events",code="404"} 1"#,
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "no `{line}` in:\n{metrics}"
+        );
+    }
+    assert!(
+        metrics.contains("vpnaas_status_reports_total 4"),
+        "reports from the hosting agent are counted, the impostor's is not:\n{metrics}"
+    );
+    assert!(
+        !metrics.contains(&id(&conn)) && !metrics.contains(&s.router),
+        "no ids in labels"
+    );
+}
+
+#[tokio::test]
+async fn a_new_hint_queue_starts_with_every_hosted_router() {
+    let (server, _app, c, _dir) = start_app().await;
+    let external = external_network(&c).await;
+    let s1 = site(&c, &external, 1).await;
+    let s2 = site(&c, &external, 2).await;
+    let remote = vpnaas_bus::http::HttpControlPlane::new(&server.url(), None);
+    remote.heartbeat("h").await.expect("register");
+    let mut hints = remote.hints("h");
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        let hint = tokio::time::timeout(std::time::Duration::from_secs(2), hints.recv())
+            .await
+            .expect("at once, not after a long poll")
+            .expect("hint");
+        seen.push(hint.router_id);
+    }
+    seen.sort();
+    let mut expected = vec![s1.router.clone(), s2.router.clone()];
+    expected.sort();
+    assert_eq!(
+        seen, expected,
+        "an agent polling a fresh server learns of all its routers, missed hints or not"
+    );
+    legacy_service(&c, &s1).await;
+    let hint = tokio::time::timeout(std::time::Duration::from_secs(2), hints.recv())
+        .await
+        .expect("then changes as they happen")
+        .expect("hint");
+    assert_eq!(hint.router_id, s1.router);
 }
 
 #[tokio::test]

@@ -23,7 +23,7 @@ use vpnaas_model::enums::{Initiator, Status, StatusReason};
 use vpnaas_model::site_connection::Traffic;
 
 use crate::config::AgentConfig;
-use crate::{Error, Result};
+use crate::{Error, Metrics, Result};
 
 /// How long an initiation may take before it is retried.
 const INITIATE_PATIENCE: Duration = Duration::from_secs(3);
@@ -54,11 +54,20 @@ pub struct ConnectionState {
     pub traffic: Option<Traffic>,
 }
 
-/// Last failure per connection, learnt from charon's log lines.
-type Failures = Arc<std::sync::Mutex<HashMap<String, (StatusReason, String)>>>;
+/// What charon's events taught about each connection since the daemon started.
+#[derive(Debug, Default, Clone)]
+struct History {
+    /// Last failure, learnt from log lines; cleared when a child SA comes up.
+    failures: HashMap<String, (StatusReason, String)>,
+    /// Counters of child SAs rekeyed away and the number of rekeys, so a connection's
+    /// traffic keeps counting across rekeys.
+    rekeyed: HashMap<String, Traffic>,
+}
+
+type SharedHistory = Arc<std::sync::Mutex<History>>;
 
 struct Daemon {
-    failures: Failures,
+    history: SharedHistory,
     pid: u32,
     dir: PathBuf,
     vici: Arc<Mutex<rsvici::Client>>,
@@ -82,6 +91,7 @@ pub struct StrongSwan {
     daemons: Mutex<HashMap<String, Daemon>>,
     wake: mpsc::UnboundedSender<String>,
     restarts: std::sync::Mutex<HashMap<String, Restarts>>,
+    metrics: Metrics,
 }
 
 /// Restart history of one router's charon, for backoff.
@@ -99,8 +109,9 @@ const MAX_RESTART_DELAY: Duration = Duration::from_secs(30);
 impl StrongSwan {
     /// A driver that signals `wake` with a router id when that router's status may have
     /// changed (charon event, charon exit).
-    pub fn new(config: AgentConfig, wake: mpsc::UnboundedSender<String>) -> Self {
+    pub fn new(config: AgentConfig, wake: mpsc::UnboundedSender<String>, metrics: Metrics) -> Self {
         StrongSwan {
+            metrics,
             restarts: std::sync::Mutex::new(HashMap::new()),
             config,
             daemons: Mutex::new(HashMap::new()),
@@ -140,6 +151,9 @@ impl StrongSwan {
             }
             daemons.remove(&state.router_id);
             self.note_start(&state.router_id, crashed);
+            if crashed {
+                self.metrics.daemon_restarted();
+            }
             let daemon = self.start(namespace, &state.router_id).await?;
             daemons.insert(state.router_id.clone(), daemon);
         }
@@ -179,14 +193,14 @@ impl StrongSwan {
         }
         let socket = dir.join("run/charon.vici");
         let vici = rsvici::unix::connect(&socket).await.ok()?;
-        let failures = Failures::default();
+        let history = SharedHistory::default();
         let events = self
-            .watch(router_id, &socket, None, failures.clone())
+            .watch(router_id, &socket, None, history.clone())
             .await
             .ok()?;
         let recorded = read_fingerprints(&dir);
         let mut daemon = Daemon {
-            failures,
+            history,
             pid,
             dir,
             vici: Arc::new(Mutex::new(vici)),
@@ -290,16 +304,12 @@ impl StrongSwan {
         if !alive(daemon.pid) {
             return Observed::default();
         }
-        let failures = daemon
-            .failures
-            .lock()
-            .map(|f| f.clone())
-            .unwrap_or_default();
+        let history = daemon.history.lock().map(|h| h.clone()).unwrap_or_default();
         let connections = match list_sas(&daemon.vici).await {
             Ok(sas) => daemon
                 .loaded
                 .iter()
-                .map(|(id, spec)| (id.clone(), connection_state(&sas, spec, failures.get(id))))
+                .map(|(id, spec)| (id.clone(), connection_state(&sas, spec, &history)))
                 .collect(),
             Err(_) => HashMap::new(),
         };
@@ -350,18 +360,13 @@ impl StrongSwan {
             .ok_or_else(|| Error::Daemon("charon exited at once".into()))?;
         let socket = run_dir.join("charon.vici");
         let vici = connect(&socket).await?;
-        let failures = Failures::default();
+        let history = SharedHistory::default();
         let events = self
-            .watch(
-                router_id,
-                &socket,
-                Some(child_exit(child)),
-                failures.clone(),
-            )
+            .watch(router_id, &socket, Some(child_exit(child)), history.clone())
             .await?;
         tracing::info!(router = router_id, pid, "charon started");
         Ok(Daemon {
-            failures,
+            history,
             pid,
             dir,
             vici: Arc::new(Mutex::new(vici)),
@@ -378,19 +383,21 @@ impl StrongSwan {
         router_id: &str,
         socket: &Path,
         exit: Option<JoinHandle<()>>,
-        failures: Failures,
+        history: SharedHistory,
     ) -> Result<JoinHandle<()>> {
         let mut client = connect(socket).await?;
         let wake = self.wake.clone();
         let router = router_id.to_string();
+        let metrics = self.metrics.clone();
         Ok(tokio::spawn(async move {
-            let streams = ["ike-updown", "child-updown", "child-rekey", "ike-rekey"].map(|event| {
+            let streams = ["ike-updown", "child-updown", "ike-rekey"].map(|event| {
                 client
                     .subscribe::<serde::de::IgnoredAny>(event)
                     .map(|_| ())
                     .boxed()
             });
             let mut events = futures::stream::select_all(streams);
+            let mut rekeys = client.subscribe::<vici::ChildRekey>("child-rekey").boxed();
             let mut log = client.subscribe::<vici::LogLine>("log").boxed();
             let mut exit = exit;
             loop {
@@ -399,8 +406,14 @@ impl StrongSwan {
                         Some(()) => { let _ = wake.send(router.clone()); }
                         None => break,
                     },
+                    Some(rekey) = rekeys.next() => {
+                        if let Ok(rekey) = rekey {
+                            count_rekeys(&history, &rekey, &metrics);
+                        }
+                        let _ = wake.send(router.clone());
+                    }
                     Some(Ok(line)) = log.next() => {
-                        if learn(&failures, &line) {
+                        if learn(&history, &line) {
                             let _ = wake.send(router.clone());
                         }
                     }
@@ -532,8 +545,9 @@ async fn command<T: serde::Serialize>(
 }
 
 async fn load(daemon: &mut Daemon, spec: &ConnectionSpec) -> Result<()> {
-    if let Ok(mut failures) = daemon.failures.lock() {
-        failures.remove(&spec.id);
+    if let Ok(mut history) = daemon.history.lock() {
+        history.failures.remove(&spec.id);
+        history.rekeyed.remove(&spec.id);
     }
     command(&daemon.vici, "load-shared", vici::SharedKey::of(spec)).await?;
     command(&daemon.vici, "load-conn", vici::load_conn(spec)).await?;
@@ -700,13 +714,14 @@ async fn list_sas(vici: &Mutex<rsvici::Client>) -> Result<vici::Sas> {
 
 /// Learns a failure (or its end) from a log line about one of our connections; returns
 /// whether it changed what the agent would report.
-fn learn(failures: &Failures, line: &vici::LogLine) -> bool {
+fn learn(history: &SharedHistory, line: &vici::LogLine) -> bool {
     let Some(connection) = &line.ikesa_name else {
         return false;
     };
-    let Ok(mut failures) = failures.lock() else {
+    let Ok(mut history) = history.lock() else {
         return false;
     };
+    let failures = &mut history.failures;
     if line.msg.contains("CHILD_SA") && line.msg.contains("established with SPIs") {
         return failures.remove(connection).is_some();
     }
@@ -716,6 +731,27 @@ fn learn(failures: &Failures, line: &vici::LogLine) -> bool {
             true
         }
         None => false,
+    }
+}
+
+/// Adds the counters of the child SAs a `child-rekey` event retired to their connection's
+/// history, and counts the rekeys.
+fn count_rekeys(history: &SharedHistory, event: &vici::ChildRekey, metrics: &Metrics) {
+    let Ok(mut history) = history.lock() else {
+        return;
+    };
+    for (connection, ike) in event {
+        for rekey in ike.child_sas.values() {
+            let carried = history.rekeyed.entry(connection.clone()).or_default();
+            if let Some(old) = &rekey.old {
+                carried.bytes_in += old.counter(|c| &c.bytes_in);
+                carried.bytes_out += old.counter(|c| &c.bytes_out);
+                carried.packets_in += old.counter(|c| &c.packets_in);
+                carried.packets_out += old.counter(|c| &c.packets_out);
+            }
+            carried.rekeys += 1;
+            metrics.rekeyed();
+        }
     }
 }
 
@@ -744,32 +780,31 @@ pub fn classify(msg: &str) -> Option<StatusReason> {
     }
 }
 
-fn connection_state(
-    sas: &vici::Sas,
-    spec: &ConnectionSpec,
-    failure: Option<&(StatusReason, String)>,
-) -> ConnectionState {
+/// A connection's status from `list-sas`; its traffic counts the installed child SAs plus
+/// those rekeyed away.
+fn connection_state(sas: &vici::Sas, spec: &ConnectionSpec, history: &History) -> ConnectionState {
     let children = sas.installed_children(&spec.id);
-    let count = |field: fn(&vici::ChildSa) -> &Option<String>| {
-        children
-            .iter()
-            .filter_map(|c| field(c).as_deref().and_then(|v| v.parse::<u64>().ok()))
-            .sum()
+    let count = |field: fn(&vici::ChildSa) -> &Option<String>| -> u64 {
+        children.iter().map(|c| c.counter(field)).sum()
     };
     if status_in(sas, spec) == Status::Active {
+        let carried = history.rekeyed.get(&spec.id).cloned().unwrap_or_default();
         return ConnectionState {
             status: Status::Active,
             reason: StatusReason::Established,
             detail: children.first().map(|c| c.proposal()).unwrap_or_default(),
             traffic: Some(Traffic {
-                bytes_in: count(|c| &c.bytes_in),
-                bytes_out: count(|c| &c.bytes_out),
-                packets_in: count(|c| &c.packets_in),
-                packets_out: count(|c| &c.packets_out),
+                bytes_in: carried.bytes_in + count(|c| &c.bytes_in),
+                bytes_out: carried.bytes_out + count(|c| &c.bytes_out),
+                packets_in: carried.packets_in + count(|c| &c.packets_in),
+                packets_out: carried.packets_out + count(|c| &c.packets_out),
+                rekeys: carried.rekeys,
             }),
         };
     }
-    let (reason, detail) = failure
+    let (reason, detail) = history
+        .failures
+        .get(&spec.id)
         .cloned()
         .unwrap_or((StatusReason::Connecting, String::new()));
     ConnectionState {
@@ -873,7 +908,7 @@ mod tests {
 
     #[test]
     fn a_failure_is_attributed_to_its_connection_and_cleared_when_it_comes_up() {
-        let failures = Failures::default();
+        let failures = SharedHistory::default();
         let line = |name: Option<&str>, msg: &str| vici::LogLine {
             ikesa_name: name.map(String::from),
             msg: msg.into(),
@@ -890,7 +925,12 @@ mod tests {
             &line(Some("c1"), "received AUTHENTICATION_FAILED notify error")
         ));
         assert_eq!(
-            failures.lock().expect("lock").get("c1").map(|f| f.0),
+            failures
+                .lock()
+                .expect("lock")
+                .failures
+                .get("c1")
+                .map(|f| f.0),
             Some(StatusReason::AuthFailed)
         );
         assert!(learn(
@@ -900,6 +940,6 @@ mod tests {
                 "CHILD_SA c1{2} established with SPIs c1_i c2_o and TS 10.1.0.0/24 === 10.2.0.0/24"
             )
         ));
-        assert!(failures.lock().expect("lock").is_empty());
+        assert!(failures.lock().expect("lock").failures.is_empty());
     }
 }

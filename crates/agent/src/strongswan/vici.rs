@@ -260,6 +260,14 @@ pub struct ChildSa {
 }
 
 impl ChildSa {
+    /// A counter (sent as a decimal string), 0 when absent.
+    pub fn counter(&self, field: fn(&ChildSa) -> &Option<String>) -> u64 {
+        field(self)
+            .as_deref()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_default()
+    }
+
     /// The negotiated proposal, e.g. `AES_CBC-128/HMAC_SHA2_256_128`.
     pub fn proposal(&self) -> String {
         let mut text = self.encr_alg.clone().unwrap_or_default();
@@ -272,6 +280,25 @@ impl ChildSa {
         text
     }
 }
+
+/// One rekeyed child SA in a `child-rekey` event: the retired SA and its successor.
+#[derive(Debug, Deserialize)]
+pub struct ChildRekeyPair {
+    /// The SA rekeyed away, with its final counters.
+    #[serde(default)]
+    pub old: Option<ChildSa>,
+}
+
+/// The IKE SA part of a `child-rekey` event.
+#[derive(Debug, Deserialize)]
+pub struct RekeyedIke {
+    /// Rekeyed child SAs by name.
+    #[serde(rename = "child-sas", default)]
+    pub child_sas: HashMap<String, ChildRekeyPair>,
+}
+
+/// A `child-rekey` event: IKE SA name (our connection id) → its rekeyed child SAs.
+pub type ChildRekey = HashMap<String, RekeyedIke>;
 
 /// A `log` event: one line of charon's log, with the IKE SA it is about.
 #[derive(Debug, Deserialize)]

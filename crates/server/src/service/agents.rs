@@ -352,11 +352,12 @@ async fn record_observation(
     tx: &mut dyn Transaction,
     conn: &mut SiteConnection,
     observed: &ConnectionStatus,
-) -> ApiResult<()> {
+) -> ApiResult<Option<ConnectionEvent>> {
     let transition = conn.status != observed.status || conn.status_reason != Some(observed.reason);
     if !transition && conn.traffic == observed.traffic {
-        return Ok(());
+        return Ok(None);
     }
+    let mut recorded = None;
     if transition {
         let time = rfc3339_now();
         let event = ConnectionEvent {
@@ -371,10 +372,11 @@ async fn record_observation(
         conn.status = observed.status;
         conn.status_reason = Some(observed.reason);
         conn.status_changed_at = Some(time);
+        recorded = Some(event);
     }
     conn.traffic = observed.traffic.clone();
     tx.save(conn).await?;
-    Ok(())
+    Ok(recorded)
 }
 
 /// Now in RFC 3339 (UTC, milliseconds).
@@ -398,6 +400,7 @@ pub async fn apply_report(app: &App, report: &StatusReport) -> ApiResult<()> {
     if router.agent_host.as_deref() != Some(report.host.as_str()) {
         return Ok(());
     }
+    let mut transitions = Vec::new();
     for service in tx_ref
         .load_referrers::<VpnService>(Kind::Router, &router.id)
         .await?
@@ -412,7 +415,7 @@ pub async fn apply_report(app: &App, report: &StatusReport) -> ApiResult<()> {
             let status = observed.map_or(Status::Down, |c| c.status);
             any_active |= status == Status::Active;
             if let Some(observed) = observed {
-                record_observation(tx_ref, &mut conn, observed).await?;
+                transitions.extend(record_observation(tx_ref, &mut conn, observed).await?);
             }
         }
         let status = if any_active {
@@ -429,6 +432,7 @@ pub async fn apply_report(app: &App, report: &StatusReport) -> ApiResult<()> {
         }
     }
     tx.commit().await?;
+    app.metrics.report_applied(&transitions);
     tracing::debug!(router = %report.router_id, revision = report.applied_revision, host = %report.host, "status report applied");
     Ok(())
 }

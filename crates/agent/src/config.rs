@@ -63,6 +63,44 @@ pub struct AgentConfig {
     pub resync_interval: u64,
     /// The charon binary.
     pub charon: PathBuf,
+    /// When an unanswered IKE request (a DPD check among them) is given up.
+    pub retransmit: Retransmit,
+}
+
+/// charon's retransmission schedule: the n-th retransmit (n = 0 is the first send) waits
+/// `timeout * base^n` seconds, and the peer is declared dead when the last one goes
+/// unanswered. strongSwan ignores `dpd.timeout` with IKEv2, so this schedule, not the
+/// connection's timeout, decides how fast a silently dead IKEv2 peer is noticed.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Retransmit {
+    /// Seconds before the first retransmit.
+    pub timeout: f64,
+    /// Retransmits before giving up.
+    pub tries: u32,
+    /// Growth of the wait between retransmits.
+    pub base: f64,
+}
+
+impl Default for Retransmit {
+    /// 2 + 3 + 4.5 + 6.75 = 16.25 s of silence (strongSwan's own default, 4 s × 1.8 with 5
+    /// tries, waits about 165 s).
+    fn default() -> Self {
+        Retransmit {
+            timeout: 2.0,
+            tries: 3,
+            base: 1.5,
+        }
+    }
+}
+
+impl Retransmit {
+    /// Seconds from the first unanswered send until the peer is declared dead.
+    pub fn give_up_after(&self) -> f64 {
+        (0..=self.tries)
+            .map(|n| self.timeout * self.base.powi(n as i32))
+            .sum()
+    }
 }
 
 impl Default for AgentConfig {
@@ -77,6 +115,7 @@ impl Default for AgentConfig {
             data_plane: DataPlane::Kernel,
             resync_interval: 30,
             charon: PathBuf::from("/usr/lib/ipsec/charon"),
+            retransmit: Retransmit::default(),
         }
     }
 }
@@ -95,5 +134,21 @@ impl AgentConfig {
     /// Resync period.
     pub fn resync(&self) -> Duration {
         Duration::from_secs(self.resync_interval.max(1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_retransmit_schedule_gives_up_as_documented() {
+        assert_eq!(Retransmit::default().give_up_after(), 16.25);
+        let strongswan = Retransmit {
+            timeout: 4.0,
+            tries: 5,
+            base: 1.8,
+        };
+        assert!((strongswan.give_up_after() - 165.0).abs() < 0.5);
     }
 }

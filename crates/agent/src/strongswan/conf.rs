@@ -6,10 +6,10 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use crate::config::DataPlane;
+use crate::config::{DataPlane, Retransmit};
 
 /// Renders the configuration of one router's charon.
-pub fn render(dir: &Path, data_plane: DataPlane) -> String {
+pub fn render(dir: &Path, data_plane: DataPlane, retransmit: Retransmit) -> String {
     let kernel = match data_plane {
         DataPlane::Userspace => "kernel-libipsec kernel-netlink",
         DataPlane::Kernel => "kernel-netlink",
@@ -28,6 +28,11 @@ pub fn render(dir: &Path, data_plane: DataPlane) -> String {
         "  load = random nonce openssl kdf pem pkcs1 x509 pubkey revocation constraints {kernel} socket-default vici"
     );
     let _ = writeln!(out, "  threads = 16");
+    let _ = writeln!(
+        out,
+        "  retransmit_timeout = {}\n  retransmit_tries = {}\n  retransmit_base = {}",
+        retransmit.timeout, retransmit.tries, retransmit.base
+    );
     let _ = writeln!(
         out,
         "  plugins {{\n    vici {{\n      socket = unix://{}\n    }}\n  }}",

@@ -333,8 +333,11 @@ impl StrongSwan {
             .map_err(|e| Error::Daemon(format!("{}: {e}", run_dir.display())))?;
         stop_leftover(&dir).await;
         let conf = dir.join("strongswan.conf");
-        std::fs::write(&conf, conf::render(&dir, self.config.data_plane))
-            .map_err(|e| Error::Daemon(format!("{}: {e}", conf.display())))?;
+        std::fs::write(
+            &conf,
+            conf::render(&dir, self.config.data_plane, self.config.retransmit),
+        )
+        .map_err(|e| Error::Daemon(format!("{}: {e}", conf.display())))?;
         let _ = std::fs::remove_file(run_dir.join("charon.vici"));
         let log = std::fs::File::create(dir.join("charon.out"))
             .map_err(|e| Error::Daemon(e.to_string()))?;

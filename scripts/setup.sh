@@ -7,8 +7,11 @@ cd "$(dirname "$0")/.."
 need_apt=()
 # strongSwan (charon, kernel-libipsec for kernels without ESP), nftables, iproute2 and
 # ping for the agent and its end-to-end tests.
+# libldns3, libevent-pthreads and libnss3-tools (certutil) are what the unpacked
+# Libreswan needs beside them.
 for pkg in ca-certificates pkg-config python3-venv strongswan-charon strongswan-swanctl \
-           libcharon-extra-plugins nftables iproute2 iputils-ping; do
+           libcharon-extra-plugins nftables iproute2 iputils-ping \
+           libldns3 libevent-pthreads-2.1-7 libnss3-tools; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if ! command -v cc >/dev/null 2>&1; then need_apt+=(build-essential); fi
@@ -16,6 +19,19 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: apt-get install ${need_apt[*]}"
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+# Libreswan for its driver's tests. Debian's libreswan package conflicts with
+# strongswan-charon (installing it would remove charon), so its .deb is unpacked into a
+# folder instead; the agent's `libreswan_root` and the tests point there.
+LIBRESWAN_ROOT=${VPNAAS_LIBRESWAN_ROOT:-/opt/vpnaas/libreswan}
+if [ ! -x "$LIBRESWAN_ROOT/usr/libexec/ipsec/pluto" ]; then
+  echo "setup: unpacking libreswan into $LIBRESWAN_ROOT"
+  work=$(mktemp -d)
+  (cd "$work" && apt-get download -qq libreswan 2>/dev/null || { apt-get update -qq && apt-get download -qq libreswan; })
+  mkdir -p "$LIBRESWAN_ROOT"
+  dpkg-deb -x "$work"/libreswan_*.deb "$LIBRESWAN_ROOT"
+  rm -rf "$work"
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then

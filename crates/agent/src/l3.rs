@@ -418,6 +418,7 @@ mod tests {
             interfaces: vec![port("10.1.0.1/24")],
             services: vec![],
             connections: vec![connection(1400)],
+            driver: None,
         };
         let rules = nat_ruleset(&state);
         let exempt = rules

@@ -7,6 +7,7 @@
 pub mod command;
 pub mod config;
 pub mod l3;
+pub mod libreswan;
 pub mod metrics;
 pub mod strongswan;
 

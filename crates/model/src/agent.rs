@@ -175,6 +175,9 @@ pub struct RouterState {
     pub services: Vec<(String, bool)>,
     /// Connections of those services.
     pub connections: Vec<ConnectionSpec>,
+    /// The IKE daemon its services ask for; `None`: the agent's default.
+    #[serde(default)]
+    pub driver: Option<crate::enums::DriverKind>,
 }
 
 /// One connection's state as observed by the agent.

@@ -318,5 +318,18 @@ wire_enum!(
         DaemonDown = "DAEMON_DOWN",
         /// The connection, its service or its router is administratively down.
         AdminDown = "ADMIN_DOWN",
+        /// The IKE SA is up but its child SA could not be installed (e.g. the kernel
+        /// refused it).
+        ChildSaFailed = "CHILD_SA_FAILED",
+    }
+);
+
+wire_enum!(
+    /// The IKE daemon a router's VPN runs on.
+    DriverKind {
+        /// strongSwan's charon, configured over VICI.
+        Strongswan = "strongswan",
+        /// Libreswan's pluto, configured with `ipsec.conf` and whack.
+        Libreswan = "libreswan",
     }
 );

@@ -1,0 +1,5 @@
+//! The Libreswan driver.
+
+pub mod conf;
+pub mod proposals;
+pub mod status;

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
+use vpnaas_model::enums::DriverKind;
 
 /// How ESP is carried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
@@ -65,6 +66,37 @@ pub struct AgentConfig {
     pub charon: PathBuf,
     /// When an unanswered IKE request (a DPD check among them) is given up.
     pub retransmit: Retransmit,
+    /// The IKE daemon of routers whose services do not choose one.
+    pub driver: DriverKind,
+    /// Where Libreswan is and how often its status is read.
+    pub libreswan: LibreswanConfig,
+}
+
+/// Libreswan settings.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LibreswanConfig {
+    /// The root its files are under (`usr/libexec/ipsec/pluto`, …): `/` when installed,
+    /// a folder where the .deb was unpacked otherwise.
+    pub root: PathBuf,
+    /// Seconds between status reads (pluto has no event stream).
+    pub status_interval: f64,
+}
+
+impl Default for LibreswanConfig {
+    fn default() -> Self {
+        LibreswanConfig {
+            root: PathBuf::from("/"),
+            status_interval: 5.0,
+        }
+    }
+}
+
+impl LibreswanConfig {
+    /// One of its programs (`pluto`, `whack`, `addconn`).
+    pub fn tool(&self, name: &str) -> PathBuf {
+        self.root.join("usr/libexec/ipsec").join(name)
+    }
 }
 
 /// charon's retransmission schedule: the n-th retransmit (n = 0 is the first send) waits
@@ -116,6 +148,8 @@ impl Default for AgentConfig {
             resync_interval: 30,
             charon: PathBuf::from("/usr/lib/ipsec/charon"),
             retransmit: Retransmit::default(),
+            driver: DriverKind::Strongswan,
+            libreswan: LibreswanConfig::default(),
         }
     }
 }
@@ -126,9 +160,14 @@ impl AgentConfig {
         format!("{}{router_id}", self.namespace_prefix)
     }
 
-    /// The directory of a router's daemon.
+    /// The directory of a router's files; its presence marks the router as this agent's.
     pub fn router_dir(&self, router_id: &str) -> PathBuf {
         self.state_dir.join(router_id)
+    }
+
+    /// The directory of one daemon of a router.
+    pub fn daemon_dir(&self, router_id: &str, driver: DriverKind) -> PathBuf {
+        self.router_dir(router_id).join(driver.as_str())
     }
 
     /// Resync period.

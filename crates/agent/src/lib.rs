@@ -6,9 +6,11 @@
 
 pub mod command;
 pub mod config;
+pub mod driver;
 pub mod l3;
 pub mod libreswan;
 pub mod metrics;
+pub mod process;
 pub mod strongswan;
 
 use std::collections::HashMap;
@@ -20,9 +22,12 @@ use vpnaas_model::agent::{ConnectionStatus, RouterChanged, RouterState, StatusRe
 use vpnaas_model::enums::{Status, StatusReason};
 
 pub use config::{AgentConfig, DataPlane, L3Mode};
+use driver::IkeDriver;
+use libreswan::Libreswan;
 pub use metrics::Metrics;
 use metrics::Trigger;
 use strongswan::StrongSwan;
+use vpnaas_model::enums::DriverKind;
 
 /// An agent failure.
 #[derive(Debug, thiserror::Error)]
@@ -45,7 +50,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// says.
 fn connection_status(
     spec: &vpnaas_model::agent::ConnectionSpec,
-    observed: &strongswan::Observed,
+    observed: &driver::Observed,
 ) -> ConnectionStatus {
     let (status, reason, detail, traffic) = if !spec.enabled {
         (Status::Down, StatusReason::AdminDown, String::new(), None)
@@ -78,7 +83,8 @@ const RETRY: std::time::Duration = std::time::Duration::from_secs(1);
 pub struct Agent {
     config: AgentConfig,
     control: Arc<dyn ControlPlane>,
-    driver: StrongSwan,
+    strongswan: StrongSwan,
+    libreswan: Libreswan,
     wake: mpsc::UnboundedReceiver<String>,
     /// Last state applied per hosted router.
     applied: HashMap<String, RouterState>,
@@ -95,11 +101,13 @@ impl Agent {
     /// into `metrics`.
     pub fn new(config: AgentConfig, control: Arc<dyn ControlPlane>, metrics: Metrics) -> Agent {
         let (wake_tx, wake) = mpsc::unbounded_channel();
-        let driver = StrongSwan::new(config.clone(), wake_tx, metrics.clone());
+        let strongswan = StrongSwan::new(config.clone(), wake_tx.clone(), metrics.clone());
+        let libreswan = Libreswan::new(config.clone(), wake_tx, metrics.clone());
         Agent {
             config,
             control,
-            driver,
+            strongswan,
+            libreswan,
             wake,
             applied: HashMap::new(),
             reported: HashMap::new(),
@@ -223,6 +231,18 @@ impl Agent {
         }
     }
 
+    /// The driver a router's state asks for (the agent's default when its services do not).
+    fn kind(&self, state: &RouterState) -> DriverKind {
+        state.driver.unwrap_or(self.config.driver)
+    }
+
+    fn driver(&self, kind: DriverKind) -> &dyn IkeDriver {
+        match kind {
+            DriverKind::Strongswan => &self.strongswan,
+            DriverKind::Libreswan => &self.libreswan,
+        }
+    }
+
     /// Applies a router's state. Against `last` (the state applied before; `None` on a
     /// full resync) only what changed is touched: ports when ports changed, the nft table
     /// when its rules changed, and the daemon's connections by their own diff.
@@ -238,12 +258,29 @@ impl Agent {
                 l3::apply_nat(&namespace, state).await?;
             }
         }
-        self.driver.ensure(&namespace, state).await
+        let kind = self.kind(state);
+        if last.is_none_or(|l| self.kind(l) != kind) {
+            // A router moved to another daemon (or a full resync): the other one goes.
+            for other in [DriverKind::Strongswan, DriverKind::Libreswan] {
+                if other != kind {
+                    self.driver(other).remove(&state.router_id).await?;
+                }
+            }
+        }
+        self.driver(kind).ensure(&namespace, state).await
     }
 
     async fn remove(&mut self, router_id: &str) {
-        if let Err(error) = self.driver.remove(router_id).await {
-            tracing::warn!(%error, router = router_id, "daemon removal failed");
+        for kind in [DriverKind::Strongswan, DriverKind::Libreswan] {
+            if let Err(error) = self.driver(kind).remove(router_id).await {
+                tracing::warn!(%error, router = router_id, "daemon removal failed");
+            }
+        }
+        let dir = self.config.router_dir(router_id);
+        if dir.exists()
+            && let Err(error) = std::fs::remove_dir_all(&dir)
+        {
+            tracing::warn!(%error, router = router_id, "cannot remove the router's files");
         }
         if self.config.l3_mode == L3Mode::Standalone {
             if let Err(error) = l3::remove_namespace(&self.config.namespace(router_id)).await {
@@ -266,7 +303,7 @@ impl Agent {
         };
         let started = std::time::Instant::now();
         if let Err(error) = self
-            .driver
+            .driver(self.kind(&state))
             .ensure(&self.config.namespace(router_id), &state)
             .await
         {
@@ -281,7 +318,10 @@ impl Agent {
     /// Reports what the daemon shows of the router's connections. A report the server
     /// does not take is not queued: the next resync (soon) reports the state as it is then.
     async fn report(&mut self, state: &RouterState) {
-        let observed = self.driver.observe(&state.router_id).await;
+        let observed = self
+            .driver(self.kind(state))
+            .observe(&state.router_id)
+            .await;
         let connections = state
             .connections
             .iter()

@@ -8,6 +8,7 @@ use anyhow::{Context, Result};
 use prometheus_client::registry::Registry;
 use vpnaas_agent::{Agent, AgentConfig, DataPlane, Metrics};
 use vpnaas_bus::http::HttpControlPlane;
+use vpnaas_model::enums::DriverKind;
 use vpnaas_server::service::agents::LocalControlPlane;
 use vpnaas_server::{App, Server, Settings};
 
@@ -56,6 +57,12 @@ pub struct AgentArgs {
     /// Namespace of the agent-managed network bridges [default: vpnaas-fabric].
     #[arg(long, env = "VPNAAS_FABRIC_NAMESPACE")]
     fabric_namespace: Option<String>,
+    /// IKE daemon of routers whose services do not choose one [default: strongswan].
+    #[arg(long, env = "VPNAAS_DRIVER", value_parser = ["strongswan", "libreswan"])]
+    driver: Option<String>,
+    /// Root Libreswan's files are under (`/` when installed) [default: /].
+    #[arg(long, env = "VPNAAS_LIBRESWAN_ROOT")]
+    libreswan_root: Option<PathBuf>,
 }
 
 impl AgentArgs {
@@ -89,6 +96,12 @@ impl AgentArgs {
         }
         if let Some(fabric) = &self.fabric_namespace {
             config.fabric_namespace = fabric.clone();
+        }
+        if let Some(driver) = self.driver.as_deref().and_then(DriverKind::parse) {
+            config.driver = driver;
+        }
+        if let Some(root) = &self.libreswan_root {
+            config.libreswan.root = root.clone();
         }
         Ok(config)
     }

@@ -79,6 +79,11 @@ impl Lab {
     }
 
     async fn start_as(sites: u8, mode: Mode) -> Lab {
+        Lab::start_with(sites, mode, &[]).await
+    }
+
+    /// A lab whose agent gets `agent_args` too.
+    async fn start_with(sites: u8, mode: Mode, agent_args: &[&str]) -> Lab {
         require_root();
         let tag: String = uuid::Uuid::new_v4()
             .simple()
@@ -120,6 +125,7 @@ impl Lab {
             "--fabric-namespace".into(),
             fabric.clone(),
         ])
+        .chain(agent_args.iter().map(|a| a.to_string()))
         .collect();
         let with = |head: &[&str], tail: &[String]| {
             head.iter()
@@ -798,7 +804,7 @@ fn charon_pid(lab: &Lab, site: usize) -> String {
             .path()
             .join("state")
             .join(router)
-            .join("run/charon.pid"),
+            .join("strongswan/run/charon.pid"),
     )
     .expect("pid file")
     .trim()
@@ -923,7 +929,7 @@ async fn a_killed_charon_is_restarted_and_the_tunnel_comes_back() {
                 .path()
                 .join("state")
                 .join(lab.site(1)["router_id"].as_str().expect("r"))
-                .join("run/charon.pid"),
+                .join("strongswan/run/charon.pid"),
         )
         .unwrap_or_default();
         if !new_pid.trim().is_empty() && new_pid.trim() != pid {
@@ -1426,7 +1432,7 @@ async fn rekeys_are_counted_lose_nothing_and_traffic_carries_across() {
         .path()
         .join("state")
         .join(router)
-        .join("run/charon.vici");
+        .join("strongswan/run/charon.vici");
     let out = Command::new("swanctl")
         .args(["--rekey", "--child", &c12, "--uri"])
         .arg(format!("unix://{}", socket.display()))
@@ -1565,5 +1571,104 @@ async fn a_silently_dead_peer_is_noticed_by_dpd_and_the_tunnel_heals() {
         "peer answers again -> ACTIVE and pinging: {:?} (silent for {:?})",
         back.elapsed(),
         back - silent
+    );
+}
+
+fn libreswan_root() -> String {
+    let root = std::env::var("VPNAAS_LIBRESWAN_ROOT").unwrap_or("/opt/vpnaas/libreswan".into());
+    assert!(
+        std::path::Path::new(&root)
+            .join("usr/libexec/ipsec/pluto")
+            .exists(),
+        "Libreswan is not unpacked in {root}: run scripts/setup.sh"
+    );
+    root
+}
+
+fn whack_status(lab: &Lab, site: usize) -> String {
+    let router = lab.site(site)["router_id"].as_str().expect("router");
+    let dir = lab._dir.path().join("state").join(router).join("libreswan");
+    let out = Command::new(format!("{}/usr/libexec/ipsec/whack", libreswan_root()))
+        .arg("--ctlsocket")
+        .arg(dir.join("run/pluto.ctl"))
+        .arg("--status")
+        .output()
+        .expect("whack");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// This kernel has no ESP: two plutos establish the IKE SA, the kernel refuses the child
+/// SA (errno 93), and the driver says so instead of claiming a tunnel.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn libreswan_routers_establish_ike_and_report_the_refused_child_sa() {
+    let root = libreswan_root();
+    let lab = Lab::start_with(
+        2,
+        Mode::AllInOne,
+        &["--driver", "libreswan", "--libreswan-root", &root],
+    )
+    .await;
+    let policies = lab.policies(json!({"ike_version": "v2"}), json!({})).await;
+    let (s1, s2) = (lab.service(1).await, lab.service(2).await);
+    let c12 = lab.connect(&s1, 1, 2, &policies, "pluto-secret").await;
+    let c21 = lab.connect(&s2, 2, 1, &policies, "pluto-secret").await;
+    let started = Instant::now();
+    let reasons = loop {
+        let mut shown = Vec::new();
+        for conn in [&c12, &c21] {
+            shown.push(
+                lab.client
+                    .show(Kind::SiteConnection, conn)
+                    .await
+                    .expect("show"),
+            );
+        }
+        let reasons: Vec<String> = shown
+            .iter()
+            .map(|c| c["status_reason"].as_str().unwrap_or("").to_string())
+            .collect();
+        if reasons.iter().any(|r| r == "CHILD_SA_FAILED") {
+            for c in &shown {
+                assert_eq!(c["status"], "DOWN", "{c}");
+            }
+            break shown;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no side reported the refused child SA: {shown:?}\n{}",
+            whack_status(&lab, 1)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let failed = reasons
+        .iter()
+        .find(|c| c["status_reason"] == "CHILD_SA_FAILED")
+        .expect("one");
+    assert!(
+        failed["status_changed_at"].is_string() && failed["status"] == "DOWN",
+        "{failed}"
+    );
+    let events = lab
+        .client
+        .get(&format!(
+            "/v2.0/vpn/ipsec-site-connections/{}/events",
+            id(failed)
+        ))
+        .await
+        .expect("events");
+    assert!(
+        events.to_string().contains("errno 93"),
+        "the kernel's refusal is in the detail: {events}"
+    );
+    for site in [1, 2] {
+        let status = whack_status(&lab, site);
+        assert!(
+            status.contains("established IKE SA") || status.contains("ISAKMP SA established"),
+            "site {site}: no IKE SA in\n{status}"
+        );
+    }
+    eprintln!(
+        "libreswan: CHILD_SA_FAILED reported {:?} after the connections were created",
+        started.elapsed()
     );
 }

@@ -12,6 +12,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use vpnaas_model::enums::StatusReason;
+
 /// What pluto says of one connection (all instances `<id>/<n>x<m>` of a multi-subnet
 /// connection count as one).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -58,7 +60,7 @@ fn base(name: &str) -> &str {
 }
 
 /// What an SA state line says: (IKE established, child established).
-fn classify(rest: &str) -> (bool, bool) {
+fn sa_state(rest: &str) -> (bool, bool) {
     let has = |needle: &str| rest.contains(needle);
     let child = has("IPsec SA established")
         || has("established Child SA")
@@ -91,7 +93,7 @@ pub fn parse_status(text: &str) -> Sas {
             // A --trafficstatus line in the same output.
             continue;
         }
-        let (ike, child) = classify(rest);
+        let (ike, child) = sa_state(rest);
         let entry = sas.entry(base(name).to_string()).or_default();
         entry.ike_established |= ike;
         if child {
@@ -123,6 +125,49 @@ pub fn add_traffic(sas: &mut Sas, text: &str) {
         entry.bytes_out = entry.bytes_out.saturating_add(number("outBytes"));
         entry.children.insert(name.to_string());
     }
+}
+
+/// Names of the loaded connections (instances included: `c1/1x2`), from the connection
+/// lines of `whack --status` (`"c1/1x2": 10.1.0.0/24===…`).
+pub fn connection_names(text: &str) -> BTreeSet<String> {
+    text.lines()
+        .filter_map(|line| without_code(line).strip_prefix('"'))
+        .filter_map(|rest| rest.split_once("\":"))
+        .map(|(name, _)| name.to_string())
+        .filter(|name| !name.is_empty() && !name.contains(char::is_whitespace))
+        .collect()
+}
+
+/// The connection a pluto log line is about (the first quoted name), as its id.
+pub fn log_connection(line: &str) -> Option<&str> {
+    let (_, rest) = line.split_once('"')?;
+    let (name, _) = rest.split_once('"')?;
+    Some(base(name)).filter(|n| !n.is_empty())
+}
+
+/// The reason a pluto log line gives for a tunnel not being up, if any.
+pub fn classify(msg: &str) -> Option<StatusReason> {
+    let has = |needle: &str| msg.contains(needle);
+    if has("AUTHENTICATION_FAILED") || has("authentication failed") {
+        Some(StatusReason::AuthFailed)
+    } else if has("Add SA") && has("errno") {
+        Some(StatusReason::ChildSaFailed)
+    } else if has("TS_UNACCEPTABLE") {
+        Some(StatusReason::TsUnacceptable)
+    } else if has("NO_PROPOSAL_CHOSEN") || has("no acceptable") && has("proposal") {
+        Some(StatusReason::NoProposalChosen)
+    } else if has("timeout exceeded") || has("retransmits") && has("No response") {
+        Some(StatusReason::PeerUnreachable)
+    } else if has("received Delete SA payload") || has("deleted by peer") {
+        Some(StatusReason::PeerClosed)
+    } else {
+        None
+    }
+}
+
+/// Whether a pluto log line says a child SA came up (which ends any failure).
+pub fn child_established(msg: &str) -> bool {
+    msg.contains("established Child SA") || msg.contains("IPsec SA established")
 }
 
 #[cfg(test)]
@@ -173,11 +218,51 @@ mod tests {
         }
     }
 
+    #[test]
+    fn loaded_connections_are_listed_by_instance() {
+        for version in ["3", "4", "5"] {
+            let (status, _) = fixture(version);
+            let names = connection_names(&status);
+            assert!(names.contains(&format!("{C1}/1x2")), "{version}: {names:?}");
+            assert_eq!(names.len(), 4, "{version}: {names:?}");
+        }
+    }
+
+    #[test]
+    fn pluto_log_lines_map_to_status_reasons() {
+        let cases = [
+            (
+                r#""c1" #2: netlink response for Add SA esp.8deab154@203.0.113.1: Protocol not supported (errno 93)"#,
+                Some(StatusReason::ChildSaFailed),
+            ),
+            (
+                r#""c1" #2: IKE_AUTH response rejected Child SA with TS_UNACCEPTABLE"#,
+                Some(StatusReason::TsUnacceptable),
+            ),
+            (
+                r#""c1" #1: IKE SA authentication request rejected by peer: AUTHENTICATION_FAILED"#,
+                Some(StatusReason::AuthFailed),
+            ),
+            (
+                r#""c1" #1: STATE_PARENT_I1: 60 second timeout exceeded after 7 retransmits.  No response (or no acceptable response) to our first IKEv2 message"#,
+                Some(StatusReason::PeerUnreachable),
+            ),
+            (r#""c1" #1: sent IKE_SA_INIT request"#, None),
+        ];
+        for (line, reason) in cases {
+            assert_eq!(classify(line), reason, "{line}");
+            assert_eq!(log_connection(line), Some("c1"));
+        }
+        assert_eq!(log_connection(r#""c1/1x2" #3: x"#), Some("c1"));
+    }
+
     proptest! {
         #[test]
         fn any_input_parses_without_panicking(text in "(?s).{0,400}") {
             let mut sas = parse_status(&text);
             add_traffic(&mut sas, &text);
+            let _ = connection_names(&text);
+            let _ = (log_connection(&text), classify(&text));
         }
 
         #[test]

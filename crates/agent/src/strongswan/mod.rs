@@ -19,10 +19,12 @@ use futures::StreamExt;
 use tokio::sync::{Mutex, mpsc};
 use tokio::task::JoinHandle;
 use vpnaas_model::agent::{ConnectionSpec, RouterState};
-use vpnaas_model::enums::{Initiator, Status, StatusReason};
+use vpnaas_model::enums::{DriverKind, Initiator, Status, StatusReason};
 use vpnaas_model::site_connection::Traffic;
 
 use crate::config::AgentConfig;
+use crate::driver::{ConnectionState, IkeDriver, Observed};
+use crate::process;
 use crate::{Error, Metrics, Result};
 
 /// How long an initiation may take before it is retried.
@@ -31,28 +33,6 @@ const INITIATE_PATIENCE: Duration = Duration::from_secs(3);
 /// How long the side with the higher address waits before initiating too: an IKE
 /// exchange takes 20–35 ms here, so a peer that could initiate has done so by then.
 const INITIATE_GRACE: Duration = Duration::from_millis(100);
-
-/// Observed state of a router's VPN.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Observed {
-    /// charon is running.
-    pub daemon_running: bool,
-    /// Connection id → what charon says of it.
-    pub connections: HashMap<String, ConnectionState>,
-}
-
-/// What charon says of one loaded connection.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConnectionState {
-    /// ACTIVE or DOWN.
-    pub status: Status,
-    /// Why.
-    pub reason: StatusReason,
-    /// The negotiated proposal, or the log line that explains a failure.
-    pub detail: String,
-    /// Counters of the installed child SAs.
-    pub traffic: Option<Traffic>,
-}
 
 /// What charon's events taught about each connection since the daemon started.
 #[derive(Debug, Default, Clone)]
@@ -90,21 +70,9 @@ pub struct StrongSwan {
     config: AgentConfig,
     daemons: Mutex<HashMap<String, Daemon>>,
     wake: mpsc::UnboundedSender<String>,
-    restarts: std::sync::Mutex<HashMap<String, Restarts>>,
+    restarts: process::Backoff,
     metrics: Metrics,
 }
-
-/// Restart history of one router's charon, for backoff.
-#[derive(Clone, Copy)]
-struct Restarts {
-    last_start: tokio::time::Instant,
-    delay: Duration,
-}
-
-/// A charon that ran this long is healthy again: its next restart is immediate.
-const HEALTHY_AFTER: Duration = Duration::from_secs(60);
-/// Longest wait between restarts of a charon that keeps dying.
-const MAX_RESTART_DELAY: Duration = Duration::from_secs(30);
 
 impl StrongSwan {
     /// A driver that signals `wake` with a router id when that router's status may have
@@ -112,7 +80,7 @@ impl StrongSwan {
     pub fn new(config: AgentConfig, wake: mpsc::UnboundedSender<String>, metrics: Metrics) -> Self {
         StrongSwan {
             metrics,
-            restarts: std::sync::Mutex::new(HashMap::new()),
+            restarts: process::Backoff::default(),
             config,
             daemons: Mutex::new(HashMap::new()),
             wake,
@@ -120,17 +88,26 @@ impl StrongSwan {
     }
 
     /// Brings the router's charon and connections to the desired state.
-    pub async fn ensure(&self, namespace: &str, state: &RouterState) -> Result<()> {
+    async fn ensure_daemon(&self, namespace: &str, state: &RouterState) -> Result<()> {
         let wanted: Vec<&ConnectionSpec> = state.connections.iter().filter(|c| c.enabled).collect();
         let mut daemons = self.daemons.lock().await;
         if wanted.is_empty() {
             match daemons.remove(&state.router_id) {
                 Some(daemon) => stop(daemon).await,
-                None => stop_leftover(&self.config.router_dir(&state.router_id)).await,
+                None => {
+                    stop_leftover(
+                        &self
+                            .config
+                            .daemon_dir(&state.router_id, DriverKind::Strongswan),
+                    )
+                    .await
+                }
             }
             return Ok(());
         }
-        let running = daemons.get(&state.router_id).is_some_and(|d| alive(d.pid));
+        let running = daemons
+            .get(&state.router_id)
+            .is_some_and(|d| process::alive(d.pid));
         let known = daemons.contains_key(&state.router_id);
         if !running
             && !known
@@ -138,19 +115,24 @@ impl StrongSwan {
         {
             daemons.insert(state.router_id.clone(), daemon);
         }
-        let running = daemons.get(&state.router_id).is_some_and(|d| alive(d.pid));
+        let running = daemons
+            .get(&state.router_id)
+            .is_some_and(|d| process::alive(d.pid));
         if !running {
             // A dead daemon stays known until it is started again, so that every wake-up
             // during its backoff still counts it as a crash.
             let crashed = daemons.contains_key(&state.router_id);
-            if let Some(wait) = crashed.then(|| self.crash_wait(&state.router_id)).flatten() {
+            if let Some(wait) = crashed
+                .then(|| self.restarts.wait(&state.router_id))
+                .flatten()
+            {
                 self.wake_after(&state.router_id, wait);
                 return Err(Error::Daemon(format!(
                     "charon keeps exiting; next start in {wait:?}"
                 )));
             }
             daemons.remove(&state.router_id);
-            self.note_start(&state.router_id, crashed);
+            self.restarts.started(&state.router_id, crashed);
             if crashed {
                 self.metrics.daemon_restarted();
             }
@@ -182,13 +164,13 @@ impl StrongSwan {
     /// must not bounce healthy tunnels): connections whose fingerprint matches what is
     /// wanted count as loaded; others are unloaded.
     async fn adopt(&self, router_id: &str, wanted: &[&ConnectionSpec]) -> Option<Daemon> {
-        let dir = self.config.router_dir(router_id);
+        let dir = self.config.daemon_dir(router_id, DriverKind::Strongswan);
         let pid = std::fs::read_to_string(dir.join("run/charon.pid"))
             .ok()?
             .trim()
             .parse::<u32>()
             .ok()?;
-        if !alive(pid) || !is_charon(pid) {
+        if !process::alive(pid) || !process::is_named(pid, "charon") {
             return None;
         }
         let socket = dir.join("run/charon.vici");
@@ -233,46 +215,6 @@ impl StrongSwan {
         Some(daemon)
     }
 
-    /// After charon died: how long to wait before starting it again (`None`: now).
-    fn crash_wait(&self, router_id: &str) -> Option<Duration> {
-        let restarts = self
-            .restarts
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let entry = restarts.get(router_id)?;
-        let wait_until = entry.last_start + entry.delay;
-        let now = tokio::time::Instant::now();
-        (wait_until > now).then(|| wait_until - now)
-    }
-
-    /// Records a start. After a crash the next delay doubles (up to 30 s) unless charon had
-    /// run for a minute; a start that follows no crash (first start, or after the agent
-    /// stopped charon itself) resets it.
-    fn note_start(&self, router_id: &str, after_crash: bool) {
-        let mut restarts = self
-            .restarts
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let now = tokio::time::Instant::now();
-        let first = Duration::from_millis(500);
-        let delay = match restarts.get(router_id) {
-            Some(last)
-                if after_crash
-                    && now.saturating_duration_since(last.last_start) < HEALTHY_AFTER =>
-            {
-                (last.delay * 2).clamp(first, MAX_RESTART_DELAY)
-            }
-            _ => first,
-        };
-        restarts.insert(
-            router_id.to_string(),
-            Restarts {
-                last_start: now,
-                delay,
-            },
-        );
-    }
-
     fn wake_after(&self, router_id: &str, wait: Duration) {
         let (wake, router) = (self.wake.clone(), router_id.to_string());
         tokio::spawn(async move {
@@ -282,11 +224,11 @@ impl StrongSwan {
     }
 
     /// Stops the router's charon and removes its files.
-    pub async fn remove(&self, router_id: &str) -> Result<()> {
+    async fn remove_daemon(&self, router_id: &str) -> Result<()> {
         if let Some(daemon) = self.daemons.lock().await.remove(router_id) {
             stop(daemon).await;
         }
-        let dir = self.config.router_dir(router_id);
+        let dir = self.config.daemon_dir(router_id, DriverKind::Strongswan);
         stop_leftover(&dir).await;
         if dir.exists() {
             std::fs::remove_dir_all(&dir)
@@ -296,12 +238,12 @@ impl StrongSwan {
     }
 
     /// What charon says about the router's connections.
-    pub async fn observe(&self, router_id: &str) -> Observed {
+    async fn observe_daemon(&self, router_id: &str) -> Observed {
         let daemons = self.daemons.lock().await;
         let Some(daemon) = daemons.get(router_id) else {
             return Observed::default();
         };
-        if !alive(daemon.pid) {
+        if !process::alive(daemon.pid) {
             return Observed::default();
         }
         let history = daemon.history.lock().map(|h| h.clone()).unwrap_or_default();
@@ -320,7 +262,7 @@ impl StrongSwan {
     }
 
     async fn start(&self, namespace: &str, router_id: &str) -> Result<Daemon> {
-        let dir = self.config.router_dir(router_id);
+        let dir = self.config.daemon_dir(router_id, DriverKind::Strongswan);
         let run_dir = dir.join("run");
         let socket_path_len = run_dir.join("charon.vici").as_os_str().len();
         if socket_path_len > 107 {
@@ -365,7 +307,12 @@ impl StrongSwan {
         let vici = connect(&socket).await?;
         let history = SharedHistory::default();
         let events = self
-            .watch(router_id, &socket, Some(child_exit(child)), history.clone())
+            .watch(
+                router_id,
+                &socket,
+                Some(process::reap(child, "charon")),
+                history.clone(),
+            )
             .await?;
         tracing::info!(router = router_id, pid, "charon started");
         Ok(Daemon {
@@ -491,28 +438,6 @@ fn write_fingerprints(daemon: &Daemon) {
     }
 }
 
-fn alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => {
-            stat.rsplit(')')
-                .next()
-                .and_then(|rest| rest.split_whitespace().next())
-                != Some("Z")
-        }
-        Err(_) => false,
-    }
-}
-
-/// Reaps charon when it exits (so it never lingers as a zombie).
-fn child_exit(mut child: tokio::process::Child) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        match child.wait().await {
-            Ok(status) if status.success() => tracing::debug!("charon exited"),
-            other => tracing::warn!(status = ?other, "charon died"),
-        }
-    })
-}
-
 async fn connect(socket: &Path) -> Result<rsvici::Client> {
     for _ in 0..250 {
         if let Ok(client) = rsvici::unix::connect(socket).await {
@@ -593,6 +518,21 @@ async fn unload(daemon: &mut Daemon, id: &str) -> Result<()> {
     write_fingerprints(daemon);
     tracing::info!(connection = id, "connection unloaded");
     Ok(())
+}
+
+#[async_trait::async_trait]
+impl IkeDriver for StrongSwan {
+    async fn ensure(&self, namespace: &str, state: &RouterState) -> Result<()> {
+        self.ensure_daemon(namespace, state).await
+    }
+
+    async fn remove(&self, router_id: &str) -> Result<()> {
+        self.remove_daemon(router_id).await
+    }
+
+    async fn observe(&self, router_id: &str) -> Observed {
+        self.observe_daemon(router_id).await
+    }
 }
 
 /// Initiates a bi-directional connection until it is up. When both ends initiate at once
@@ -831,7 +771,7 @@ fn status_in(sas: &vici::Sas, spec: &ConnectionSpec) -> Status {
 }
 
 async fn stop(daemon: Daemon) {
-    terminate_pid(daemon.pid).await;
+    process::terminate(daemon.pid).await;
     tracing::info!(pid = daemon.pid, "charon stopped");
 }
 
@@ -841,26 +781,11 @@ async fn stop_leftover(dir: &Path) {
     if let Some(pid) = std::fs::read_to_string(&pid_file)
         .ok()
         .and_then(|t| t.trim().parse::<u32>().ok())
-        && alive(pid)
-        && is_charon(pid)
+        && process::alive(pid)
+        && process::is_named(pid, "charon")
     {
-        terminate_pid(pid).await;
+        process::terminate(pid).await;
     }
-}
-
-fn is_charon(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "charon")
-}
-
-async fn terminate_pid(pid: u32) {
-    let _ = crate::command::run("kill", &["-TERM", &pid.to_string()]).await;
-    for _ in 0..100 {
-        if !alive(pid) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let _ = crate::command::run("kill", &["-KILL", &pid.to_string()]).await;
 }
 
 #[cfg(test)]

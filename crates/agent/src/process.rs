@@ -1,0 +1,94 @@
+//! Daemon processes, whatever the daemon: liveness by pid (a zombie counts as dead),
+//! reaping, stopping by pid only, and the restart backoff of a daemon that keeps dying.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+/// Whether `pid` runs (a zombie waiting for its parent does not).
+pub fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => {
+            stat.rsplit(')')
+                .next()
+                .and_then(|rest| rest.split_whitespace().next())
+                != Some("Z")
+        }
+        Err(_) => false,
+    }
+}
+
+/// Whether `pid` is a process named `name` (so a recycled pid is never signalled).
+pub fn is_named(pid: u32, name: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == name)
+}
+
+/// Reaps a daemon when it exits (so it never lingers as a zombie); the handle finishes then.
+pub fn reap(mut child: tokio::process::Child, name: &'static str) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        match child.wait().await {
+            Ok(status) if status.success() => tracing::debug!(daemon = name, "exited"),
+            other => tracing::warn!(daemon = name, status = ?other, "died"),
+        }
+    })
+}
+
+/// SIGTERM, then SIGKILL after 2 s.
+pub async fn terminate(pid: u32) {
+    let _ = crate::command::run("kill", &["-TERM", &pid.to_string()]).await;
+    for _ in 0..100 {
+        if !alive(pid) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = crate::command::run("kill", &["-KILL", &pid.to_string()]).await;
+}
+
+/// A daemon that ran this long is healthy again: its next restart is immediate.
+const HEALTHY_AFTER: Duration = Duration::from_secs(60);
+/// Longest wait between restarts of a daemon that keeps dying.
+const MAX_RESTART_DELAY: Duration = Duration::from_secs(30);
+/// The first wait after a crash that follows a recent start.
+const FIRST_DELAY: Duration = Duration::from_millis(500);
+
+#[derive(Clone, Copy)]
+struct Starts {
+    last: Instant,
+    delay: Duration,
+}
+
+/// Restart history per router: a crashed daemon is restarted at once, then after 0.5 s,
+/// 1 s, 2 s … up to 30 s while it keeps dying.
+#[derive(Default)]
+pub struct Backoff(Mutex<HashMap<String, Starts>>);
+
+impl Backoff {
+    /// After a crash: how long to wait before starting again (`None`: now).
+    pub fn wait(&self, router_id: &str) -> Option<Duration> {
+        let starts = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = starts.get(router_id)?;
+        let wait_until = entry.last + entry.delay;
+        let now = Instant::now();
+        (wait_until > now).then(|| wait_until - now)
+    }
+
+    /// Records a start. After a crash the next delay doubles unless the daemon had run for
+    /// a minute; a start that follows no crash resets it.
+    pub fn started(&self, router_id: &str, after_crash: bool) {
+        let mut starts = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        let delay = match starts.get(router_id) {
+            Some(last)
+                if after_crash && now.saturating_duration_since(last.last) < HEALTHY_AFTER =>
+            {
+                (last.delay * 2).clamp(FIRST_DELAY, MAX_RESTART_DELAY)
+            }
+            _ => FIRST_DELAY,
+        };
+        starts.insert(router_id.to_string(), Starts { last: now, delay });
+    }
+}

@@ -1672,3 +1672,174 @@ async fn libreswan_routers_establish_ike_and_report_the_refused_child_sa() {
         started.elapsed()
     );
 }
+
+fn pluto_pid(lab: &Lab, site: usize) -> String {
+    let router = lab.site(site)["router_id"].as_str().expect("router");
+    std::fs::read_to_string(
+        lab._dir
+            .path()
+            .join("state")
+            .join(router)
+            .join("libreswan/run/pluto.pid"),
+    )
+    .unwrap_or_default()
+    .trim()
+    .to_string()
+}
+
+/// Serials of the established IKE SAs of a connection in `whack --status`.
+fn ike_serials(status: &str, conn: &str) -> Vec<String> {
+    status
+        .lines()
+        .filter(|l| l.contains(&format!("\"{conn}")) && l.contains("established IKE SA"))
+        .filter_map(|l| l.split('#').nth(1))
+        .filter_map(|rest| rest.split(':').next())
+        .map(String::from)
+        .collect()
+}
+
+async fn wait_ike(lab: &Lab, site: usize, conn: &str, within: Duration) -> Vec<String> {
+    let started = Instant::now();
+    loop {
+        let serials = ike_serials(&whack_status(lab, site), conn);
+        if !serials.is_empty() {
+            return serials;
+        }
+        assert!(
+            started.elapsed() < within,
+            "no IKE SA for {conn} at site {site} after {within:?}:\n{}",
+            whack_status(lab, site)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The driver-level suite as far as this kernel allows Libreswan (IKE only): a change to
+/// one connection leaves pluto and the other connection's IKE SA alone, a wrong PSK is
+/// reported as such, a killed pluto is restarted at once, and nothing is left afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn libreswan_changes_touch_one_connection_and_a_killed_pluto_comes_back() {
+    let root = libreswan_root();
+    let lab = Lab::start_with(
+        3,
+        Mode::AllInOne,
+        &["--driver", "libreswan", "--libreswan-root", &root],
+    )
+    .await;
+    let c = &lab.client;
+    let policies = lab.policies(json!({"ike_version": "v2"}), json!({})).await;
+    let services = [
+        lab.service(1).await,
+        lab.service(2).await,
+        lab.service(3).await,
+    ];
+    let conn1 = lab
+        .connect(&services[0], 1, 2, &policies, "secret-one")
+        .await;
+    lab.connect(&services[1], 2, 1, &policies, "secret-one")
+        .await;
+    let conn2 = lab
+        .connect(&services[0], 1, 3, &policies, "secret-two")
+        .await;
+    let back2 = lab
+        .connect(&services[2], 3, 1, &policies, "secret-two")
+        .await;
+    let serials = wait_ike(&lab, 1, &conn1, Duration::from_secs(20)).await;
+    wait_ike(&lab, 1, &conn2, Duration::from_secs(20)).await;
+    let pid = pluto_pid(&lab, 1);
+    assert!(!pid.is_empty());
+
+    for change in [
+        json!({"peer_cidrs": ["10.3.0.0/24", "10.33.0.0/24"]}),
+        json!({"dpd": {"action": "restart", "interval": 7, "timeout": 30}}),
+        json!({"admin_state_up": false}),
+        json!({"admin_state_up": true}),
+        json!({"psk": "not-what-site-3-has"}),
+    ] {
+        c.update(Kind::SiteConnection, &conn2, change)
+            .await
+            .expect("update connection 2");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    lab.wait_status(&back2, "DOWN", Duration::from_secs(5))
+        .await;
+    let started = Instant::now();
+    loop {
+        let mut seen = Vec::new();
+        for conn in [&conn2, &back2] {
+            let shown = c.show(Kind::SiteConnection, conn).await.expect("show");
+            seen.push(shown["status_reason"].as_str().unwrap_or("").to_string());
+        }
+        if seen.iter().any(|r| r == "AUTH_FAILED") {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "a PSK mismatch is not reported as AUTH_FAILED: {seen:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        pluto_pid(&lab, 1),
+        pid,
+        "pluto was restarted by a connection change"
+    );
+    let now = ike_serials(&whack_status(&lab, 1), &conn1);
+    assert!(
+        serials.iter().all(|s| now.contains(s)),
+        "connection 1's IKE SA changed ({serials:?} → {now:?}) while connection 2 did"
+    );
+
+    assert!(
+        Command::new("kill")
+            .args(["-KILL", &pid])
+            .status()
+            .expect("kill")
+            .success()
+    );
+    let killed = Instant::now();
+    let restarted = loop {
+        let new_pid = pluto_pid(&lab, 1);
+        if !new_pid.is_empty()
+            && new_pid != pid
+            && std::path::Path::new(&format!("/proc/{new_pid}")).exists()
+        {
+            break new_pid;
+        }
+        assert!(
+            killed.elapsed() < Duration::from_secs(5),
+            "pluto was not restarted"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    wait_ike(&lab, 1, &conn1, Duration::from_secs(20)).await;
+    eprintln!("kill -9 of pluto -> IKE SA again: {:?}", killed.elapsed());
+    lab.wait_metric(
+        &lab.url,
+        "vpnaas_agent_daemon_restarts_total 1",
+        Duration::from_secs(2),
+    )
+    .await;
+
+    for conn in c.list(Kind::SiteConnection, &[]).await.expect("list") {
+        c.delete(Kind::SiteConnection, &id(&conn))
+            .await
+            .expect("delete");
+    }
+    let running = |pid: &str| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+            stat.rsplit(')')
+                .next()
+                .and_then(|r| r.split_whitespace().next())
+                != Some("Z")
+        })
+    };
+    let started = Instant::now();
+    while running(&restarted) {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "pluto {restarted} still runs after the router's connections were deleted"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -5,6 +5,7 @@ mod aio;
 mod bench;
 mod demo;
 mod lab;
+mod migrate;
 mod output;
 mod resource_cmd;
 mod serve;

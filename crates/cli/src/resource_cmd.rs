@@ -23,6 +23,8 @@ pub fn command_name(kind: Kind) -> &'static str {
         Kind::Subnet => "subnet",
         Kind::Router => "router",
         Kind::Agent => "network-agent",
+        Kind::Flavor => "flavor",
+        Kind::ServiceProfile => "service-profile",
     }
 }
 
@@ -50,6 +52,7 @@ fn list_columns(kind: Kind) -> &'static [&'static str] {
             "router_id",
             "subnet_id",
             "external_v4_ip",
+            "provider",
             "status",
         ],
         Kind::SiteConnection => &[
@@ -65,6 +68,8 @@ fn list_columns(kind: Kind) -> &'static [&'static str] {
         Kind::Subnet => &["id", "name", "network_id", "cidr", "gateway_ip"],
         Kind::Router => &["id", "name", "status", "agent_host", "revision_number"],
         Kind::Agent => &["id", "host", "agent_type", "alive", "admin_state_up"],
+        Kind::Flavor => &["id", "name", "service_type", "enabled", "service_profiles"],
+        Kind::ServiceProfile => &["id", "driver", "enabled", "description"],
     }
 }
 
@@ -78,6 +83,7 @@ fn referenced_kind(attr: &str) -> Option<Kind> {
         "ikepolicy_id" => Some(Kind::IkePolicy),
         "ipsecpolicy_id" => Some(Kind::IpsecPolicy),
         "local_ep_group_id" | "peer_ep_group_id" => Some(Kind::EndpointGroup),
+        "flavor_id" => Some(Kind::Flavor),
         _ => None,
     }
 }
@@ -203,6 +209,20 @@ pub fn command(kind: Kind) -> Command {
                     .about(about)
                     .arg(Arg::new("router").value_name("ROUTER").required(true))
                     .arg(Arg::new("subnet").value_name("SUBNET").required(true)),
+            );
+        }
+        cmd = cmd.subcommand(crate::migrate::command());
+    }
+    if kind == Kind::Flavor {
+        for (name, about) in [
+            ("add-profile", "Associate a service profile with a flavor"),
+            ("remove-profile", "Remove a service profile from a flavor"),
+        ] {
+            cmd = cmd.subcommand(
+                Command::new(name)
+                    .about(about)
+                    .arg(Arg::new("flavor").value_name("FLAVOR").required(true))
+                    .arg(Arg::new("profile").value_name("PROFILE_ID").required(true)),
             );
         }
     }
@@ -360,6 +380,25 @@ pub async fn run(
             };
             Ok(output::object(format, &info))
         }
+        "migrate-driver" => crate::migrate::run(client, args).await,
+        "add-profile" | "remove-profile" => {
+            let flavor = resolve(
+                client,
+                Kind::Flavor,
+                args.get_one::<String>("flavor").context("flavor")?,
+            )
+            .await?;
+            let profile = args.get_one::<String>("profile").context("profile")?;
+            if action == "add-profile" {
+                Ok(output::object(
+                    format,
+                    &client.associate_profile(&flavor, profile).await?,
+                ))
+            } else {
+                client.disassociate_profile(&flavor, profile).await?;
+                Ok(String::new())
+            }
+        }
         other => bail!("unknown action {other}"),
     }
 }
@@ -370,7 +409,7 @@ fn target(args: &ArgMatches) -> Result<&str> {
         .context("NAME_OR_ID is required")
 }
 
-async fn resolve(client: &Client, kind: Kind, name_or_id: &str) -> Result<String> {
+pub(crate) async fn resolve(client: &Client, kind: Kind, name_or_id: &str) -> Result<String> {
     let found = client.find(kind, name_or_id).await?;
     found["id"]
         .as_str()

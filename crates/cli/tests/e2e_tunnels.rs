@@ -250,16 +250,43 @@ impl Lab {
     }
 
     async fn service(&self, site: usize) -> String {
+        self.service_of_flavor(site, None).await
+    }
+
+    /// A VPN service on a site's router, of a flavor (its driver) or the default.
+    async fn service_of_flavor(&self, site: usize, flavor: Option<&str>) -> String {
         let s = self.site(site);
         let svc = self
             .client
             .create(
                 Kind::VpnService,
-                json!({"router_id": s["router_id"], "subnet_id": s["subnet_id"]}),
+                json!({"router_id": s["router_id"], "subnet_id": s["subnet_id"], "flavor_id": flavor}),
             )
             .await
             .expect("service");
         id(&svc)
+    }
+
+    /// A flavor whose services run on Libreswan (profile, flavor, association).
+    async fn libreswan_flavor(&self) -> String {
+        let profile = self
+            .client
+            .create(Kind::ServiceProfile, json!({"driver": "libreswan"}))
+            .await
+            .expect("profile");
+        let flavor = self
+            .client
+            .create(
+                Kind::Flavor,
+                json!({"name": "libreswan", "service_type": "VPN"}),
+            )
+            .await
+            .expect("flavor");
+        self.client
+            .associate_profile(&id(&flavor), &id(&profile))
+            .await
+            .expect("associate");
+        id(&flavor)
     }
 
     async fn connect(
@@ -1602,14 +1629,13 @@ fn whack_status(lab: &Lab, site: usize) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn libreswan_routers_establish_ike_and_report_the_refused_child_sa() {
     let root = libreswan_root();
-    let lab = Lab::start_with(
-        2,
-        Mode::AllInOne,
-        &["--driver", "libreswan", "--libreswan-root", &root],
-    )
-    .await;
+    let lab = Lab::start_with(2, Mode::AllInOne, &["--libreswan-root", &root]).await;
+    let flavor = lab.libreswan_flavor().await;
     let policies = lab.policies(json!({"ike_version": "v2"}), json!({})).await;
-    let (s1, s2) = (lab.service(1).await, lab.service(2).await);
+    let (s1, s2) = (
+        lab.service_of_flavor(1, Some(&flavor)).await,
+        lab.service_of_flavor(2, Some(&flavor)).await,
+    );
     let c12 = lab.connect(&s1, 1, 2, &policies, "pluto-secret").await;
     let c21 = lab.connect(&s2, 2, 1, &policies, "pluto-secret").await;
     let started = Instant::now();
@@ -1720,18 +1746,14 @@ async fn wait_ike(lab: &Lab, site: usize, conn: &str, within: Duration) -> Vec<S
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn libreswan_changes_touch_one_connection_and_a_killed_pluto_comes_back() {
     let root = libreswan_root();
-    let lab = Lab::start_with(
-        3,
-        Mode::AllInOne,
-        &["--driver", "libreswan", "--libreswan-root", &root],
-    )
-    .await;
+    let lab = Lab::start_with(3, Mode::AllInOne, &["--libreswan-root", &root]).await;
     let c = &lab.client;
+    let flavor = lab.libreswan_flavor().await;
     let policies = lab.policies(json!({"ike_version": "v2"}), json!({})).await;
     let services = [
-        lab.service(1).await,
-        lab.service(2).await,
-        lab.service(3).await,
+        lab.service_of_flavor(1, Some(&flavor)).await,
+        lab.service_of_flavor(2, Some(&flavor)).await,
+        lab.service_of_flavor(3, Some(&flavor)).await,
     ];
     let conn1 = lab
         .connect(&services[0], 1, 2, &policies, "secret-one")
@@ -1841,5 +1863,162 @@ async fn libreswan_changes_touch_one_connection_and_a_killed_pluto_comes_back() 
             "pluto {restarted} still runs after the router's connections were deleted"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// One ping from a site's host with a 200 ms deadline.
+fn ping_once(lab: &Lab, from: usize, to: usize) -> bool {
+    let target = lab.site(to)["host_ip"]
+        .as_str()
+        .expect("host ip")
+        .to_string();
+    let namespace = lab.site(from)["host_namespace"]
+        .as_str()
+        .expect("ns")
+        .to_string();
+    Command::new("ip")
+        .args([
+            "netns", "exec", &namespace, "ping", "-c", "1", "-W", "0.2", &target,
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Two routers on Libreswan (IKE up, no data path on this kernel) move to strongSwan
+/// with `vpnaas router migrate-driver`: the tunnel comes up and carries pings, and pluto
+/// is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrating_two_libreswan_routers_to_strongswan_brings_the_tunnel_up() {
+    let root = libreswan_root();
+    let lab = Lab::start_with(2, Mode::AllInOne, &["--libreswan-root", &root]).await;
+    let flavor = lab.libreswan_flavor().await;
+    let policies = lab.policies(json!({"ike_version": "v2"}), json!({})).await;
+    let (s1, s2) = (
+        lab.service_of_flavor(1, Some(&flavor)).await,
+        lab.service_of_flavor(2, Some(&flavor)).await,
+    );
+    let c12 = lab.connect(&s1, 1, 2, &policies, "move-me").await;
+    let c21 = lab.connect(&s2, 2, 1, &policies, "move-me").await;
+    wait_ike(&lab, 1, &c12, Duration::from_secs(20)).await;
+    let plutos = (pluto_pid(&lab, 1), pluto_pid(&lab, 2));
+    assert!(
+        !ping_once(&lab, 1, 2),
+        "Libreswan has no data path on this kernel"
+    );
+
+    let started = Instant::now();
+    let migrations: Vec<Child> = [1, 2]
+        .into_iter()
+        .map(|site| {
+            let router = lab.site(site)["router_id"]
+                .as_str()
+                .expect("router")
+                .to_string();
+            Command::new(env!("CARGO_BIN_EXE_vpnaas"))
+                .args([
+                    "router",
+                    "migrate-driver",
+                    &router,
+                    "--to",
+                    "strongswan",
+                    "--timeout",
+                    "30",
+                ])
+                .env("VPNAAS_URL", &lab.url)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("vpnaas router migrate-driver")
+        })
+        .collect();
+    while !ping_once(&lab, 1, 2) {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no ping after the migration"
+        );
+    }
+    let first_ping = started.elapsed();
+    for migration in migrations {
+        let out = migration.wait_with_output().expect("migrate-driver");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(text.contains("every connection ACTIVE"), "{text}");
+    }
+    eprintln!(
+        "migrate-driver libreswan -> strongswan: first ping through the tunnel {first_ping:?} after the call"
+    );
+    for conn in [&c12, &c21] {
+        lab.wait_status(conn, "ACTIVE", Duration::from_secs(5))
+            .await;
+    }
+    assert_eq!(
+        lab.client.show(Kind::VpnService, &s1).await.expect("svc")["provider"],
+        "strongswan"
+    );
+    for pid in [plutos.0, plutos.1] {
+        assert!(
+            !std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|c| c.trim() == "pluto"),
+            "pluto {pid} still runs"
+        );
+    }
+    assert!(!charon_pid(&lab, 1).is_empty(), "charon runs instead");
+}
+
+/// A migration that cannot finish (Libreswan has no data path on this kernel) is rolled
+/// back: the command fails, the router is on strongSwan again and the tunnel carries pings.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_migration_that_cannot_finish_is_rolled_back() {
+    let root = libreswan_root();
+    let lab = Lab::start_with(2, Mode::AllInOne, &["--libreswan-root", &root]).await;
+    let policies = lab.policies(json!({"ike_version": "v2"}), json!({})).await;
+    let (s1, s2) = (lab.service(1).await, lab.service(2).await);
+    let c12 = lab.connect(&s1, 1, 2, &policies, "stay-put").await;
+    let c21 = lab.connect(&s2, 2, 1, &policies, "stay-put").await;
+    lab.wait_status(&c12, "ACTIVE", Duration::from_secs(20))
+        .await;
+    lab.wait_status(&c21, "ACTIVE", Duration::from_secs(20))
+        .await;
+    let router = lab.site(1)["router_id"]
+        .as_str()
+        .expect("router")
+        .to_string();
+    let out = vpnaas(
+        &lab.url,
+        &[
+            "router",
+            "migrate-driver",
+            &router,
+            "--to",
+            "libreswan",
+            "--timeout",
+            "3",
+        ],
+    );
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("rolled back to strongswan"), "{text}");
+    assert_eq!(
+        lab.client.show(Kind::VpnService, &s1).await.expect("svc")["provider"],
+        "strongswan"
+    );
+    lab.wait_status(&c12, "ACTIVE", Duration::from_secs(20))
+        .await;
+    let started = Instant::now();
+    while !lab.ping(1, 2) {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the tunnel did not come back"
+        );
     }
 }

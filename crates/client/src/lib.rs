@@ -279,6 +279,39 @@ impl Client {
         .await
     }
 
+    /// Moves a router's VPN to another driver (admin action).
+    pub async fn migrate_router_driver(&self, router_id: &str, driver: &str) -> Result<Value> {
+        let body = json!({ "driver": driver });
+        self.call(
+            Method::PUT,
+            &format!("/v2.0/routers/{router_id}/migrate_vpn_driver"),
+            Some(&body),
+        )
+        .await
+    }
+
+    /// Associates a service profile with a flavor.
+    pub async fn associate_profile(&self, flavor_id: &str, profile_id: &str) -> Result<Value> {
+        let body = json!({ "service_profile": { "id": profile_id } });
+        self.call(
+            Method::POST,
+            &format!("/v2.0/flavors/{flavor_id}/service_profiles"),
+            Some(&body),
+        )
+        .await
+    }
+
+    /// Removes a service profile from a flavor.
+    pub async fn disassociate_profile(&self, flavor_id: &str, profile_id: &str) -> Result<()> {
+        self.call(
+            Method::DELETE,
+            &format!("/v2.0/flavors/{flavor_id}/service_profiles/{profile_id}"),
+            None,
+        )
+        .await
+        .map(|_| ())
+    }
+
     /// Detaches a subnet from a router.
     pub async fn remove_router_interface(&self, router_id: &str, subnet_id: &str) -> Result<Value> {
         let body = json!({ "subnet_id": subnet_id });

@@ -116,6 +116,11 @@ impl Error {
             crate::Kind::Subnet => ("SubnetNotFound", format!("Subnet {id} could not be found.")),
             crate::Kind::Router => ("RouterNotFound", format!("Router {id} could not be found")),
             crate::Kind::Agent => ("AgentNotFound", format!("Agent {id} could not be found")),
+            crate::Kind::Flavor => ("FlavorNotFound", format!("Flavor {id} could not be found.")),
+            crate::Kind::ServiceProfile => (
+                "ServiceProfileNotFound",
+                format!("Service Profile {id} could not be found."),
+            ),
         };
         Self::not_found(class_name, message)
     }

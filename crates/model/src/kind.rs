@@ -23,11 +23,15 @@ pub enum Kind {
     Router,
     /// `/v2.0/agents` (admin, read-only)
     Agent,
+    /// Flavors (driver selection).
+    Flavor,
+    /// Service profiles (a flavor's drivers).
+    ServiceProfile,
 }
 
 impl Kind {
     /// All kinds, in the order the API documents them.
-    pub const ALL: [Kind; 9] = [
+    pub const ALL: [Kind; 11] = [
         Kind::IkePolicy,
         Kind::IpsecPolicy,
         Kind::VpnService,
@@ -37,6 +41,8 @@ impl Kind {
         Kind::Subnet,
         Kind::Router,
         Kind::Agent,
+        Kind::Flavor,
+        Kind::ServiceProfile,
     ];
 
     /// JSON envelope key of one object (`ikepolicy`).
@@ -51,6 +57,8 @@ impl Kind {
             Kind::Subnet => "subnet",
             Kind::Router => "router",
             Kind::Agent => "agent",
+            Kind::Flavor => "flavor",
+            Kind::ServiceProfile => "service_profile",
         }
     }
 
@@ -66,6 +74,8 @@ impl Kind {
             Kind::Subnet => "subnets",
             Kind::Router => "routers",
             Kind::Agent => "agents",
+            Kind::Flavor => "flavors",
+            Kind::ServiceProfile => "service_profiles",
         }
     }
 
@@ -81,6 +91,8 @@ impl Kind {
             Kind::Subnet => "subnets",
             Kind::Router => "routers",
             Kind::Agent => "agents",
+            Kind::Flavor => "flavors",
+            Kind::ServiceProfile => "service_profiles",
         }
     }
 

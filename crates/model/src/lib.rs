@@ -7,9 +7,11 @@
 
 pub mod agent;
 pub mod attr;
+pub mod capability;
 pub mod endpoint_group;
 pub mod enums;
 pub mod error;
+pub mod flavor;
 pub mod grammar;
 pub mod kind;
 pub mod network;

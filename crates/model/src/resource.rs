@@ -30,6 +30,8 @@ pub fn attributes(kind: Kind) -> &'static [Attr] {
         Kind::Subnet => crate::network::SUBNET_ATTRS,
         Kind::Router => crate::network::ROUTER_ATTRS,
         Kind::Agent => crate::agent::AGENT_ATTRS,
+        Kind::Flavor => crate::flavor::FLAVOR_ATTRS,
+        Kind::ServiceProfile => crate::flavor::SERVICE_PROFILE_ATTRS,
     }
 }
 

@@ -28,6 +28,10 @@ pub struct VpnService {
     pub admin_state_up: bool,
     /// Flavor selecting the driver.
     pub flavor_id: Option<String>,
+    /// The driver (provider) the service runs on, pinned at creation (vpnaas extension);
+    /// absent on services stored before drivers were chosen: strongSwan.
+    #[serde(default)]
+    pub provider: Option<crate::enums::DriverKind>,
     /// The router's IPv4 gateway address.
     pub external_v4_ip: Option<String>,
     /// The router's IPv6 gateway address.
@@ -71,6 +75,13 @@ pub const VPN_SERVICE_ATTRS: &[Attr] = crate::attribute_map![
         "flavor (driver selection)"
     ),
     Attr::new(
+        "provider",
+        T::Computed,
+        Post::Forbidden,
+        false,
+        "driver the service runs on (from its flavor, else the default provider)"
+    ),
+    Attr::new(
         "external_v4_ip",
         T::Computed,
         Post::Forbidden,
@@ -96,5 +107,6 @@ pub const VPN_SERVICE_ATTRS: &[Attr] = crate::attribute_map![
 crate::impl_resource!(VpnService, Kind::VpnService, |s| {
     let mut refs = vec![(Kind::Router, s.router_id.clone())];
     refs.extend(s.subnet_id.iter().map(|id| (Kind::Subnet, id.clone())));
+    refs.extend(s.flavor_id.iter().map(|id| (Kind::Flavor, id.clone())));
     refs
 });

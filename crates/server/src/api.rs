@@ -19,6 +19,7 @@ use crate::App;
 use crate::auth::Caller;
 use crate::error::{ApiResult, neutron_error};
 use crate::listing::{ListQuery, project};
+use crate::service::flavors::Association;
 use crate::service::{self, InterfaceChange};
 
 /// The service `axum::serve` runs: paths normalised, then routed.
@@ -53,6 +54,16 @@ pub fn router(app: App) -> Router {
         .route(
             "/v2.0/routers/{id}/remove_router_interface",
             put(remove_interface),
+        )
+        .route("/v2.0/routers/{id}/migrate_vpn_driver", put(migrate_driver))
+        .route("/v2.0/service-providers", get(service_providers))
+        .route(
+            "/v2.0/flavors/{id}/service_profiles",
+            axum::routing::post(associate_profile),
+        )
+        .route(
+            "/v2.0/flavors/{id}/service_profiles/{profile_id}",
+            axum::routing::delete(disassociate_profile),
         );
     for kind in Kind::ALL {
         routes = routes
@@ -222,6 +233,47 @@ async fn add_interface(
     )
     .await?;
     Ok(Json(info))
+}
+
+async fn migrate_driver(
+    State(app): State<App>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult<Json<Value>> {
+    let body = parse_body(&body)?;
+    Ok(Json(
+        service::flavors::migrate_router(&app, &caller, &id, &body).await?,
+    ))
+}
+
+async fn service_providers(State(app): State<App>, caller: Caller) -> ApiResult<Json<Value>> {
+    Ok(Json(service::flavors::providers(
+        &caller,
+        app.settings.default_driver,
+    )?))
+}
+
+async fn associate_profile(
+    State(app): State<App>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let body = parse_body(&body)?;
+    let answer =
+        service::flavors::change_association(&app, &caller, &id, Association::Add(&body)).await?;
+    Ok((StatusCode::CREATED, Json(answer.unwrap_or_default())).into_response())
+}
+
+async fn disassociate_profile(
+    State(app): State<App>,
+    caller: Caller,
+    Path((id, profile_id)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    service::flavors::change_association(&app, &caller, &id, Association::Remove(&profile_id))
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn remove_interface(

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use serde::Deserialize;
+use vpnaas_model::enums::DriverKind;
 
 /// How callers are identified.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
@@ -37,6 +38,8 @@ pub struct Settings {
     pub allow_weak_algorithms: bool,
     /// Seconds without a heartbeat after which an agent is dead (gets no new routers).
     pub agent_down_time: u64,
+    /// The provider (IKE daemon) of VPN services created without a flavor.
+    pub default_driver: DriverKind,
 }
 
 impl Default for Settings {
@@ -50,6 +53,7 @@ impl Default for Settings {
             default_project: "admin".into(),
             allow_weak_algorithms: false,
             agent_down_time: 75,
+            default_driver: DriverKind::Strongswan,
         }
     }
 }
@@ -129,6 +133,9 @@ allow_weak_algorithms = false
 
 # Seconds without a heartbeat after which an agent counts as dead.
 agent_down_time = 75
+
+# Provider (IKE daemon) of VPN services created without a flavor: strongswan | libreswan.
+default_driver = "strongswan"
 "#;
 
 #[cfg(test)]
@@ -143,5 +150,6 @@ mod tests {
         assert_eq!(parsed.data_dir, defaults.data_dir);
         assert_eq!(parsed.auth, defaults.auth);
         assert!(!parsed.allow_weak_algorithms);
+        assert_eq!(parsed.default_driver, defaults.default_driver);
     }
 }

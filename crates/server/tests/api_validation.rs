@@ -258,7 +258,7 @@ async fn vpn_service_rules() {
             json!({"router_id": s.router, "flavor_id": missing})
         )
         .await,
-        (404, "FlavorsPluginNotLoaded".into())
+        (404, "FlavorNotFound".into())
     );
     assert_eq!(
         refused(c, Kind::VpnService, json!({"router_id": "not-a-uuid"})).await,

@@ -231,7 +231,7 @@ pub async fn router_state(
             .map(|s| (s.id.clone(), s.admin_state_up))
             .collect(),
         connections,
-        driver: None,
+        driver: services.iter().find_map(|s| s.provider),
     }))
 }
 

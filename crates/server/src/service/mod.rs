@@ -3,6 +3,7 @@
 //! one store transaction so a guard and the change it allows cannot be split.
 
 pub mod agents;
+pub mod flavors;
 mod inventory;
 mod vpn;
 
@@ -37,7 +38,7 @@ pub async fn list(
     let records = app.store.list(kind).await?;
     let public = public_networks(app, caller, kind).await?;
     let needs_documents = !query.is_plain()
-        || kind == Kind::Agent
+        || matches!(kind, Kind::Agent | Kind::Flavor)
         || (kind == Kind::SiteConnection && !caller.sees_secrets())
         || (matches!(kind, Kind::Network | Kind::Subnet) && !caller.is_admin());
     let (items, links): (Vec<String>, Vec<Value>) = if needs_documents {
@@ -111,10 +112,10 @@ pub async fn connection_events(
     Ok(serde_json::json!({ "events": events }))
 }
 
-/// Readers may read; agents are for admins only.
+/// Readers may read; agents and service profiles are for admins only.
 fn require_read(caller: &Caller, kind: Kind) -> Result<(), Fault> {
     let action = format!("get_{}", kind.policy_target());
-    if kind == Kind::Agent && !caller.is_admin() {
+    if matches!(kind, Kind::Agent | Kind::ServiceProfile) && !caller.is_admin() {
         return Err(Fault::forbidden(&action));
     }
     caller.require_read(&action)
@@ -134,6 +135,12 @@ pub async fn create(app: &App, caller: &Caller, kind: Kind, body: Value) -> ApiR
         _ => None,
     };
     let mut tx = app.store.begin().await?;
+    if kind == Kind::VpnService {
+        let flavor = fields.get("flavor_id").and_then(Value::as_str);
+        let driver =
+            flavors::choose_driver(tx.as_mut(), flavor, app.settings.default_driver).await?;
+        fields.insert("provider".into(), serde_json::json!(driver));
+    }
     let created = match kind {
         Kind::IkePolicy
         | Kind::IpsecPolicy
@@ -142,6 +149,9 @@ pub async fn create(app: &App, caller: &Caller, kind: Kind, body: Value) -> ApiR
         | Kind::SiteConnection => vpn::create(tx.as_mut(), caller, kind, fields, resolved).await?,
         Kind::Network | Kind::Subnet | Kind::Router => {
             inventory::create(tx.as_mut(), caller, kind, fields).await?
+        }
+        Kind::Flavor | Kind::ServiceProfile => {
+            flavors::create(tx.as_mut(), caller, kind, fields).await?
         }
         Kind::Agent => return Err(read_only(kind)),
     };
@@ -227,6 +237,9 @@ pub async fn update(
         Kind::Network | Kind::Subnet | Kind::Router => {
             inventory::update(tx.as_mut(), caller, kind, id, changes).await?
         }
+        Kind::Flavor | Kind::ServiceProfile => {
+            flavors::update(tx.as_mut(), caller, kind, id, changes).await?
+        }
         Kind::Agent => return Err(read_only(kind)),
     };
     let touched = touched_by(tx.as_mut(), kind, &updated).await?;
@@ -251,6 +264,9 @@ pub async fn delete(app: &App, caller: &Caller, kind: Kind, id: &str) -> ApiResu
         | Kind::SiteConnection => vpn::delete(tx.as_mut(), caller, kind, id).await?,
         Kind::Network | Kind::Subnet | Kind::Router => {
             inventory::delete(tx.as_mut(), caller, kind, id).await?
+        }
+        Kind::Flavor | Kind::ServiceProfile => {
+            flavors::delete(tx.as_mut(), caller, kind, id).await?
         }
         Kind::Agent => return Err(read_only(kind)),
     }
@@ -325,6 +341,7 @@ fn visible(caller: &Caller, kind: Kind, record: &Record, item: &Value, public: &
         return true;
     }
     match kind {
+        Kind::Flavor => true,
         Kind::Network => {
             item["shared"] == Value::Bool(true) || item["router:external"] == Value::Bool(true)
         }

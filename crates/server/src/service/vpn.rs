@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use serde_json::{Map, Value, json};
 use vpnaas_model::endpoint_group::EndpointGroup;
-use vpnaas_model::enums::{EndpointType, Status, TransformProtocol};
+use vpnaas_model::enums::{DriverKind, EndpointType, Status, TransformProtocol};
 use vpnaas_model::grammar::{self, PeerAddress};
 use vpnaas_model::network::{Router, Subnet};
 use vpnaas_model::policy::{IkePolicy, IpsecPolicy};
@@ -163,9 +163,11 @@ async fn create_vpn_service(
 ) -> ApiResult<Value> {
     let router_id = fields["router_id"].as_str().unwrap_or_default().to_string();
     let router: Router = fetch(tx, caller, &router_id).await?;
-    if fields.get("flavor_id").is_some_and(|f| !f.is_null()) {
-        return Err(Fault::not_found("FlavorsPluginNotLoaded", "Flavors plugin not found").into());
-    }
+    let driver = fields
+        .get("provider")
+        .and_then(|p| serde_json::from_value::<DriverKind>(p.clone()).ok())
+        .unwrap_or(DriverKind::Strongswan);
+    super::flavors::check_router_driver(tx, &router_id, driver, None).await?;
     if router.external_gateway_info.is_none() {
         return Err(Fault::bad_request(
             "RouterIsNotExternal",
@@ -289,7 +291,12 @@ async fn create_connection(
         .into());
     }
     let service: VpnService = fetch(tx, caller, &text("vpnservice_id")).await?;
-    let _: IkePolicy = fetch(tx, caller, &text("ikepolicy_id")).await?;
+    let ike: IkePolicy = fetch(tx, caller, &text("ikepolicy_id")).await?;
+    super::flavors::check_policies(
+        service.provider.unwrap_or(DriverKind::Strongswan),
+        &ike,
+        &ipsec,
+    )?;
     let mut conn: SiteConnection = build(
         fields,
         vec![

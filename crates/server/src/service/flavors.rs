@@ -1,0 +1,343 @@
+//! Flavors, service profiles and providers (Neutron's `vpn-flavors`): admins define
+//! profiles naming a driver and flavors grouping them; a VPN service created with a
+//! `flavor_id` runs on the flavor's first enabled profile's driver, one without on the
+//! server's default provider. The driver is pinned on the service (`provider`), and all
+//! services of a router must agree, since a router runs one IKE daemon.
+
+use serde_json::{Map, Value, json};
+use vpnaas_model::capability;
+use vpnaas_model::enums::DriverKind;
+use vpnaas_model::flavor::{Flavor, ServiceProfile};
+use vpnaas_model::policy::{IkePolicy, IpsecPolicy};
+use vpnaas_model::site_connection::SiteConnection;
+use vpnaas_model::vpn_service::VpnService;
+use vpnaas_model::{Error as Fault, Kind};
+use vpnaas_store::Transaction;
+
+use super::{build, changed, save};
+use crate::auth::Caller;
+use crate::error::ApiResult;
+
+fn admin_only(caller: &Caller, action: &str) -> ApiResult<()> {
+    if caller.is_admin() {
+        Ok(())
+    } else {
+        Err(Fault::forbidden(action).into())
+    }
+}
+
+async fn load<R: vpnaas_model::Resource>(tx: &mut dyn Transaction, id: &str) -> ApiResult<R> {
+    tx.load::<R>(id)
+        .await?
+        .ok_or_else(|| Fault::resource_not_found(R::KIND, id).into())
+}
+
+pub(super) async fn create(
+    tx: &mut dyn Transaction,
+    caller: &Caller,
+    kind: Kind,
+    fields: Map<String, Value>,
+) -> ApiResult<Value> {
+    admin_only(caller, &format!("create_{}", kind.singular()))?;
+    match kind {
+        Kind::Flavor => {
+            save(
+                tx,
+                &build::<Flavor>(fields, vec![("service_profiles", json!([]))])?,
+            )
+            .await
+        }
+        _ => save(tx, &build::<ServiceProfile>(fields, vec![])?).await,
+    }
+}
+
+pub(super) async fn update(
+    tx: &mut dyn Transaction,
+    caller: &Caller,
+    kind: Kind,
+    id: &str,
+    changes: Map<String, Value>,
+) -> ApiResult<Value> {
+    admin_only(caller, &format!("update_{}", kind.singular()))?;
+    match kind {
+        Kind::Flavor => {
+            let flavor: Flavor = load(tx, id).await?;
+            save(tx, &changed(&flavor, changes)?).await
+        }
+        _ => {
+            let profile: ServiceProfile = load(tx, id).await?;
+            save(tx, &changed(&profile, changes)?).await
+        }
+    }
+}
+
+pub(super) async fn delete(
+    tx: &mut dyn Transaction,
+    caller: &Caller,
+    kind: Kind,
+    id: &str,
+) -> ApiResult<()> {
+    admin_only(caller, &format!("delete_{}", kind.singular()))?;
+    match kind {
+        Kind::Flavor => {
+            load::<Flavor>(tx, id).await?;
+            if !tx
+                .referrers(Kind::VpnService, Kind::Flavor, id)
+                .await?
+                .is_empty()
+            {
+                return Err(Fault::conflict(
+                    "FlavorInUse",
+                    format!("Flavor {id} is used by at least one service."),
+                )
+                .into());
+            }
+        }
+        _ => {
+            load::<ServiceProfile>(tx, id).await?;
+            if !tx
+                .referrers(Kind::Flavor, Kind::ServiceProfile, id)
+                .await?
+                .is_empty()
+            {
+                return Err(Fault::conflict(
+                    "ServiceProfileInUse",
+                    format!("Service Profile {id} is used by some service instance."),
+                )
+                .into());
+            }
+        }
+    }
+    tx.delete(kind, id).await?;
+    Ok(())
+}
+
+/// `POST /v2.0/flavors/{id}/service_profiles`.
+pub async fn associate(
+    tx: &mut dyn Transaction,
+    caller: &Caller,
+    flavor_id: &str,
+    body: &Value,
+) -> ApiResult<Value> {
+    admin_only(caller, "create_flavor_service_profile")?;
+    let profile_id = body["service_profile"]["id"]
+        .as_str()
+        .ok_or_else(|| Fault::http_bad_request("service_profile.id is required"))?;
+    let mut flavor: Flavor = load(tx, flavor_id).await?;
+    load::<ServiceProfile>(tx, profile_id).await?;
+    if flavor.service_profiles.iter().any(|p| p == profile_id) {
+        return Err(Fault::conflict(
+            "FlavorServiceProfileBindingExists",
+            format!("Service Profile {profile_id} is already associated with flavor {flavor_id}."),
+        )
+        .into());
+    }
+    flavor.service_profiles.push(profile_id.to_string());
+    save(tx, &flavor).await?;
+    Ok(json!({"service_profile": {"id": profile_id}}))
+}
+
+/// `DELETE /v2.0/flavors/{id}/service_profiles/{profile_id}`.
+pub async fn disassociate(
+    tx: &mut dyn Transaction,
+    caller: &Caller,
+    flavor_id: &str,
+    profile_id: &str,
+) -> ApiResult<()> {
+    admin_only(caller, "delete_flavor_service_profile")?;
+    let mut flavor: Flavor = load(tx, flavor_id).await?;
+    let before = flavor.service_profiles.len();
+    flavor.service_profiles.retain(|p| p != profile_id);
+    if flavor.service_profiles.len() == before {
+        return Err(Fault::not_found(
+            "FlavorServiceProfileBindingNotFound",
+            format!("Service Profile {profile_id} is not associated with flavor {flavor_id}."),
+        )
+        .into());
+    }
+    save(tx, &flavor).await?;
+    Ok(())
+}
+
+/// The driver a new service gets: its flavor's, or the default. Neutron's order of errors:
+/// missing flavor, wrong service type, disabled flavor, no usable profile.
+pub async fn choose_driver(
+    tx: &mut dyn Transaction,
+    flavor_id: Option<&str>,
+    default: DriverKind,
+) -> ApiResult<DriverKind> {
+    let Some(flavor_id) = flavor_id else {
+        return Ok(default);
+    };
+    let flavor: Flavor = load(tx, flavor_id).await?;
+    if flavor.service_type != vpnaas_model::flavor::VPN_SERVICE_TYPE {
+        return Err(Fault::bad_request(
+            "InvalidServiceType",
+            format!("Service type {} is not supported", flavor.service_type),
+        )
+        .into());
+    }
+    if !flavor.enabled {
+        return Err(Fault::new(
+            vpnaas_model::error::FaultClass::Unavailable,
+            "FlavorDisabled",
+            "Flavor is not enabled.",
+        )
+        .into());
+    }
+    for profile_id in &flavor.service_profiles {
+        if let Some(profile) = tx.load::<ServiceProfile>(profile_id).await?
+            && profile.enabled
+        {
+            return Ok(profile.driver);
+        }
+    }
+    Err(Fault::not_found(
+        "NoProviderFoundForFlavor",
+        format!("No provider found for flavor {flavor_id}"),
+    )
+    .into())
+}
+
+/// Refuses a driver that differs from the one the router's other services run on.
+pub async fn check_router_driver(
+    tx: &mut dyn Transaction,
+    router_id: &str,
+    driver: DriverKind,
+    except_service: Option<&str>,
+) -> ApiResult<()> {
+    for other in tx
+        .load_referrers::<VpnService>(Kind::Router, router_id)
+        .await?
+    {
+        if Some(other.id.as_str()) == except_service {
+            continue;
+        }
+        let theirs = other.provider.unwrap_or(DriverKind::Strongswan);
+        if theirs != driver {
+            return Err(Fault::conflict(
+                "VPNDriverConflict",
+                format!(
+                    "Router {router_id} runs its VPN on the {theirs} driver (service {}); a service on the {driver} driver cannot share it: one router runs one IKE daemon",
+                    other.id
+                ),
+            )
+            .into());
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a connection whose policies the driver cannot negotiate (400 naming the field).
+pub fn check_policies(driver: DriverKind, ike: &IkePolicy, ipsec: &IpsecPolicy) -> ApiResult<()> {
+    capability::check(driver, ike, ipsec)
+        .map_err(|u| Fault::bad_request("VPNDriverCannotRun", u.to_string()).into())
+}
+
+/// Refuses moving a router to `driver` when one of its connections could not run there.
+pub async fn check_router_connections(
+    tx: &mut dyn Transaction,
+    router_id: &str,
+    driver: DriverKind,
+) -> ApiResult<()> {
+    for service in tx
+        .load_referrers::<VpnService>(Kind::Router, router_id)
+        .await?
+    {
+        for conn in tx
+            .load_referrers::<SiteConnection>(Kind::VpnService, &service.id)
+            .await?
+        {
+            let ike: IkePolicy = load(tx, &conn.ikepolicy_id).await?;
+            let ipsec: IpsecPolicy = load(tx, &conn.ipsecpolicy_id).await?;
+            capability::check(driver, &ike, &ipsec).map_err(|u| {
+                Fault::bad_request("VPNDriverCannotRun", format!("connection {}: {u}", conn.id))
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// `GET /v2.0/service-providers`: the drivers a service may run on.
+pub fn providers(caller: &Caller, default: DriverKind) -> ApiResult<Value> {
+    caller.require_read("get_service_provider")?;
+    let list: Vec<Value> = [DriverKind::Strongswan, DriverKind::Libreswan]
+        .into_iter()
+        .map(|d| vpnaas_model::flavor::provider(d, default))
+        .collect();
+    Ok(json!({ "service_providers": list }))
+}
+
+/// Runs a flavor association change in one transaction.
+pub async fn change_association(
+    app: &crate::App,
+    caller: &Caller,
+    flavor_id: &str,
+    change: Association<'_>,
+) -> ApiResult<Option<Value>> {
+    let mut tx = app.store.begin().await?;
+    let answer = match change {
+        Association::Add(body) => Some(associate(tx.as_mut(), caller, flavor_id, body).await?),
+        Association::Remove(profile_id) => {
+            disassociate(tx.as_mut(), caller, flavor_id, profile_id).await?;
+            None
+        }
+    };
+    tx.commit().await?;
+    Ok(answer)
+}
+
+/// A change to a flavor's profiles.
+pub enum Association<'a> {
+    /// Associate the profile named in the body.
+    Add(&'a Value),
+    /// Remove this profile.
+    Remove(&'a str),
+}
+
+/// `PUT /v2.0/routers/{id}/migrate_vpn_driver` (admin): moves every VPN service of the
+/// router to `{"driver": …}`. The agent then stops the old daemon, starts the new one and
+/// loads every connection; the answer says what moved.
+pub async fn migrate_router(
+    app: &crate::App,
+    caller: &Caller,
+    router_id: &str,
+    body: &Value,
+) -> ApiResult<Value> {
+    admin_only(caller, "migrate_vpn_driver")?;
+    let driver = body["driver"]
+        .as_str()
+        .and_then(DriverKind::parse)
+        .ok_or_else(|| {
+            Fault::invalid_attribute(
+                "driver",
+                format!("must be one of {}", DriverKind::ALL.join(", ")),
+            )
+        })?;
+    let mut tx = app.store.begin().await?;
+    load::<vpnaas_model::network::Router>(tx.as_mut(), router_id).await?;
+    let services = tx
+        .as_mut()
+        .load_referrers::<VpnService>(Kind::Router, router_id)
+        .await?;
+    if services.is_empty() {
+        return Err(Fault::bad_request(
+            "RouterHasNoVPNService",
+            format!("Router {router_id} has no VPN service to migrate"),
+        )
+        .into());
+    }
+    let previous = services[0].provider.unwrap_or(DriverKind::Strongswan);
+    check_router_connections(tx.as_mut(), router_id, driver).await?;
+    for mut service in services.iter().cloned() {
+        service.provider = Some(driver);
+        tx.as_mut().save(&service).await?;
+    }
+    let touched = super::agents::bump(tx.as_mut(), router_id).await?;
+    tx.commit().await?;
+    super::agents::notify(app, touched.into_iter().collect());
+    tracing::info!(router = router_id, from = %previous, to = %driver, "VPN driver migration requested");
+    Ok(
+        json!({"router_id": router_id, "driver": driver, "previous_driver": previous, "services": services.len()}),
+    )
+}

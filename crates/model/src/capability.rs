@@ -49,15 +49,28 @@ pub fn check(driver: DriverKind, ike: &IkePolicy, ipsec: &IpsecPolicy) -> Result
 }
 
 fn check_libreswan(ike: &IkePolicy, ipsec: &IpsecPolicy) -> Result<(), Unsupported> {
-    let refuse = |policy, field, value, context| {
-        Err(Unsupported {
-            policy,
-            field,
-            value,
-            context,
-            driver: DriverKind::Libreswan.as_str(),
-        })
-    };
+    libreswan_ike(ike)?;
+    libreswan_child(ipsec, ike.ike_version)
+}
+
+fn refuse(
+    policy: &'static str,
+    field: &'static str,
+    value: &'static str,
+    context: &'static str,
+) -> Result<(), Unsupported> {
+    Err(Unsupported {
+        policy,
+        field,
+        value,
+        context,
+        driver: DriverKind::Libreswan.as_str(),
+    })
+}
+
+/// Whether Libreswan can negotiate the IKE policy: no CCM and no AES-CMAC PRF in IKE, no
+/// AEAD and no AES-XCBC PRF in IKEv1.
+pub fn libreswan_ike(ike: &IkePolicy) -> Result<(), Unsupported> {
     let v1 = ike.ike_version == IkeVersion::V1;
     let enc = ike.encryption_algorithm;
     if v1 && enc.is_aead() {
@@ -94,7 +107,15 @@ fn check_libreswan(ike: &IkePolicy, ipsec: &IpsecPolicy) -> Result<(), Unsupport
             "group not implemented",
         );
     }
-    if !libreswan_has_group(ipsec.pfs) || (v1 && ipsec.pfs == PfsGroup::Group31) {
+    Ok(())
+}
+
+/// Whether Libreswan can negotiate the child SA of an IPsec policy (IKEv1 quick mode has
+/// no curve25519 PFS).
+pub fn libreswan_child(ipsec: &IpsecPolicy, version: IkeVersion) -> Result<(), Unsupported> {
+    if !libreswan_has_group(ipsec.pfs)
+        || (version == IkeVersion::V1 && ipsec.pfs == PfsGroup::Group31)
+    {
         return refuse(
             "ipsecpolicy",
             "pfs",

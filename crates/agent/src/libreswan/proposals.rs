@@ -1,24 +1,16 @@
 //! Libreswan spellings of the API's algorithms (reference §3.5, as Libreswan 4 accepts
 //! them) and the `ike=` / `phase2alg=` strings of a connection. Built only from closed
-//! enums: no tenant text. Algorithms Libreswan 4 cannot negotiate are an error naming the
-//! policy field, never a string pluto would reject later.
+//! enums: no tenant text. What Libreswan 4 cannot negotiate is decided by
+//! `vpnaas_model::capability` (which the API uses too) and is an error naming the policy
+//! field, never a string pluto would reject later.
 
+use vpnaas_model::capability;
 use vpnaas_model::enums::{
     AuthAlgorithm, EncryptionAlgorithm, IkeVersion, PfsGroup, TransformProtocol,
 };
 use vpnaas_model::policy::{IkePolicy, IpsecPolicy};
 
-/// A policy value this daemon cannot negotiate.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("Libreswan cannot negotiate {field} '{value}' {context}")]
-pub struct Unsupported {
-    /// The policy attribute.
-    pub field: &'static str,
-    /// Its value.
-    pub value: &'static str,
-    /// In IKE or in the child SA.
-    pub context: &'static str,
-}
+pub use vpnaas_model::capability::Unsupported;
 
 /// Libreswan name of a cipher: `aes_ccm_a/b/c` and `aes_gcm_a/b/c` are the 8-, 12- and
 /// 16-octet ICV variants.
@@ -55,9 +47,12 @@ pub fn integrity(algorithm: AuthAlgorithm) -> &'static str {
     }
 }
 
-/// Libreswan name of a Diffie-Hellman group; `None` where Libreswan 4 has none (modp1024
-/// is not built in; groups 22–30 are not implemented).
+/// Libreswan name of a Diffie-Hellman group; `None` where Libreswan 4 has none (see
+/// `capability::libreswan_has_group`).
 pub fn group(group: PfsGroup) -> Option<&'static str> {
+    if !capability::libreswan_has_group(group) {
+        return None;
+    }
     Some(match group {
         PfsGroup::Group5 => "modp1536",
         PfsGroup::Group14 => "modp2048",
@@ -73,71 +68,31 @@ pub fn group(group: PfsGroup) -> Option<&'static str> {
     })
 }
 
-fn dh(pfs: PfsGroup, context: &'static str) -> Result<&'static str, Unsupported> {
-    group(pfs).ok_or(Unsupported {
-        field: "pfs",
-        value: pfs.as_str(),
-        context,
-    })
+/// The group's name; `capability` refused the groups without one before this is asked.
+fn dh(pfs: PfsGroup) -> &'static str {
+    group(pfs).unwrap_or("unsupported")
 }
 
 /// `ike=`: `<cipher>-<integrity>;<dh>` (with an AEAD cipher the integrity algorithm is the
-/// PRF). IKE has no CCM and no AES-CMAC PRF; IKEv1 has no AEAD and no AES-XCBC PRF either.
+/// PRF), after `capability` confirmed Libreswan can negotiate it.
 pub fn ike_proposal(policy: &IkePolicy) -> Result<String, Unsupported> {
-    const IKE: &str = "in IKE";
-    const IKEV1: &str = "in IKEv1";
-    let enc = policy.encryption_algorithm;
-    let v1 = policy.ike_version == IkeVersion::V1;
-    if v1 && enc.is_aead() {
-        return Err(Unsupported {
-            field: "encryption_algorithm",
-            value: enc.as_str(),
-            context: IKEV1,
-        });
-    }
-    if v1 && policy.auth_algorithm == AuthAlgorithm::AesXcbc {
-        return Err(Unsupported {
-            field: "auth_algorithm",
-            value: policy.auth_algorithm.as_str(),
-            context: IKEV1,
-        });
-    }
-    if enc.as_str().contains("-ccm-") {
-        return Err(Unsupported {
-            field: "encryption_algorithm",
-            value: enc.as_str(),
-            context: IKE,
-        });
-    }
-    if policy.auth_algorithm == AuthAlgorithm::AesCmac {
-        return Err(Unsupported {
-            field: "auth_algorithm",
-            value: policy.auth_algorithm.as_str(),
-            context: IKE,
-        });
-    }
+    capability::libreswan_ike(policy)?;
     Ok(format!(
         "{}-{};{}",
-        cipher(enc),
+        cipher(policy.encryption_algorithm),
         integrity(policy.auth_algorithm),
-        dh(policy.pfs, IKE)?
+        dh(policy.pfs)
     ))
 }
 
 /// `phase2alg=`: ESP `<cipher>-<integrity>;<pfs>` (AEAD: `<cipher>;<pfs>`), AH
-/// `<integrity>;<pfs>`. IKEv1 quick mode has no curve25519 PFS.
+/// `<integrity>;<pfs>`.
 pub fn child_proposal(policy: &IpsecPolicy, version: IkeVersion) -> Result<String, Unsupported> {
-    if version == IkeVersion::V1 && policy.pfs == PfsGroup::Group31 {
-        return Err(Unsupported {
-            field: "pfs",
-            value: policy.pfs.as_str(),
-            context: "in an IKEv1 child SA",
-        });
-    }
+    capability::libreswan_child(policy, version)?;
     let (enc, auth, pfs) = (
         cipher(policy.encryption_algorithm),
         integrity(policy.auth_algorithm),
-        dh(policy.pfs, "in the child SA")?,
+        dh(policy.pfs),
     );
     Ok(match policy.transform_protocol {
         TransformProtocol::Ah => format!("{auth};{pfs}"),

@@ -103,6 +103,7 @@ fn aliases(attr: &str) -> &'static [&'static str] {
         "ipsecpolicy_id" => &["ipsecpolicy"],
         "local_ep_group_id" => &["local-endpoint-group"],
         "peer_ep_group_id" => &["peer-endpoint-group"],
+        "flavor_id" => &["flavor"],
         "external_gateway_info" => &["external-gateway"],
         "peer_cidrs" => &["peer-cidr"],
         "endpoints" => &["value"],

@@ -228,3 +228,53 @@ fn the_server_command_reads_a_config_file_and_serves() {
         "the SQLite file lives in data_dir"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_picks_a_driver_with_a_flavor() {
+    let (server, _dir) = server().await;
+    let url = server.url();
+    let run = |args: Vec<String>| {
+        let url = url.clone();
+        tokio::task::spawn_blocking(move || {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            ok(&url, &args)
+        })
+    };
+    let words = |text: &str| text.split_whitespace().map(String::from).collect::<Vec<_>>();
+    let profile: serde_json::Value = serde_json::from_str(
+        &run(words("-f json service-profile create --driver libreswan"))
+            .await
+            .expect("join"),
+    )
+    .expect("json");
+    let profile_id = profile["id"].as_str().expect("id").to_string();
+    run(words("flavor create pluto --service-type VPN"))
+        .await
+        .expect("join");
+    run(words(&format!("flavor add-profile pluto {profile_id}")))
+        .await
+        .expect("join");
+    for args in [
+        "network create public --router-external true",
+        "subnet create public-v4 --network public --subnet-range 203.0.113.0/24",
+        "router create r1 --external-gateway public",
+    ] {
+        run(words(args)).await.expect("join");
+    }
+    let service: serde_json::Value = serde_json::from_str(
+        &run(words("-f json service create s1 --router r1 --flavor pluto"))
+            .await
+            .expect("join"),
+    )
+    .expect("json");
+    assert_eq!(service["provider"], "libreswan");
+    let listed = run(words("service list")).await.expect("join");
+    assert!(listed.contains("libreswan"), "{listed}");
+    let out = tokio::task::spawn_blocking({
+        let url = url.clone();
+        move || vpnaas(&url, &["router", "migrate-driver", "r1", "--to", "openswan"])
+    })
+    .await
+    .expect("join");
+    assert!(!out.status.success(), "an unknown driver is refused");
+}

@@ -96,6 +96,18 @@ def main(url):
     net.delete_network(public)
     assert list(net.vpn_ipsec_site_connections()) == []
     assert list(net.vpn_ike_policies()) == []
+
+    providers = sorted((p.name, p.service_type, p.is_default) for p in net.service_providers())
+    assert providers == [("libreswan", "VPN", False), ("strongswan", "VPN", True)], providers
+    profile = net.create_service_profile(driver="libreswan", description="pluto")
+    flavor = net.create_flavor(name="sdk-pluto", service_type="VPN")
+    net.associate_flavor_with_service_profile(flavor, profile)
+    assert net.get_flavor(flavor.id).service_profile_ids == [profile.id]
+    assert [f.name for f in net.flavors()] == ["sdk-pluto"]
+    net.disassociate_flavor_from_service_profile(flavor, profile)
+    assert net.get_flavor(flavor.id).service_profile_ids == []
+    net.delete_flavor(flavor)
+    net.delete_service_profile(profile)
     print("openstacksdk flow passed")
 
 

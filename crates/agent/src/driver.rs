@@ -3,9 +3,10 @@
 //! Libreswan implement it; the agent picks one per router.
 
 use std::collections::HashMap;
+use std::path::Path;
 
 use async_trait::async_trait;
-use vpnaas_model::agent::RouterState;
+use vpnaas_model::agent::{ConnectionSpec, RouterState};
 use vpnaas_model::enums::{Status, StatusReason};
 use vpnaas_model::site_connection::Traffic;
 
@@ -44,4 +45,45 @@ pub trait IkeDriver: Send + Sync {
     async fn remove(&self, router_id: &str) -> Result<()>;
     /// What the daemon says about the router's connections now.
     async fn observe(&self, router_id: &str) -> Observed;
+}
+
+/// A stable fingerprint of a connection's desired state (FNV-1a over its JSON), so an
+/// agent that restarts can tell which connections a running daemon has as wanted.
+pub fn fingerprint(spec: &ConnectionSpec) -> String {
+    let text = serde_json::to_string(spec).unwrap_or_default();
+    let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    format!("{hash:016x}")
+}
+
+const LOADED: &str = "connections.json";
+
+/// The fingerprints recorded beside a daemon: connection id → fingerprint.
+pub fn read_loaded(dir: &Path) -> HashMap<String, String> {
+    std::fs::read_to_string(dir.join(LOADED))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default()
+}
+
+/// Records what a daemon has loaded (mode 0600: the fingerprints derive from the keys).
+pub fn record_loaded(dir: &Path, loaded: &HashMap<String, ConnectionSpec>) {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let map: HashMap<&String, String> = loaded
+        .iter()
+        .map(|(id, spec)| (id, fingerprint(spec)))
+        .collect();
+    let path = dir.join(LOADED);
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)
+        .and_then(|mut f| f.write_all(serde_json::to_string(&map).unwrap_or_default().as_bytes()));
+    if let Err(error) = written {
+        tracing::warn!(%error, path = %path.display(), "cannot record loaded connections");
+    }
 }

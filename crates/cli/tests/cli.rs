@@ -240,7 +240,11 @@ async fn an_admin_picks_a_driver_with_a_flavor() {
             ok(&url, &args)
         })
     };
-    let words = |text: &str| text.split_whitespace().map(String::from).collect::<Vec<_>>();
+    let words = |text: &str| {
+        text.split_whitespace()
+            .map(String::from)
+            .collect::<Vec<_>>()
+    };
     let profile: serde_json::Value = serde_json::from_str(
         &run(words("-f json service-profile create --driver libreswan"))
             .await
@@ -262,9 +266,11 @@ async fn an_admin_picks_a_driver_with_a_flavor() {
         run(words(args)).await.expect("join");
     }
     let service: serde_json::Value = serde_json::from_str(
-        &run(words("-f json service create s1 --router r1 --flavor pluto"))
-            .await
-            .expect("join"),
+        &run(words(
+            "-f json service create s1 --router r1 --flavor pluto",
+        ))
+        .await
+        .expect("join"),
     )
     .expect("json");
     assert_eq!(service["provider"], "libreswan");
@@ -272,7 +278,12 @@ async fn an_admin_picks_a_driver_with_a_flavor() {
     assert!(listed.contains("libreswan"), "{listed}");
     let out = tokio::task::spawn_blocking({
         let url = url.clone();
-        move || vpnaas(&url, &["router", "migrate-driver", "r1", "--to", "openswan"])
+        move || {
+            vpnaas(
+                &url,
+                &["router", "migrate-driver", "r1", "--to", "openswan"],
+            )
+        }
     })
     .await
     .expect("join");

@@ -2022,3 +2022,56 @@ async fn a_migration_that_cannot_finish_is_rolled_back() {
         );
     }
 }
+
+/// As with strongSwan, a restarted agent adopts the running plutos: same pids, same IKE
+/// SAs, and later changes still reach them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_restart_leaves_running_plutos_alone() {
+    let root = libreswan_root();
+    let mut lab = Lab::start_with(2, Mode::Separate, &["--libreswan-root", &root]).await;
+    let flavor = lab.libreswan_flavor().await;
+    let policies = lab.policies(json!({"ike_version": "v2"}), json!({})).await;
+    let (s1, s2) = (
+        lab.service_of_flavor(1, Some(&flavor)).await,
+        lab.service_of_flavor(2, Some(&flavor)).await,
+    );
+    let c12 = lab.connect(&s1, 1, 2, &policies, "keep-pluto").await;
+    lab.connect(&s2, 2, 1, &policies, "keep-pluto").await;
+    let serials = wait_ike(&lab, 1, &c12, Duration::from_secs(20)).await;
+    let pids = (pluto_pid(&lab, 1), pluto_pid(&lab, 2));
+    lab.restart_agent();
+    lab.wait_for_agent().await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        (pluto_pid(&lab, 1), pluto_pid(&lab, 2)),
+        pids,
+        "the agent restarted pluto"
+    );
+    let now = ike_serials(&whack_status(&lab, 1), &c12);
+    assert!(
+        serials.iter().all(|s| now.contains(s)),
+        "the IKE SA changed across the agent restart ({serials:?} → {now:?})"
+    );
+    lab.client
+        .update(
+            Kind::SiteConnection,
+            &c12,
+            json!({"dpd": {"action": "restart", "interval": 9, "timeout": 40}}),
+        )
+        .await
+        .expect("a change after the restart");
+    let started = Instant::now();
+    while ike_serials(&whack_status(&lab, 1), &c12) == now {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the change did not reach the adopted pluto"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    wait_ike(&lab, 1, &c12, Duration::from_secs(20)).await;
+    assert_eq!(
+        pluto_pid(&lab, 1),
+        pids.0,
+        "the change went to the adopted pluto"
+    );
+}

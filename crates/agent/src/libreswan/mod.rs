@@ -26,7 +26,7 @@ use vpnaas_model::enums::{DriverKind, Initiator, Status, StatusReason};
 use vpnaas_model::site_connection::Traffic;
 
 use crate::config::AgentConfig;
-use crate::driver::{ConnectionState, IkeDriver, Observed};
+use crate::driver::{self, ConnectionState, IkeDriver, Observed};
 use crate::{Error, Metrics, Result, command, process};
 
 /// Last failure per connection, learnt from pluto's log.
@@ -91,8 +91,9 @@ impl Libreswan {
                 .map_err(|e| Error::Daemon(format!("{}: {e}", dir.display())))?;
         }
         stop_leftover(&dir).await;
-        let _ = std::fs::remove_file(dir.join("run/pluto.ctl"));
-        let _ = std::fs::remove_file(dir.join("run/pluto.pid"));
+        for stale in ["run/pluto.ctl", "run/pluto.pid", "pluto.log"] {
+            let _ = std::fs::remove_file(dir.join(stale));
+        }
         write_private(&dir.join("ipsec.conf"), &conf::render(&[]))?;
         write_private(&dir.join("ipsec.secrets"), "")?;
         if !dir.join("nss/cert9.db").exists() {
@@ -133,7 +134,7 @@ impl Libreswan {
         let socket = dir.join("run/pluto.ctl");
         self.wait_ready(&socket, pid).await?;
         let failures = Failures::default();
-        let watcher = self.watch(router_id, &dir, exit, failures.clone());
+        let watcher = self.watch(router_id, &dir, pid, Some(exit), failures.clone());
         tracing::info!(router = router_id, pid, "pluto started");
         Ok(Pluto {
             pid,
@@ -142,6 +143,55 @@ impl Libreswan {
             failures,
             watcher,
         })
+    }
+
+    /// Takes over a pluto left running by an earlier agent process (an agent restart must
+    /// not bounce healthy tunnels): connections whose recorded fingerprint matches what is
+    /// wanted stay loaded; the others are deleted.
+    async fn adopt(&self, router_id: &str, wanted: &[&ConnectionSpec]) -> Option<Pluto> {
+        let dir = self.dir(router_id);
+        let pid = std::fs::read_to_string(dir.join("run/pluto.pid"))
+            .ok()?
+            .trim()
+            .parse::<u32>()
+            .ok()?;
+        if !process::alive(pid) || !process::is_named(pid, "pluto") {
+            return None;
+        }
+        let socket = dir.join("run/pluto.ctl");
+        self.whack(&socket, &["--status"]).await.ok()?;
+        let failures = Failures::default();
+        let watcher = self.watch(router_id, &dir, pid, None, failures.clone());
+        let recorded = driver::read_loaded(&dir);
+        let mut pluto = Pluto {
+            pid,
+            dir,
+            loaded: HashMap::new(),
+            failures,
+            watcher,
+        };
+        for spec in wanted {
+            if recorded.get(&spec.id) == Some(&driver::fingerprint(spec)) {
+                pluto.loaded.insert(spec.id.clone(), (*spec).clone());
+            }
+        }
+        let stale: Vec<&String> = recorded
+            .keys()
+            .filter(|id| !pluto.loaded.contains_key(*id))
+            .collect();
+        for id in stale {
+            if let Err(error) = self.delete(&mut pluto, id).await {
+                tracing::warn!(%error, connection = %id, "cannot delete a stale connection");
+            }
+        }
+        driver::record_loaded(&pluto.dir, &pluto.loaded);
+        tracing::info!(
+            router = router_id,
+            pid,
+            kept = pluto.loaded.len(),
+            "adopted a running pluto"
+        );
+        Some(pluto)
     }
 
     async fn wait_ready(&self, socket: &Path, pid: u32) -> Result<()> {
@@ -166,7 +216,8 @@ impl Libreswan {
         &self,
         router_id: &str,
         dir: &Path,
-        mut exit: JoinHandle<()>,
+        pid: u32,
+        exit: Option<JoinHandle<()>>,
         failures: Failures,
     ) -> JoinHandle<()> {
         let (wake, router) = (self.wake.clone(), router_id.to_string());
@@ -175,10 +226,13 @@ impl Libreswan {
         let (socket, log) = (dir.join("run/pluto.ctl"), dir.join("pluto.log"));
         tokio::spawn(async move {
             let mut last = String::new();
+            // The whole log of this pluto (an adopted one's too): its verdicts still hold
+            // until a child SA comes up.
             let mut offset = 0;
+            let mut exit = exit;
             loop {
                 tokio::select! {
-                    _ = &mut exit => break,
+                    _ = exited(&mut exit, pid) => break,
                     _ = tokio::time::sleep(interval) => {
                         let learnt = learn_from_log(&log, &mut offset, &failures);
                         let now = read_status(&whack, &socket).await.unwrap_or_default();
@@ -203,6 +257,7 @@ impl Libreswan {
             }
         }
         pluto.loaded.remove(id);
+        driver::record_loaded(&pluto.dir, &pluto.loaded);
         if let Ok(mut failures) = pluto.failures.lock() {
             failures.remove(id);
         }
@@ -226,6 +281,7 @@ impl Libreswan {
         )
         .await?;
         pluto.loaded.insert(spec.id.clone(), spec.clone());
+        driver::record_loaded(&pluto.dir, &pluto.loaded);
         if let Ok(mut failures) = pluto.failures.lock() {
             failures.remove(&spec.id);
         }
@@ -256,6 +312,11 @@ impl Libreswan {
                 stop(pluto).await;
             }
             return Ok(());
+        }
+        if !daemons.contains_key(&state.router_id)
+            && let Some(pluto) = self.adopt(&state.router_id, &wanted).await
+        {
+            daemons.insert(state.router_id.clone(), pluto);
         }
         let running = daemons
             .get(&state.router_id)
@@ -391,6 +452,20 @@ impl Libreswan {
 }
 
 const TRAFFIC_MARK: &str = "\n--- trafficstatus ---\n";
+
+/// Resolves when pluto exits: at once for our child, within 200 ms for an adopted one.
+async fn exited(exit: &mut Option<JoinHandle<()>>, pid: u32) {
+    match exit {
+        Some(handle) => {
+            let _ = handle.await;
+        }
+        None => {
+            while process::alive(pid) {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+}
 
 /// `whack --status` and `--trafficstatus`, one text.
 async fn read_status(whack: &Path, socket: &Path) -> Result<String> {

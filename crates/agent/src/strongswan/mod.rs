@@ -23,7 +23,7 @@ use vpnaas_model::enums::{DriverKind, Initiator, Status, StatusReason};
 use vpnaas_model::site_connection::Traffic;
 
 use crate::config::AgentConfig;
-use crate::driver::{ConnectionState, IkeDriver, Observed};
+use crate::driver::{self, ConnectionState, IkeDriver, Observed};
 use crate::process;
 use crate::{Error, Metrics, Result};
 
@@ -180,7 +180,7 @@ impl StrongSwan {
             .watch(router_id, &socket, None, history.clone())
             .await
             .ok()?;
-        let recorded = read_fingerprints(&dir);
+        let recorded = driver::read_loaded(&dir);
         let mut daemon = Daemon {
             history,
             pid,
@@ -191,7 +191,7 @@ impl StrongSwan {
             events,
         };
         for spec in wanted {
-            if recorded.get(&spec.id) == Some(&fingerprint(spec)) {
+            if recorded.get(&spec.id) == Some(&driver::fingerprint(spec)) {
                 daemon.loaded.insert(spec.id.clone(), (*spec).clone());
             }
         }
@@ -205,7 +205,7 @@ impl StrongSwan {
                 tracing::warn!(%error, connection = %id, "cannot unload a stale connection");
             }
         }
-        write_fingerprints(&daemon);
+        driver::record_loaded(&daemon.dir, &daemon.loaded);
         tracing::info!(
             router = router_id,
             pid,
@@ -397,47 +397,6 @@ impl StrongSwan {
     }
 }
 
-/// A stable fingerprint of a connection's desired state (FNV-1a over its JSON), so an
-/// agent that restarts can tell which loaded connections are still as wanted.
-fn fingerprint(spec: &ConnectionSpec) -> String {
-    let text = serde_json::to_string(spec).unwrap_or_default();
-    let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    });
-    format!("{hash:016x}")
-}
-
-const FINGERPRINTS: &str = "connections.json";
-
-fn read_fingerprints(dir: &Path) -> HashMap<String, String> {
-    std::fs::read_to_string(dir.join(FINGERPRINTS))
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or_default()
-}
-
-/// Records what is loaded (mode 0600: the fingerprints derive from the keys).
-fn write_fingerprints(daemon: &Daemon) {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let map: HashMap<&String, String> = daemon
-        .loaded
-        .iter()
-        .map(|(id, spec)| (id, fingerprint(spec)))
-        .collect();
-    let path = daemon.dir.join(FINGERPRINTS);
-    let written = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&path)
-        .and_then(|mut f| f.write_all(serde_json::to_string(&map).unwrap_or_default().as_bytes()));
-    if let Err(error) = written {
-        tracing::warn!(%error, path = %path.display(), "cannot record loaded connections");
-    }
-}
-
 async fn connect(socket: &Path) -> Result<rsvici::Client> {
     for _ in 0..250 {
         if let Ok(client) = rsvici::unix::connect(socket).await {
@@ -480,7 +439,7 @@ async fn load(daemon: &mut Daemon, spec: &ConnectionSpec) -> Result<()> {
     command(&daemon.vici, "load-shared", vici::SharedKey::of(spec)).await?;
     command(&daemon.vici, "load-conn", vici::load_conn(spec)).await?;
     daemon.loaded.insert(spec.id.clone(), spec.clone());
-    write_fingerprints(daemon);
+    driver::record_loaded(&daemon.dir, &daemon.loaded);
     tracing::info!(connection = %spec.id, "connection loaded");
     Ok(())
 }
@@ -515,7 +474,7 @@ async fn unload(daemon: &mut Daemon, id: &str) -> Result<()> {
     )
     .await;
     daemon.loaded.remove(id);
-    write_fingerprints(daemon);
+    driver::record_loaded(&daemon.dir, &daemon.loaded);
     tracing::info!(connection = id, "connection unloaded");
     Ok(())
 }

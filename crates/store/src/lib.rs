@@ -8,6 +8,7 @@
 //! writer's.
 
 mod schema;
+pub mod scratch;
 mod sql;
 
 use async_trait::async_trait;
@@ -32,7 +33,7 @@ pub enum Error {
         reason: String,
     },
     /// The database URL names no supported backend.
-    #[error("unsupported database URL (expected sqlite://…): {0}")]
+    #[error("unsupported database URL (expected sqlite://… or postgres://…): {0}")]
     UnsupportedUrl(String),
 }
 

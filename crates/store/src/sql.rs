@@ -1,6 +1,8 @@
-//! [`Store`] over sqlx's `Any` driver. SQLite runs in WAL mode; writers are serialised
-//! in-process by a mutex (one server per SQLite file), so guards read a state no other
-//! writer can change before their transaction commits.
+//! [`Store`] over sqlx's `Any` driver, on SQLite (the default, one server per file) or
+//! PostgreSQL (any number of servers). Writers are serialised so that a guard reads a state
+//! no other writer can change before its transaction commits: in-process by a mutex, and
+//! on PostgreSQL also across servers, by an exclusive lock on `resources` taken first in
+//! every write transaction (reads are never blocked).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -14,11 +16,23 @@ use vpnaas_model::Kind;
 
 use crate::{Error, Record, Result, Store, Transaction, schema};
 
+/// Which database is behind the pool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Taken first in every PostgreSQL write transaction: conflicts with itself and with
+/// every write, not with reads.
+const LOCK_WRITERS: &str = "LOCK TABLE resources IN EXCLUSIVE MODE";
+
 /// The SQL store.
 #[derive(Clone)]
 pub struct SqlStore {
     pool: AnyPool,
     writer: Arc<Mutex<()>>,
+    backend: Backend,
 }
 
 impl SqlStore {
@@ -28,14 +42,37 @@ impl SqlStore {
         Self::open(&format!("sqlite://{}?mode=rwc", path.display())).await
     }
 
-    /// Opens a database by URL and migrates it.
+    /// Opens a database by URL (`sqlite://…` or `postgres://…`) and migrates it.
     pub async fn open(url: &str) -> Result<Self> {
-        if !url.starts_with("sqlite:") {
+        sqlx::any::install_default_drivers();
+        let store = if url.starts_with("sqlite:") {
+            Self::open_sqlite(url).await?
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Self::open_postgres(url).await?
+        } else {
+            // Never echo credentials: only what follows the last '@'.
             return Err(Error::UnsupportedUrl(
                 url.split('@').next_back().unwrap_or_default().to_string(),
             ));
-        }
-        sqlx::any::install_default_drivers();
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn open_postgres(url: &str) -> Result<Self> {
+        let options: AnyConnectOptions = url.parse()?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(16)
+            .connect_with(options)
+            .await?;
+        Ok(SqlStore {
+            pool,
+            writer: Arc::new(Mutex::new(())),
+            backend: Backend::Postgres,
+        })
+    }
+
+    async fn open_sqlite(url: &str) -> Result<Self> {
         let options: AnyConnectOptions = url.parse()?;
         let pool = AnyPoolOptions::new()
             .max_connections(8)
@@ -52,20 +89,29 @@ impl SqlStore {
         sqlx::query("PRAGMA journal_mode = WAL")
             .execute(&pool)
             .await?;
-        let store = SqlStore {
+        Ok(SqlStore {
             pool,
             writer: Arc::new(Mutex::new(())),
-        };
-        store.migrate().await?;
-        Ok(store)
+            backend: Backend::Sqlite,
+        })
     }
 
+    /// Applies the migrations not applied yet. Servers starting together on one
+    /// PostgreSQL database take turns on a lock of `schema_migrations`.
     async fn migrate(&self) -> Result<()> {
         let _writer = self.writer.lock().await;
+        let create = "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY)";
+        if let Err(error) = sqlx::query(create).execute(&self.pool).await {
+            // Two servers creating it at once: one of them loses, and the table exists.
+            tracing::debug!(%error, "schema_migrations raced; retrying");
+            sqlx::query(create).execute(&self.pool).await?;
+        }
         let mut tx = self.pool.begin().await?;
-        sqlx::query("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY)")
-            .execute(&mut *tx)
-            .await?;
+        if self.backend == Backend::Postgres {
+            sqlx::query("LOCK TABLE schema_migrations IN EXCLUSIVE MODE")
+                .execute(&mut *tx)
+                .await?;
+        }
         let applied: Vec<i64> = sqlx::query("SELECT version FROM schema_migrations")
             .fetch_all(&mut *tx)
             .await?
@@ -205,7 +251,10 @@ impl Store for SqlStore {
 
     async fn begin(&self) -> Result<Box<dyn Transaction>> {
         let guard = self.writer.clone().lock_owned().await;
-        let tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin().await?;
+        if self.backend == Backend::Postgres {
+            sqlx::query(LOCK_WRITERS).execute(&mut *tx).await?;
+        }
         Ok(Box::new(SqlTransaction { tx, _writer: guard }))
     }
 }

@@ -1,8 +1,16 @@
-//! The SQL store on a real SQLite file: writes are visible to every later read on every
-//! pooled connection, lists keep creation order, and references answer in-use questions.
+//! The SQL store on a real SQLite file (or, with `VPNAAS_TEST_BACKEND=postgres`, a real
+//! PostgreSQL database): writes are visible to every later read on every pooled
+//! connection, lists keep creation order, and references answer in-use questions.
 
 use vpnaas_model::Kind;
 use vpnaas_store::{Record, SqlStore, Store};
+
+async fn open(dir: &std::path::Path) -> SqlStore {
+    match vpnaas_store::scratch::database_url() {
+        Some(url) => SqlStore::open(&url).await.expect("open postgres"),
+        None => SqlStore::open_sqlite_dir(dir).await.expect("open"),
+    }
+}
 
 fn record(kind: Kind, id: &str, refs: Vec<(Kind, String)>) -> Record {
     let body = format!(r#"{{"id":"{id}","project_id":"p","name":"n"}}"#);
@@ -18,7 +26,7 @@ fn record(kind: Kind, id: &str, refs: Vec<(Kind, String)>) -> Record {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_read_sees_every_committed_write() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = SqlStore::open_sqlite_dir(dir.path()).await.expect("open");
+    let store = open(dir.path()).await;
     for i in 0..50 {
         let id = format!("id-{i:03}");
         let mut tx = store.begin().await.expect("begin");
@@ -61,7 +69,7 @@ async fn every_read_sees_every_committed_write() {
 #[tokio::test]
 async fn references_find_referrers_and_vanish_with_their_owner() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = SqlStore::open_sqlite_dir(dir.path()).await.expect("open");
+    let store = open(dir.path()).await;
     let mut tx = store.begin().await.expect("begin");
     tx.put(record(Kind::IkePolicy, "ike", vec![]))
         .await

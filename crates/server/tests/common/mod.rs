@@ -15,10 +15,20 @@ pub struct Harness {
     pub dir: tempfile::TempDir,
 }
 
+/// Settings of a test server on `dir`: SQLite in it, or with `VPNAAS_TEST_BACKEND=postgres`
+/// a scratch PostgreSQL database of its own (the same one again for the same `dir`, so a
+/// restart finds its data).
 pub fn settings(dir: &std::path::Path) -> Settings {
+    let remembered = dir.join("database-url");
+    let database_url = std::fs::read_to_string(&remembered).ok().or_else(|| {
+        let url = vpnaas_store::scratch::database_url()?;
+        std::fs::write(&remembered, &url).expect("remember the database");
+        Some(url)
+    });
     Settings {
         listen: "127.0.0.1:0".parse().expect("addr"),
         data_dir: dir.to_path_buf(),
+        database_url,
         ..Settings::default()
     }
 }

@@ -8,10 +8,10 @@ need_apt=()
 # strongSwan (charon, kernel-libipsec for kernels without ESP), nftables, iproute2 and
 # ping for the agent and its end-to-end tests.
 # libldns3, libevent-pthreads and libnss3-tools (certutil) are what the unpacked
-# Libreswan needs beside them.
+# Libreswan needs beside them; nats-server and psql for the bus and store tests.
 for pkg in ca-certificates pkg-config python3-venv strongswan-charon strongswan-swanctl \
            libcharon-extra-plugins nftables iproute2 iputils-ping \
-           libldns3 libevent-pthreads-2.1-7 libnss3-tools; do
+           libldns3 libevent-pthreads-2.1-7 libnss3-tools nats-server postgresql-client; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if ! command -v cc >/dev/null 2>&1; then need_apt+=(build-essential); fi

@@ -7,6 +7,7 @@
 //! networked one carries the same messages between hosts.
 
 pub mod http;
+pub mod nats;
 
 use std::collections::HashMap;
 use std::sync::Mutex;

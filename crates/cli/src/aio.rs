@@ -29,6 +29,9 @@ pub struct RemoteAgentArgs {
     /// URL of the vpnaas server's API.
     #[arg(long, env = "VPNAAS_SERVER", default_value = "http://127.0.0.1:9696")]
     server: String,
+    /// Reach the servers over this bus (`nats://host:4222`) instead of the API.
+    #[arg(long, env = "VPNAAS_BUS")]
+    bus: Option<String>,
     #[command(flatten)]
     agent: AgentArgs,
     /// Address to serve the agent's Prometheus `/metrics` on (none by default).
@@ -118,7 +121,7 @@ pub async fn run(args: &AllInOneArgs) -> Result<()> {
     let settings = args.server.settings()?;
     let config = args.agent.config()?;
     let metrics = Metrics::default();
-    let app = app_hosting_agent(settings, &metrics).await?;
+    let app = app_hosting_agent(settings, &metrics, args.server.bus.as_deref()).await?;
     let hints = app.notifier.subscribe(&config.host);
     let control = Arc::new(LocalControlPlane::new(app.clone()));
     let server = Server::start_app(app)
@@ -139,8 +142,18 @@ pub async fn run(args: &AllInOneArgs) -> Result<()> {
 /// Runs an agent against a remote server until Ctrl-C or SIGTERM.
 pub async fn run_agent(args: &RemoteAgentArgs, token: Option<String>) -> Result<()> {
     let config = args.agent.config()?;
-    let control = Arc::new(HttpControlPlane::new(&args.server, token));
-    let hints = control.hints(&config.host);
+    let (control, hints): (Arc<dyn vpnaas_bus::ControlPlane>, _) = match &args.bus {
+        Some(url) => {
+            let control = vpnaas_bus::nats::NatsControlPlane::connect(url).await?;
+            let hints = control.hints(&config.host);
+            (control, hints)
+        }
+        None => {
+            let control = Arc::new(HttpControlPlane::new(&args.server, token));
+            let hints = control.hints(&config.host);
+            (control, hints)
+        }
+    };
     let metrics = Metrics::default();
     if let Some(listen) = args.metrics_listen {
         let mut registry = Registry::default();
@@ -150,25 +163,42 @@ pub async fn run_agent(args: &RemoteAgentArgs, token: Option<String>) -> Result<
             .with_context(|| format!("cannot listen on {listen}"))?;
         println!("vpnaas agent metrics on http://{addr}/metrics");
     }
-    println!("vpnaas agent {} for {}", config.host, args.server);
+    println!(
+        "vpnaas agent {} for {}",
+        config.host,
+        args.bus.as_deref().unwrap_or(&args.server)
+    );
     let agent = tokio::spawn(Agent::new(config, control, metrics).run(hints));
     until_stopped().await?;
     agent.abort();
     Ok(())
 }
 
-/// The server's state for a process that also runs an agent: one in-process bus, and one
-/// `/metrics` holding both the server's and the agent's metrics.
-pub async fn app_hosting_agent(settings: Settings, metrics: &Metrics) -> Result<App> {
+/// The server's state for a process that also runs an agent: one `/metrics` holding both
+/// the server's and the agent's metrics, and the in-process bus, or NATS (`bus`) when
+/// other agents are to join.
+pub async fn app_hosting_agent(
+    settings: Settings,
+    metrics: &Metrics,
+    bus: Option<&str>,
+) -> Result<App> {
     let mut registry = Registry::default();
     metrics.register(&mut registry);
-    vpnaas_server::build_app_with(
-        settings,
-        Arc::new(vpnaas_bus::InProcNotifier::default()),
-        registry,
-    )
-    .await
-    .context("cannot open the store")
+    let nats = match bus {
+        Some(url) => Some(vpnaas_bus::nats::connect(url).await?.0),
+        None => None,
+    };
+    let notifier: Arc<dyn vpnaas_bus::Notifier> = match &nats {
+        Some(client) => Arc::new(vpnaas_bus::nats::NatsNotifier::new(client.clone())),
+        None => Arc::new(vpnaas_bus::InProcNotifier::default()),
+    };
+    let app = vpnaas_server::build_app_with(settings, notifier, registry)
+        .await
+        .context("cannot open the store")?;
+    if let Some(client) = nats {
+        vpnaas_bus::nats::serve(client, Arc::new(LocalControlPlane::new(app.clone()))).await?;
+    }
+    Ok(app)
 }
 
 async fn until_stopped() -> Result<()> {

@@ -74,7 +74,7 @@ pub async fn run(args: &DemoArgs) -> Result<String> {
         ..AgentConfig::default()
     };
     let metrics = Metrics::default();
-    let app = crate::aio::app_hosting_agent(settings, &metrics).await?;
+    let app = crate::aio::app_hosting_agent(settings, &metrics, None).await?;
     let hints = app.notifier.subscribe(&config.host);
     let control = Arc::new(LocalControlPlane::new(app.clone()));
     let server = Server::start_app(app)

@@ -4,7 +4,10 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use std::sync::Arc;
+
 use anyhow::{Context, Result};
+use vpnaas_server::service::agents::LocalControlPlane;
 use vpnaas_server::{AuthMode, Server, Settings};
 
 /// Flags of `vpnaas server`.
@@ -31,6 +34,10 @@ pub struct ServerArgs {
     /// Accept sha1 and 3des in policies.
     #[arg(long, env = "VPNAAS_ALLOW_WEAK_ALGORITHMS")]
     allow_weak_algorithms: Option<bool>,
+    /// Bus to the agents: `nats://host:4222` (agents then need no route to this server);
+    /// without it agents reach the server over HTTP.
+    #[arg(long, env = "VPNAAS_BUS")]
+    pub bus: Option<String>,
 }
 
 impl ServerArgs {
@@ -68,9 +75,25 @@ impl ServerArgs {
 
 /// Runs the server until Ctrl-C or SIGTERM.
 pub async fn run(args: &ServerArgs) -> Result<()> {
-    let server = Server::start(args.settings()?)
-        .await
-        .context("cannot start the server")?;
+    let settings = args.settings()?;
+    let server = match &args.bus {
+        Some(url) => {
+            let (client, _) = vpnaas_bus::nats::connect(url).await?;
+            let app = vpnaas_server::build_app_with(
+                settings,
+                Arc::new(vpnaas_bus::nats::NatsNotifier::new(client.clone())),
+                prometheus_client::registry::Registry::default(),
+            )
+            .await
+            .context("cannot open the store")?;
+            let control = Arc::new(LocalControlPlane::new(app.clone()));
+            vpnaas_bus::nats::serve(client, control).await?;
+            tracing::info!(bus = %url, "answering agents over NATS");
+            Server::start_app(app).await
+        }
+        None => Server::start(settings).await,
+    }
+    .context("cannot start the server")?;
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}

@@ -18,6 +18,9 @@ enum Mode {
     AllInOne,
     /// `vpnaas server` and `vpnaas agent --server URL`: two processes, bus over HTTP.
     Separate,
+    /// `vpnaas server --bus` and `vpnaas agent --bus`: two processes and a nats-server of
+    /// the lab's own.
+    Nats,
 }
 
 struct Lab {
@@ -28,6 +31,8 @@ struct Lab {
     /// Where the agent's own `/metrics` is (the separate agent); all-in-one serves the
     /// agent's metrics with the server's at `url`.
     agent_metrics: String,
+    /// The lab's nats-server and its port (mode `Nats`).
+    nats: Option<(Child, u16)>,
     processes: Vec<Child>,
     /// How each process was started, to restart it.
     commands: Vec<(Vec<String>, String)>,
@@ -48,6 +53,31 @@ fn spawn_vpnaas(args: &[String], log: &std::path::Path) -> Child {
         .stderr(log)
         .spawn()
         .expect("start vpnaas")
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("port")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// A nats-server of the test's own on `port`, ready.
+fn start_nats(port: u16) -> (Child, u16) {
+    let child = Command::new("nats-server")
+        .args(["-a", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("nats-server (scripts/setup.sh installs it)");
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (child, port)
 }
 
 fn require_root() {
@@ -107,6 +137,11 @@ impl Lab {
             .expect("addr")
             .port();
         let metrics_listen = format!("127.0.0.1:{metrics_port}");
+        let nats = (mode == Mode::Nats).then(|| start_nats(free_port()));
+        let bus = nats
+            .as_ref()
+            .map(|(_, port)| format!("nats://127.0.0.1:{port}"))
+            .unwrap_or_default();
         let state = dir.path().join("state").to_string_lossy().into_owned();
         let data = dir.path().join("data").to_string_lossy().into_owned();
         let agent: Vec<String> = [
@@ -160,6 +195,30 @@ impl Lab {
                     "agent.log".into(),
                 ),
             ],
+            Mode::Nats => vec![
+                (
+                    with(
+                        &[
+                            "server",
+                            "--listen",
+                            &listen,
+                            "--data-dir",
+                            &data,
+                            "--bus",
+                            &bus,
+                        ],
+                        &[],
+                    ),
+                    "server.log".into(),
+                ),
+                (
+                    with(
+                        &["agent", "--bus", &bus, "--metrics-listen", &metrics_listen],
+                        &agent,
+                    ),
+                    "agent.log".into(),
+                ),
+            ],
         };
         let processes = commands
             .iter()
@@ -168,7 +227,7 @@ impl Lab {
         let client = Client::new(&url);
         let agent_metrics = match mode {
             Mode::AllInOne => url.clone(),
-            Mode::Separate => format!("http://{metrics_listen}"),
+            Mode::Separate | Mode::Nats => format!("http://{metrics_listen}"),
         };
         let mut lab = Lab {
             prefix,
@@ -176,6 +235,7 @@ impl Lab {
             url,
             client,
             agent_metrics,
+            nats,
             processes,
             commands,
             _dir: dir,
@@ -386,7 +446,11 @@ impl Drop for Lab {
     /// Stops what this test started, by pid: the all-in-one process, then every process
     /// left in this lab's namespaces (its charons), then the namespaces.
     fn drop(&mut self) {
-        for process in &mut self.processes {
+        for process in self
+            .processes
+            .iter_mut()
+            .chain(self.nats.as_mut().map(|(c, _)| c))
+        {
             let _ = process.kill();
             let _ = process.wait();
         }
@@ -2074,4 +2138,56 @@ async fn an_agent_restart_leaves_running_plutos_alone() {
         pids.0,
         "the change went to the adopted pluto"
     );
+}
+
+/// Server and agent talk over NATS only; NATS restarts under a running tunnel: nothing is
+/// dropped, and changes flow again once everyone has reconnected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_nats_a_tunnel_survives_a_nats_restart() {
+    let mut lab = Lab::start_as(2, Mode::Nats).await;
+    let policies = lab.policies(json!({"ike_version": "v2"}), json!({})).await;
+    let (s1, s2) = (lab.service(1).await, lab.service(2).await);
+    let c12 = lab.connect(&s1, 1, 2, &policies, "over-nats").await;
+    let c21 = lab.connect(&s2, 2, 1, &policies, "over-nats").await;
+    lab.wait_status(&c12, "ACTIVE", Duration::from_secs(20))
+        .await;
+    lab.wait_status(&c21, "ACTIVE", Duration::from_secs(20))
+        .await;
+    assert!(lab.ping(1, 2));
+    let pids = (charon_pid(&lab, 1), charon_pid(&lab, 2));
+    let pinger = Pinger::start(&lab, 1, 2, 5);
+    let (mut child, port) = lab.nats.take().expect("nats");
+    let _ = child.kill();
+    let _ = child.wait();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    lab.nats = Some(start_nats(port));
+    let (sent, received) = pinger.finish();
+    assert!(sent >= 90, "the ping ran ({sent} sent)");
+    assert_eq!(
+        sent,
+        received,
+        "{} of {sent} packets lost across the NATS restart",
+        sent - received
+    );
+    assert_eq!(
+        (charon_pid(&lab, 1), charon_pid(&lab, 2)),
+        pids,
+        "a daemon was restarted"
+    );
+    let changed = Instant::now();
+    lab.client
+        .update(Kind::SiteConnection, &c12, json!({"admin_state_up": false}))
+        .await
+        .expect("a change after the restart");
+    lab.wait_status(&c12, "DOWN", Duration::from_secs(15)).await;
+    eprintln!(
+        "over NATS, after its restart: a change applied and reported in {:?}",
+        changed.elapsed()
+    );
+    lab.client
+        .update(Kind::SiteConnection, &c12, json!({"admin_state_up": true}))
+        .await
+        .expect("and back");
+    lab.wait_status(&c12, "ACTIVE", Duration::from_secs(20))
+        .await;
 }

@@ -1,0 +1,201 @@
+//! The bus over a real NATS server (one of its own, on a free port): an agent talks to two
+//! servers sharing one PostgreSQL database without knowing either; a change made through
+//! one server reaches the agent and is visible through the other; after NATS restarts,
+//! everyone reconnects and the agent is told about every router it hosts.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use vpnaas_bus::ControlPlane;
+use vpnaas_bus::nats::{NatsControlPlane, NatsNotifier};
+use vpnaas_client::Client;
+use vpnaas_model::Kind;
+use vpnaas_model::agent::{ConnectionStatus, RouterChanged, StatusReport};
+use vpnaas_model::enums::{Status, StatusReason};
+use vpnaas_server::service::agents::LocalControlPlane;
+use vpnaas_server::{Server, build_app_with};
+
+/// A nats-server this test started, killed (by pid) when dropped.
+struct Nats {
+    child: Child,
+    port: u16,
+}
+
+impl Nats {
+    fn start(port: u16) -> Nats {
+        let child = Command::new("nats-server")
+            .args(["-a", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nats-server (scripts/setup.sh installs it)");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Nats { child, port }
+    }
+
+    fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("port")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// A server on the shared database whose agents' bus is NATS.
+async fn server_on_nats(url: &str, database: &str, dir: &tempfile::TempDir) -> Server {
+    let (client, _) = vpnaas_bus::nats::connect(url).await.expect("nats");
+    let settings = vpnaas_server::Settings {
+        database_url: Some(database.to_string()),
+        ..settings(dir.path())
+    };
+    let app = build_app_with(
+        settings,
+        Arc::new(NatsNotifier::new(client.clone())),
+        prometheus_client::registry::Registry::default(),
+    )
+    .await
+    .expect("app");
+    vpnaas_bus::nats::serve(client, Arc::new(LocalControlPlane::new(app.clone())))
+        .await
+        .expect("serve agents");
+    Server::start_app(app).await.expect("server")
+}
+
+async fn next_hint(
+    hints: &mut tokio::sync::broadcast::Receiver<RouterChanged>,
+    within: Duration,
+) -> RouterChanged {
+    tokio::time::timeout(within, hints.recv())
+        .await
+        .expect("a hint in time")
+        .expect("hint")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_agent_on_nats_works_with_two_servers_and_survives_a_nats_restart() {
+    let port = free_port();
+    let mut nats = Nats::start(port);
+    let database = vpnaas_store::scratch::postgres_database();
+    let (dir_a, dir_b) = (
+        tempfile::tempdir().expect("tempdir"),
+        tempfile::tempdir().expect("tempdir"),
+    );
+    let a = server_on_nats(&nats.url(), &database, &dir_a).await;
+    let b = server_on_nats(&nats.url(), &database, &dir_b).await;
+    let (ca, cb) = (Client::new(&a.url()), Client::new(&b.url()));
+
+    let agent = NatsControlPlane::connect(&nats.url())
+        .await
+        .expect("agent bus");
+    let mut hints = agent.hints("gw-1");
+    agent.heartbeat("gw-1").await.expect("register over NATS");
+    assert_eq!(
+        cb.list(Kind::Agent, &[]).await.expect("agents")[0]["host"],
+        "gw-1"
+    );
+
+    let external = external_network(&ca).await;
+    let s = site(&ca, &external, 1).await;
+    assert_eq!(
+        agent.hosted_routers("gw-1").await.expect("hosted"),
+        vec![s.router.clone()]
+    );
+    while hints.try_recv().is_ok() {}
+    let svc = legacy_service(&cb, &s).await;
+    assert_eq!(
+        next_hint(&mut hints, Duration::from_secs(2))
+            .await
+            .router_id,
+        s.router,
+        "a change through server b reaches the agent"
+    );
+    let pols = policies(&ca).await;
+    let conn = ca
+        .create(
+            Kind::SiteConnection,
+            legacy_connection(&id(&svc), &pols, "10.2.0.0/24"),
+        )
+        .await
+        .expect("connection");
+    let state = agent
+        .router_state("gw-1", &s.router)
+        .await
+        .expect("state")
+        .expect("hosted");
+    assert_eq!(state.connections.len(), 1);
+    agent
+        .report(StatusReport {
+            host: "gw-1".into(),
+            router_id: s.router.clone(),
+            applied_revision: state.revision,
+            daemon_running: true,
+            connections: vec![ConnectionStatus {
+                id: id(&conn),
+                status: Status::Active,
+                reason: StatusReason::Established,
+                detail: String::new(),
+                traffic: None,
+            }],
+        })
+        .await
+        .expect("report over NATS");
+    assert_eq!(
+        cb.show(Kind::SiteConnection, &id(&conn))
+            .await
+            .expect("through b")["status"],
+        "ACTIVE"
+    );
+
+    drop(nats);
+    assert!(
+        agent.heartbeat("gw-1").await.is_err(),
+        "without NATS a call fails (and the agent retries)"
+    );
+    while hints.try_recv().is_ok() {}
+    nats = Nats::start(port);
+    let hint = next_hint(&mut hints, Duration::from_secs(10)).await;
+    assert_eq!(
+        hint.router_id, s.router,
+        "after reconnecting, the agent is told about every router it hosts"
+    );
+    agent
+        .heartbeat("gw-1")
+        .await
+        .expect("calls work again after NATS restarted");
+    ca.update(
+        Kind::SiteConnection,
+        &id(&conn),
+        serde_json::json!({"mtu": 1400}),
+    )
+    .await
+    .expect("update");
+    assert_eq!(
+        next_hint(&mut hints, Duration::from_secs(5))
+            .await
+            .router_id,
+        s.router,
+        "servers publish again too"
+    );
+    drop(nats);
+}

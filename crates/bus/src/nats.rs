@@ -21,6 +21,8 @@ use crate::{ControlPlane, Error, Notifier, Result};
 const CALLS: &str = "vpnaas.agent";
 const QUEUE: &str = "vpnaas-servers";
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often a reconnected agent asks for its routers before leaving it to the resync.
+const CATCH_UP_ATTEMPTS: u32 = 50;
 
 /// One call of an agent, as it travels.
 #[derive(Debug, Serialize, Deserialize)]
@@ -57,6 +59,10 @@ pub async fn connect(url: &str) -> Result<(async_nats::Client, broadcast::Sender
     let client = async_nats::ConnectOptions::new()
         .retry_on_initial_connect()
         .request_timeout(Some(REQUEST_TIMEOUT))
+        // The default backoff grows to seconds; a bus that comes back should be used at once.
+        .reconnect_delay_callback(|attempts| {
+            Duration::from_millis(100 * attempts.min(10) as u64)
+        })
         .event_callback(move |event| {
             let events = events.clone();
             async move {
@@ -125,18 +131,27 @@ impl NatsControlPlane {
         receiver
     }
 
+    /// Asks which routers the host has (retrying: the servers reconnect at the same time
+    /// and may not be answering yet) and sends a hint for each.
     async fn catch_up(&self, host: &str, sender: &broadcast::Sender<RouterChanged>) {
-        match self.hosted_routers(host).await {
-            Ok(routers) => {
-                for router_id in routers {
-                    let _ = sender.send(RouterChanged {
-                        router_id,
-                        revision: 0,
-                    });
+        for attempt in 1..=CATCH_UP_ATTEMPTS {
+            match self.hosted_routers(host).await {
+                Ok(routers) => {
+                    for router_id in routers {
+                        let _ = sender.send(RouterChanged {
+                            router_id,
+                            revision: 0,
+                        });
+                    }
+                    return;
+                }
+                Err(error) => {
+                    tracing::debug!(%error, attempt, "no server answers yet after reconnecting");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
                 }
             }
-            Err(error) => tracing::warn!(%error, "cannot catch up after reconnecting"),
         }
+        tracing::warn!("no server answered after reconnecting; the periodic resync will catch up");
     }
 }
 

@@ -63,6 +63,9 @@ pub struct AgentArgs {
     /// IKE daemon of routers whose services do not choose one [default: strongswan].
     #[arg(long, env = "VPNAAS_DRIVER", value_parser = ["strongswan", "libreswan"])]
     driver: Option<String>,
+    /// Seconds between heartbeats and full resyncs [default: 30].
+    #[arg(long, env = "VPNAAS_RESYNC_INTERVAL")]
+    resync_interval: Option<u64>,
     /// Root Libreswan's files are under (`/` when installed) [default: /].
     #[arg(long, env = "VPNAAS_LIBRESWAN_ROOT")]
     libreswan_root: Option<PathBuf>,
@@ -105,6 +108,9 @@ impl AgentArgs {
         }
         if let Some(root) = &self.libreswan_root {
             config.libreswan.root = root.clone();
+        }
+        if let Some(seconds) = self.resync_interval {
+            config.resync_interval = seconds;
         }
         Ok(config)
     }

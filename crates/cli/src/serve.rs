@@ -34,6 +34,10 @@ pub struct ServerArgs {
     /// Accept sha1 and 3des in policies.
     #[arg(long, env = "VPNAAS_ALLOW_WEAK_ALGORITHMS")]
     allow_weak_algorithms: Option<bool>,
+    /// Seconds without a heartbeat after which an agent is dead and its routers move
+    /// [default: 75].
+    #[arg(long, env = "VPNAAS_AGENT_DOWN_TIME")]
+    agent_down_time: Option<u64>,
     /// Bus to the agents: `nats://host:4222` (agents then need no route to this server);
     /// without it agents reach the server over HTTP.
     #[arg(long, env = "VPNAAS_BUS")]
@@ -68,6 +72,9 @@ impl ServerArgs {
         }
         if let Some(allow) = self.allow_weak_algorithms {
             settings.allow_weak_algorithms = allow;
+        }
+        if let Some(seconds) = self.agent_down_time {
+            settings.agent_down_time = seconds;
         }
         Ok(settings)
     }

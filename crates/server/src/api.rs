@@ -56,6 +56,15 @@ pub fn router(app: App) -> Router {
             put(remove_interface),
         )
         .route("/v2.0/routers/{id}/migrate_vpn_driver", put(migrate_driver))
+        .route("/v2.0/routers/{id}/vpn-agents", get(agents_of_router))
+        .route(
+            "/v2.0/agents/{id}/vpn-routers",
+            get(routers_of_agent).post(add_router_to_agent),
+        )
+        .route(
+            "/v2.0/agents/{id}/vpn-routers/{router_id}",
+            axum::routing::delete(remove_router_from_agent),
+        )
         .route("/v2.0/service-providers", get(service_providers))
         .route(
             "/v2.0/flavors/{id}/service_profiles",
@@ -245,6 +254,46 @@ async fn migrate_driver(
     Ok(Json(
         service::flavors::migrate_router(&app, &caller, &id, &body).await?,
     ))
+}
+
+async fn agents_of_router(
+    State(app): State<App>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(
+        service::scheduler::agents_of_router(&app, &caller, &id).await?,
+    ))
+}
+
+async fn routers_of_agent(
+    State(app): State<App>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(
+        service::scheduler::routers_of_agent(&app, &caller, &id).await?,
+    ))
+}
+
+async fn add_router_to_agent(
+    State(app): State<App>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let body = parse_body(&body)?;
+    let answer = service::scheduler::add_router(&app, &caller, &id, &body).await?;
+    Ok((StatusCode::CREATED, Json(answer)).into_response())
+}
+
+async fn remove_router_from_agent(
+    State(app): State<App>,
+    caller: Caller,
+    Path((id, router_id)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    service::scheduler::remove_router(&app, &caller, &id, &router_id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn service_providers(State(app): State<App>, caller: Caller) -> ApiResult<Json<Value>> {

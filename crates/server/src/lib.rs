@@ -36,6 +36,8 @@ pub struct App {
     pub hint_queues: Arc<agent_api::HintQueues>,
     /// Prometheus metrics, served at `/metrics`.
     pub metrics: Arc<metrics::Metrics>,
+    /// When this server started (seconds since the epoch).
+    pub started_at: u64,
 }
 
 impl App {
@@ -102,6 +104,7 @@ pub async fn build_app_with(
         notifier,
         hint_queues: Arc::default(),
         metrics: Arc::new(metrics::Metrics::new(registry)),
+        started_at: service::agents::now(),
     })
 }
 

@@ -174,7 +174,7 @@ async fn an_agent_on_nats_works_with_two_servers_and_survives_a_nats_restart() {
     );
     while hints.try_recv().is_ok() {}
     nats = Nats::start(port);
-    let hint = next_hint(&mut hints, Duration::from_secs(10)).await;
+    let hint = next_hint(&mut hints, Duration::from_secs(20)).await;
     assert_eq!(
         hint.router_id, s.router,
         "after reconnecting, the agent is told about every router it hosts"

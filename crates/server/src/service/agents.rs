@@ -72,20 +72,8 @@ pub fn touched(router: &Router) -> Option<Touched> {
 
 /// The live agent with the fewest routers, if any.
 pub async fn pick_agent(tx: &mut dyn Transaction, down_after: u64) -> ApiResult<Option<String>> {
-    let agents: Vec<Agent> = tx.load_all().await?;
-    let routers: Vec<Router> = tx.load_all().await?;
-    let now = now();
-    let load = |host: &str| {
-        routers
-            .iter()
-            .filter(|r| r.agent_host.as_deref() == Some(host))
-            .count()
-    };
-    Ok(agents
-        .iter()
-        .filter(|a| a.admin_state_up && now.saturating_sub(a.heartbeat_at) <= down_after)
-        .min_by_key(|a| (load(&a.host), a.host.clone()))
-        .map(|a| a.host.clone()))
+    let (mut placement, _) = super::scheduler::Placement::load(tx, down_after).await?;
+    Ok(placement.place())
 }
 
 /// Marks `alive` on an agent document as it is shown.
@@ -158,19 +146,12 @@ pub async fn heartbeat(app: &App, host: &str) -> ApiResult<()> {
         None => serde_json::from_value(new_agent(host, now()))?,
     };
     tx.save(&agent).await?;
-    let mut scheduled = Vec::new();
-    let routers: Vec<Router> = tx.as_mut().load_all().await?;
-    for mut router in routers.into_iter().filter(|r| r.agent_host.is_none()) {
-        match pick_agent(tx.as_mut(), app.settings.agent_down_time).await? {
-            Some(chosen) => {
-                router.agent_host = Some(chosen);
-                router.revision_number += 1;
-                tx.save(&router).await?;
-                scheduled.extend(touched(&router));
-            }
-            None => break,
-        }
-    }
+    let scheduled = super::scheduler::place_orphans(
+        tx.as_mut(),
+        app.settings.agent_down_time,
+        app.started_at,
+    )
+    .await?;
     tx.commit().await?;
     notify(app, scheduled);
     Ok(())

@@ -4,6 +4,7 @@
 
 pub mod agents;
 pub mod flavors;
+pub mod scheduler;
 mod inventory;
 mod vpn;
 

@@ -60,9 +60,7 @@ pub async fn connect(url: &str) -> Result<(async_nats::Client, broadcast::Sender
         .retry_on_initial_connect()
         .request_timeout(Some(REQUEST_TIMEOUT))
         // The default backoff grows to seconds; a bus that comes back should be used at once.
-        .reconnect_delay_callback(|attempts| {
-            Duration::from_millis(100 * attempts.min(10) as u64)
-        })
+        .reconnect_delay_callback(|attempts| Duration::from_millis(100 * attempts.min(10) as u64))
         .event_callback(move |event| {
             let events = events.clone();
             async move {

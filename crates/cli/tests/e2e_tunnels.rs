@@ -21,6 +21,10 @@ enum Mode {
     /// `vpnaas server --bus` and `vpnaas agent --bus`: two processes and a nats-server of
     /// the lab's own.
     Nats,
+    /// `vpnaas server` (agents dead after 3 s without a heartbeat) and two agents beating
+    /// every second: the first as in `Separate`, the second with host `<prefix>-2`,
+    /// namespaces `<prefix>-s-…` and its own state directory.
+    TwoAgents,
 }
 
 struct Lab {
@@ -142,26 +146,29 @@ impl Lab {
             .as_ref()
             .map(|(_, port)| format!("nats://127.0.0.1:{port}"))
             .unwrap_or_default();
-        let state = dir.path().join("state").to_string_lossy().into_owned();
         let data = dir.path().join("data").to_string_lossy().into_owned();
-        let agent: Vec<String> = [
-            "--data-plane",
-            "userspace",
-            "--host",
-            prefix.as_str(),
-            "--state-dir",
-            state.as_str(),
-        ]
-        .into_iter()
-        .map(String::from)
-        .chain([
-            "--namespace-prefix".into(),
-            format!("{prefix}-r-"),
-            "--fabric-namespace".into(),
-            fabric.clone(),
-        ])
-        .chain(agent_args.iter().map(|a| a.to_string()))
-        .collect();
+        let agent_of = |host: String, namespaces: &str, state: &str| -> Vec<String> {
+            let state = dir.path().join(state).to_string_lossy().into_owned();
+            [
+                "--data-plane",
+                "userspace",
+                "--host",
+                host.as_str(),
+                "--state-dir",
+                state.as_str(),
+            ]
+            .into_iter()
+            .map(String::from)
+            .chain([
+                "--namespace-prefix".into(),
+                format!("{prefix}-{namespaces}-"),
+                "--fabric-namespace".into(),
+                fabric.clone(),
+            ])
+            .chain(agent_args.iter().map(|a| a.to_string()))
+            .collect()
+        };
+        let agent = agent_of(prefix.clone(), "r", "state");
         let with = |head: &[&str], tail: &[String]| {
             head.iter()
                 .map(|s| s.to_string())
@@ -193,6 +200,37 @@ impl Lab {
                         &agent,
                     ),
                     "agent.log".into(),
+                ),
+            ],
+            Mode::TwoAgents => vec![
+                (
+                    with(
+                        &[
+                            "server",
+                            "--listen",
+                            &listen,
+                            "--data-dir",
+                            &data,
+                            "--agent-down-time",
+                            "3",
+                        ],
+                        &[],
+                    ),
+                    "server.log".into(),
+                ),
+                (
+                    with(
+                        &["agent", "--server", &url, "--resync-interval", "1"],
+                        &agent,
+                    ),
+                    "agent.log".into(),
+                ),
+                (
+                    with(
+                        &["agent", "--server", &url, "--resync-interval", "1"],
+                        &agent_of(format!("{prefix}-2"), "s", "state2"),
+                    ),
+                    "agent2.log".into(),
                 ),
             ],
             Mode::Nats => vec![
@@ -227,7 +265,7 @@ impl Lab {
         let client = Client::new(&url);
         let agent_metrics = match mode {
             Mode::AllInOne => url.clone(),
-            Mode::Separate | Mode::Nats => format!("http://{metrics_listen}"),
+            Mode::Separate | Mode::Nats | Mode::TwoAgents => format!("http://{metrics_listen}"),
         };
         let mut lab = Lab {
             prefix,
@@ -243,6 +281,9 @@ impl Lab {
         };
         lab.wait_for_api().await;
         lab.wait_for_agent().await;
+        if mode == Mode::TwoAgents {
+            lab.wait_for_host(&format!("{}-2", lab.prefix), true).await;
+        }
         let out = vpnaas(
             &lab.url,
             &[
@@ -275,6 +316,21 @@ impl Lab {
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
         panic!("all-in-one did not answer");
+    }
+
+    /// Waits until the agent on `host` is (or is no longer) alive; returns its document.
+    async fn wait_for_host(&self, host: &str, alive: bool) -> Value {
+        for _ in 0..400 {
+            let agents = self.client.list(Kind::Agent, &[]).await.expect("agents");
+            if let Some(agent) = agents
+                .into_iter()
+                .find(|a| a["host"] == host && a["alive"] == alive)
+            {
+                return agent;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("agent {host} is not alive={alive} after 10 s");
     }
 
     async fn wait_for_agent(&self) {
@@ -2190,4 +2246,133 @@ async fn over_nats_a_tunnel_survives_a_nats_restart() {
         .expect("and back");
     lab.wait_status(&c12, "ACTIVE", Duration::from_secs(20))
         .await;
+}
+
+/// Pings until one passes; the time it took.
+fn until_ping(lab: &Lab, from: usize, to: usize, within: Duration) -> Duration {
+    let started = Instant::now();
+    while !ping_once(lab, from, to) {
+        assert!(
+            started.elapsed() < within,
+            "no ping from site {from} to {to} within {within:?}"
+        );
+    }
+    started.elapsed()
+}
+
+/// Kills every process in the namespaces whose names start with `prefix` and deletes the
+/// namespaces: what a gateway host's power cut does to its routers.
+fn power_off(prefix: &str) {
+    let namespaces: Vec<String> = std::fs::read_dir("/run/netns")
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with(prefix))
+                .collect()
+        })
+        .unwrap_or_default();
+    for namespace in namespaces {
+        let pids = Command::new("ip")
+            .args(["netns", "pids", &namespace])
+            .output()
+            .expect("ip");
+        for pid in String::from_utf8_lossy(&pids.stdout).split_whitespace() {
+            let _ = Command::new("kill").args(["-KILL", pid]).status();
+        }
+        let _ = Command::new("ip")
+            .args(["netns", "del", &namespace])
+            .status();
+    }
+}
+
+/// Two agents, a router on each and a tunnel between them. The second gateway host dies
+/// (agent killed, its routers' namespaces and daemons gone): after 3 s without heartbeats
+/// its router moves to the first agent and the tunnel comes back. The agent returns and an
+/// admin moves the router back by hand; the tunnel follows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_agents_router_moves_to_a_live_one_and_can_be_moved_back() {
+    let mut lab = Lab::start_as(2, Mode::TwoAgents).await;
+    let (first, second) = (lab.prefix.clone(), format!("{}-2", lab.prefix));
+    let router = |site: usize| {
+        lab.site(site)["router_id"]
+            .as_str()
+            .expect("router")
+            .to_string()
+    };
+    let (r1, r2) = (router(1), router(2));
+    let client = lab.client.clone();
+    let host_of = |r: &str| {
+        let (c, r) = (client.clone(), r.to_string());
+        async move { c.show(Kind::Router, &r).await.expect("router")["agent_host"].clone() }
+    };
+    assert_eq!(
+        (host_of(&r1).await, host_of(&r2).await),
+        (json!(first), json!(second)),
+        "fewest routers first: one router per agent"
+    );
+    let policies = lab.policies(json!({"ike_version": "v2"}), json!({})).await;
+    let (s1, s2) = (lab.service(1).await, lab.service(2).await);
+    let c12 = lab.connect(&s1, 1, 2, &policies, "two-hosts").await;
+    let c21 = lab.connect(&s2, 2, 1, &policies, "two-hosts").await;
+    lab.wait_status(&c12, "ACTIVE", Duration::from_secs(20))
+        .await;
+    lab.wait_status(&c21, "ACTIVE", Duration::from_secs(20))
+        .await;
+    until_ping(&lab, 1, 2, Duration::from_secs(10));
+
+    let killed = Instant::now();
+    lab.kill_process(2);
+    power_off(&format!("{}-s-", lab.prefix));
+    let failover = until_ping(&lab, 1, 2, Duration::from_secs(30));
+    eprintln!(
+        "gateway host 2 dead -> its router on agent 1, tunnel pinging: {failover:?} (agent_down_time 3 s, heartbeats every 1 s)"
+    );
+    assert_eq!(host_of(&r2).await, json!(first));
+    lab.wait_for_host(&second, false).await;
+    lab.wait_status(&c21, "ACTIVE", Duration::from_secs(10))
+        .await;
+    assert!(
+        killed.elapsed() >= Duration::from_secs(3),
+        "moved before the agent could be dead"
+    );
+
+    lab.start_process(2);
+    let back = lab.wait_for_host(&second, true).await;
+    let moved = Instant::now();
+    let (status, body) = lab
+        .client
+        .raw(
+            vpnaas_client::Method::POST,
+            &format!("/v2.0/agents/{}/vpn-routers", id(&back)),
+            Some(&json!({"router_id": r2})),
+        )
+        .await
+        .expect("move by hand");
+    assert_eq!(status.as_u16(), 201, "{body}");
+    while host_of(&r2).await != json!(second) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let started = Instant::now();
+    while lab
+        .namespaces()
+        .iter()
+        .any(|n| n == &format!("{}-r-{r2}", lab.prefix))
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "agent 1 kept the moved router"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    until_ping(&lab, 1, 2, Duration::from_secs(30));
+    eprintln!(
+        "router moved back by hand -> pinging: {:?}",
+        moved.elapsed()
+    );
+    let agents = lab
+        .client
+        .get(&format!("/v2.0/routers/{r2}/vpn-agents"))
+        .await
+        .expect("vpn-agents");
+    assert_eq!(agents["agents"][0]["host"], second.as_str());
 }

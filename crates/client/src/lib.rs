@@ -4,7 +4,7 @@
 
 #![warn(missing_docs)]
 
-use reqwest::{Method, StatusCode};
+pub use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use vpnaas_model::Kind;
 

@@ -146,12 +146,9 @@ pub async fn heartbeat(app: &App, host: &str) -> ApiResult<()> {
         None => serde_json::from_value(new_agent(host, now()))?,
     };
     tx.save(&agent).await?;
-    let scheduled = super::scheduler::place_orphans(
-        tx.as_mut(),
-        app.settings.agent_down_time,
-        app.started_at,
-    )
-    .await?;
+    let scheduled =
+        super::scheduler::place_orphans(tx.as_mut(), app.settings.agent_down_time, app.started_at)
+            .await?;
     tx.commit().await?;
     notify(app, scheduled);
     Ok(())

@@ -4,8 +4,8 @@
 
 pub mod agents;
 pub mod flavors;
-pub mod scheduler;
 mod inventory;
+pub mod scheduler;
 mod vpn;
 
 use serde::de::DeserializeOwned;

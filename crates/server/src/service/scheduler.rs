@@ -12,7 +12,7 @@ use vpnaas_model::network::Router;
 use vpnaas_model::{Error as Fault, Kind};
 use vpnaas_store::Transaction;
 
-use super::agents::{Touched, now, notify, touched};
+use super::agents::{Touched, notify, now, touched};
 use crate::App;
 use crate::auth::Caller;
 use crate::error::ApiResult;
@@ -40,7 +40,10 @@ impl Placement {
     }
 
     /// Loads agents and routers from the transaction.
-    pub async fn load(tx: &mut dyn Transaction, down_after: u64) -> ApiResult<(Placement, Vec<Router>)> {
+    pub async fn load(
+        tx: &mut dyn Transaction,
+        down_after: u64,
+    ) -> ApiResult<(Placement, Vec<Router>)> {
         let agents: Vec<Agent> = tx.load_all().await?;
         let routers: Vec<Router> = tx.load_all().await?;
         Ok((Placement::of(&agents, &routers, down_after), routers))
@@ -158,7 +161,12 @@ pub async fn agents_of_router(app: &App, caller: &Caller, router_id: &str) -> Ap
 }
 
 /// `POST /v2.0/agents/{id}/vpn-routers` `{"router_id"}`: moves a router to this agent.
-pub async fn add_router(app: &App, caller: &Caller, agent_id: &str, body: &Value) -> ApiResult<Value> {
+pub async fn add_router(
+    app: &App,
+    caller: &Caller,
+    agent_id: &str,
+    body: &Value,
+) -> ApiResult<Value> {
     admin(caller, "create_vpn-router")?;
     let router_id = body["router_id"]
         .as_str()
@@ -173,7 +181,10 @@ pub async fn add_router(app: &App, caller: &Caller, agent_id: &str, body: &Value
     if router.agent_host.as_deref() == Some(agent.host.as_str()) {
         return Err(Fault::conflict(
             "RouterHostedByVPNAgent",
-            format!("The router {router_id} has been already hosted by a VPN agent {}.", agent.id),
+            format!(
+                "The router {router_id} has been already hosted by a VPN agent {}.",
+                agent.id
+            ),
         )
         .into());
     }
@@ -189,7 +200,12 @@ pub async fn add_router(app: &App, caller: &Caller, agent_id: &str, body: &Value
 
 /// `DELETE /v2.0/agents/{id}/vpn-routers/{router_id}`: takes a router off this agent; it
 /// is placed again at the next heartbeat (on the least loaded live agent).
-pub async fn remove_router(app: &App, caller: &Caller, agent_id: &str, router_id: &str) -> ApiResult<()> {
+pub async fn remove_router(
+    app: &App,
+    caller: &Caller,
+    agent_id: &str,
+    router_id: &str,
+) -> ApiResult<()> {
     admin(caller, "delete_vpn-router")?;
     let mut tx = app.store.begin().await?;
     let agent = agent_by_id(tx.as_mut(), agent_id).await?;

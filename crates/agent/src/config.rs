@@ -70,6 +70,9 @@ pub struct AgentConfig {
     pub driver: DriverKind,
     /// Where Libreswan is and how often its status is read.
     pub libreswan: LibreswanConfig,
+    /// Simulation only: no daemons, every tunnel up this many milliseconds after it is
+    /// loaded (`fake` driver, for scale tests; use with `l3_mode = "external"`).
+    pub fake_tunnel_delay_ms: Option<u64>,
 }
 
 /// Libreswan settings.
@@ -150,6 +153,7 @@ impl Default for AgentConfig {
             retransmit: Retransmit::default(),
             driver: DriverKind::Strongswan,
             libreswan: LibreswanConfig::default(),
+            fake_tunnel_delay_ms: None,
         }
     }
 }

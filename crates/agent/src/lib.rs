@@ -7,6 +7,7 @@
 pub mod command;
 pub mod config;
 pub mod driver;
+pub mod fake;
 pub mod l3;
 pub mod libreswan;
 pub mod metrics;
@@ -76,6 +77,10 @@ fn connection_status(
     }
 }
 
+/// An unchanged report is sent again after this many resync intervals (so a server that
+/// lost it, e.g. restored from a backup, hears it again).
+const REPORT_REFRESH_RESYNCS: u32 = 10;
+
 /// How soon a failed resync (e.g. the server not answering yet) is tried again.
 const RETRY: std::time::Duration = std::time::Duration::from_secs(1);
 
@@ -85,11 +90,17 @@ pub struct Agent {
     control: Arc<dyn ControlPlane>,
     strongswan: StrongSwan,
     libreswan: Libreswan,
+    /// Replaces both when the agent simulates tunnels.
+    fake: Option<fake::FakeDriver>,
     wake: mpsc::UnboundedReceiver<String>,
     /// Last state applied per hosted router.
     applied: HashMap<String, RouterState>,
     /// Last statuses reported per hosted router.
     reported: HashMap<String, Vec<ConnectionStatus>>,
+    /// The last report the server took per router, and when: an identical one is not sent
+    /// again until it is `REPORT_REFRESH_RESYNCS` resyncs old (at scale, unchanged reports
+    /// would be most of the server's writes).
+    last_sent: HashMap<String, (StatusReport, std::time::Instant)>,
     /// A report failed: resync soon rather than at the next tick, so a server that comes
     /// back hears the truth within a second.
     resync_soon: bool,
@@ -102,15 +113,20 @@ impl Agent {
     pub fn new(config: AgentConfig, control: Arc<dyn ControlPlane>, metrics: Metrics) -> Agent {
         let (wake_tx, wake) = mpsc::unbounded_channel();
         let strongswan = StrongSwan::new(config.clone(), wake_tx.clone(), metrics.clone());
+        let fake = config
+            .fake_tunnel_delay_ms
+            .map(|ms| fake::FakeDriver::new(std::time::Duration::from_millis(ms), wake_tx.clone()));
         let libreswan = Libreswan::new(config.clone(), wake_tx, metrics.clone());
         Agent {
             config,
             control,
             strongswan,
             libreswan,
+            fake,
             wake,
             applied: HashMap::new(),
             reported: HashMap::new(),
+            last_sent: HashMap::new(),
             resync_soon: false,
             metrics,
         }
@@ -145,6 +161,16 @@ impl Agent {
     }
 
     async fn resync_all(&mut self, at_start: bool) -> Result<()> {
+        let started = std::time::Instant::now();
+        let result = self.resync_every_router(at_start).await;
+        if result.is_ok() {
+            self.metrics.resynced(started.elapsed().as_secs_f64());
+        }
+        result
+    }
+
+    /// Heartbeat, then a full reconcile of every hosted router (and of routers gone).
+    async fn resync_every_router(&mut self, at_start: bool) -> Result<()> {
         self.control.heartbeat(&self.config.host).await?;
         let routers = self.control.hosted_routers(&self.config.host).await?;
         if at_start {
@@ -237,6 +263,9 @@ impl Agent {
     }
 
     fn driver(&self, kind: DriverKind) -> &dyn IkeDriver {
+        if let Some(fake) = &self.fake {
+            return fake;
+        }
         match kind {
             DriverKind::Strongswan => &self.strongswan,
             DriverKind::Libreswan => &self.libreswan,
@@ -259,7 +288,7 @@ impl Agent {
             }
         }
         let kind = self.kind(state);
-        if last.is_none_or(|l| self.kind(l) != kind) {
+        if self.fake.is_none() && last.is_none_or(|l| self.kind(l) != kind) {
             // A router moved to another daemon (or a full resync): the other one goes.
             for other in [DriverKind::Strongswan, DriverKind::Libreswan] {
                 if other != kind {
@@ -292,6 +321,7 @@ impl Agent {
         }
         self.applied.remove(router_id);
         self.reported.remove(router_id);
+        self.last_sent.remove(router_id);
         self.metrics.hosted(&self.reported);
     }
 
@@ -337,10 +367,24 @@ impl Agent {
         self.reported
             .insert(state.router_id.clone(), report.connections.clone());
         self.metrics.hosted(&self.reported);
-        if let Err(error) = self.control.report(report).await {
-            tracing::warn!(%error, router = %state.router_id, "status report failed");
-            self.metrics.report_failed();
-            self.resync_soon = true;
+        let refresh = self.config.resync() * REPORT_REFRESH_RESYNCS;
+        if self
+            .last_sent
+            .get(&state.router_id)
+            .is_some_and(|(sent, at)| *sent == report && at.elapsed() < refresh)
+        {
+            return;
+        }
+        match self.control.report(report.clone()).await {
+            Ok(()) => {
+                self.last_sent
+                    .insert(state.router_id.clone(), (report, std::time::Instant::now()));
+            }
+            Err(error) => {
+                tracing::warn!(%error, router = %state.router_id, "status report failed");
+                self.metrics.report_failed();
+                self.resync_soon = true;
+            }
         }
     }
 }

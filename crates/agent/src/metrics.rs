@@ -54,6 +54,7 @@ struct ConnectionLabels {
 pub struct Metrics {
     reconcile: Family<TriggerLabels, Histogram, fn() -> Histogram>,
     reconcile_errors: Counter,
+    resync: Histogram,
     daemon_restarts: Counter,
     report_failures: Counter,
     rekeys: Counter,
@@ -66,6 +67,7 @@ impl Default for Metrics {
         Metrics {
             reconcile: Family::new_with_constructor(reconcile_histogram),
             reconcile_errors: Counter::default(),
+            resync: reconcile_histogram(),
             daemon_restarts: Counter::default(),
             report_failures: Counter::default(),
             rekeys: Counter::default(),
@@ -87,6 +89,11 @@ impl Metrics {
             "vpnaas_agent_reconcile_errors",
             "Reconciles that failed (desired state unreadable, or not applied)",
             self.reconcile_errors.clone(),
+        );
+        registry.register(
+            "vpnaas_agent_resync_duration_seconds",
+            "Time of a full resync: heartbeat, then every hosted router reconciled",
+            self.resync.clone(),
         );
         registry.register(
             "vpnaas_agent_daemon_restarts",
@@ -122,6 +129,11 @@ impl Metrics {
                 trigger: trigger.as_str(),
             })
             .observe(seconds);
+    }
+
+    /// Records a full resync.
+    pub fn resynced(&self, seconds: f64) {
+        self.resync.observe(seconds);
     }
 
     /// Counts a failed reconcile.

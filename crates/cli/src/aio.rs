@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use prometheus_client::registry::Registry;
-use vpnaas_agent::{Agent, AgentConfig, DataPlane, Metrics};
+use vpnaas_agent::{Agent, AgentConfig, DataPlane, L3Mode, Metrics};
 use vpnaas_bus::http::HttpControlPlane;
 use vpnaas_model::enums::DriverKind;
 use vpnaas_server::service::agents::LocalControlPlane;
@@ -63,6 +63,12 @@ pub struct AgentArgs {
     /// IKE daemon of routers whose services do not choose one [default: strongswan].
     #[arg(long, env = "VPNAAS_DRIVER", value_parser = ["strongswan", "libreswan"])]
     driver: Option<String>,
+    /// standalone (the agent plumbs router namespaces) or external (another L3 agent does).
+    #[arg(long, env = "VPNAAS_L3_MODE", value_parser = ["standalone", "external"])]
+    l3_mode: Option<String>,
+    /// Simulation: no daemons, every tunnel up this many ms after it is loaded.
+    #[arg(long, env = "VPNAAS_FAKE_TUNNEL_DELAY_MS")]
+    fake_tunnel_delay_ms: Option<u64>,
     /// Seconds between heartbeats and full resyncs [default: 30].
     #[arg(long, env = "VPNAAS_RESYNC_INTERVAL")]
     resync_interval: Option<u64>,
@@ -111,6 +117,16 @@ impl AgentArgs {
         }
         if let Some(seconds) = self.resync_interval {
             config.resync_interval = seconds;
+        }
+        if let Some(mode) = &self.l3_mode {
+            config.l3_mode = if mode == "external" {
+                L3Mode::External
+            } else {
+                L3Mode::Standalone
+            };
+        }
+        if self.fake_tunnel_delay_ms.is_some() {
+            config.fake_tunnel_delay_ms = self.fake_tunnel_delay_ms;
         }
         Ok(config)
     }

@@ -8,6 +8,7 @@ mod lab;
 mod migrate;
 mod output;
 mod resource_cmd;
+mod scale;
 mod serve;
 mod watch;
 
@@ -109,7 +110,10 @@ fn cli() -> Command {
             .subcommand(bench::TunnelArgs::augment_args(
                 Command::new("tunnel")
                     .about("Measure POST -> ACTIVE on a running all-in-one with a 2-site lab"),
-            )),
+            ))
+            .subcommand(scale::ScaleArgs::augment_args(Command::new("scale").about(
+                "Servers, fake-driver agents and many routers on this machine",
+            ))),
     );
     for kind in Kind::ALL {
         cli = cli.subcommand(resource_cmd::command(kind));
@@ -150,6 +154,9 @@ async fn run() -> Result<String> {
                     &bench::BenchArgs::from_arg_matches(bench_args)?,
                 )
                 .await
+            }
+            Some(("scale", bench_args)) => {
+                scale::run(&scale::ScaleArgs::from_arg_matches(bench_args)?).await
             }
             Some((_, bench_args)) => {
                 bench::tunnel(

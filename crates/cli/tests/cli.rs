@@ -289,3 +289,37 @@ async fn an_admin_picks_a_driver_with_a_flavor() {
     .expect("join");
     assert!(!out.status.success(), "an unknown driver is refused");
 }
+
+#[test]
+fn the_scale_benchmark_runs_a_small_fleet_of_fake_agents() {
+    let out = Command::new(env!("CARGO_BIN_EXE_vpnaas"))
+        .args([
+            "bench",
+            "scale",
+            "--servers",
+            "1",
+            "--agents",
+            "2",
+            "--routers",
+            "4",
+        ])
+        .args([
+            "--connections",
+            "2",
+            "--delay-ms",
+            "50",
+            "--settle-seconds",
+            "6",
+        ])
+        .env("VPNAAS_LOG", "warn")
+        .output()
+        .expect("run vpnaas");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("(8 ACTIVE)"), "{text}");
+    assert!(text.contains("agent memory (RSS)"), "{text}");
+}

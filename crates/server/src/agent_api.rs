@@ -112,6 +112,7 @@ async fn report(
     body: Bytes,
 ) -> ApiResult<StatusCode> {
     admin(&caller)?;
+    app.metrics.report_received(body.len());
     let report: StatusReport = serde_json::from_slice(&body)
         .map_err(|_| Fault::http_bad_request("Malformed status report"))?;
     if report.host != host {

@@ -66,6 +66,7 @@ pub struct Metrics {
     requests: Family<RequestLabels, Histogram, fn() -> Histogram>,
     transitions: Family<TransitionLabels, Counter>,
     reports: Counter,
+    report_bytes: Counter,
     connections: Family<StatusLabels, Gauge>,
     agents: Family<AgentLabels, Gauge>,
 }
@@ -77,6 +78,7 @@ impl Metrics {
             requests: Family::new_with_constructor(latency_histogram),
             transitions: Family::default(),
             reports: Counter::default(),
+            report_bytes: Counter::default(),
             connections: Family::default(),
             agents: Family::default(),
             registry: Registry::default(),
@@ -95,6 +97,11 @@ impl Metrics {
             "vpnaas_status_reports",
             "Status reports applied from agents",
             metrics.reports.clone(),
+        );
+        registry.register(
+            "vpnaas_status_report_bytes",
+            "Bytes of status reports received from agents over HTTP",
+            metrics.report_bytes.clone(),
         );
         registry.register(
             "vpnaas_connections",
@@ -121,6 +128,11 @@ impl Metrics {
                 code,
             })
             .observe(seconds);
+    }
+
+    /// Counts the size of a status report as it arrived.
+    pub fn report_received(&self, bytes: usize) {
+        self.report_bytes.inc_by(bytes as u64);
     }
 
     /// Records an applied status report and the transitions it caused.

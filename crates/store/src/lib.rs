@@ -97,6 +97,14 @@ pub trait Store: Send + Sync {
     async fn list(&self, kind: Kind) -> Result<Vec<Record>>;
     /// Starts a write transaction; writers are serialised.
     async fn begin(&self) -> Result<Box<dyn Transaction>>;
+    /// Starts a write transaction of observations (agents' status reports and
+    /// heartbeats): serialised like any write, but its commit need not wait for the disk
+    /// (on PostgreSQL `synchronous_commit = off`): an observation lost in a crash is
+    /// reported again by its agent.
+    async fn begin_observation(&self) -> Result<Box<dyn Transaction>>;
+    /// Starts a read-only transaction: one consistent snapshot, never waiting for writers
+    /// (for reads that need the reference index, such as an agent's desired state).
+    async fn read(&self) -> Result<Box<dyn Transaction>>;
     /// The last `limit` events (JSON documents) of a connection, oldest first.
     async fn events(&self, connection_id: &str, limit: u32) -> Result<Vec<String>>;
 }

@@ -63,6 +63,18 @@ impl SqlStore {
         let options: AnyConnectOptions = url.parse()?;
         let pool = AnyPoolOptions::new()
             .max_connections(16)
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    // Statements are prepared once per connection, often while the tables
+                    // are still nearly empty; a generic plan made then (nested loops over
+                    // sequential scans) stays slow as they grow. Plans for the actual
+                    // values cost well under a millisecond here.
+                    sqlx::query("SET plan_cache_mode = force_custom_plan")
+                        .execute(&mut *conn)
+                        .await?;
+                    Ok(())
+                })
+            })
             .connect_with(options)
             .await?;
         Ok(SqlStore {
@@ -250,18 +262,47 @@ impl Store for SqlStore {
     }
 
     async fn begin(&self) -> Result<Box<dyn Transaction>> {
+        self.writer_transaction(false).await
+    }
+
+    async fn begin_observation(&self) -> Result<Box<dyn Transaction>> {
+        self.writer_transaction(true).await
+    }
+
+    async fn read(&self) -> Result<Box<dyn Transaction>> {
+        let mut tx = self.pool.begin().await?;
+        if self.backend == Backend::Postgres {
+            sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                .execute(&mut *tx)
+                .await?;
+        }
+        Ok(Box::new(SqlTransaction { tx, _writer: None }))
+    }
+}
+
+impl SqlStore {
+    async fn writer_transaction(&self, observation: bool) -> Result<Box<dyn Transaction>> {
         let guard = self.writer.clone().lock_owned().await;
         let mut tx = self.pool.begin().await?;
         if self.backend == Backend::Postgres {
             sqlx::query(LOCK_WRITERS).execute(&mut *tx).await?;
+            if observation {
+                sqlx::query("SET LOCAL synchronous_commit = off")
+                    .execute(&mut *tx)
+                    .await?;
+            }
         }
-        Ok(Box::new(SqlTransaction { tx, _writer: guard }))
+        Ok(Box::new(SqlTransaction {
+            tx,
+            _writer: Some(guard),
+        }))
     }
 }
 
+/// A transaction; writers hold the in-process writer lock until they end.
 struct SqlTransaction {
     tx: sqlx::Transaction<'static, sqlx::Any>,
-    _writer: OwnedMutexGuard<()>,
+    _writer: Option<OwnedMutexGuard<()>>,
 }
 
 #[async_trait]

@@ -108,7 +108,7 @@ impl ControlPlane for LocalControlPlane {
         let mut tx = self
             .app
             .store
-            .begin()
+            .read()
             .await
             .map_err(|e| unavailable(e.into()))?;
         let routers: Vec<Router> = tx.load_all().await.map_err(|e| unavailable(e.into()))?;
@@ -136,7 +136,7 @@ impl ControlPlane for LocalControlPlane {
 
 /// Registers an agent or records its heartbeat; schedules unscheduled routers.
 pub async fn heartbeat(app: &App, host: &str) -> ApiResult<()> {
-    let mut tx = app.store.begin().await?;
+    let mut tx = app.store.begin_observation().await?;
     let agents: Vec<Agent> = tx.as_mut().load_all().await?;
     let agent = match agents.into_iter().find(|a| a.host == host) {
         Some(mut agent) => {
@@ -160,7 +160,7 @@ pub async fn router_state(
     host: &str,
     router_id: &str,
 ) -> ApiResult<Option<RouterState>> {
-    let mut tx = app.store.begin().await?;
+    let mut tx = app.store.read().await?;
     let tx = tx.as_mut();
     let Some(router) = tx.load::<Router>(router_id).await? else {
         return Ok(None);
@@ -371,7 +371,7 @@ pub fn rfc3339_now() -> String {
 /// when one of its connections is, ERROR when its daemon cannot run, DOWN otherwise).
 /// Statuses are observations, not desired state: the revision does not move.
 pub async fn apply_report(app: &App, report: &StatusReport) -> ApiResult<()> {
-    let mut tx = app.store.begin().await?;
+    let mut tx = app.store.begin_observation().await?;
     let tx_ref = tx.as_mut();
     let Some(router) = tx_ref.load::<Router>(&report.router_id).await? else {
         return Ok(());

@@ -128,7 +128,7 @@ fn admin(caller: &Caller, action: &str) -> ApiResult<()> {
 /// `GET /v2.0/agents/{id}/vpn-routers`.
 pub async fn routers_of_agent(app: &App, caller: &Caller, agent_id: &str) -> ApiResult<Value> {
     admin(caller, "get_vpn-routers")?;
-    let mut tx = app.store.begin().await?;
+    let mut tx = app.store.read().await?;
     let agent = agent_by_id(tx.as_mut(), agent_id).await?;
     let routers: Vec<Router> = tx.as_mut().load_all().await?;
     let hosted: Vec<&Router> = routers
@@ -141,7 +141,7 @@ pub async fn routers_of_agent(app: &App, caller: &Caller, agent_id: &str) -> Api
 /// `GET /v2.0/routers/{id}/vpn-agents`.
 pub async fn agents_of_router(app: &App, caller: &Caller, router_id: &str) -> ApiResult<Value> {
     admin(caller, "get_vpn-agents")?;
-    let mut tx = app.store.begin().await?;
+    let mut tx = app.store.read().await?;
     let router: Router = tx
         .as_mut()
         .load(router_id)

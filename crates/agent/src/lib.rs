@@ -17,6 +17,7 @@ pub mod strongswan;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use futures::StreamExt;
 use tokio::sync::{broadcast, mpsc};
 use vpnaas_bus::ControlPlane;
 use vpnaas_model::agent::{ConnectionStatus, RouterChanged, RouterState, StatusReport};
@@ -80,6 +81,9 @@ fn connection_status(
 /// An unchanged report is sent again after this many resync intervals (so a server that
 /// lost it, e.g. restored from a backup, hears it again).
 const REPORT_REFRESH_RESYNCS: u32 = 10;
+
+/// Desired states fetched at once during a full resync.
+const FETCH_CONCURRENCY: usize = 8;
 
 /// How soon a failed resync (e.g. the server not answering yet) is tried again.
 const RETRY: std::time::Duration = std::time::Duration::from_secs(1);
@@ -182,8 +186,20 @@ impl Agent {
             .filter(|r| !routers.contains(r))
             .cloned()
             .collect();
-        for router_id in routers.iter().chain(gone.iter()) {
-            self.sync(router_id, true).await;
+        // Desired states are fetched several at a time (the server reads them without
+        // locks) and applied one by one, in order.
+        let (control, host) = (self.control.clone(), self.config.host.clone());
+        let mut fetched = futures::stream::iter(routers.into_iter().chain(gone))
+            .map(|router_id| {
+                let (control, host) = (control.clone(), host.clone());
+                async move {
+                    let state = control.router_state(&host, &router_id).await;
+                    (router_id, state)
+                }
+            })
+            .buffered(FETCH_CONCURRENCY);
+        while let Some((router_id, state)) = fetched.next().await {
+            self.sync_fetched(&router_id, true, state).await;
         }
         Ok(())
     }
@@ -207,13 +223,27 @@ impl Agent {
     /// Reconciles one router with its desired state. A full resync re-applies everything
     /// (healing drift); otherwise only what differs from the last applied state.
     pub async fn sync(&mut self, router_id: &str, full: bool) {
+        let state = self
+            .control
+            .router_state(&self.config.host, router_id)
+            .await;
+        self.sync_fetched(router_id, full, state).await;
+    }
+
+    /// [`Agent::sync`] with the desired state already fetched.
+    async fn sync_fetched(
+        &mut self,
+        router_id: &str,
+        full: bool,
+        state: vpnaas_bus::Result<Option<RouterState>>,
+    ) {
         let started = std::time::Instant::now();
         let trigger = if full {
             Trigger::Resync
         } else {
             Trigger::Change
         };
-        if self.reconcile(router_id, full).await {
+        if self.reconcile(router_id, full, state).await {
             self.metrics
                 .reconciled(trigger, started.elapsed().as_secs_f64());
         } else {
@@ -222,12 +252,13 @@ impl Agent {
     }
 
     /// [`Agent::sync`]'s work; false when the router could not be brought to its state.
-    async fn reconcile(&mut self, router_id: &str, full: bool) -> bool {
-        let state = match self
-            .control
-            .router_state(&self.config.host, router_id)
-            .await
-        {
+    async fn reconcile(
+        &mut self,
+        router_id: &str,
+        full: bool,
+        fetched: vpnaas_bus::Result<Option<RouterState>>,
+    ) -> bool {
+        let state = match fetched {
             Ok(state) => state,
             Err(error) => {
                 tracing::warn!(%error, router = router_id, "cannot fetch desired state");

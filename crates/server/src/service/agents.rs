@@ -3,6 +3,7 @@
 //! bumping a router's revision (in the same transaction as the change) so that its agent
 //! is told to fetch it.
 
+use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
@@ -162,6 +163,7 @@ pub async fn router_state(
 ) -> ApiResult<Option<RouterState>> {
     let mut tx = app.store.read().await?;
     let tx = tx.as_mut();
+    let mut reads = Reads::default();
     let Some(router) = tx.load::<Router>(router_id).await? else {
         return Ok(None);
     };
@@ -172,17 +174,32 @@ pub async fn router_state(
     if let Some(info) = &router.external_gateway_info {
         for fixed in &info.external_fixed_ips {
             gateway.push(
-                port_address(tx, &info.network_id, &fixed.subnet_id, &fixed.ip_address).await?,
+                port_address(
+                    tx,
+                    &mut reads,
+                    &info.network_id,
+                    &fixed.subnet_id,
+                    &fixed.ip_address,
+                )
+                .await?,
             );
         }
     }
     let mut interfaces = Vec::new();
     for interface in &router.interfaces {
-        let Some(subnet) = tx.load::<Subnet>(&interface.subnet_id).await? else {
+        let Some(subnet) = reads.load::<Subnet>(tx, &interface.subnet_id).await? else {
             continue;
         };
-        interfaces
-            .push(port_address(tx, &subnet.network_id, &subnet.id, &interface.ip_address).await?);
+        interfaces.push(
+            port_address(
+                tx,
+                &mut reads,
+                &subnet.network_id,
+                &subnet.id,
+                &interface.ip_address,
+            )
+            .await?,
+        );
     }
     let services: Vec<VpnService> = tx.load_referrers(Kind::Router, router_id).await?;
     let mut connections = Vec::new();
@@ -191,7 +208,7 @@ pub async fn router_state(
             .load_referrers::<SiteConnection>(Kind::VpnService, &service.id)
             .await?
         {
-            connections.extend(connection_spec(tx, &router, service, conn).await?);
+            connections.extend(connection_spec(tx, &mut reads, &router, service, conn).await?);
         }
     }
     Ok(Some(RouterState {
@@ -215,12 +232,13 @@ pub async fn router_state(
 
 async fn port_address(
     tx: &mut dyn Transaction,
+    reads: &mut Reads,
     network_id: &str,
     subnet_id: &str,
     ip: &str,
 ) -> ApiResult<PortAddress> {
-    let subnet: Subnet = tx
-        .load(subnet_id)
+    let subnet: Subnet = reads
+        .load(tx, subnet_id)
         .await?
         .ok_or_else(|| ApiError::Internal(format!("subnet {subnet_id} vanished")))?;
     let cidr: IpNet = subnet
@@ -251,19 +269,20 @@ fn cidrs(texts: &[String]) -> Vec<IpNet> {
 
 async fn connection_spec(
     tx: &mut dyn Transaction,
+    reads: &mut Reads,
     router: &Router,
     service: &VpnService,
     conn: SiteConnection,
 ) -> ApiResult<Option<ConnectionSpec>> {
     let (Some(ike), Some(ipsec)) = (
-        tx.load::<IkePolicy>(&conn.ikepolicy_id).await?,
-        tx.load::<IpsecPolicy>(&conn.ipsecpolicy_id).await?,
+        reads.load::<IkePolicy>(tx, &conn.ikepolicy_id).await?,
+        reads.load::<IpsecPolicy>(tx, &conn.ipsecpolicy_id).await?,
     ) else {
         return Ok(None);
     };
     let (local_cidrs, peer_cidrs) = match &service.subnet_id {
         Some(subnet_id) => {
-            let subnet: Option<Subnet> = tx.load(subnet_id).await?;
+            let subnet: Option<Subnet> = reads.load(tx, subnet_id).await?;
             (
                 subnet.map(|s| cidrs(&[s.cidr])).unwrap_or_default(),
                 cidrs(&conn.peer_cidrs),
@@ -271,14 +290,14 @@ async fn connection_spec(
         }
         None => {
             let mut local = Vec::new();
-            if let Some(group) = load_group(tx, &conn.local_ep_group_id).await? {
+            if let Some(group) = load_group(tx, reads, &conn.local_ep_group_id).await? {
                 for subnet_id in &group.endpoints {
-                    if let Some(subnet) = tx.load::<Subnet>(subnet_id).await? {
+                    if let Some(subnet) = reads.load::<Subnet>(tx, subnet_id).await? {
                         local.extend(cidrs(&[subnet.cidr]));
                     }
                 }
             }
-            let peer = load_group(tx, &conn.peer_ep_group_id)
+            let peer = load_group(tx, reads, &conn.peer_ep_group_id)
                 .await?
                 .map(|g| cidrs(&g.endpoints))
                 .unwrap_or_default();
@@ -317,11 +336,35 @@ async fn connection_spec(
 
 async fn load_group(
     tx: &mut dyn Transaction,
+    reads: &mut Reads,
     id: &Option<String>,
 ) -> ApiResult<Option<EndpointGroup>> {
     match id {
-        Some(id) => Ok(tx.load(id).await?),
+        Some(id) => reads.load(tx, id).await,
         None => Ok(None),
+    }
+}
+
+/// The objects read while building one desired state, each fetched once: a router's
+/// connections usually share their policies and subnets.
+#[derive(Default)]
+struct Reads(HashMap<(Kind, String), Option<String>>);
+
+impl Reads {
+    async fn load<R: vpnaas_model::Resource>(
+        &mut self,
+        tx: &mut dyn Transaction,
+        id: &str,
+    ) -> ApiResult<Option<R>> {
+        let key = (R::KIND, id.to_string());
+        if !self.0.contains_key(&key) {
+            let body = tx.get(R::KIND, id).await?.map(|r| r.body);
+            self.0.insert(key.clone(), body);
+        }
+        match self.0.get(&key).and_then(Option::as_ref) {
+            Some(body) => Ok(Some(serde_json::from_str(body)?)),
+            None => Ok(None),
+        }
     }
 }
 

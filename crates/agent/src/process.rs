@@ -68,7 +68,7 @@ pub struct Backoff(Mutex<HashMap<String, Starts>>);
 
 impl Backoff {
     /// After a crash: how long to wait before starting again (`None`: now).
-    pub fn wait(&self, router_id: &str) -> Option<Duration> {
+    fn wait(&self, router_id: &str) -> Option<Duration> {
         let starts = self.0.lock().unwrap_or_else(|p| p.into_inner());
         let entry = starts.get(router_id)?;
         let wait_until = entry.last + entry.delay;
@@ -76,9 +76,34 @@ impl Backoff {
         (wait_until > now).then(|| wait_until - now)
     }
 
+    /// Before (re)starting a router's daemon (`crashed`: it died on its own): `Err(wait)`
+    /// while its backoff runs, after which `wake` is told the router's id; otherwise the
+    /// start is recorded (and a restart after a crash counted).
+    pub fn may_start(
+        &self,
+        router_id: &str,
+        crashed: bool,
+        wake: &tokio::sync::mpsc::UnboundedSender<String>,
+        metrics: &crate::Metrics,
+    ) -> Result<(), Duration> {
+        if let Some(wait) = crashed.then(|| self.wait(router_id)).flatten() {
+            let (wake, router) = (wake.clone(), router_id.to_string());
+            tokio::spawn(async move {
+                tokio::time::sleep(wait).await;
+                let _ = wake.send(router);
+            });
+            return Err(wait);
+        }
+        self.started(router_id, crashed);
+        if crashed {
+            metrics.daemon_restarted();
+        }
+        Ok(())
+    }
+
     /// Records a start. After a crash the next delay doubles unless the daemon had run for
     /// a minute; a start that follows no crash resets it.
-    pub fn started(&self, router_id: &str, after_crash: bool) {
+    fn started(&self, router_id: &str, after_crash: bool) {
         let mut starts = self.0.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
         let delay = match starts.get(router_id) {

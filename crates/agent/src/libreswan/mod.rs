@@ -323,24 +323,12 @@ impl Libreswan {
             .is_some_and(|p| process::alive(p.pid));
         if !running {
             let crashed = daemons.contains_key(&state.router_id);
-            if let Some(wait) = crashed
-                .then(|| self.restarts.wait(&state.router_id))
-                .flatten()
-            {
-                let (wake, router) = (self.wake.clone(), state.router_id.clone());
-                tokio::spawn(async move {
-                    tokio::time::sleep(wait).await;
-                    let _ = wake.send(router);
-                });
-                return Err(Error::Daemon(format!(
-                    "pluto keeps exiting; next start in {wait:?}"
-                )));
-            }
+            self.restarts
+                .may_start(&state.router_id, crashed, &self.wake, &self.metrics)
+                .map_err(|wait| {
+                    Error::Daemon(format!("pluto keeps exiting; next start in {wait:?}"))
+                })?;
             daemons.remove(&state.router_id);
-            self.restarts.started(&state.router_id, crashed);
-            if crashed {
-                self.metrics.daemon_restarted();
-            }
             let pluto = self.start(namespace, &state.router_id).await?;
             daemons.insert(state.router_id.clone(), pluto);
         }

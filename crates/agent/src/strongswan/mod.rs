@@ -122,20 +122,12 @@ impl StrongSwan {
             // A dead daemon stays known until it is started again, so that every wake-up
             // during its backoff still counts it as a crash.
             let crashed = daemons.contains_key(&state.router_id);
-            if let Some(wait) = crashed
-                .then(|| self.restarts.wait(&state.router_id))
-                .flatten()
-            {
-                self.wake_after(&state.router_id, wait);
-                return Err(Error::Daemon(format!(
-                    "charon keeps exiting; next start in {wait:?}"
-                )));
-            }
+            self.restarts
+                .may_start(&state.router_id, crashed, &self.wake, &self.metrics)
+                .map_err(|wait| {
+                    Error::Daemon(format!("charon keeps exiting; next start in {wait:?}"))
+                })?;
             daemons.remove(&state.router_id);
-            self.restarts.started(&state.router_id, crashed);
-            if crashed {
-                self.metrics.daemon_restarted();
-            }
             let daemon = self.start(namespace, &state.router_id).await?;
             daemons.insert(state.router_id.clone(), daemon);
         }
@@ -213,14 +205,6 @@ impl StrongSwan {
             "adopted a running charon"
         );
         Some(daemon)
-    }
-
-    fn wake_after(&self, router_id: &str, wait: Duration) {
-        let (wake, router) = (self.wake.clone(), router_id.to_string());
-        tokio::spawn(async move {
-            tokio::time::sleep(wait).await;
-            let _ = wake.send(router);
-        });
     }
 
     /// Stops the router's charon and removes its files.

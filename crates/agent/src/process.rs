@@ -36,6 +36,16 @@ pub fn reap(mut child: tokio::process::Child, name: &'static str) -> JoinHandle<
     })
 }
 
+/// Waits (at most `within`) until `pid` no longer runs. A daemon's sockets close while
+/// it is still exiting: whoever reacts to that must let it finish first, or it would
+/// still look alive.
+pub async fn wait_exit(pid: u32, within: Duration) {
+    let deadline = Instant::now() + within;
+    while alive(pid) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// SIGTERM, then SIGKILL after 2 s.
 pub async fn terminate(pid: u32) {
     let _ = crate::command::run("kill", &["-TERM", &pid.to_string()]).await;

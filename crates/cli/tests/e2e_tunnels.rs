@@ -1084,7 +1084,8 @@ async fn a_killed_charon_is_restarted_and_the_tunnel_comes_back() {
         }
         assert!(
             started.elapsed() < Duration::from_secs(5),
-            "charon was not restarted"
+            "charon was not restarted; the agent's log ends with:\n{}",
+            lab.log_tail(60)
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -1244,6 +1245,22 @@ impl Lab {
         let last = self.processes.len() - 1;
         self.kill_process(last);
         self.start_process(last);
+    }
+
+    /// The last `lines` lines of the logs of the lab's vpnaas processes.
+    fn log_tail(&self, lines: usize) -> String {
+        self.commands
+            .iter()
+            .map(|(_, log)| {
+                let text = std::fs::read_to_string(self._dir.path().join(log)).unwrap_or_default();
+                let all: Vec<&str> = text.lines().collect();
+                format!(
+                    "== {log}\n{}",
+                    all[all.len().saturating_sub(lines)..].join("\n")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 
     /// SIGKILL of one of the lab's vpnaas processes (0 is the server).

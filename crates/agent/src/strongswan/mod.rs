@@ -27,6 +27,11 @@ use crate::driver::{self, ConnectionState, IkeDriver, Observed};
 use crate::process;
 use crate::{Error, Metrics, Result};
 
+/// How long a VICI request may take. A request to a charon that dies while answering
+/// never completes; without a bound the agent would wait on it forever instead of
+/// restarting charon (it answers in milliseconds otherwise).
+const VICI_PATIENCE: Duration = Duration::from_secs(2);
+
 /// How long an initiation may take before it is retried.
 const INITIATE_PATIENCE: Duration = Duration::from_secs(3);
 
@@ -169,7 +174,7 @@ impl StrongSwan {
         let vici = rsvici::unix::connect(&socket).await.ok()?;
         let history = SharedHistory::default();
         let events = self
-            .watch(router_id, &socket, None, history.clone())
+            .watch(router_id, &socket, pid, None, history.clone())
             .await
             .ok()?;
         let recorded = driver::read_loaded(&dir);
@@ -294,6 +299,7 @@ impl StrongSwan {
             .watch(
                 router_id,
                 &socket,
+                pid,
                 Some(process::reap(child, "charon")),
                 history.clone(),
             )
@@ -316,6 +322,7 @@ impl StrongSwan {
         &self,
         router_id: &str,
         socket: &Path,
+        pid: u32,
         exit: Option<JoinHandle<()>>,
         history: SharedHistory,
     ) -> Result<JoinHandle<()>> {
@@ -354,6 +361,9 @@ impl StrongSwan {
                     _ = async { match &mut exit { Some(exit) => { let _ = exit.await; } None => std::future::pending().await } } => break,
                 }
             }
+            // The event stream ends as charon's sockets close, before it has finished
+            // exiting: woken too early, the agent would still find it alive.
+            process::wait_exit(pid, Duration::from_secs(2)).await;
             let _ = wake.send(router);
         }))
     }
@@ -399,11 +409,10 @@ async fn command<T: serde::Serialize>(
     name: &str,
     message: T,
 ) -> Result<()> {
-    let answer: vici::Answer = vici
-        .lock()
+    let mut client = vici.lock().await;
+    let answer: vici::Answer = tokio::time::timeout(VICI_PATIENCE, client.request(name, message))
         .await
-        .request(name, message)
-        .await
+        .map_err(|_| Error::Daemon(format!("{name}: charon does not answer")))?
         .map_err(|e| Error::Daemon(format!("{name}: {e}")))?;
     if answer.success {
         Ok(())
@@ -595,7 +604,10 @@ async fn collect_sas(client: &mut rsvici::Client) -> Result<vici::Sas> {
 }
 
 async fn list_sas(vici: &Mutex<rsvici::Client>) -> Result<vici::Sas> {
-    collect_sas(&mut *vici.lock().await).await
+    let mut client = vici.lock().await;
+    tokio::time::timeout(VICI_PATIENCE, collect_sas(&mut client))
+        .await
+        .map_err(|_| Error::Daemon("list-sas: charon does not answer".into()))?
 }
 
 /// Learns a failure (or its end) from a log line about one of our connections; returns

@@ -61,20 +61,12 @@ pub fn routes() -> Router<App> {
         .route("/v2.0/vpnaas-agent/{host}/hints", get(hints))
 }
 
-fn admin(caller: &Caller) -> ApiResult<()> {
-    if caller.is_admin() {
-        Ok(())
-    } else {
-        Err(Fault::forbidden("vpnaas_agent").into())
-    }
-}
-
 async fn beat(
     State(app): State<App>,
     caller: Caller,
     Path(host): Path<String>,
 ) -> ApiResult<StatusCode> {
-    admin(&caller)?;
+    caller.require_admin("vpnaas_agent")?;
     app.hint_queues.queue(&app, &host).await;
     heartbeat(&app, &host).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -85,7 +77,7 @@ async fn routers(
     caller: Caller,
     Path(host): Path<String>,
 ) -> ApiResult<Json<Vec<String>>> {
-    admin(&caller)?;
+    caller.require_admin("vpnaas_agent")?;
     let hosted = LocalControlPlane::new(app)
         .hosted_routers(&host)
         .await
@@ -98,7 +90,7 @@ async fn state(
     caller: Caller,
     Path((host, router_id)): Path<(String, String)>,
 ) -> ApiResult<Json<vpnaas_model::agent::RouterState>> {
-    admin(&caller)?;
+    caller.require_admin("vpnaas_agent")?;
     match router_state(&app, &host, &router_id).await? {
         Some(state) => Ok(Json(state)),
         None => Err(Fault::resource_not_found(vpnaas_model::Kind::Router, &router_id).into()),
@@ -111,7 +103,7 @@ async fn report(
     Path(host): Path<String>,
     body: Bytes,
 ) -> ApiResult<StatusCode> {
-    admin(&caller)?;
+    caller.require_admin("vpnaas_agent")?;
     app.metrics.report_received(body.len());
     let report: StatusReport = serde_json::from_slice(&body)
         .map_err(|_| Fault::http_bad_request("Malformed status report"))?;
@@ -127,7 +119,7 @@ async fn hints(
     caller: Caller,
     Path(host): Path<String>,
 ) -> ApiResult<Json<Vec<RouterChanged>>> {
-    admin(&caller)?;
+    caller.require_admin("vpnaas_agent")?;
     let queue = app.hint_queues.queue(&app, &host).await;
     let mut queue = queue.lock().await;
     if !queue.caught_up {

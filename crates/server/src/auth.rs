@@ -62,6 +62,14 @@ impl Caller {
             Err(Fault::forbidden(action))
         }
     }
+    /// Fails with 403 unless the caller is an admin.
+    pub fn require_admin(&self, action: &str) -> Result<(), Fault> {
+        if self.is_admin() {
+            Ok(())
+        } else {
+            Err(Fault::forbidden(action))
+        }
+    }
     /// Whether an object of `project_id` belongs to the caller (or the caller is admin).
     pub fn owns(&self, project_id: &str) -> bool {
         self.is_admin() || self.project_id == project_id

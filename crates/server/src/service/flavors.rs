@@ -18,14 +18,6 @@ use super::{build, changed, save};
 use crate::auth::Caller;
 use crate::error::ApiResult;
 
-fn admin_only(caller: &Caller, action: &str) -> ApiResult<()> {
-    if caller.is_admin() {
-        Ok(())
-    } else {
-        Err(Fault::forbidden(action).into())
-    }
-}
-
 async fn load<R: vpnaas_model::Resource>(tx: &mut dyn Transaction, id: &str) -> ApiResult<R> {
     tx.load::<R>(id)
         .await?
@@ -38,7 +30,7 @@ pub(super) async fn create(
     kind: Kind,
     fields: Map<String, Value>,
 ) -> ApiResult<Value> {
-    admin_only(caller, &format!("create_{}", kind.singular()))?;
+    caller.require_admin(&format!("create_{}", kind.singular()))?;
     match kind {
         Kind::Flavor => {
             save(
@@ -58,7 +50,7 @@ pub(super) async fn update(
     id: &str,
     changes: Map<String, Value>,
 ) -> ApiResult<Value> {
-    admin_only(caller, &format!("update_{}", kind.singular()))?;
+    caller.require_admin(&format!("update_{}", kind.singular()))?;
     match kind {
         Kind::Flavor => {
             let flavor: Flavor = load(tx, id).await?;
@@ -77,7 +69,7 @@ pub(super) async fn delete(
     kind: Kind,
     id: &str,
 ) -> ApiResult<()> {
-    admin_only(caller, &format!("delete_{}", kind.singular()))?;
+    caller.require_admin(&format!("delete_{}", kind.singular()))?;
     match kind {
         Kind::Flavor => {
             load::<Flavor>(tx, id).await?;
@@ -119,7 +111,7 @@ pub async fn associate(
     flavor_id: &str,
     body: &Value,
 ) -> ApiResult<Value> {
-    admin_only(caller, "create_flavor_service_profile")?;
+    caller.require_admin("create_flavor_service_profile")?;
     let profile_id = body["service_profile"]["id"]
         .as_str()
         .ok_or_else(|| Fault::http_bad_request("service_profile.id is required"))?;
@@ -144,7 +136,7 @@ pub async fn disassociate(
     flavor_id: &str,
     profile_id: &str,
 ) -> ApiResult<()> {
-    admin_only(caller, "delete_flavor_service_profile")?;
+    caller.require_admin("delete_flavor_service_profile")?;
     let mut flavor: Flavor = load(tx, flavor_id).await?;
     let before = flavor.service_profiles.len();
     flavor.service_profiles.retain(|p| p != profile_id);
@@ -304,7 +296,7 @@ pub async fn migrate_router(
     router_id: &str,
     body: &Value,
 ) -> ApiResult<Value> {
-    admin_only(caller, "migrate_vpn_driver")?;
+    caller.require_admin("migrate_vpn_driver")?;
     let driver = body["driver"]
         .as_str()
         .and_then(DriverKind::parse)

@@ -117,17 +117,9 @@ async fn agent_by_id(tx: &mut dyn Transaction, agent_id: &str) -> ApiResult<Agen
         .ok_or_else(|| Fault::resource_not_found(Kind::Agent, agent_id).into())
 }
 
-fn admin(caller: &Caller, action: &str) -> ApiResult<()> {
-    if caller.is_admin() {
-        Ok(())
-    } else {
-        Err(Fault::forbidden(action).into())
-    }
-}
-
 /// `GET /v2.0/agents/{id}/vpn-routers`.
 pub async fn routers_of_agent(app: &App, caller: &Caller, agent_id: &str) -> ApiResult<Value> {
-    admin(caller, "get_vpn-routers")?;
+    caller.require_admin("get_vpn-routers")?;
     let mut tx = app.store.read().await?;
     let agent = agent_by_id(tx.as_mut(), agent_id).await?;
     let routers: Vec<Router> = tx.as_mut().load_all().await?;
@@ -140,7 +132,7 @@ pub async fn routers_of_agent(app: &App, caller: &Caller, agent_id: &str) -> Api
 
 /// `GET /v2.0/routers/{id}/vpn-agents`.
 pub async fn agents_of_router(app: &App, caller: &Caller, router_id: &str) -> ApiResult<Value> {
-    admin(caller, "get_vpn-agents")?;
+    caller.require_admin("get_vpn-agents")?;
     let mut tx = app.store.read().await?;
     let router: Router = tx
         .as_mut()
@@ -167,7 +159,7 @@ pub async fn add_router(
     agent_id: &str,
     body: &Value,
 ) -> ApiResult<Value> {
-    admin(caller, "create_vpn-router")?;
+    caller.require_admin("create_vpn-router")?;
     let router_id = body["router_id"]
         .as_str()
         .ok_or_else(|| Fault::http_bad_request("router_id is required"))?;
@@ -206,7 +198,7 @@ pub async fn remove_router(
     agent_id: &str,
     router_id: &str,
 ) -> ApiResult<()> {
-    admin(caller, "delete_vpn-router")?;
+    caller.require_admin("delete_vpn-router")?;
     let mut tx = app.store.begin().await?;
     let agent = agent_by_id(tx.as_mut(), agent_id).await?;
     let mut router: Router = tx

@@ -75,3 +75,16 @@ pub async fn run_removal(program: &str, args: &[&str]) -> Result<()> {
         Err(other) => Err(other),
     }
 }
+
+/// Starts a program and lets it finish in the background (a task waits for it and logs a
+/// failure): for announcements that must not hold up a reconcile.
+pub fn run_in_background(program: &str, args: &[&str]) {
+    let program = program.to_string();
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    tokio::spawn(async move {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        if let Err(error) = run(&program, &args).await {
+            tracing::warn!(%error, "background command failed");
+        }
+    });
+}

@@ -8,8 +8,9 @@ use std::fmt::Write as _;
 
 use ipnet::IpNet;
 use vpnaas_model::agent::RouterState;
+use vpnaas_model::enums::HaRole;
 
-use crate::command::{run, run_idempotent, run_removal, run_with_input};
+use crate::command::{run, run_idempotent, run_in_background, run_removal, run_with_input};
 use crate::config::AgentConfig;
 use crate::{Error, Result};
 
@@ -88,21 +89,54 @@ pub async fn ensure_bridge(config: &AgentConfig, network_id: &str) -> Result<(St
     Ok((namespace, bridge))
 }
 
+/// FNV-1a: a hash that is the same in every process and on every host.
+fn stable_hash(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// The MAC address of a router's port: derived from the router and the port, so an HA
+/// router's port has the same address on its standby, and neighbours' ARP caches stay
+/// right when it takes over (locally administered, unicast).
+fn port_mac(router_id: &str, port: &str) -> String {
+    let hash = stable_hash(&format!("{router_id}/{port}")).to_be_bytes();
+    format!(
+        "02:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+        hash[0], hash[1], hash[2], hash[3], hash[4]
+    )
+}
+
+/// Three characters naming this agent in the names of its ends of router ports in a
+/// bridge's namespace, which several agents share in a lab (HA routers have ports from
+/// two agents on the same bridges).
+fn agent_tag(config: &AgentConfig) -> String {
+    let hash = stable_hash(&config.host);
+    (0..3)
+        .map(|i| {
+            let digit = (hash >> (i * 5)) % 36;
+            char::from_digit(digit as u32, 36).unwrap_or('0')
+        })
+        .collect()
+}
+
 /// Plumbs a veth from the router namespace into a network's bridge.
 async fn ensure_port(
     config: &AgentConfig,
     router_ns: &str,
-    inner: &str,
-    outer: &str,
+    ends: (&str, &str),
+    mac: &str,
     network_id: &str,
 ) -> Result<()> {
+    let (inner, outer) = ends;
     let (bridge_ns, bridge) = ensure_bridge(config, network_id).await?;
     if run("ip", &["-n", router_ns, "link", "show", "dev", inner])
         .await
         .is_err()
     {
         let mut args = vec![
-            "link", "add", outer, "type", "veth", "peer", "name", inner, "netns", router_ns,
+            "link", "add", outer, "type", "veth", "peer", "name", inner, "address", mac, "netns",
+            router_ns,
         ];
         if !bridge_ns.is_empty() {
             args = [&["-n", bridge_ns.as_str()][..], &args[..]].concat();
@@ -114,6 +148,9 @@ async fn ensure_port(
     Ok(())
 }
 
+/// Gives `device` exactly the `wanted` addresses. An IPv4 address it gains is announced
+/// with gratuitous ARP (in the background): after an HA takeover the bridges must learn
+/// where the router's MAC address lives now.
 async fn ensure_addresses(router_ns: &str, device: &str, wanted: &[IpNet]) -> Result<()> {
     let shown = run(
         "ip",
@@ -150,6 +187,15 @@ async fn ensure_addresses(router_ns: &str, device: &str, wanted: &[IpNet]) -> Re
             ],
         )
         .await?;
+        if address.addr().is_ipv4() {
+            let ip = address.addr().to_string();
+            run_in_background(
+                "ip",
+                &[
+                    "netns", "exec", router_ns, "arping", "-U", "-c", "2", "-I", device, &ip,
+                ],
+            );
+        }
     }
     Ok(())
 }
@@ -178,7 +224,8 @@ fn port_name(prefix: &str, id: &str) -> String {
     format!("{prefix}{}", short(id, 11))
 }
 
-/// The namespace, its forwarding, ports, addresses and default route.
+/// The namespace, its forwarding, ports, addresses and default route. An HA router's
+/// standby gets the ports without addresses (and so without the route).
 pub async fn ensure_ports(
     config: &AgentConfig,
     namespace: &str,
@@ -200,14 +247,32 @@ pub async fn ensure_ports(
         ],
     )
     .await?;
-    let mut wanted_links = Vec::new();
+    let active = state.role == HaRole::Active;
+    let (tag, mut wanted_links) = (agent_tag(config), Vec::new());
     let gateway_port = port_name(GATEWAY_PREFIX, &state.router_id);
     if let Some(first) = state.gateway.first() {
-        let outer = format!("g{}", short(&state.router_id, 12));
-        ensure_port(config, namespace, &gateway_port, &outer, &first.network_id).await?;
+        let outer = format!("g{tag}{}", short(&state.router_id, 11));
+        let mac = port_mac(&state.router_id, &gateway_port);
+        ensure_port(
+            config,
+            namespace,
+            (&gateway_port, &outer),
+            &mac,
+            &first.network_id,
+        )
+        .await?;
         let addresses: Vec<IpNet> = state.gateway.iter().map(|p| p.address).collect();
-        ensure_addresses(namespace, &gateway_port, &addresses).await?;
-        for port in state.gateway.iter().filter(|p| p.address.addr().is_ipv4()) {
+        ensure_addresses(
+            namespace,
+            &gateway_port,
+            if active { &addresses } else { &[] },
+        )
+        .await?;
+        let routed = state
+            .gateway
+            .iter()
+            .filter(|p| active && p.address.addr().is_ipv4());
+        for port in routed {
             if let Some(via) = port.gateway {
                 run(
                     "ip",
@@ -231,12 +296,14 @@ pub async fn ensure_ports(
     for port in &state.interfaces {
         let inner = port_name(INTERFACE_PREFIX, &port.subnet_id);
         let outer = format!(
-            "i{}{}",
-            short(&state.router_id, 6),
+            "i{tag}{}{}",
+            short(&state.router_id, 5),
             short(&port.subnet_id, 6)
         );
-        ensure_port(config, namespace, &inner, &outer, &port.network_id).await?;
-        ensure_addresses(namespace, &inner, &[port.address]).await?;
+        let mac = port_mac(&state.router_id, &inner);
+        ensure_port(config, namespace, (&inner, &outer), &mac, &port.network_id).await?;
+        let address = [port.address];
+        ensure_addresses(namespace, &inner, if active { &address } else { &[] }).await?;
         wanted_links.push(inner);
     }
     remove_stale_ports(namespace, &wanted_links).await
@@ -408,6 +475,23 @@ mod tests {
     }
 
     #[test]
+    fn port_names_fit_linux_and_macs_are_the_same_on_every_agent() {
+        let router = "6f1c2d3e-4b5a-4c6d-8e7f-9a0b1c2d3e4f";
+        let mac = port_mac(router, "qg-6f1c2d3e4b5");
+        assert_eq!(mac, port_mac(router, "qg-6f1c2d3e4b5"));
+        assert_ne!(mac, port_mac(router, "qr-0a1b2c3d4e5"));
+        assert!(mac.starts_with("02:") && mac.len() == 17, "{mac}");
+        let config = |host: &str| AgentConfig {
+            host: host.into(),
+            ..AgentConfig::default()
+        };
+        let (one, two) = (agent_tag(&config("gw-1")), agent_tag(&config("gw-2")));
+        assert_eq!(one.len(), 3);
+        assert_ne!(one, two);
+        assert!(one.chars().all(|c| c.is_ascii_alphanumeric()));
+    }
+
+    #[test]
     fn exemptions_come_before_snat_and_tcp_is_clamped_to_the_mtu() {
         let state = RouterState {
             router_id: "r".into(),
@@ -419,6 +503,9 @@ mod tests {
             services: vec![],
             connections: vec![connection(1400)],
             driver: None,
+            ha: false,
+            role: HaRole::Active,
+            lease_epoch: 0,
         };
         let rules = nat_ruleset(&state);
         let exempt = rules

@@ -29,7 +29,7 @@ use libreswan::Libreswan;
 pub use metrics::Metrics;
 use metrics::Trigger;
 use strongswan::StrongSwan;
-use vpnaas_model::enums::DriverKind;
+use vpnaas_model::enums::{DriverKind, HaRole};
 
 /// An agent failure.
 #[derive(Debug, thiserror::Error)]
@@ -305,18 +305,31 @@ impl Agent {
 
     /// Applies a router's state. Against `last` (the state applied before; `None` on a
     /// full resync) only what changed is touched: ports when ports changed, the nft table
-    /// when its rules changed, and the daemon's connections by their own diff.
+    /// when its rules changed, and the daemon's connections by their own diff. An HA
+    /// router's standby keeps ports without addresses and runs no daemon; a demoted agent
+    /// stops the daemon before it lets go of the addresses, a promoted one takes the
+    /// addresses before it starts the daemon.
     async fn apply(&self, state: &RouterState, last: Option<&RouterState>) -> Result<()> {
         let namespace = self.config.namespace(&state.router_id);
+        let standby = state.role == HaRole::Standby;
+        if standby {
+            self.stop_daemons(&state.router_id).await?;
+        }
         if self.config.l3_mode == L3Mode::Standalone {
-            let ports_changed =
-                last.is_none_or(|l| l.gateway != state.gateway || l.interfaces != state.interfaces);
+            let ports_changed = last.is_none_or(|l| {
+                l.gateway != state.gateway
+                    || l.interfaces != state.interfaces
+                    || l.role != state.role
+            });
             if ports_changed || !l3::namespace_exists(&namespace).await {
                 l3::ensure_ports(&self.config, &namespace, state).await?;
             }
             if ports_changed || last.is_none_or(|l| l3::nat_ruleset(l) != l3::nat_ruleset(state)) {
                 l3::apply_nat(&namespace, state).await?;
             }
+        }
+        if standby {
+            return Ok(());
         }
         let kind = self.kind(state);
         if self.fake.is_none() && last.is_none_or(|l| self.kind(l) != kind) {
@@ -330,11 +343,17 @@ impl Agent {
         self.driver(kind).ensure(&namespace, state).await
     }
 
-    async fn remove(&mut self, router_id: &str) {
+    /// Stops whichever IKE daemon runs for the router, with its files.
+    async fn stop_daemons(&self, router_id: &str) -> Result<()> {
         for kind in [DriverKind::Strongswan, DriverKind::Libreswan] {
-            if let Err(error) = self.driver(kind).remove(router_id).await {
-                tracing::warn!(%error, router = router_id, "daemon removal failed");
-            }
+            self.driver(kind).remove(router_id).await?;
+        }
+        Ok(())
+    }
+
+    async fn remove(&mut self, router_id: &str) {
+        if let Err(error) = self.stop_daemons(router_id).await {
+            tracing::warn!(%error, router = router_id, "daemon removal failed");
         }
         let dir = self.config.router_dir(router_id);
         if dir.exists()
@@ -357,11 +376,18 @@ impl Agent {
     }
 
     /// A daemon event: the desired state has not changed, so re-check the daemon (a
-    /// charon that exited is restarted here) and report, without asking the server.
+    /// charon that exited is restarted here) and report, without asking the server. An
+    /// HA router is the exception (fencing): its daemon is only ever (re)started on a
+    /// state the server gives now, naming this agent the lease holder, never on a
+    /// remembered one (this agent may have been frozen or cut off while another took over).
     async fn on_event(&mut self, router_id: &str) {
         let Some(state) = self.applied.get(router_id).cloned() else {
             return;
         };
+        if state.ha {
+            self.sync(router_id, false).await;
+            return;
+        }
         let started = std::time::Instant::now();
         if let Err(error) = self
             .driver(self.kind(&state))
@@ -379,6 +405,13 @@ impl Agent {
     /// Reports what the daemon shows of the router's connections. A report the server
     /// does not take is not queued: the next resync (soon) reports the state as it is then.
     async fn report(&mut self, state: &RouterState) {
+        if state.role == HaRole::Standby {
+            // Only the lease holder speaks for the router.
+            self.reported.remove(&state.router_id);
+            self.last_sent.remove(&state.router_id);
+            self.metrics.hosted(&self.reported);
+            return;
+        }
         let observed = self
             .driver(self.kind(state))
             .observe(&state.router_id)
@@ -392,6 +425,7 @@ impl Agent {
             host: self.config.host.clone(),
             router_id: state.router_id.clone(),
             applied_revision: state.revision,
+            lease_epoch: state.lease_epoch,
             daemon_running: observed.daemon_running || state.connections.iter().all(|c| !c.enabled),
             connections,
         };

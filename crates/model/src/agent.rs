@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::attr::{Attr, AttrType as T, Post};
-use crate::enums::{Initiator, Status, StatusReason};
+use crate::enums::{HaRole, Initiator, Status, StatusReason};
 use crate::kind::Kind;
 use crate::policy::{IkePolicy, IpsecPolicy};
 use crate::site_connection::{Dpd, Psk, Traffic};
@@ -178,6 +178,20 @@ pub struct RouterState {
     /// The IKE daemon its services ask for; `None`: the agent's default.
     #[serde(default)]
     pub driver: Option<crate::enums::DriverKind>,
+    /// Whether the router is HA (on an active and a standby agent).
+    #[serde(default)]
+    pub ha: bool,
+    /// What the asking agent is to the router: a standby keeps its namespace and ports
+    /// ready without addresses or daemon.
+    #[serde(default = "active")]
+    pub role: HaRole,
+    /// The router's lease epoch (its fencing token) when this state was read.
+    #[serde(default)]
+    pub lease_epoch: u64,
+}
+
+fn active() -> HaRole {
+    HaRole::Active
 }
 
 /// One connection's state as observed by the agent.
@@ -206,6 +220,10 @@ pub struct StatusReport {
     pub router_id: String,
     /// Revision the agent has applied.
     pub applied_revision: u64,
+    /// The lease epoch of the state applied: a report under an older lease (from an
+    /// agent that lost the router) is refused.
+    #[serde(default)]
+    pub lease_epoch: u64,
     /// Whether the router's IKE daemon runs.
     pub daemon_running: bool,
     /// Per connection.

@@ -321,6 +321,9 @@ wire_enum!(
         /// The IKE SA is up but its child SA could not be installed (e.g. the kernel
         /// refused it).
         ChildSaFailed = "CHILD_SA_FAILED",
+        /// The router's agent stopped answering: the tunnel's state is unknown while the
+        /// router moves to another agent.
+        AgentDown = "AGENT_DOWN",
     }
 );
 
@@ -331,5 +334,16 @@ wire_enum!(
         Strongswan = "strongswan",
         /// Libreswan's pluto, configured with `ipsec.conf` and whack.
         Libreswan = "libreswan",
+    }
+);
+
+wire_enum!(
+    /// What an agent is to an HA router (Neutron's `ha_state`); a router that is not HA
+    /// has only an active agent.
+    HaRole {
+        /// Holds the lease: owns the gateway addresses and runs the IKE daemon.
+        Active = "active",
+        /// Ready to take over: namespace and ports in place, no addresses, no daemon.
+        Standby = "standby",
     }
 );

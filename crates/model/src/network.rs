@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::attr::{Attr, AttrType as T, Post};
+use crate::enums::HaRole;
 use crate::kind::Kind;
 
 /// A network; external networks carry router gateways.
@@ -145,9 +146,19 @@ pub struct Router {
     /// standard attribute); agents report the revision they applied.
     #[serde(default)]
     pub revision_number: u64,
-    /// The agent (host) the router is scheduled to, if any (vpnaas extension).
+    /// The agent (host) the router is scheduled to, if any: the active one of an HA
+    /// router, the holder of its lease (vpnaas extension).
     #[serde(default)]
     pub agent_host: Option<String>,
+    /// The standby agent of an HA router: its namespace and ports are ready, its IKE
+    /// daemon does not run (vpnaas extension).
+    #[serde(default)]
+    pub ha_standby_host: Option<String>,
+    /// The fencing token of the router's lease: bumped whenever its active agent changes.
+    /// Desired states and status reports carry it; a report under an older one is
+    /// refused (vpnaas extension).
+    #[serde(default)]
+    pub lease_epoch: u64,
 }
 
 impl Router {
@@ -159,6 +170,25 @@ impl Router {
             .iter()
             .filter_map(|f| f.ip_address.parse::<std::net::IpAddr>().ok())
             .find(|ip| (ip.is_ipv4() && version == 4) || (ip.is_ipv6() && version == 6))
+    }
+
+    /// What `host` is to this router: its active agent, its standby, or nothing.
+    pub fn role_of(&self, host: &str) -> Option<HaRole> {
+        if self.agent_host.as_deref() == Some(host) {
+            Some(HaRole::Active)
+        } else if self.ha_standby_host.as_deref() == Some(host) {
+            Some(HaRole::Standby)
+        } else {
+            None
+        }
+    }
+
+    /// The agents that hold the router, active first.
+    pub fn hosts(&self) -> impl Iterator<Item = &str> {
+        self.agent_host
+            .iter()
+            .chain(self.ha_standby_host.iter())
+            .map(String::as_str)
     }
 
     /// Whether the router has an interface on the subnet.
@@ -312,7 +342,21 @@ pub const ROUTER_ATTRS: &[Attr] = crate::attribute_map![
         T::Computed,
         Post::Forbidden,
         false,
-        "host of the agent the router is scheduled to (vpnaas extension)"
+        "host of the agent the router is scheduled to; an HA router's active one (vpnaas extension)"
+    ),
+    Attr::new(
+        "ha_standby_host",
+        T::Computed,
+        Post::Forbidden,
+        false,
+        "host of an HA router's standby agent (vpnaas extension)"
+    ),
+    Attr::new(
+        "lease_epoch",
+        T::Computed,
+        Post::Forbidden,
+        false,
+        "fencing token, bumped whenever the active agent changes (vpnaas extension)"
     ),
 ];
 

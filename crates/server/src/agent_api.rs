@@ -151,7 +151,7 @@ async fn every_hosted_router(app: &App, host: &str) -> ApiResult<Vec<RouterChang
     }
     Ok(routers
         .into_iter()
-        .filter(|r| r.agent_host.as_deref() == Some(host))
+        .filter(|r| r.role_of(host).is_some())
         .map(|r| RouterChanged {
             router_id: r.id,
             revision: r.revision_number,

@@ -190,12 +190,13 @@ async fn status_reports_become_api_status_without_moving_the_revision() {
         )
         .await
         .expect("conn");
-    let revision =
-        c.show(Kind::Router, &s.router).await.expect("router")["revision_number"].clone();
+    let router = c.show(Kind::Router, &s.router).await.expect("router");
+    let revision = router["revision_number"].clone();
     let report = |status, daemon_running| StatusReport {
         host: "h".into(),
         router_id: s.router.clone(),
         applied_revision: revision.as_u64().unwrap_or(0),
+        lease_epoch: router["lease_epoch"].as_u64().unwrap_or(0),
         daemon_running,
         connections: vec![ConnectionStatus {
             id: id(&conn),

@@ -149,6 +149,7 @@ async fn an_agent_on_nats_works_with_two_servers_and_survives_a_nats_restart() {
             host: "gw-1".into(),
             router_id: s.router.clone(),
             applied_revision: state.revision,
+            lease_epoch: state.lease_epoch,
             daemon_running: true,
             connections: vec![ConnectionStatus {
                 id: id(&conn),

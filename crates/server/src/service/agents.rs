@@ -16,7 +16,7 @@ use vpnaas_model::agent::{
     RouterState, StatusReport, new_agent,
 };
 use vpnaas_model::endpoint_group::EndpointGroup;
-use vpnaas_model::enums::Status;
+use vpnaas_model::enums::{Status, StatusReason};
 use vpnaas_model::network::{Router, Subnet};
 use vpnaas_model::policy::{IkePolicy, IpsecPolicy};
 use vpnaas_model::site_connection::SiteConnection;
@@ -51,30 +51,34 @@ pub fn notify(app: &App, touched: Vec<Touched>) {
 }
 
 /// Bumps a router's revision inside the caller's transaction.
-pub async fn bump(tx: &mut dyn Transaction, router_id: &str) -> ApiResult<Option<Touched>> {
+pub async fn bump(tx: &mut dyn Transaction, router_id: &str) -> ApiResult<Vec<Touched>> {
     let Some(mut router) = tx.load::<Router>(router_id).await? else {
-        return Ok(None);
+        return Ok(vec![]);
     };
     router.revision_number += 1;
     tx.save(&router).await?;
     Ok(touched(&router))
 }
 
-/// The notification for a router already saved at its new revision.
-pub fn touched(router: &Router) -> Option<Touched> {
-    router.agent_host.as_ref().map(|host| Touched {
-        host: host.clone(),
+/// The notifications for a router already saved at its new revision: one per agent
+/// holding it (an HA router's standby too).
+pub fn touched(router: &Router) -> Vec<Touched> {
+    router
+        .hosts()
+        .map(|host| told(router, host.to_string()))
+        .collect()
+}
+
+/// The notification of one agent (e.g. one that just lost the router) for a router saved
+/// at its new revision.
+pub fn told(router: &Router, host: String) -> Touched {
+    Touched {
+        host,
         event: RouterChanged {
             router_id: router.id.clone(),
             revision: router.revision_number,
         },
-    })
-}
-
-/// The live agent with the fewest routers, if any.
-pub async fn pick_agent(tx: &mut dyn Transaction, down_after: u64) -> ApiResult<Option<String>> {
-    let (mut placement, _) = super::scheduler::Placement::load(tx, down_after).await?;
-    Ok(placement.place())
+    }
 }
 
 /// Marks `alive` on an agent document as it is shown.
@@ -115,7 +119,7 @@ impl ControlPlane for LocalControlPlane {
         let routers: Vec<Router> = tx.load_all().await.map_err(|e| unavailable(e.into()))?;
         Ok(routers
             .into_iter()
-            .filter(|r| r.agent_host.as_deref() == Some(host))
+            .filter(|r| r.role_of(host).is_some())
             .map(|r| r.id)
             .collect())
     }
@@ -155,7 +159,8 @@ pub async fn heartbeat(app: &App, host: &str) -> ApiResult<()> {
     Ok(())
 }
 
-/// Builds a router's desired state, if it is hosted by `host`.
+/// Builds a router's desired state for `host`, if it holds the router (as its standby:
+/// the same state, marked so).
 pub async fn router_state(
     app: &App,
     host: &str,
@@ -167,9 +172,9 @@ pub async fn router_state(
     let Some(router) = tx.load::<Router>(router_id).await? else {
         return Ok(None);
     };
-    if router.agent_host.as_deref() != Some(host) {
+    let Some(role) = router.role_of(host) else {
         return Ok(None);
-    }
+    };
     let mut gateway = Vec::new();
     if let Some(info) = &router.external_gateway_info {
         for fixed in &info.external_fixed_ips {
@@ -227,6 +232,9 @@ pub async fn router_state(
             .collect(),
         connections,
         driver: services.iter().find_map(|s| s.provider),
+        ha: router.ha,
+        role,
+        lease_epoch: router.lease_epoch,
     }))
 }
 
@@ -401,6 +409,38 @@ async fn record_observation(
     Ok(recorded)
 }
 
+/// The router's agent died: what its connections do is unknown until the agent taking
+/// over reports, so each one not administratively down becomes DOWN (`AGENT_DOWN`, an
+/// event in its history) and its services DOWN.
+pub async fn mark_agent_down(tx: &mut dyn Transaction, router_id: &str) -> ApiResult<()> {
+    for mut service in tx
+        .load_referrers::<VpnService>(Kind::Router, router_id)
+        .await?
+    {
+        for mut conn in tx
+            .load_referrers::<SiteConnection>(Kind::VpnService, &service.id)
+            .await?
+        {
+            if conn.status_reason == Some(StatusReason::AdminDown) {
+                continue;
+            }
+            let unknown = ConnectionStatus {
+                id: conn.id.clone(),
+                status: Status::Down,
+                reason: StatusReason::AgentDown,
+                detail: "the router's agent stopped answering; another agent takes over".into(),
+                traffic: conn.traffic.clone(),
+            };
+            record_observation(tx, &mut conn, &unknown).await?;
+        }
+        if service.status != Status::Down {
+            service.status = Status::Down;
+            tx.save(&service).await?;
+        }
+    }
+    Ok(())
+}
+
 /// Now in RFC 3339 (UTC, milliseconds).
 pub fn rfc3339_now() -> String {
     let now = time::OffsetDateTime::now_utc();
@@ -419,7 +459,11 @@ pub async fn apply_report(app: &App, report: &StatusReport) -> ApiResult<()> {
     let Some(router) = tx_ref.load::<Router>(&report.router_id).await? else {
         return Ok(());
     };
-    if router.agent_host.as_deref() != Some(report.host.as_str()) {
+    // Fencing: only the lease holder under the current epoch speaks for the router.
+    if router.agent_host.as_deref() != Some(report.host.as_str())
+        || router.lease_epoch != report.lease_epoch
+    {
+        tracing::debug!(router = %router.id, host = %report.host, epoch = report.lease_epoch, "report from a former holder refused");
         return Ok(());
     }
     let mut transitions = Vec::new();

@@ -178,7 +178,8 @@ fn read_only(kind: Kind) -> ApiError {
 /// agent that registers later picks up unscheduled routers).
 async fn schedule(app: &App, tx: &mut dyn Transaction, created: Value) -> ApiResult<Value> {
     let mut router: Router = serde_json::from_value(created)?;
-    router.agent_host = agents::pick_agent(tx, app.settings.agent_down_time).await?;
+    let (mut placement, _) = scheduler::Placement::load(tx, app.settings.agent_down_time).await?;
+    scheduler::reschedule(&mut router, &mut placement, false);
     router.revision_number = 1;
     save(tx, &router).await
 }

@@ -1,23 +1,30 @@
-//! Where routers run: on the live agent with the fewest routers. An agent is live while
-//! its last heartbeat is at most `agent_down_time` old; the routers of an agent that
-//! stopped beating move to live agents at the next heartbeat of any of them (the moved
-//! router's old agent, should it come back, drops it at its next resync: it is not its
-//! host any more). Admins move routers by hand with Neutron's VPN agent scheduler API.
+//! Where routers run: on the live agent with the fewest routers; an HA router on two,
+//! an active one and a standby. An agent is live while its last heartbeat is at most
+//! `agent_down_time` old.
+//!
+//! Leadership is a lease in the database: a router's `agent_host` holds it, and every
+//! heartbeat of that agent renews the leases of all its routers at once. When the holder
+//! stops beating, the next heartbeat of any live agent hands the router on (an HA router's
+//! live standby first) and bumps `lease_epoch`, the fencing token: desired states and
+//! status reports carry it, and a report under an older epoch is refused; the old holder,
+//! should it come back, is told and demotes or drops the router at its next sync. Admins
+//! move routers by hand with Neutron's VPN agent scheduler API.
 
 use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
-use vpnaas_model::agent::{Agent, RouterChanged};
+use vpnaas_model::agent::Agent;
+use vpnaas_model::enums::HaRole;
 use vpnaas_model::network::Router;
 use vpnaas_model::{Error as Fault, Kind};
 use vpnaas_store::Transaction;
 
-use super::agents::{Touched, notify, now, touched};
+use super::agents::{Touched, mark_agent_down, notify, now, told, touched};
 use crate::App;
 use crate::auth::Caller;
 use crate::error::ApiResult;
 
-/// Live agents and how many routers each hosts.
+/// Live agents and how many routers each holds (as active or standby).
 pub struct Placement {
     load: BTreeMap<String, usize>,
 }
@@ -31,7 +38,7 @@ impl Placement {
             .filter(|a| a.admin_state_up && now.saturating_sub(a.heartbeat_at) <= down_after)
             .map(|a| (a.host.clone(), 0))
             .collect();
-        for host in routers.iter().filter_map(|r| r.agent_host.as_ref()) {
+        for host in routers.iter().flat_map(Router::hosts) {
             if let Some(count) = load.get_mut(host) {
                 *count += 1;
             }
@@ -54,11 +61,13 @@ impl Placement {
         self.load.contains_key(host)
     }
 
-    /// The least loaded live agent (ties: by host name), counted as hosting one more.
-    pub fn place(&mut self) -> Option<String> {
+    /// The least loaded live agent other than `avoid` (ties: by host name), counted as
+    /// holding one more router.
+    pub fn place(&mut self, avoid: Option<&str>) -> Option<String> {
         let host = self
             .load
             .iter()
+            .filter(|(host, _)| Some(host.as_str()) != avoid)
             .min_by_key(|(host, count)| (**count, (*host).clone()))
             .map(|(host, _)| host.clone())?;
         *self.load.entry(host.clone()).or_default() += 1;
@@ -66,10 +75,71 @@ impl Placement {
     }
 }
 
-/// Places routers without a live agent on live agents: unscheduled ones always, those of
-/// a dead agent once this server has run for `down_after` (after a server outage every
-/// agent's heartbeat looks old until it beats again: nothing must move before they could).
-/// Returns who must be told: the new host, and the old one (so a partitioned agent lets go).
+/// How rescheduling changed a router's agents.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Moved {
+    /// Agents that held the router and hold it no more (they must let go).
+    pub released: Vec<String>,
+    /// The active agent was dead and another took over (its tunnels' state is unknown
+    /// until the new one reports).
+    pub failed_over: bool,
+}
+
+/// Gives a router the agents it lacks: an active one when it has none or, if `may_move`,
+/// when its active agent is dead (an HA router's live standby takes over, else the least
+/// loaded live agent); and for an HA router a standby other than the active one, replacing
+/// a dead one. A router that is not HA loses its standby. `None` when nothing changed.
+pub fn reschedule(router: &mut Router, placement: &mut Placement, may_move: bool) -> Option<Moved> {
+    let before: Vec<String> = router.hosts().map(String::from).collect();
+    let dead = |host: &Option<String>, placement: &Placement| {
+        host.as_deref()
+            .is_some_and(|h| may_move && !placement.is_live(h))
+    };
+    let active_dead = dead(&router.agent_host, placement);
+    let mut failed_over = false;
+    if router.agent_host.is_none() || active_dead {
+        let live_standby = router
+            .ha_standby_host
+            .clone()
+            .filter(|h| placement.is_live(h));
+        let next = match live_standby {
+            Some(standby) => {
+                router.ha_standby_host = None;
+                Some(standby)
+            }
+            None => placement.place(None),
+        };
+        if let Some(next) = next {
+            router.agent_host = Some(next);
+            router.lease_epoch += 1;
+            failed_over = active_dead;
+        }
+    }
+    if !router.ha {
+        router.ha_standby_host = None;
+    } else if (router.ha_standby_host.is_none() || dead(&router.ha_standby_host, placement))
+        && let Some(standby) = placement.place(router.agent_host.as_deref())
+    {
+        router.ha_standby_host = Some(standby);
+    }
+    let after: Vec<&str> = router.hosts().collect();
+    if before.iter().map(String::as_str).eq(after.iter().copied()) {
+        return None;
+    }
+    Some(Moved {
+        released: before
+            .into_iter()
+            .filter(|h| !after.contains(&h.as_str()))
+            .collect(),
+        failed_over,
+    })
+}
+
+/// Reschedules every router that lacks an agent: unscheduled ones always, those of a dead
+/// agent once this server has run for `down_after` (after a server outage every agent's
+/// heartbeat looks old until it beats again: nothing must move before they could).
+/// Returns who must be told: the agents that now hold each changed router, and those that
+/// lost it (so an agent cut off from the heartbeat but still running lets go).
 pub async fn place_orphans(
     tx: &mut dyn Transaction,
     down_after: u64,
@@ -77,37 +147,45 @@ pub async fn place_orphans(
 ) -> ApiResult<Vec<Touched>> {
     let (mut placement, routers) = Placement::load(tx, down_after).await?;
     let may_move = now().saturating_sub(server_up_since) >= down_after;
-    let mut touched_hosts = Vec::new();
+    let mut told_hosts = Vec::new();
     for mut router in routers {
-        let needs_host = match router.agent_host.as_deref() {
-            None => true,
-            Some(host) => may_move && !placement.is_live(host),
-        };
-        if !needs_host {
+        let Some(moved) = reschedule(&mut router, &mut placement, may_move) else {
             continue;
-        }
-        let Some(host) = placement.place() else { break };
-        let old = router.agent_host.replace(host.clone());
+        };
         router.revision_number += 1;
         tx.save(&router).await?;
-        if let Some(old) = old {
-            tracing::warn!(router = %router.id, from = %old, to = %host, "agent down: router moved");
-            touched_hosts.push(old_host_told(&router, old));
+        if moved.failed_over {
+            tracing::warn!(router = %router.id, from = ?moved.released, to = ?router.agent_host, epoch = router.lease_epoch, "agent down: router taken over");
+            mark_agent_down(tx, &router.id).await?;
         }
-        touched_hosts.extend(touched(&router));
+        told_hosts.extend(moved.released.into_iter().map(|h| told(&router, h)));
+        told_hosts.extend(touched(&router));
     }
-    Ok(touched_hosts)
+    Ok(told_hosts)
 }
 
-/// The hint for a router's previous host (so an agent cut off from the heartbeat but still
-/// running lets go of it).
-fn old_host_told(router: &Router, old: String) -> Touched {
-    Touched {
-        host: old,
-        event: RouterChanged {
-            router_id: router.id.clone(),
-            revision: router.revision_number,
-        },
+/// Makes `host` the router's active agent (its lease holder, under a new epoch). An HA
+/// router keeps its previous active agent as the standby (a switchover when `host` was
+/// the standby). Returns the agents that lost the router.
+pub fn make_active(router: &mut Router, host: &str) -> Vec<String> {
+    let previous = router.agent_host.replace(host.to_string());
+    let old_standby = if router.ha {
+        std::mem::replace(&mut router.ha_standby_host, previous)
+    } else {
+        previous
+    };
+    router.lease_epoch += 1;
+    old_standby.into_iter().filter(|h| h != host).collect()
+}
+
+/// Takes the router off `host`: a standby is just dropped; an active agent's standby (if
+/// any) takes over under a new epoch. Whatever is missing is placed at the next heartbeat.
+pub fn release(router: &mut Router, host: &str) {
+    if router.ha_standby_host.as_deref() == Some(host) {
+        router.ha_standby_host = None;
+    } else if router.agent_host.as_deref() == Some(host) {
+        router.agent_host = router.ha_standby_host.take();
+        router.lease_epoch += 1;
     }
 }
 
@@ -117,42 +195,55 @@ async fn agent_by_id(tx: &mut dyn Transaction, agent_id: &str) -> ApiResult<Agen
         .ok_or_else(|| Fault::resource_not_found(Kind::Agent, agent_id).into())
 }
 
-/// `GET /v2.0/agents/{id}/vpn-routers`.
+/// `GET /v2.0/agents/{id}/vpn-routers`: the routers the agent holds, each with its
+/// `ha_state` there (`active` or `standby`).
 pub async fn routers_of_agent(app: &App, caller: &Caller, agent_id: &str) -> ApiResult<Value> {
     caller.require_admin("get_vpn-routers")?;
     let mut tx = app.store.read().await?;
     let agent = agent_by_id(tx.as_mut(), agent_id).await?;
     let routers: Vec<Router> = tx.as_mut().load_all().await?;
-    let hosted: Vec<&Router> = routers
+    let held: Vec<Value> = routers
         .iter()
-        .filter(|r| r.agent_host.as_deref() == Some(agent.host.as_str()))
+        .filter_map(|r| {
+            let role = r.role_of(&agent.host)?;
+            let mut item = serde_json::to_value(r).unwrap_or_default();
+            item["ha_state"] = json!(role);
+            Some(item)
+        })
         .collect();
-    Ok(json!({ "routers": hosted }))
+    Ok(json!({ "routers": held }))
 }
 
-/// `GET /v2.0/routers/{id}/vpn-agents`.
+/// `GET /v2.0/routers/{id}/vpn-agents`: the agents holding the router, active first, each
+/// with its `ha_state` (`active` or `standby`).
 pub async fn agents_of_router(app: &App, caller: &Caller, router_id: &str) -> ApiResult<Value> {
     caller.require_admin("get_vpn-agents")?;
     let mut tx = app.store.read().await?;
-    let router: Router = tx
-        .as_mut()
-        .load(router_id)
-        .await?
-        .ok_or_else(|| Fault::resource_not_found(Kind::Router, router_id))?;
+    let router = router_by_id(tx.as_mut(), router_id).await?;
     let agents: Vec<Agent> = tx.as_mut().load_all().await?;
-    let hosting: Vec<Value> = agents
+    let mut hosting: Vec<(HaRole, Value)> = agents
         .into_iter()
-        .filter(|a| router.agent_host.as_deref() == Some(a.host.as_str()))
-        .map(|a| {
+        .filter_map(|a| {
+            let role = router.role_of(&a.host)?;
             let mut item = serde_json::to_value(a).unwrap_or_default();
             super::agents::decorate_agent(&mut item, app.settings.agent_down_time);
-            item
+            item["ha_state"] = json!(role);
+            Some((role, item))
         })
         .collect();
+    hosting.sort_by_key(|(role, _)| *role != HaRole::Active);
+    let hosting: Vec<Value> = hosting.into_iter().map(|(_, item)| item).collect();
     Ok(json!({ "agents": hosting }))
 }
 
-/// `POST /v2.0/agents/{id}/vpn-routers` `{"router_id"}`: moves a router to this agent.
+async fn router_by_id(tx: &mut dyn Transaction, router_id: &str) -> ApiResult<Router> {
+    tx.load(router_id)
+        .await?
+        .ok_or_else(|| Fault::resource_not_found(Kind::Router, router_id).into())
+}
+
+/// `POST /v2.0/agents/{id}/vpn-routers` `{"router_id"}`: makes this agent the router's
+/// active one (an HA router's previous active agent becomes its standby).
 pub async fn add_router(
     app: &App,
     caller: &Caller,
@@ -165,11 +256,7 @@ pub async fn add_router(
         .ok_or_else(|| Fault::http_bad_request("router_id is required"))?;
     let mut tx = app.store.begin().await?;
     let agent = agent_by_id(tx.as_mut(), agent_id).await?;
-    let mut router: Router = tx
-        .as_mut()
-        .load(router_id)
-        .await?
-        .ok_or_else(|| Fault::resource_not_found(Kind::Router, router_id))?;
+    let mut router = router_by_id(tx.as_mut(), router_id).await?;
     if router.agent_host.as_deref() == Some(agent.host.as_str()) {
         return Err(Fault::conflict(
             "RouterHostedByVPNAgent",
@@ -180,18 +267,19 @@ pub async fn add_router(
         )
         .into());
     }
-    let old = router.agent_host.replace(agent.host.clone());
+    let released = make_active(&mut router, &agent.host);
     router.revision_number += 1;
     tx.save(&router).await?;
     tx.commit().await?;
-    let mut told: Vec<Touched> = old.map(|o| old_host_told(&router, o)).into_iter().collect();
-    told.extend(touched(&router));
-    notify(app, told);
+    let mut told_hosts: Vec<Touched> = released.into_iter().map(|h| told(&router, h)).collect();
+    told_hosts.extend(touched(&router));
+    notify(app, told_hosts);
     Ok(json!({"router_id": router_id}))
 }
 
-/// `DELETE /v2.0/agents/{id}/vpn-routers/{router_id}`: takes a router off this agent; it
-/// is placed again at the next heartbeat (on the least loaded live agent).
+/// `DELETE /v2.0/agents/{id}/vpn-routers/{router_id}`: takes a router off this agent (an
+/// HA router's standby takes over); what is missing is placed again at the next
+/// heartbeat, on the least loaded live agents.
 pub async fn remove_router(
     app: &App,
     caller: &Caller,
@@ -201,22 +289,20 @@ pub async fn remove_router(
     caller.require_admin("delete_vpn-router")?;
     let mut tx = app.store.begin().await?;
     let agent = agent_by_id(tx.as_mut(), agent_id).await?;
-    let mut router: Router = tx
-        .as_mut()
-        .load(router_id)
-        .await?
-        .ok_or_else(|| Fault::resource_not_found(Kind::Router, router_id))?;
-    if router.agent_host.as_deref() != Some(agent.host.as_str()) {
+    let mut router = router_by_id(tx.as_mut(), router_id).await?;
+    if router.role_of(&agent.host).is_none() {
         return Err(Fault::not_found(
             "RouterNotHostedByVPNAgent",
             format!("The router {router_id} is not hosted by VPN agent {agent_id}."),
         )
         .into());
     }
-    router.agent_host = None;
+    release(&mut router, &agent.host);
     router.revision_number += 1;
     tx.save(&router).await?;
     tx.commit().await?;
-    notify(app, vec![old_host_told(&router, agent.host)]);
+    let mut told_hosts = vec![told(&router, agent.host)];
+    told_hosts.extend(touched(&router));
+    notify(app, told_hosts);
     Ok(())
 }

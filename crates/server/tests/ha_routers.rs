@@ -1,0 +1,256 @@
+//! HA routers on the server's side: an HA router is held by two agents, the active one
+//! holding its lease and the standby getting the same desired state marked standby; when
+//! the active agent stops beating, the standby takes over under a new lease epoch, the
+//! connections say their state is unknown (`AGENT_DOWN`) until it reports, and reports
+//! from the former holder are refused (fencing). Admins switch over by hand.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{Value, json};
+use vpnaas_bus::ControlPlane;
+use vpnaas_model::Kind;
+use vpnaas_model::agent::{ConnectionStatus, StatusReport};
+use vpnaas_model::enums::{HaRole, Status, StatusReason};
+use vpnaas_server::service::agents::LocalControlPlane;
+use vpnaas_server::{Server, build_app};
+
+fn report(host: &str, router: &str, epoch: u64, conn: &str) -> StatusReport {
+    StatusReport {
+        host: host.into(),
+        router_id: router.into(),
+        applied_revision: 0,
+        lease_epoch: epoch,
+        daemon_running: true,
+        connections: vec![ConnectionStatus {
+            id: conn.into(),
+            status: Status::Active,
+            reason: StatusReason::Established,
+            detail: String::new(),
+            traffic: None,
+        }],
+    }
+}
+
+/// `(active, standby, lease_epoch)` of a router.
+async fn holders(c: &vpnaas_client::Client, router: &str) -> (Value, Value, u64) {
+    let r = c.show(Kind::Router, router).await.expect("router");
+    (
+        r["agent_host"].clone(),
+        r["ha_standby_host"].clone(),
+        r["lease_epoch"].as_u64().expect("epoch"),
+    )
+}
+
+async fn agent_id(c: &vpnaas_client::Client, host: &str) -> String {
+    let agents = c.list(Kind::Agent, &[]).await.expect("agents");
+    id(agents.iter().find(|a| a["host"] == host).expect("agent"))
+}
+
+#[tokio::test]
+async fn an_ha_routers_standby_takes_over_from_a_dead_agent_and_the_old_one_is_fenced() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut settings = settings(dir.path());
+    settings.agent_down_time = 1;
+    let app = build_app(settings).await.expect("app");
+    let server = Server::start_app(app.clone()).await.expect("server");
+    let c = vpnaas_client::Client::new(&server.url());
+    let control = LocalControlPlane::new(app.clone());
+    control.heartbeat("gw-a").await.expect("a");
+    control.heartbeat("gw-b").await.expect("b");
+    let external = external_network(&c).await;
+    let s = site(&c, &external, 1).await;
+    assert_eq!(
+        holders(&c, &s.router).await,
+        (json!("gw-a"), Value::Null, 1)
+    );
+    c.update(Kind::Router, &s.router, json!({"ha": true}))
+        .await
+        .expect("made HA");
+    control.heartbeat("gw-a").await.expect("a");
+    assert_eq!(
+        holders(&c, &s.router).await,
+        (json!("gw-a"), json!("gw-b"), 1),
+        "the next heartbeat gives it a standby"
+    );
+    let born_ha = c
+        .create(
+            Kind::Router,
+            json!({"ha": true, "external_gateway_info": {"network_id": external.0}}),
+        )
+        .await
+        .expect("HA router");
+    let (active, standby, _) = holders(&c, &id(&born_ha)).await;
+    assert!(
+        active.is_string() && standby.is_string() && active != standby,
+        "{active} {standby}"
+    );
+
+    let svc = legacy_service(&c, &s).await;
+    let pols = policies(&c).await;
+    let conn = c
+        .create(
+            Kind::SiteConnection,
+            legacy_connection(&id(&svc), &pols, "10.2.0.0/24"),
+        )
+        .await
+        .expect("connection");
+    let conn = id(&conn);
+    let state = |host: &'static str| {
+        let (control, router) = (&control, s.router.clone());
+        async move { control.router_state(host, &router).await.expect("state") }
+    };
+    let (on_a, on_b) = (
+        state("gw-a").await.expect("a"),
+        state("gw-b").await.expect("b"),
+    );
+    assert_eq!((on_a.role, on_b.role), (HaRole::Active, HaRole::Standby));
+    assert!(on_a.ha && on_a.lease_epoch == 1 && on_b.lease_epoch == 1);
+    assert_eq!(on_a.connections, on_b.connections, "the standby is ready");
+    assert!(
+        control
+            .hosted_routers("gw-b")
+            .await
+            .expect("hosted")
+            .contains(&s.router)
+    );
+    let agents = c
+        .get(&format!("/v2.0/routers/{}/vpn-agents", s.router))
+        .await
+        .expect("vpn-agents");
+    let shown: Vec<(Value, Value)> = agents["agents"]
+        .as_array()
+        .expect("agents")
+        .iter()
+        .map(|a| (a["host"].clone(), a["ha_state"].clone()))
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            (json!("gw-a"), json!("active")),
+            (json!("gw-b"), json!("standby"))
+        ]
+    );
+    let status = || {
+        let (c, conn) = (c.clone(), conn.clone());
+        async move {
+            let shown = c.show(Kind::SiteConnection, &conn).await.expect("conn");
+            (shown["status"].clone(), shown["status_reason"].clone())
+        }
+    };
+    control
+        .report(report("gw-b", &s.router, 1, &conn))
+        .await
+        .expect("standby report");
+    assert_eq!(
+        status().await.0,
+        "PENDING_CREATE",
+        "a standby does not speak"
+    );
+    control
+        .report(report("gw-a", &s.router, 1, &conn))
+        .await
+        .expect("active report");
+    assert_eq!(status().await, (json!("ACTIVE"), json!("ESTABLISHED")));
+
+    // gw-a stops beating; gw-b's heartbeats find it dead and take over.
+    let mut hints = app.notifier.subscribe("gw-b");
+    let started = Instant::now();
+    while holders(&c, &s.router).await.0 != "gw-b" {
+        assert!(started.elapsed() < Duration::from_secs(6), "no takeover");
+        control.heartbeat("gw-b").await.expect("b");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        holders(&c, &s.router).await,
+        (json!("gw-b"), Value::Null, 2)
+    );
+    assert_eq!(status().await, (json!("DOWN"), json!("AGENT_DOWN")));
+    let events = c
+        .get(&format!("/v2.0/vpn/ipsec-site-connections/{conn}/events"))
+        .await
+        .expect("events");
+    let last = events["events"]
+        .as_array()
+        .and_then(|e| e.last())
+        .expect("event");
+    assert_eq!(
+        (&last["from"], &last["to"]),
+        (&json!("ACTIVE"), &json!("DOWN"))
+    );
+    let mut told = false;
+    while let Ok(hint) = hints.try_recv() {
+        told |= hint.router_id == s.router;
+    }
+    assert!(told, "the standby is told to take over");
+    let promoted = state("gw-b").await.expect("b");
+    assert_eq!((promoted.role, promoted.lease_epoch), (HaRole::Active, 2));
+    assert!(state("gw-a").await.is_none(), "the old holder has nothing");
+    control
+        .report(report("gw-a", &s.router, 1, &conn))
+        .await
+        .expect("stale report");
+    assert_eq!(
+        status().await.1,
+        "AGENT_DOWN",
+        "the former holder's report is refused"
+    );
+    control
+        .report(report("gw-b", &s.router, 2, &conn))
+        .await
+        .expect("new holder's report");
+    assert_eq!(status().await.0, "ACTIVE");
+
+    control.heartbeat("gw-c").await.expect("c");
+    assert_eq!(
+        holders(&c, &s.router).await,
+        (json!("gw-b"), json!("gw-c"), 2),
+        "a new live agent becomes the standby"
+    );
+    control.heartbeat("gw-a").await.expect("a revives");
+    assert!(
+        state("gw-a").await.is_none(),
+        "a revived old holder gets nothing back"
+    );
+
+    let gw_c = agent_id(&c, "gw-c").await;
+    let (code, body) = c
+        .raw(
+            vpnaas_client::Method::POST,
+            &format!("/v2.0/agents/{gw_c}/vpn-routers"),
+            Some(&json!({"router_id": s.router})),
+        )
+        .await
+        .expect("switchover");
+    assert_eq!(code.as_u16(), 201, "{body}");
+    assert_eq!(
+        holders(&c, &s.router).await,
+        (json!("gw-c"), json!("gw-b"), 3),
+        "a switchover: the active one becomes the standby"
+    );
+    control
+        .report(report("gw-b", &s.router, 2, &conn))
+        .await
+        .expect("report");
+    let demoted = state("gw-b").await.expect("b");
+    assert_eq!(demoted.role, HaRole::Standby);
+    let (code, _) = c
+        .raw(
+            vpnaas_client::Method::DELETE,
+            &format!("/v2.0/agents/{gw_c}/vpn-routers/{}", s.router),
+            None,
+        )
+        .await
+        .expect("remove");
+    assert_eq!(code.as_u16(), 204);
+    assert_eq!(
+        holders(&c, &s.router).await,
+        (json!("gw-b"), Value::Null, 4),
+        "taken off its active agent, the standby takes over"
+    );
+    control.heartbeat("gw-b").await.expect("b");
+    let (_, standby, _) = holders(&c, &s.router).await;
+    assert!(standby == "gw-a" || standby == "gw-c", "{standby}");
+}

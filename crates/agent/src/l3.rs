@@ -120,22 +120,53 @@ fn agent_tag(config: &AgentConfig) -> String {
         .collect()
 }
 
-/// Plumbs a veth from the router namespace into a network's bridge.
+/// One port of a router: its end in the router's namespace, its end on the network's
+/// bridge (named for this agent), and the addresses it holds when the router is active.
+struct Port {
+    inner: String,
+    outer: String,
+    network_id: String,
+    addresses: Vec<IpNet>,
+}
+
+/// The router's ports: the gateway port (if any) first, then one per interface.
+fn ports_of(config: &AgentConfig, state: &RouterState) -> Vec<Port> {
+    let (tag, router) = (agent_tag(config), &state.router_id);
+    let gateway = state.gateway.first().map(|first| Port {
+        inner: port_name(GATEWAY_PREFIX, router),
+        outer: format!("g{tag}{}", short(router, 11)),
+        network_id: first.network_id.clone(),
+        addresses: state.gateway.iter().map(|p| p.address).collect(),
+    });
+    let interfaces = state.interfaces.iter().map(|port| Port {
+        inner: port_name(INTERFACE_PREFIX, &port.subnet_id),
+        outer: format!("i{tag}{}{}", short(router, 5), short(&port.subnet_id, 6)),
+        network_id: port.network_id.clone(),
+        addresses: vec![port.address],
+    });
+    gateway.into_iter().chain(interfaces).collect()
+}
+
+/// Plumbs a veth from the router namespace into a network's bridge. Its end in the router
+/// is up only while the router is active: a standby's port, down, sends nothing (its IPv6
+/// link-local chatter, under the MAC address it shares with the active one, would make
+/// the bridges send the router's traffic to the standby).
 async fn ensure_port(
     config: &AgentConfig,
     router_ns: &str,
-    ends: (&str, &str),
-    mac: &str,
-    network_id: &str,
+    router_id: &str,
+    port: &Port,
+    active: bool,
 ) -> Result<()> {
-    let (inner, outer) = ends;
-    let (bridge_ns, bridge) = ensure_bridge(config, network_id).await?;
+    let (inner, outer) = (port.inner.as_str(), port.outer.as_str());
+    let (bridge_ns, bridge) = ensure_bridge(config, &port.network_id).await?;
     if run("ip", &["-n", router_ns, "link", "show", "dev", inner])
         .await
         .is_err()
     {
+        let mac = port_mac(router_id, inner);
         let mut args = vec![
-            "link", "add", outer, "type", "veth", "peer", "name", inner, "address", mac, "netns",
+            "link", "add", outer, "type", "veth", "peer", "name", inner, "address", &mac, "netns",
             router_ns,
         ];
         if !bridge_ns.is_empty() {
@@ -144,7 +175,8 @@ async fn ensure_port(
         run("ip", &args).await?;
     }
     ip_in(&bridge_ns, &["link", "set", outer, "master", &bridge, "up"]).await?;
-    run("ip", &["-n", router_ns, "link", "set", inner, "up"]).await?;
+    let state = if active { "up" } else { "down" };
+    run("ip", &["-n", router_ns, "link", "set", inner, state]).await?;
     Ok(())
 }
 
@@ -248,63 +280,34 @@ pub async fn ensure_ports(
     )
     .await?;
     let active = state.role == HaRole::Active;
-    let (tag, mut wanted_links) = (agent_tag(config), Vec::new());
-    let gateway_port = port_name(GATEWAY_PREFIX, &state.router_id);
-    if let Some(first) = state.gateway.first() {
-        let outer = format!("g{tag}{}", short(&state.router_id, 11));
-        let mac = port_mac(&state.router_id, &gateway_port);
-        ensure_port(
-            config,
-            namespace,
-            (&gateway_port, &outer),
-            &mac,
-            &first.network_id,
-        )
-        .await?;
-        let addresses: Vec<IpNet> = state.gateway.iter().map(|p| p.address).collect();
-        ensure_addresses(
-            namespace,
-            &gateway_port,
-            if active { &addresses } else { &[] },
-        )
-        .await?;
-        let routed = state
-            .gateway
-            .iter()
-            .filter(|p| active && p.address.addr().is_ipv4());
-        for port in routed {
-            if let Some(via) = port.gateway {
-                run(
-                    "ip",
-                    &[
-                        "-n",
-                        namespace,
-                        "route",
-                        "replace",
-                        "default",
-                        "via",
-                        &via.to_string(),
-                        "dev",
-                        &gateway_port,
-                    ],
-                )
-                .await?;
-            }
-        }
-        wanted_links.push(gateway_port.clone());
+    let mut wanted_links = Vec::new();
+    for port in ports_of(config, state) {
+        ensure_port(config, namespace, &state.router_id, &port, active).await?;
+        let addresses = if active { &port.addresses[..] } else { &[] };
+        ensure_addresses(namespace, &port.inner, addresses).await?;
+        wanted_links.push(port.inner);
     }
-    for port in &state.interfaces {
-        let inner = port_name(INTERFACE_PREFIX, &port.subnet_id);
-        let outer = format!(
-            "i{tag}{}{}",
-            short(&state.router_id, 5),
-            short(&port.subnet_id, 6)
-        );
-        let mac = port_mac(&state.router_id, &inner);
-        ensure_port(config, namespace, (&inner, &outer), &mac, &port.network_id).await?;
-        let address = [port.address];
-        ensure_addresses(namespace, &inner, if active { &address } else { &[] }).await?;
-        wanted_links.push(inner);
+    let gateway_port = port_name(GATEWAY_PREFIX, &state.router_id);
+    let routed = state
+        .gateway
+        .iter()
+        .filter(|p| active && p.address.addr().is_ipv4());
+    for via in routed.filter_map(|p| p.gateway) {
+        run(
+            "ip",
+            &[
+                "-n",
+                namespace,
+                "route",
+                "replace",
+                "default",
+                "via",
+                &via.to_string(),
+                "dev",
+                &gateway_port,
+            ],
+        )
+        .await?;
     }
     remove_stale_ports(namespace, &wanted_links).await
 }

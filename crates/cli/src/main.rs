@@ -98,6 +98,12 @@ fn cli() -> Command {
             ))
             .subcommand(lab::ExecArgs::augment_args(
                 Command::new("exec").about("Run a command in a site's host namespace"),
+            ))
+            .subcommand(lab::GatewayArgs::augment_args(Command::new("power-off").about(
+                "Power cut of a gateway host the lab started: its agent, daemons and namespaces",
+            )))
+            .subcommand(lab::GatewayArgs::augment_args(
+                Command::new("power-on").about("Start a powered-off gateway host again"),
             )),
     )
     .subcommand(
@@ -197,6 +203,14 @@ async fn run_lab(global: &Global, args: &clap::ArgMatches) -> Result<String> {
         }
         "down" => {
             lab::down(&client, &lab::LabArgs::from_arg_matches(args)?).await?;
+            Ok(String::new())
+        }
+        "power-off" => {
+            lab::power_off_gateway(&lab::GatewayArgs::from_arg_matches(args)?).await?;
+            Ok(String::new())
+        }
+        "power-on" => {
+            lab::power_on_gateway(&lab::GatewayArgs::from_arg_matches(args)?)?;
             Ok(String::new())
         }
         _ => {

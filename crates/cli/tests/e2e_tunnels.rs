@@ -26,6 +26,9 @@ enum Mode {
     /// the second with host `<prefix>-2`, namespaces `<prefix>-s-…` and state directory
     /// `state2`, the third `<prefix>-3`, `<prefix>-t-…`, `state3`.
     Agents(usize),
+    /// `vpnaas server` as in `Agents`, and no agent: `lab up --agents N --ha` starts this
+    /// many gateway hosts of the lab's own.
+    LabGateways(usize),
 }
 
 struct Lab {
@@ -203,6 +206,21 @@ impl Lab {
                     "agent.log".into(),
                 ),
             ],
+            Mode::LabGateways(_) => vec![(
+                with(
+                    &[
+                        "server",
+                        "--listen",
+                        &listen,
+                        "--data-dir",
+                        &data,
+                        "--agent-down-time",
+                        "3",
+                    ],
+                    &[],
+                ),
+                "server.log".into(),
+            )],
             Mode::Agents(count) => {
                 let server = with(
                     &[
@@ -270,7 +288,9 @@ impl Lab {
         let client = Client::new(&url);
         let agent_metrics = match mode {
             Mode::AllInOne => url.clone(),
-            Mode::Separate | Mode::Nats | Mode::Agents(_) => format!("http://{metrics_listen}"),
+            Mode::Separate | Mode::Nats | Mode::Agents(_) | Mode::LabGateways(_) => {
+                format!("http://{metrics_listen}")
+            }
         };
         let mut lab = Lab {
             prefix,
@@ -285,7 +305,13 @@ impl Lab {
             sites: vec![],
         };
         lab.wait_for_api().await;
-        lab.wait_for_agent().await;
+        let mut lab_up_extra = vec![];
+        match mode {
+            Mode::LabGateways(count) => {
+                lab_up_extra = vec!["--agents".to_string(), count.to_string(), "--ha".into()];
+            }
+            _ => lab.wait_for_agent().await,
+        }
         if let Mode::Agents(count) = mode {
             for n in 2..=count {
                 lab.wait_for_host(&format!("{}-{n}", lab.prefix), true)
@@ -305,7 +331,10 @@ impl Lab {
                 &lab.prefix,
                 "--fabric-namespace",
                 &lab.fabric,
-            ],
+            ]
+            .into_iter()
+            .chain(lab_up_extra.iter().map(String::as_str))
+            .collect::<Vec<_>>(),
         );
         assert!(
             out.status.success(),
@@ -497,6 +526,28 @@ impl Lab {
             .collect()
     }
 
+    /// Where `lab up --agents` keeps its gateway hosts' pid files.
+    fn lab_gateway_dir(&self) -> std::path::PathBuf {
+        std::env::temp_dir().join(format!("vpnaas-lab-{}", self.prefix))
+    }
+
+    /// The pids of the gateway hosts `lab up --agents` started that still run as such.
+    fn lab_gateway_pids(&self) -> Vec<String> {
+        let Ok(entries) = std::fs::read_dir(self.lab_gateway_dir()) else {
+            return vec![];
+        };
+        entries
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".pid"))
+            .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+            .map(|pid| pid.trim().to_string())
+            .filter(|pid| {
+                std::fs::read(format!("/proc/{pid}/cmdline"))
+                    .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&self.prefix))
+            })
+            .collect()
+    }
+
     fn router_namespace(&self, site: usize) -> String {
         format!(
             "{}-r-{}",
@@ -518,6 +569,10 @@ impl Drop for Lab {
             let _ = process.kill();
             let _ = process.wait();
         }
+        for pid in self.lab_gateway_pids() {
+            let _ = Command::new("kill").args(["-KILL", &pid]).status();
+        }
+        let _ = std::fs::remove_dir_all(self.lab_gateway_dir());
         for namespace in self.namespaces() {
             let pids = Command::new("ip")
                 .args(["netns", "pids", &namespace])
@@ -1440,8 +1495,9 @@ async fn an_agent_restart_leaves_running_tunnels_alone() {
     assert_eq!(charon_pid(&lab, 1), pids.0);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_demo_shows_a_real_tunnel_and_cleans_up() {
+/// Runs `vpnaas demo --exit` with `args` under a prefix of its own; its output, after
+/// checking that it succeeded and left no namespace (any it left is removed).
+async fn run_demo(args: &[&str]) -> String {
     require_root();
     let tag: String = uuid::Uuid::new_v4()
         .simple()
@@ -1450,18 +1506,20 @@ async fn the_demo_shows_a_real_tunnel_and_cleans_up() {
         .take(6)
         .collect();
     let prefix = format!("vd{tag}");
-    let out = tokio::task::spawn_blocking({
-        let prefix = prefix.clone();
-        move || {
-            Command::new(env!("CARGO_BIN_EXE_vpnaas"))
-                .args(["demo", "--exit", "--prefix", &prefix])
-                .output()
-                .expect("demo")
-        }
+    let args: Vec<String> = ["demo", "--exit", "--prefix", &prefix]
+        .iter()
+        .chain(args)
+        .map(|a| a.to_string())
+        .collect();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_vpnaas"))
+            .args(&args)
+            .output()
+            .expect("demo")
     })
     .await
     .expect("join");
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let leftovers: Vec<String> = std::fs::read_dir("/run/netns")
         .map(|d| {
             d.filter_map(|e| e.ok())
@@ -1472,16 +1530,22 @@ async fn the_demo_shows_a_real_tunnel_and_cleans_up() {
         .into_iter()
         .filter(|n| n.starts_with(&prefix))
         .collect();
-    for namespace in &leftovers {
-        let _ = Command::new("ip")
-            .args(["netns", "del", namespace])
-            .status();
-    }
+    power_off(&prefix);
     assert!(
         out.status.success(),
         "demo failed:\n{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    assert!(
+        leftovers.is_empty(),
+        "the demo left namespaces: {leftovers:?}"
+    );
+    stdout
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_shows_a_real_tunnel_and_cleans_up() {
+    let stdout = run_demo(&[]).await;
     for step in [
         "request accepted",
         "IKE established",
@@ -1493,10 +1557,30 @@ async fn the_demo_shows_a_real_tunnel_and_cleans_up() {
             "the timeline lacks '{step}':\n{stdout}"
         );
     }
-    assert!(
-        leftovers.is_empty(),
-        "the demo left namespaces: {leftovers:?}"
+}
+
+/// `vpnaas demo --agents 3 --ha`: the tunnel, then the power cut of site 1's active
+/// gateway host and the standby taking over, until pings pass again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ha_demo_shows_a_failover_and_cleans_up() {
+    let stdout = run_demo(&["--agents", "3", "--ha"]).await;
+    for step in [
+        "site 1's router is HA: active on",
+        "powered off",
+        "DOWN (AGENT_DOWN)",
+        "now active on",
+    ] {
+        assert!(
+            stdout.contains(step),
+            "the timeline lacks '{step}':\n{stdout}"
+        );
+    }
+    assert_eq!(
+        stdout.matches("first ping reply").count(),
+        2,
+        "a ping before and after the failover:\n{stdout}"
     );
+    eprintln!("{stdout}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -2579,4 +2663,92 @@ async fn an_ha_routers_standby_takes_over_and_the_old_master_stays_fenced() {
         "HA switchover by hand -> pinging {pinging:?} (API call {:?} ago)",
         switched.elapsed()
     );
+}
+
+/// `vpnaas lab up --agents 2 --ha` on a `vpnaas server`: the lab runs its own gateway
+/// hosts and its routers are HA on them. `lab power-off 1` cuts one: the other takes over
+/// and pings pass again; `lab power-on 1` brings it back; `lab down` stops the lab's
+/// agents and leaves no namespace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lab_runs_its_own_gateway_hosts_and_cuts_their_power() {
+    let lab = Lab::start_as(2, Mode::LabGateways(2)).await;
+    let (gw1, gw2) = (format!("{}-gw1", lab.prefix), format!("{}-gw2", lab.prefix));
+    let r1 = lab.site(1)["router_id"].as_str().expect("r1").to_string();
+    let router = lab.client.show(Kind::Router, &r1).await.expect("router");
+    assert_eq!(
+        (&router["agent_host"], &router["ha_standby_host"]),
+        (&json!(gw1), &json!(gw2))
+    );
+    let policies = lab.policies(json!({"ike_version": "v2"}), json!({})).await;
+    let (s1, s2) = (lab.service(1).await, lab.service(2).await);
+    let c12 = lab.connect(&s1, 1, 2, &policies, "lab-ha").await;
+    let c21 = lab.connect(&s2, 2, 1, &policies, "lab-ha").await;
+    lab.wait_status(&c12, "ACTIVE", Duration::from_secs(20))
+        .await;
+    lab.wait_status(&c21, "ACTIVE", Duration::from_secs(20))
+        .await;
+    until_ping(&lab, 1, 2, Duration::from_secs(10));
+
+    let lab_cmd = |action: &str| {
+        let out = vpnaas(
+            &lab.url,
+            &[
+                "lab",
+                action,
+                "1",
+                "--prefix",
+                &lab.prefix,
+                "--fabric-namespace",
+                &lab.fabric,
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "lab {action}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    lab_cmd("power-off");
+    assert!(
+        !lab.namespaces().iter().any(|n| n.starts_with(&gw1)),
+        "a powered-off gateway keeps no namespace"
+    );
+    let pinging = until_ping(&lab, 1, 2, Duration::from_secs(30));
+    eprintln!("lab power-off 1 -> pinging through gateway 2: {pinging:?}");
+    lab.wait_for_host(&gw1, false).await;
+    let router = lab.client.show(Kind::Router, &r1).await.expect("router");
+    assert_eq!(router["agent_host"], gw2.as_str());
+    lab_cmd("power-on");
+    lab.wait_for_host(&gw1, true).await;
+    let agents = lab.lab_gateway_pids();
+    assert_eq!(agents.len(), 2);
+
+    let out = vpnaas(
+        &lab.url,
+        &[
+            "lab",
+            "down",
+            "--prefix",
+            &lab.prefix,
+            "--fabric-namespace",
+            &lab.fabric,
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "lab down: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let running: Vec<&String> = agents
+        .iter()
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&lab.prefix))
+        })
+        .collect();
+    assert!(
+        running.is_empty(),
+        "lab down left agents running: {running:?}"
+    );
+    assert_eq!(lab.namespaces(), Vec::<String>::new());
 }

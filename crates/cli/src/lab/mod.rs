@@ -2,7 +2,14 @@
 //! API it creates an "internet" (an external network) and, per site, a network, a subnet
 //! and a router with a gateway and an interface, so the agent plumbs each router; beside
 //! each router it creates a host namespace on the site's network with `.10` and a
-//! default route via the router. Every name carries the lab's prefix.
+//! default route via the router. Every name carries the lab's prefix. With `--agents N`
+//! the lab also runs the gateway hosts (see [`gateways`]), so that a failover can be
+//! watched on one machine: `lab up --agents 3 --ha`, then `lab power-off 1`.
+
+mod gateways;
+
+use gateways::Gateway;
+pub use gateways::power_off;
 
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
@@ -29,13 +36,44 @@ pub struct UpArgs {
     /// Number of sites (1 to 200).
     #[arg(long, default_value_t = 2)]
     sites: u8,
+    /// Also start this many agents, each a gateway host of its own (`<prefix>-gw<N>`),
+    /// on the server at `--url` (give it `--agent-down-time` of a few seconds to watch
+    /// failovers). 0: the agents already running host the routers.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=8))]
+    agents: u8,
+    /// HA routers: each on an active and a standby agent (needs two agents or more).
+    #[arg(long)]
+    ha: bool,
+    /// kernel or userspace ESP for the agents the lab starts.
+    #[arg(long, default_value = "userspace", value_parser = ["kernel", "userspace"])]
+    data_plane: String,
 }
 
 impl UpArgs {
-    /// `lab up` of `sites` sites.
+    /// `lab up` of `sites` sites, on the agents already running.
     pub fn new(lab: LabArgs, sites: u8) -> Self {
-        UpArgs { lab, sites }
+        UpArgs {
+            lab,
+            sites,
+            agents: 0,
+            ha: false,
+            data_plane: "userspace".into(),
+        }
     }
+
+    /// The same with HA routers (or not).
+    pub fn with_ha(self, ha: bool) -> Self {
+        UpArgs { ha, ..self }
+    }
+}
+
+/// `vpnaas lab power-off N` / `power-on N`.
+#[derive(Debug, clap::Args)]
+pub struct GatewayArgs {
+    #[command(flatten)]
+    lab: LabArgs,
+    /// Gateway host number (1-based, as started by `lab up --agents`).
+    gateway: u8,
 }
 
 /// `vpnaas lab exec SITE -- CMD…`.
@@ -80,6 +118,7 @@ pub async fn up(client: &Client, args: &UpArgs) -> Result<Vec<Value>> {
         bail!("--sites must be between 1 and 200");
     }
     let lab = &args.lab;
+    start_gateways(client, args).await?;
     let internet = client
         .create(
             Kind::Network,
@@ -91,12 +130,56 @@ pub async fn up(client: &Client, args: &UpArgs) -> Result<Vec<Value>> {
         .await?;
     let mut sites = Vec::new();
     for site in 1..=args.sites {
-        sites.push(build_site(client, lab, &id(&internet)?, site).await?);
+        sites.push(build_site(client, args, &id(&internet)?, site).await?);
     }
     Ok(sites)
 }
 
-async fn build_site(client: &Client, lab: &LabArgs, internet: &str, site: u8) -> Result<Value> {
+/// Starts the lab's gateway hosts and waits until the server sees each alive (so the
+/// routers are spread over all of them).
+async fn start_gateways(client: &Client, args: &UpArgs) -> Result<()> {
+    let gateways: Vec<Gateway> = (1..=args.agents)
+        .map(|n| Gateway::new(&args.lab, n))
+        .collect();
+    for gateway in &gateways {
+        gateway.start(
+            client.base_url(),
+            &args.lab.fabric_namespace,
+            &args.data_plane,
+        )?;
+    }
+    let started = std::time::Instant::now();
+    loop {
+        let agents = client.list(Kind::Agent, &[]).await?;
+        let alive = |host: &str| {
+            agents
+                .iter()
+                .any(|a| a["host"] == host && a["alive"] == true)
+        };
+        if gateways.iter().all(|g| alive(g.host())) {
+            return Ok(());
+        }
+        if started.elapsed() > std::time::Duration::from_secs(15) {
+            bail!(
+                "the lab's agents did not register within 15 s (see their logs in the lab directory)"
+            );
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// `lab power-off N`: a power cut of gateway host N.
+pub async fn power_off_gateway(args: &GatewayArgs) -> Result<()> {
+    Gateway::new(&args.lab, args.gateway).power_off().await
+}
+
+/// `lab power-on N`: gateway host N starts again.
+pub fn power_on_gateway(args: &GatewayArgs) -> Result<()> {
+    Gateway::new(&args.lab, args.gateway).power_on()
+}
+
+async fn build_site(client: &Client, args: &UpArgs, internet: &str, site: u8) -> Result<Value> {
+    let lab = &args.lab;
     let network = client
         .create(
             Kind::Network,
@@ -108,7 +191,7 @@ async fn build_site(client: &Client, lab: &LabArgs, internet: &str, site: u8) ->
         .create(Kind::Subnet, json!({"name": lab.name(&format!("site{site}-v4")), "network_id": id(&network)?, "cidr": cidr}))
         .await?;
     let router = client
-        .create(Kind::Router, json!({"name": lab.name(&format!("r{site}")), "external_gateway_info": {"network_id": internet}}))
+        .create(Kind::Router, json!({"name": lab.name(&format!("r{site}")), "ha": args.ha, "external_gateway_info": {"network_id": internet}}))
         .await?;
     client
         .add_router_interface(&id(&router)?, &id(&subnet)?)
@@ -193,7 +276,8 @@ async fn plug_host(
     Ok(())
 }
 
-/// Removes the lab: its VPN objects, routers, networks and host namespaces.
+/// Removes the lab: its VPN objects, routers, networks, host namespaces and the gateway
+/// hosts it started.
 pub async fn down(client: &Client, lab: &LabArgs) -> Result<()> {
     let routers: Vec<Value> = client.list(Kind::Router, &[]).await?;
     let ours = |v: &Value| {
@@ -239,6 +323,10 @@ pub async fn down(client: &Client, lab: &LabArgs) -> Result<()> {
     for namespace in l3::namespaces_with_prefix(&format!("{}-h", lab.prefix)).await {
         l3::remove_namespace(&namespace).await?;
     }
+    for gateway in Gateway::all(lab) {
+        gateway.remove().await?;
+    }
+    let _ = std::fs::remove_dir_all(gateways::lab_dir(lab));
     let config = AgentConfig {
         fabric_namespace: lab.fabric_namespace.clone(),
         ..AgentConfig::default()

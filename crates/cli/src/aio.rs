@@ -223,7 +223,8 @@ pub async fn app_hosting_agent(
     Ok(app)
 }
 
-async fn until_stopped() -> Result<()> {
+/// Waits for Ctrl-C or SIGTERM.
+pub async fn until_stopped() -> Result<()> {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}

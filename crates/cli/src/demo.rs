@@ -121,10 +121,10 @@ pub async fn run(args: &DemoArgs) -> Result<String> {
             server.url()
         );
         println!(
-            "or `vpnaas lab exec 2 --prefix {} -- ping 10.1.0.10`. Ctrl-C stops and cleans up.",
+            "or `vpnaas lab exec 2 --prefix {} -- ping 10.1.0.10`. Ctrl-C (or SIGTERM) stops and cleans up.",
             args.prefix
         );
-        tokio::signal::ctrl_c().await?;
+        crate::aio::until_stopped().await?;
     }
     println!("cleaning up…");
     let cleaned = clean_up(&client, args, &gateways[0].config).await;

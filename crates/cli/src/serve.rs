@@ -101,11 +101,7 @@ pub async fn run(args: &ServerArgs) -> Result<()> {
         None => Server::start(settings).await,
     }
     .context("cannot start the server")?;
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
+    crate::aio::until_stopped().await?;
     tracing::info!("shutting down");
     server.stop().await;
     Ok(())

@@ -306,3 +306,105 @@ pub async fn remove_router(
     notify(app, told_hosts);
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn agent(host: &str, alive: bool) -> Agent {
+        serde_json::from_value(vpnaas_model::agent::new_agent(
+            host,
+            if alive { now() } else { 0 },
+        ))
+        .expect("agent")
+    }
+
+    fn router(ha: bool, active: Option<&str>, standby: Option<&str>) -> Router {
+        serde_json::from_value(json!({
+            "id": "r", "tenant_id": "p", "project_id": "p", "name": "", "description": "",
+            "admin_state_up": true, "ha": ha, "status": "ACTIVE", "external_gateway_info": null,
+            "agent_host": active, "ha_standby_host": standby, "lease_epoch": 1,
+        }))
+        .expect("router")
+    }
+
+    fn placement(live: &[&str], dead: &[&str], routers: &[Router]) -> Placement {
+        let agents: Vec<Agent> = live
+            .iter()
+            .map(|h| agent(h, true))
+            .chain(dead.iter().map(|h| agent(h, false)))
+            .collect();
+        Placement::of(&agents, routers, 3)
+    }
+
+    fn holders(r: &Router) -> (Option<&str>, Option<&str>, u64) {
+        (
+            r.agent_host.as_deref(),
+            r.ha_standby_host.as_deref(),
+            r.lease_epoch,
+        )
+    }
+
+    #[test]
+    fn an_ha_router_gets_two_agents_the_least_loaded_first() {
+        let busy = router(false, Some("a"), None);
+        let mut places = placement(&["a", "b", "c"], &[], &[busy]);
+        let mut r = router(true, None, None);
+        let moved = reschedule(&mut r, &mut places, true).expect("placed");
+        assert_eq!(holders(&r), (Some("b"), Some("c"), 2));
+        assert!(!moved.failed_over && moved.released.is_empty());
+        assert_eq!(reschedule(&mut r, &mut places, true), None, "stable");
+    }
+
+    #[test]
+    fn a_dead_active_agents_standby_takes_over_under_a_new_epoch() {
+        let mut r = router(true, Some("a"), Some("b"));
+        let mut places = placement(&["b", "c"], &["a"], std::slice::from_ref(&r));
+        let moved = reschedule(&mut r, &mut places, true).expect("moved");
+        assert_eq!(holders(&r), (Some("b"), Some("c"), 2));
+        assert_eq!(
+            moved,
+            Moved {
+                released: vec!["a".into()],
+                failed_over: true
+            }
+        );
+    }
+
+    #[test]
+    fn nothing_moves_before_the_server_could_have_heard_the_agents() {
+        let mut r = router(true, Some("a"), Some("b"));
+        let mut places = placement(&["c"], &["a", "b"], std::slice::from_ref(&r));
+        assert_eq!(reschedule(&mut r, &mut places, false), None);
+        let moved = reschedule(&mut r, &mut places, true).expect("moved");
+        assert_eq!(
+            holders(&r),
+            (Some("c"), Some("b"), 2),
+            "no other live agent"
+        );
+        assert!(moved.failed_over);
+    }
+
+    #[test]
+    fn a_router_no_longer_ha_lets_its_standby_go() {
+        let mut r = router(false, Some("a"), Some("b"));
+        let mut places = placement(&["a", "b"], &[], std::slice::from_ref(&r));
+        let moved = reschedule(&mut r, &mut places, true).expect("moved");
+        assert_eq!(holders(&r), (Some("a"), None, 1));
+        assert_eq!(moved.released, ["b"]);
+    }
+
+    #[test]
+    fn switchover_and_release_by_hand() {
+        let mut r = router(true, Some("a"), Some("b"));
+        assert!(make_active(&mut r, "b").is_empty());
+        assert_eq!(holders(&r), (Some("b"), Some("a"), 2));
+        assert_eq!(make_active(&mut r, "c"), ["a"]);
+        assert_eq!(holders(&r), (Some("c"), Some("b"), 3));
+        release(&mut r, "c");
+        assert_eq!(holders(&r), (Some("b"), None, 4));
+        let mut single = router(false, Some("a"), None);
+        assert_eq!(make_active(&mut single, "b"), ["a"]);
+        assert_eq!(holders(&single), (Some("b"), None, 2));
+    }
+}

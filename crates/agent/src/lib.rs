@@ -82,8 +82,11 @@ fn connection_status(
 /// lost it, e.g. restored from a backup, hears it again).
 const REPORT_REFRESH_RESYNCS: u32 = 10;
 
-/// Desired states fetched at once during a full resync.
-const FETCH_CONCURRENCY: usize = 8;
+/// Desired states asked for in one call during a full resync.
+const FETCH_BATCH: usize = 32;
+
+/// Batches of desired states in flight during a full resync.
+const FETCH_CONCURRENCY: usize = 2;
 
 /// How soon a failed resync (e.g. the server not answering yet) is tried again.
 const RETRY: std::time::Duration = std::time::Duration::from_secs(1);
@@ -186,20 +189,27 @@ impl Agent {
             .filter(|r| !routers.contains(r))
             .cloned()
             .collect();
-        // Desired states are fetched several at a time (the server reads them without
-        // locks) and applied one by one, in order.
+        // Desired states are fetched in batches, a few batches at a time (the server
+        // reads them without locks), and applied one by one, in order.
+        let wanted: Vec<String> = routers.into_iter().chain(gone).collect();
         let (control, host) = (self.control.clone(), self.config.host.clone());
-        let mut fetched = futures::stream::iter(routers.into_iter().chain(gone))
-            .map(|router_id| {
+        let mut fetched = futures::stream::iter(wanted.chunks(FETCH_BATCH).map(<[String]>::to_vec))
+            .map(|batch| {
                 let (control, host) = (control.clone(), host.clone());
                 async move {
-                    let state = control.router_state(&host, &router_id).await;
-                    (router_id, state)
+                    let states = control.router_states(&host, &batch).await;
+                    (batch, states)
                 }
             })
             .buffered(FETCH_CONCURRENCY);
-        while let Some((router_id, state)) = fetched.next().await {
-            self.sync_fetched(&router_id, true, state).await;
+        while let Some((batch, states)) = fetched.next().await {
+            for router_id in batch {
+                let state = match &states {
+                    Ok(states) => Ok(states.iter().find(|s| s.router_id == router_id).cloned()),
+                    Err(error) => Err(error.clone()),
+                };
+                self.sync_fetched(&router_id, true, state).await;
+            }
         }
         Ok(())
     }

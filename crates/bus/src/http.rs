@@ -103,14 +103,11 @@ impl ControlPlane for HttpControlPlane {
         response.json().await.map_err(unavailable)
     }
 
-    async fn router_state(&self, host: &str, router_id: &str) -> Result<Option<RouterState>> {
-        let response = self
-            .send(self.request(reqwest::Method::GET, &format!("{host}/routers/{router_id}")))
-            .await?;
-        if response.status() == reqwest::StatusCode::NOT_FOUND {
-            return Ok(None);
-        }
-        response.json().await.map(Some).map_err(unavailable)
+    async fn router_states(&self, host: &str, router_ids: &[String]) -> Result<Vec<RouterState>> {
+        let request = self
+            .request(reqwest::Method::POST, &format!("{host}/router-states"))
+            .json(&serde_json::json!({ "router_ids": router_ids }));
+        self.send(request).await?.json().await.map_err(unavailable)
     }
 
     async fn report(&self, report: StatusReport) -> Result<()> {

@@ -34,8 +34,14 @@ pub trait ControlPlane: Send + Sync {
     async fn heartbeat(&self, host: &str) -> Result<()>;
     /// Ids of the routers scheduled to `host`.
     async fn hosted_routers(&self, host: &str) -> Result<Vec<String>>;
-    /// The desired state of a router hosted by `host`; `None` when it is gone or moved.
-    async fn router_state(&self, host: &str, router_id: &str) -> Result<Option<RouterState>>;
+    /// The desired states of those of `router_ids` that `host` holds (a router gone, or
+    /// moved elsewhere, is absent). One call for many: a full resync asks in batches.
+    async fn router_states(&self, host: &str, router_ids: &[String]) -> Result<Vec<RouterState>>;
+    /// The desired state of one router held by `host`; `None` when it is gone or moved.
+    async fn router_state(&self, host: &str, router_id: &str) -> Result<Option<RouterState>> {
+        let mut states = self.router_states(host, &[router_id.to_string()]).await?;
+        Ok(states.pop())
+    }
     /// Observed status of one router's connections.
     async fn report(&self, report: StatusReport) -> Result<()>;
 }

@@ -28,10 +28,19 @@ const CATCH_UP_ATTEMPTS: u32 = 50;
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "call", rename_all = "snake_case")]
 enum Call {
-    Heartbeat { host: String },
-    HostedRouters { host: String },
-    RouterState { host: String, router_id: String },
-    Report { report: StatusReport },
+    Heartbeat {
+        host: String,
+    },
+    HostedRouters {
+        host: String,
+    },
+    RouterStates {
+        host: String,
+        router_ids: Vec<String>,
+    },
+    Report {
+        report: StatusReport,
+    },
 }
 
 /// A server's answer.
@@ -166,11 +175,11 @@ impl ControlPlane for NatsControlPlane {
         serde_json::from_value(value).map_err(unavailable)
     }
 
-    async fn router_state(&self, host: &str, router_id: &str) -> Result<Option<RouterState>> {
+    async fn router_states(&self, host: &str, router_ids: &[String]) -> Result<Vec<RouterState>> {
         let value = self
-            .call(Call::RouterState {
+            .call(Call::RouterStates {
                 host: host.into(),
-                router_id: router_id.into(),
+                router_ids: router_ids.to_vec(),
             })
             .await?;
         serde_json::from_value(value).map_err(unavailable)
@@ -265,8 +274,8 @@ async fn answer(control: &dyn ControlPlane, call: Call) -> Reply {
             .hosted_routers(&host)
             .await
             .and_then(|r| serde_json::to_value(r).map_err(unavailable)),
-        Call::RouterState { host, router_id } => control
-            .router_state(&host, &router_id)
+        Call::RouterStates { host, router_ids } => control
+            .router_states(&host, &router_ids)
             .await
             .and_then(|s| serde_json::to_value(s).map_err(unavailable)),
         Call::Report { report } => control.report(report).await.map(|()| Value::Null),

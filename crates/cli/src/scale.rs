@@ -40,7 +40,8 @@ pub struct ScaleArgs {
     /// Requests in flight while creating.
     #[arg(long, default_value_t = 16)]
     concurrency: usize,
-    /// Seconds to let agents run full resyncs (every 5 s) before reading their times.
+    /// Seconds of steady state (everything ACTIVE) during which the agents' full resyncs
+    /// (every 5 s) are timed.
     #[arg(long, default_value_t = 12)]
     settle_seconds: u64,
 }
@@ -117,7 +118,7 @@ pub async fn run(args: &ScaleArgs) -> Result<String> {
         }
         sum * 1000.0 / count.max(1.0)
     };
-    let state_ms = route_ms("/v2.0/vpnaas-agent/{host}/routers/{router_id}", "GET");
+    let state_ms = route_ms("/v2.0/vpnaas-agent/{host}/router-states", "POST");
     let report_ms = route_ms("/v2.0/vpnaas-agent/{host}/reports", "POST");
     let mut reports = 0.0;
     let mut report_bytes = 0.0;
@@ -126,18 +127,27 @@ pub async fn run(args: &ScaleArgs) -> Result<String> {
         reports += metric(&text, "vpnaas_status_reports_total");
         report_bytes += metric(&text, "vpnaas_status_report_bytes_total");
     }
+    let converging = resync_totals(&agents).await?;
     tokio::time::sleep(Duration::from_secs(args.settle_seconds)).await;
-    let mut resyncs = Vec::new();
-    let mut memory = Vec::new();
-    for (child, metrics_url) in &agents.0 {
-        let text = Client::new(metrics_url).get_text("/metrics").await?;
-        let (sum, count) = (
-            metric(&text, "vpnaas_agent_resync_duration_seconds_sum"),
-            metric(&text, "vpnaas_agent_resync_duration_seconds_count"),
-        );
-        resyncs.push(if count > 0.0 { sum / count } else { f64::NAN });
-        memory.push(rss_mib(child.id()));
-    }
+    let settled = resync_totals(&agents).await?;
+    let mean = |(sum, count): (f64, f64)| {
+        if count > 0.0 {
+            format!("{:.0} ms", sum * 1000.0 / count)
+        } else {
+            "none".to_string()
+        }
+    };
+    let resyncs_converging: Vec<String> = converging.iter().map(|t| mean(*t)).collect();
+    let resyncs_steady: Vec<String> = settled
+        .iter()
+        .zip(&converging)
+        .map(|(after, before)| mean((after.0 - before.0, after.1 - before.1)))
+        .collect();
+    let memory: Vec<f64> = agents
+        .0
+        .iter()
+        .map(|(child, _)| rss_mib(child.id()))
+        .collect();
     drop(agents);
     for server in servers {
         server.stop().await;
@@ -146,10 +156,11 @@ pub async fn run(args: &ScaleArgs) -> Result<String> {
         "{} servers, {} agents, {} routers × {} connections ({} connections), fake tunnels up after {} ms\n\
          creation through the API:          {:.1} s\n\
          creation start → all ACTIVE:       {:.1} s ({converged} ACTIVE)\n\
-         full resync per agent (mean):      {}\n\
+         full resync per agent (mean), steady state: {}\n\
+         full resync per agent (mean), from start to all ACTIVE: {}\n\
          server CPU per status report:      {:.3} ms ({reports} reports, {:.1} CPU s in the servers' process during creation and convergence)\n\
          status report size (mean):         {:.0} bytes\n\
-         server time per agent call (mean): desired state {state_ms:.1} ms, report {report_ms:.1} ms (first server)\n\
+         server time per agent call (mean): desired states (up to 32) {state_ms:.1} ms, report {report_ms:.1} ms (first server)\n\
          agent memory (RSS):                {}",
         args.servers.max(1),
         args.agents,
@@ -159,11 +170,8 @@ pub async fn run(args: &ScaleArgs) -> Result<String> {
         args.delay_ms,
         creation.as_secs_f64(),
         convergence.as_secs_f64(),
-        resyncs
-            .iter()
-            .map(|s| format!("{:.0} ms", s * 1000.0))
-            .collect::<Vec<_>>()
-            .join(", "),
+        resyncs_steady.join(", "),
+        resyncs_converging.join(", "),
         cpu * 1000.0 / reports.max(1.0),
         cpu,
         report_bytes / reports.max(1.0),
@@ -173,6 +181,19 @@ pub async fn run(args: &ScaleArgs) -> Result<String> {
             .collect::<Vec<_>>()
             .join(", "),
     ))
+}
+
+/// Each agent's `(seconds, count)` of full resyncs so far.
+async fn resync_totals(agents: &Agents) -> Result<Vec<(f64, f64)>> {
+    let mut totals = Vec::new();
+    for (_, metrics_url) in &agents.0 {
+        let text = Client::new(metrics_url).get_text("/metrics").await?;
+        totals.push((
+            metric(&text, "vpnaas_agent_resync_duration_seconds_sum"),
+            metric(&text, "vpnaas_agent_resync_duration_seconds_count"),
+        ));
+    }
+    Ok(totals)
 }
 
 fn start_agents(args: &ScaleArgs, servers: &[Server], dir: &std::path::Path) -> Result<Agents> {

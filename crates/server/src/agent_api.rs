@@ -19,7 +19,7 @@ use vpnaas_model::agent::{RouterChanged, StatusReport};
 use crate::App;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::service::agents::{LocalControlPlane, apply_report, heartbeat, router_state};
+use crate::service::agents::{LocalControlPlane, apply_report, heartbeat, router_states};
 
 /// How long a hint poll waits for news before answering with none.
 const POLL: Duration = Duration::from_secs(20);
@@ -56,7 +56,7 @@ pub fn routes() -> Router<App> {
     Router::new()
         .route("/v2.0/vpnaas-agent/{host}/heartbeat", post(beat))
         .route("/v2.0/vpnaas-agent/{host}/routers", get(routers))
-        .route("/v2.0/vpnaas-agent/{host}/routers/{router_id}", get(state))
+        .route("/v2.0/vpnaas-agent/{host}/router-states", post(states))
         .route("/v2.0/vpnaas-agent/{host}/reports", post(report))
         .route("/v2.0/vpnaas-agent/{host}/hints", get(hints))
 }
@@ -85,16 +85,22 @@ async fn routers(
     Ok(Json(hosted))
 }
 
-async fn state(
+/// Which routers' desired states an agent asks for.
+#[derive(serde::Deserialize)]
+struct StatesRequest {
+    router_ids: Vec<String>,
+}
+
+async fn states(
     State(app): State<App>,
     caller: Caller,
-    Path((host, router_id)): Path<(String, String)>,
-) -> ApiResult<Json<vpnaas_model::agent::RouterState>> {
+    Path(host): Path<String>,
+    body: Bytes,
+) -> ApiResult<Json<Vec<vpnaas_model::agent::RouterState>>> {
     caller.require_admin("vpnaas_agent")?;
-    match router_state(&app, &host, &router_id).await? {
-        Some(state) => Ok(Json(state)),
-        None => Err(Fault::resource_not_found(vpnaas_model::Kind::Router, &router_id).into()),
-    }
+    let request: StatesRequest = serde_json::from_slice(&body)
+        .map_err(|_| Fault::http_bad_request("Malformed desired-state request"))?;
+    Ok(Json(router_states(&app, &host, &request.router_ids).await?))
 }
 
 async fn report(

@@ -403,6 +403,61 @@ async fn a_new_hint_queue_starts_with_every_hosted_router() {
     assert_eq!(hint.router_id, s1.router);
 }
 
+/// A full resync asks for many desired states in one call, over HTTP as in process: the
+/// answer holds those the host holds, nothing for a router unknown or elsewhere.
+#[tokio::test]
+async fn desired_states_come_in_batches_of_what_the_host_holds() {
+    let (server, app, c, _dir) = start_app().await;
+    let local = LocalControlPlane::new(app.clone());
+    local.heartbeat("h").await.expect("register");
+    let external = external_network(&c).await;
+    let (s1, s2) = (site(&c, &external, 1).await, site(&c, &external, 2).await);
+    let pols = policies(&c).await;
+    for (s, peer) in [(&s1, "10.2.0.0/24"), (&s2, "10.1.0.0/24")] {
+        let svc = legacy_service(&c, s).await;
+        c.create(
+            Kind::SiteConnection,
+            legacy_connection(&id(&svc), &pols, peer),
+        )
+        .await
+        .expect("connection");
+    }
+    local.heartbeat("elsewhere").await.expect("register");
+    let s3 = site(&c, &external, 3).await;
+    assert_eq!(
+        c.show(Kind::Router, &s3.router).await.expect("r3")["agent_host"],
+        "elsewhere"
+    );
+    let remote = vpnaas_bus::http::HttpControlPlane::new(&server.url(), None);
+    let asked = [
+        s1.router.clone(),
+        "no-such-router".to_string(),
+        s3.router.clone(),
+        s2.router.clone(),
+    ];
+    let states = remote.router_states("h", &asked).await.expect("states");
+    let ids: Vec<&str> = states.iter().map(|s| s.router_id.as_str()).collect();
+    assert_eq!(ids, [s1.router.as_str(), s2.router.as_str()]);
+    assert!(states.iter().all(|s| s.connections.len() == 1));
+    assert_eq!(
+        states,
+        local.router_states("h", &asked).await.expect("in process"),
+        "the same over HTTP as in process"
+    );
+    let (status, body) = c
+        .raw(
+            reqwest::Method::POST,
+            "/v2.0/vpnaas-agent/h/router-states",
+            Some(&json!({"router_ids": "not a list"})),
+        )
+        .await
+        .expect("raw");
+    assert_eq!(
+        (status.as_u16(), body["NeutronError"]["type"].as_str()),
+        (400, Some("HTTPBadRequest"))
+    );
+}
+
 #[tokio::test]
 async fn the_agent_routes_are_for_admins_only() {
     let (_server, _app, c, _dir) = start_app().await;
@@ -411,6 +466,7 @@ async fn the_agent_routes_are_for_admins_only() {
         (reqwest::Method::POST, "/v2.0/vpnaas-agent/h/heartbeat"),
         (reqwest::Method::GET, "/v2.0/vpnaas-agent/h/routers"),
         (reqwest::Method::GET, "/v2.0/vpnaas-agent/h/hints"),
+        (reqwest::Method::POST, "/v2.0/vpnaas-agent/h/router-states"),
     ] {
         let (status, body) = member.raw(method, path, None).await.expect("raw");
         assert_eq!(

@@ -124,12 +124,12 @@ impl ControlPlane for LocalControlPlane {
             .collect())
     }
 
-    async fn router_state(
+    async fn router_states(
         &self,
         host: &str,
-        router_id: &str,
-    ) -> Result<Option<RouterState>, BusError> {
-        router_state(&self.app, host, router_id)
+        router_ids: &[String],
+    ) -> Result<Vec<RouterState>, BusError> {
+        router_states(&self.app, host, router_ids)
             .await
             .map_err(unavailable)
     }
@@ -159,16 +159,30 @@ pub async fn heartbeat(app: &App, host: &str) -> ApiResult<()> {
     Ok(())
 }
 
-/// Builds a router's desired state for `host`, if it holds the router (as its standby:
-/// the same state, marked so).
-pub async fn router_state(
+/// Builds the desired states for `host` of those of `router_ids` it holds (as standby:
+/// the same state, marked so), from one snapshot; objects several routers share (their
+/// policies, the external subnet) are read once.
+pub async fn router_states(
     app: &App,
+    host: &str,
+    router_ids: &[String],
+) -> ApiResult<Vec<RouterState>> {
+    let mut tx = app.store.read().await?;
+    let mut reads = Reads::default();
+    let mut states = Vec::with_capacity(router_ids.len());
+    for router_id in router_ids {
+        states.extend(router_state(tx.as_mut(), &mut reads, host, router_id).await?);
+    }
+    Ok(states)
+}
+
+/// One router's desired state for `host`, if it holds the router.
+async fn router_state(
+    tx: &mut dyn Transaction,
+    reads: &mut Reads,
     host: &str,
     router_id: &str,
 ) -> ApiResult<Option<RouterState>> {
-    let mut tx = app.store.read().await?;
-    let tx = tx.as_mut();
-    let mut reads = Reads::default();
     let Some(router) = tx.load::<Router>(router_id).await? else {
         return Ok(None);
     };
@@ -181,7 +195,7 @@ pub async fn router_state(
             gateway.push(
                 port_address(
                     tx,
-                    &mut reads,
+                    reads,
                     &info.network_id,
                     &fixed.subnet_id,
                     &fixed.ip_address,
@@ -198,7 +212,7 @@ pub async fn router_state(
         interfaces.push(
             port_address(
                 tx,
-                &mut reads,
+                reads,
                 &subnet.network_id,
                 &subnet.id,
                 &interface.ip_address,
@@ -213,7 +227,7 @@ pub async fn router_state(
             .load_referrers::<SiteConnection>(Kind::VpnService, &service.id)
             .await?
         {
-            connections.extend(connection_spec(tx, &mut reads, &router, service, conn).await?);
+            connections.extend(connection_spec(tx, reads, &router, service, conn).await?);
         }
     }
     Ok(Some(RouterState {

@@ -108,6 +108,9 @@ pub struct Agent {
     /// again until it is `REPORT_REFRESH_RESYNCS` resyncs old (at scale, unchanged reports
     /// would be most of the server's writes).
     last_sent: HashMap<String, (StatusReport, std::time::Instant)>,
+    /// Reports made during the current pass, sent together at its end (a full resync
+    /// sends one call per batch of routers, not one per router).
+    outbox: Vec<StatusReport>,
     /// A report failed: resync soon rather than at the next tick, so a server that comes
     /// back hears the truth within a second.
     resync_soon: bool,
@@ -134,6 +137,7 @@ impl Agent {
             applied: HashMap::new(),
             reported: HashMap::new(),
             last_sent: HashMap::new(),
+            outbox: Vec::new(),
             resync_soon: false,
             metrics,
         }
@@ -210,6 +214,7 @@ impl Agent {
                 };
                 self.sync_fetched(&router_id, true, state).await;
             }
+            self.send_reports().await;
         }
         Ok(())
     }
@@ -238,6 +243,7 @@ impl Agent {
             .router_state(&self.config.host, router_id)
             .await;
         self.sync_fetched(router_id, full, state).await;
+        self.send_reports().await;
     }
 
     /// [`Agent::sync`] with the desired state already fetched.
@@ -408,12 +414,13 @@ impl Agent {
             self.metrics.reconcile_failed();
         }
         self.report(&state).await;
+        self.send_reports().await;
         self.metrics
             .reconciled(Trigger::DaemonEvent, started.elapsed().as_secs_f64());
     }
 
-    /// Reports what the daemon shows of the router's connections. A report the server
-    /// does not take is not queued: the next resync (soon) reports the state as it is then.
+    /// Puts in the outbox what the daemon shows of the router's connections, unless the
+    /// server already took the same report recently.
     async fn report(&mut self, state: &RouterState) {
         if state.role == HaRole::Standby {
             // Only the lease holder speaks for the router.
@@ -450,14 +457,27 @@ impl Agent {
         {
             return;
         }
-        match self.control.report(report.clone()).await {
+        self.outbox.push(report);
+    }
+
+    /// Sends the outbox in one call. Reports the server does not take are not kept: the
+    /// next resync (soon) reports the state as it is then.
+    async fn send_reports(&mut self) {
+        let reports = std::mem::take(&mut self.outbox);
+        if reports.is_empty() {
+            return;
+        }
+        match self.control.reports(reports.clone()).await {
             Ok(()) => {
-                self.last_sent
-                    .insert(state.router_id.clone(), (report, std::time::Instant::now()));
+                let now = std::time::Instant::now();
+                for report in reports {
+                    self.last_sent
+                        .insert(report.router_id.clone(), (report, now));
+                }
             }
             Err(error) => {
-                tracing::warn!(%error, router = %state.router_id, "status report failed");
-                self.metrics.report_failed();
+                tracing::warn!(%error, reports = reports.len(), "status reports failed");
+                self.metrics.report_failed(reports.len());
                 self.resync_soon = true;
             }
         }

@@ -146,9 +146,9 @@ impl Metrics {
         self.daemon_restarts.inc();
     }
 
-    /// Counts a status report the server did not take.
-    pub fn report_failed(&self) {
-        self.report_failures.inc();
+    /// Counts status reports the server did not take.
+    pub fn report_failed(&self, reports: usize) {
+        self.report_failures.inc_by(reports as u64);
     }
 
     /// Counts a child SA rekey.

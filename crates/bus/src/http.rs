@@ -110,9 +110,12 @@ impl ControlPlane for HttpControlPlane {
         self.send(request).await?.json().await.map_err(unavailable)
     }
 
-    async fn report(&self, report: StatusReport) -> Result<()> {
-        let path = format!("{}/reports", report.host);
-        self.send(self.request(reqwest::Method::POST, &path).json(&report))
+    async fn reports(&self, reports: Vec<StatusReport>) -> Result<()> {
+        let Some(first) = reports.first() else {
+            return Ok(());
+        };
+        let path = format!("{}/reports", first.host);
+        self.send(self.request(reqwest::Method::POST, &path).json(&reports))
             .await
             .map(|_| ())
     }

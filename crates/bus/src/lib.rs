@@ -42,8 +42,13 @@ pub trait ControlPlane: Send + Sync {
         let mut states = self.router_states(host, &[router_id.to_string()]).await?;
         Ok(states.pop())
     }
+    /// Observed statuses of routers' connections, applied together (a full resync sends
+    /// its reports in one call).
+    async fn reports(&self, reports: Vec<StatusReport>) -> Result<()>;
     /// Observed status of one router's connections.
-    async fn report(&self, report: StatusReport) -> Result<()>;
+    async fn report(&self, report: StatusReport) -> Result<()> {
+        self.reports(vec![report]).await
+    }
 }
 
 /// How the server tells agents that a router changed.

@@ -38,8 +38,8 @@ enum Call {
         host: String,
         router_ids: Vec<String>,
     },
-    Report {
-        report: StatusReport,
+    Reports {
+        reports: Vec<StatusReport>,
     },
 }
 
@@ -185,8 +185,8 @@ impl ControlPlane for NatsControlPlane {
         serde_json::from_value(value).map_err(unavailable)
     }
 
-    async fn report(&self, report: StatusReport) -> Result<()> {
-        self.call(Call::Report { report }).await.map(|_| ())
+    async fn reports(&self, reports: Vec<StatusReport>) -> Result<()> {
+        self.call(Call::Reports { reports }).await.map(|_| ())
     }
 }
 
@@ -278,7 +278,7 @@ async fn answer(control: &dyn ControlPlane, call: Call) -> Reply {
             .router_states(&host, &router_ids)
             .await
             .and_then(|s| serde_json::to_value(s).map_err(unavailable)),
-        Call::Report { report } => control.report(report).await.map(|()| Value::Null),
+        Call::Reports { reports } => control.reports(reports).await.map(|()| Value::Null),
     };
     match result {
         Ok(value) => Reply::Ok(value),

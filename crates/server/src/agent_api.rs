@@ -19,7 +19,7 @@ use vpnaas_model::agent::{RouterChanged, StatusReport};
 use crate::App;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::service::agents::{LocalControlPlane, apply_report, heartbeat, router_states};
+use crate::service::agents::{LocalControlPlane, apply_reports, heartbeat, router_states};
 
 /// How long a hint poll waits for news before answering with none.
 const POLL: Duration = Duration::from_secs(20);
@@ -111,12 +111,12 @@ async fn report(
 ) -> ApiResult<StatusCode> {
     caller.require_admin("vpnaas_agent")?;
     app.metrics.report_received(body.len());
-    let report: StatusReport = serde_json::from_slice(&body)
-        .map_err(|_| Fault::http_bad_request("Malformed status report"))?;
-    if report.host != host {
-        return Err(Fault::http_bad_request("the report's host does not match the path").into());
+    let reports: Vec<StatusReport> = serde_json::from_slice(&body)
+        .map_err(|_| Fault::http_bad_request("Malformed status reports"))?;
+    if reports.iter().any(|r| r.host != host) {
+        return Err(Fault::http_bad_request("a report's host does not match the path").into());
     }
-    apply_report(&app, &report).await?;
+    apply_reports(&app, &reports).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

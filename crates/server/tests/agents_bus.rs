@@ -404,7 +404,8 @@ async fn a_new_hint_queue_starts_with_every_hosted_router() {
 }
 
 /// A full resync asks for many desired states in one call, over HTTP as in process: the
-/// answer holds those the host holds, nothing for a router unknown or elsewhere.
+/// answer holds those the host holds, nothing for a router unknown or elsewhere; its
+/// reports go back in one call too (one about a router held elsewhere is refused alone).
 #[tokio::test]
 async fn desired_states_come_in_batches_of_what_the_host_holds() {
     let (server, app, c, _dir) = start_app().await;
@@ -444,6 +445,41 @@ async fn desired_states_come_in_batches_of_what_the_host_holds() {
         local.router_states("h", &asked).await.expect("in process"),
         "the same over HTTP as in process"
     );
+    let report = |router_id: &str, conns: Vec<String>| StatusReport {
+        host: "h".into(),
+        router_id: router_id.into(),
+        applied_revision: 0,
+        lease_epoch: 1,
+        daemon_running: true,
+        connections: conns
+            .into_iter()
+            .map(|id| ConnectionStatus {
+                id,
+                status: Status::Active,
+                reason: StatusReason::Established,
+                detail: String::new(),
+                traffic: None,
+            })
+            .collect(),
+    };
+    let mut reports: Vec<StatusReport> = states
+        .iter()
+        .map(|s| {
+            report(
+                &s.router_id,
+                s.connections.iter().map(|c| c.id.clone()).collect(),
+            )
+        })
+        .collect();
+    reports.push(report(&s3.router, vec![]));
+    remote.reports(reports).await.expect("reports in one call");
+    for state in &states {
+        let conn = &state.connections[0].id;
+        assert_eq!(
+            c.show(Kind::SiteConnection, conn).await.expect("conn")["status"],
+            "ACTIVE"
+        );
+    }
     let (status, body) = c
         .raw(
             reqwest::Method::POST,

@@ -134,8 +134,10 @@ impl ControlPlane for LocalControlPlane {
             .map_err(unavailable)
     }
 
-    async fn report(&self, report: StatusReport) -> Result<(), BusError> {
-        apply_report(&self.app, &report).await.map_err(unavailable)
+    async fn reports(&self, reports: Vec<StatusReport>) -> Result<(), BusError> {
+        apply_reports(&self.app, &reports)
+            .await
+            .map_err(unavailable)
     }
 }
 
@@ -464,29 +466,47 @@ pub fn rfc3339_now() -> String {
     now.format(&format).unwrap_or_default()
 }
 
-/// Applies an agent's report: connection statuses, then each service's status (ACTIVE
-/// when one of its connections is, ERROR when its daemon cannot run, DOWN otherwise).
-/// Statuses are observations, not desired state: the revision does not move.
-pub async fn apply_report(app: &App, report: &StatusReport) -> ApiResult<()> {
+/// Applies agents' reports in one transaction (a full resync sends its reports together:
+/// one write for many routers). Each report sets connection statuses, then each
+/// service's status (ACTIVE when one of its connections is, ERROR when its daemon cannot
+/// run, DOWN otherwise). Statuses are observations, not desired state: revisions do not
+/// move.
+pub async fn apply_reports(app: &App, reports: &[StatusReport]) -> ApiResult<()> {
     let mut tx = app.store.begin_observation().await?;
-    let tx_ref = tx.as_mut();
-    let Some(router) = tx_ref.load::<Router>(&report.router_id).await? else {
-        return Ok(());
+    let mut applied = Vec::with_capacity(reports.len());
+    for report in reports {
+        applied.push(apply_report(tx.as_mut(), report).await?);
+    }
+    tx.commit().await?;
+    for transitions in applied.iter().flatten() {
+        app.metrics.report_applied(transitions);
+    }
+    Ok(())
+}
+
+/// One report; its transitions, or `None` when it was refused (not from the router's
+/// lease holder under the current epoch).
+async fn apply_report(
+    tx: &mut dyn Transaction,
+    report: &StatusReport,
+) -> ApiResult<Option<Vec<ConnectionEvent>>> {
+    let Some(router) = tx.load::<Router>(&report.router_id).await? else {
+        return Ok(None);
     };
     // Fencing: only the lease holder under the current epoch speaks for the router.
     if router.agent_host.as_deref() != Some(report.host.as_str())
         || router.lease_epoch != report.lease_epoch
     {
         tracing::debug!(router = %router.id, host = %report.host, epoch = report.lease_epoch, "report from a former holder refused");
-        return Ok(());
+        return Ok(None);
     }
     let mut transitions = Vec::new();
-    for service in tx_ref
+    for service in tx
         .load_referrers::<VpnService>(Kind::Router, &router.id)
         .await?
     {
         let (mut any_active, mut any_enabled) = (false, false);
-        for mut conn in tx_ref
+        for mut conn in tx
             .load_referrers::<SiteConnection>(Kind::VpnService, &service.id)
             .await?
         {
@@ -495,7 +515,7 @@ pub async fn apply_report(app: &App, report: &StatusReport) -> ApiResult<()> {
             let status = observed.map_or(Status::Down, |c| c.status);
             any_active |= status == Status::Active;
             if let Some(observed) = observed {
-                transitions.extend(record_observation(tx_ref, &mut conn, observed).await?);
+                transitions.extend(record_observation(tx, &mut conn, observed).await?);
             }
         }
         let status = if any_active {
@@ -508,11 +528,9 @@ pub async fn apply_report(app: &App, report: &StatusReport) -> ApiResult<()> {
         if service.status != status {
             let mut service = service;
             service.status = status;
-            tx_ref.save(&service).await?;
+            tx.save(&service).await?;
         }
     }
-    tx.commit().await?;
-    app.metrics.report_applied(&transitions);
     tracing::debug!(router = %report.router_id, revision = report.applied_revision, host = %report.host, "status report applied");
-    Ok(())
+    Ok(Some(transitions))
 }

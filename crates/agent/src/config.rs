@@ -60,8 +60,11 @@ pub struct AgentConfig {
     pub l3_mode: L3Mode,
     /// Kernel or userspace ESP.
     pub data_plane: DataPlane,
-    /// Seconds between full resyncs (and heartbeats).
+    /// Seconds between full resyncs.
     pub resync_interval: u64,
+    /// Seconds between heartbeats (the server declares the agent dead after its
+    /// `agent_down_time` without one).
+    pub heartbeat_interval: u64,
     /// The charon binary.
     pub charon: PathBuf,
     /// When an unanswered IKE request (a DPD check among them) is given up.
@@ -149,6 +152,7 @@ impl Default for AgentConfig {
             l3_mode: L3Mode::Standalone,
             data_plane: DataPlane::Kernel,
             resync_interval: 30,
+            heartbeat_interval: 30,
             charon: PathBuf::from("/usr/lib/ipsec/charon"),
             retransmit: Retransmit::default(),
             driver: DriverKind::Strongswan,
@@ -177,6 +181,11 @@ impl AgentConfig {
     /// Resync period.
     pub fn resync(&self) -> Duration {
         Duration::from_secs(self.resync_interval.max(1))
+    }
+
+    /// Heartbeat period.
+    pub fn heartbeat(&self) -> Duration {
+        Duration::from_secs(self.heartbeat_interval.max(1))
     }
 }
 

@@ -91,6 +91,35 @@ const FETCH_CONCURRENCY: usize = 2;
 /// How soon a failed resync (e.g. the server not answering yet) is tried again.
 const RETRY: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// The agent's heartbeats: a task of their own, so that no resync ever delays one (they
+/// register the agent and renew its routers' leases); they stop when this is dropped.
+struct Heartbeats(tokio::task::JoinHandle<()>);
+
+impl Heartbeats {
+    fn start(
+        control: Arc<dyn ControlPlane>,
+        host: String,
+        period: std::time::Duration,
+    ) -> Heartbeats {
+        Heartbeats(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(period);
+            loop {
+                tick.tick().await;
+                if let Err(error) = control.heartbeat(&host).await {
+                    tracing::warn!(%error, "heartbeat failed; retrying in a second");
+                    tick.reset_at(tokio::time::Instant::now() + RETRY);
+                }
+            }
+        }))
+    }
+}
+
+impl Drop for Heartbeats {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// One agent.
 pub struct Agent {
     config: AgentConfig,
@@ -143,9 +172,14 @@ impl Agent {
         }
     }
 
-    /// Runs until `hints` closes: registers, cleans leftovers, then reconciles on every
-    /// hint, daemon event and resync tick.
+    /// Runs until `hints` closes (or is dropped): beats on its own clock, cleans
+    /// leftovers, then reconciles on every hint, daemon event and resync tick.
     pub async fn run(mut self, mut hints: broadcast::Receiver<RouterChanged>) {
+        let _heartbeats = Heartbeats::start(
+            self.control.clone(),
+            self.config.host.clone(),
+            self.config.heartbeat(),
+        );
         let mut tick = tokio::time::interval(self.config.resync());
         let mut first = true;
         loop {
@@ -180,9 +214,8 @@ impl Agent {
         result
     }
 
-    /// Heartbeat, then a full reconcile of every hosted router (and of routers gone).
+    /// A full reconcile of every hosted router (and of routers gone).
     async fn resync_every_router(&mut self, at_start: bool) -> Result<()> {
-        self.control.heartbeat(&self.config.host).await?;
         let routers = self.control.hosted_routers(&self.config.host).await?;
         if at_start {
             self.remove_leftovers(&routers).await;

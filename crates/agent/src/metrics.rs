@@ -92,7 +92,7 @@ impl Metrics {
         );
         registry.register(
             "vpnaas_agent_resync_duration_seconds",
-            "Time of a full resync: heartbeat, then every hosted router reconciled",
+            "Time of a full resync: every hosted router reconciled",
             self.resync.clone(),
         );
         registry.register(

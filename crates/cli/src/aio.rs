@@ -69,9 +69,13 @@ pub struct AgentArgs {
     /// Simulation: no daemons, every tunnel up this many ms after it is loaded.
     #[arg(long, env = "VPNAAS_FAKE_TUNNEL_DELAY_MS")]
     fake_tunnel_delay_ms: Option<u64>,
-    /// Seconds between heartbeats and full resyncs [default: 30].
+    /// Seconds between full resyncs [default: 30].
     #[arg(long, env = "VPNAAS_RESYNC_INTERVAL")]
     resync_interval: Option<u64>,
+    /// Seconds between heartbeats; keep it well under the server's `--agent-down-time`
+    /// [default: 30].
+    #[arg(long, env = "VPNAAS_HEARTBEAT_INTERVAL")]
+    heartbeat_interval: Option<u64>,
     /// Root Libreswan's files are under (`/` when installed) [default: /].
     #[arg(long, env = "VPNAAS_LIBRESWAN_ROOT")]
     libreswan_root: Option<PathBuf>,
@@ -117,6 +121,9 @@ impl AgentArgs {
         }
         if let Some(seconds) = self.resync_interval {
             config.resync_interval = seconds;
+        }
+        if let Some(seconds) = self.heartbeat_interval {
+            config.heartbeat_interval = seconds;
         }
         if let Some(mode) = &self.l3_mode {
             config.l3_mode = if mode == "external" {

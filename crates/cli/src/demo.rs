@@ -150,7 +150,7 @@ fn gateway_config(args: &DemoArgs, dir: &std::path::Path, n: u8) -> AgentConfig 
         } else {
             DataPlane::Userspace
         },
-        resync_interval: 1,
+        heartbeat_interval: 1,
         ..AgentConfig::default()
     }
 }

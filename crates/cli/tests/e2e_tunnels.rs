@@ -248,7 +248,18 @@ impl Lab {
                         _ => format!("agent{n}.log"),
                     };
                     (
-                        with(&["agent", "--server", &url, "--resync-interval", "1"], &own),
+                        with(
+                            &[
+                                "agent",
+                                "--server",
+                                &url,
+                                "--resync-interval",
+                                "1",
+                                "--heartbeat-interval",
+                                "1",
+                            ],
+                            &own,
+                        ),
                         log,
                     )
                 });

@@ -80,7 +80,7 @@ impl Gateway {
             self.dir.join(&self.name).to_string_lossy().into_owned(),
             "--data-plane".into(),
             data_plane.into(),
-            "--resync-interval".into(),
+            "--heartbeat-interval".into(),
             "1".into(),
         ];
         std::fs::create_dir_all(&self.dir).context("lab directory")?;

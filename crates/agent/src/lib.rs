@@ -516,3 +516,173 @@ impl Agent {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use serde_json::json;
+
+    use super::*;
+
+    /// A server answering from a table the test edits; it keeps the reports it takes and
+    /// counts the desired-state calls.
+    #[derive(Default)]
+    struct Scripted {
+        states: Mutex<HashMap<String, RouterState>>,
+        /// The reports, as they came: one list per call.
+        reports: Mutex<Vec<Vec<StatusReport>>>,
+        state_calls: Mutex<usize>,
+    }
+
+    impl Scripted {
+        fn set(&self, state: RouterState) {
+            let mut states = self.states.lock().expect("states");
+            states.insert(state.router_id.clone(), state);
+        }
+
+        fn reports(&self) -> Vec<StatusReport> {
+            self.reports.lock().expect("reports").concat()
+        }
+
+        fn report_calls(&self) -> usize {
+            self.reports.lock().expect("reports").len()
+        }
+
+        fn state_calls(&self) -> usize {
+            *self.state_calls.lock().expect("calls")
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl ControlPlane for Scripted {
+        async fn heartbeat(&self, _host: &str) -> vpnaas_bus::Result<()> {
+            Ok(())
+        }
+
+        async fn hosted_routers(&self, _host: &str) -> vpnaas_bus::Result<Vec<String>> {
+            Ok(self
+                .states
+                .lock()
+                .expect("states")
+                .keys()
+                .cloned()
+                .collect())
+        }
+
+        async fn router_states(
+            &self,
+            _host: &str,
+            router_ids: &[String],
+        ) -> vpnaas_bus::Result<Vec<RouterState>> {
+            *self.state_calls.lock().expect("calls") += 1;
+            let states = self.states.lock().expect("states");
+            Ok(router_ids
+                .iter()
+                .filter_map(|id| states.get(id).cloned())
+                .collect())
+        }
+
+        async fn reports(&self, reports: Vec<StatusReport>) -> vpnaas_bus::Result<()> {
+            self.reports.lock().expect("reports").push(reports);
+            Ok(())
+        }
+    }
+
+    fn state(ha: bool, role: &str, epoch: u64) -> RouterState {
+        serde_json::from_value(json!({
+            "router_id": "r", "revision": epoch, "admin_state_up": true, "gateway": [], "enable_snat": false,
+            "interfaces": [], "services": [["s", true]], "ha": ha, "role": role, "lease_epoch": epoch,
+            "connections": [{
+                "id": "c", "service_id": "s", "enabled": true, "local_address": "203.0.113.2", "local_id": "203.0.113.2",
+                "peer_address": "203.0.113.3", "peer_id": "203.0.113.3", "psk": "k",
+                "local_cidrs": ["10.1.0.0/24"], "peer_cidrs": ["10.2.0.0/24"],
+                "ike": {"id": "i", "tenant_id": "p", "project_id": "p", "name": "", "description": "", "auth_algorithm": "sha256",
+                        "encryption_algorithm": "aes-128", "phase1_negotiation_mode": "main", "ike_version": "v2", "pfs": "group14"},
+                "ipsec": {"id": "j", "tenant_id": "p", "project_id": "p", "name": "", "description": "", "transform_protocol": "esp",
+                          "encapsulation_mode": "tunnel", "auth_algorithm": "sha256", "encryption_algorithm": "aes-128", "pfs": "group14"},
+                "dpd": {}, "initiator": "bi-directional", "mtu": 1500,
+            }],
+        }))
+        .expect("state")
+    }
+
+    /// An agent with fake tunnels (up 10 ms after they are loaded) and no L3 of its own.
+    fn agent(control: Arc<Scripted>, dir: &std::path::Path) -> Agent {
+        let config = AgentConfig {
+            host: "gw-a".into(),
+            state_dir: dir.to_path_buf(),
+            l3_mode: L3Mode::External,
+            fake_tunnel_delay_ms: Some(10),
+            ..AgentConfig::default()
+        };
+        Agent::new(config, control, Metrics::default())
+    }
+
+    /// Brings router `r` up: applied, tunnel up, ACTIVE reported.
+    async fn up(agent: &mut Agent) {
+        agent.sync("r", false).await;
+        let woken = agent.wake.recv().await.expect("the tunnel comes up");
+        agent.on_event(&woken).await;
+    }
+
+    #[tokio::test]
+    async fn an_ha_routers_daemon_event_asks_the_server_and_a_lost_router_is_let_go() {
+        let dir = tempfile::tempdir().expect("dir");
+        let control = Arc::new(Scripted::default());
+        control.set(state(true, "active", 1));
+        let mut agent = agent(control.clone(), dir.path());
+        up(&mut agent).await;
+        let reports = control.reports();
+        let last = reports.last().expect("reported");
+        assert_eq!(
+            (last.lease_epoch, last.connections[0].status),
+            (1, Status::Active)
+        );
+
+        // Meanwhile the server handed the router to another agent: this one is standby.
+        control.set(state(true, "standby", 2));
+        let calls = control.state_calls();
+        agent.on_event("r").await;
+        assert_eq!(control.state_calls(), calls + 1, "asked the server first");
+        let observed = agent.driver(DriverKind::Strongswan).observe("r").await;
+        assert!(
+            !observed.daemon_running,
+            "the daemon of a router it lost is stopped"
+        );
+        assert_eq!(
+            control.reports().len(),
+            reports.len(),
+            "a standby does not report"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_daemon_event_of_a_router_that_is_not_ha_needs_no_server() {
+        let dir = tempfile::tempdir().expect("dir");
+        let control = Arc::new(Scripted::default());
+        control.set(state(false, "active", 1));
+        let mut agent = agent(control.clone(), dir.path());
+        up(&mut agent).await;
+        let calls = control.state_calls();
+        agent.on_event("r").await;
+        assert_eq!(control.state_calls(), calls);
+    }
+
+    #[tokio::test]
+    async fn a_full_resync_sends_its_reports_in_one_call_per_batch() {
+        let dir = tempfile::tempdir().expect("dir");
+        let control = Arc::new(Scripted::default());
+        for n in 0..40 {
+            let mut s = state(false, "active", 1);
+            s.router_id = format!("r{n}");
+            s.connections[0].id = format!("c{n}");
+            control.set(s);
+        }
+        let mut agent = agent(control.clone(), dir.path());
+        agent.resync_all(true).await.expect("resync");
+        assert_eq!(control.state_calls(), 2, "40 routers: batches of 32 and 8");
+        assert_eq!(control.report_calls(), 2);
+        assert_eq!(control.reports().len(), 40);
+    }
+}

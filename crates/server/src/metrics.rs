@@ -67,6 +67,7 @@ pub struct Metrics {
     transitions: Family<TransitionLabels, Counter>,
     reports: Counter,
     report_bytes: Counter,
+    failovers: Counter,
     connections: Family<StatusLabels, Gauge>,
     agents: Family<AgentLabels, Gauge>,
 }
@@ -79,6 +80,7 @@ impl Metrics {
             transitions: Family::default(),
             reports: Counter::default(),
             report_bytes: Counter::default(),
+            failovers: Counter::default(),
             connections: Family::default(),
             agents: Family::default(),
             registry: Registry::default(),
@@ -102,6 +104,11 @@ impl Metrics {
             "vpnaas_status_report_bytes",
             "Bytes of status reports received from agents over HTTP",
             metrics.report_bytes.clone(),
+        );
+        registry.register(
+            "vpnaas_router_failovers",
+            "Routers handed to another agent because theirs stopped beating",
+            metrics.failovers.clone(),
         );
         registry.register(
             "vpnaas_connections",
@@ -138,6 +145,16 @@ impl Metrics {
     /// Records an applied status report and the transitions it caused.
     pub fn report_applied(&self, transitions: &[ConnectionEvent]) {
         self.reports.inc();
+        self.transitions(transitions);
+    }
+
+    /// Records routers taken over from dead agents and the transitions that caused.
+    pub fn failed_over(&self, routers: usize, transitions: &[ConnectionEvent]) {
+        self.failovers.inc_by(routers as u64);
+        self.transitions(transitions);
+    }
+
+    fn transitions(&self, transitions: &[ConnectionEvent]) {
         for event in transitions {
             self.transitions
                 .get_or_create(&TransitionLabels {

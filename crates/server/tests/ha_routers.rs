@@ -168,6 +168,13 @@ async fn an_ha_routers_standby_takes_over_from_a_dead_agent_and_the_old_one_is_f
         (json!("gw-b"), Value::Null, 2)
     );
     assert_eq!(status().await, (json!("DOWN"), json!("AGENT_DOWN")));
+    let metrics = c.get_text("/metrics").await.expect("metrics");
+    assert!(
+        // Both HA routers had gw-a active (ties go by host name).
+        metrics.contains("vpnaas_router_failovers_total 2")
+            && metrics.contains(r#"to="DOWN",reason="AGENT_DOWN"} 1"#),
+        "{metrics}"
+    );
     let events = c
         .get(&format!("/v2.0/vpn/ipsec-site-connections/{conn}/events"))
         .await

@@ -153,11 +153,13 @@ pub async fn heartbeat(app: &App, host: &str) -> ApiResult<()> {
         None => serde_json::from_value(new_agent(host, now()))?,
     };
     tx.save(&agent).await?;
-    let scheduled =
+    let orphans =
         super::scheduler::place_orphans(tx.as_mut(), app.settings.agent_down_time, app.started_at)
             .await?;
     tx.commit().await?;
-    notify(app, scheduled);
+    app.metrics
+        .failed_over(orphans.failovers, &orphans.transitions);
+    notify(app, orphans.told);
     Ok(())
 }
 
@@ -428,7 +430,11 @@ async fn record_observation(
 /// The router's agent died: what its connections do is unknown until the agent taking
 /// over reports, so each one not administratively down becomes DOWN (`AGENT_DOWN`, an
 /// event in its history) and its services DOWN.
-pub async fn mark_agent_down(tx: &mut dyn Transaction, router_id: &str) -> ApiResult<()> {
+pub async fn mark_agent_down(
+    tx: &mut dyn Transaction,
+    router_id: &str,
+) -> ApiResult<Vec<ConnectionEvent>> {
+    let mut transitions = Vec::new();
     for mut service in tx
         .load_referrers::<VpnService>(Kind::Router, router_id)
         .await?
@@ -447,14 +453,14 @@ pub async fn mark_agent_down(tx: &mut dyn Transaction, router_id: &str) -> ApiRe
                 detail: "the router's agent stopped answering; another agent takes over".into(),
                 traffic: conn.traffic.clone(),
             };
-            record_observation(tx, &mut conn, &unknown).await?;
+            transitions.extend(record_observation(tx, &mut conn, &unknown).await?);
         }
         if service.status != Status::Down {
             service.status = Status::Down;
             tx.save(&service).await?;
         }
     }
-    Ok(())
+    Ok(transitions)
 }
 
 /// Now in RFC 3339 (UTC, milliseconds).

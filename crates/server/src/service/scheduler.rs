@@ -13,7 +13,7 @@
 use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
-use vpnaas_model::agent::Agent;
+use vpnaas_model::agent::{Agent, ConnectionEvent};
 use vpnaas_model::enums::HaRole;
 use vpnaas_model::network::Router;
 use vpnaas_model::{Error as Fault, Kind};
@@ -138,16 +138,14 @@ pub fn reschedule(router: &mut Router, placement: &mut Placement, may_move: bool
 /// Reschedules every router that lacks an agent: unscheduled ones always, those of a dead
 /// agent once this server has run for `down_after` (after a server outage every agent's
 /// heartbeat looks old until it beats again: nothing must move before they could).
-/// Returns who must be told: the agents that now hold each changed router, and those that
-/// lost it (so an agent cut off from the heartbeat but still running lets go).
 pub async fn place_orphans(
     tx: &mut dyn Transaction,
     down_after: u64,
     server_up_since: u64,
-) -> ApiResult<Vec<Touched>> {
+) -> ApiResult<Orphans> {
     let (mut placement, routers) = Placement::load(tx, down_after).await?;
     let may_move = now().saturating_sub(server_up_since) >= down_after;
-    let mut told_hosts = Vec::new();
+    let mut orphans = Orphans::default();
     for mut router in routers {
         let Some(moved) = reschedule(&mut router, &mut placement, may_move) else {
             continue;
@@ -156,12 +154,29 @@ pub async fn place_orphans(
         tx.save(&router).await?;
         if moved.failed_over {
             tracing::warn!(router = %router.id, from = ?moved.released, to = ?router.agent_host, epoch = router.lease_epoch, "agent down: router taken over");
-            mark_agent_down(tx, &router.id).await?;
+            orphans.failovers += 1;
+            orphans
+                .transitions
+                .extend(mark_agent_down(tx, &router.id).await?);
         }
-        told_hosts.extend(moved.released.into_iter().map(|h| told(&router, h)));
-        told_hosts.extend(touched(&router));
+        orphans
+            .told
+            .extend(moved.released.into_iter().map(|h| told(&router, h)));
+        orphans.told.extend(touched(&router));
     }
-    Ok(told_hosts)
+    Ok(orphans)
+}
+
+/// What placing orphans did.
+#[derive(Default)]
+pub struct Orphans {
+    /// Who must be told: the agents that now hold each changed router, and those that
+    /// lost it (so an agent cut off from the heartbeat but still running lets go).
+    pub told: Vec<Touched>,
+    /// Routers taken over from dead agents.
+    pub failovers: usize,
+    /// The transitions that caused (connections become `AGENT_DOWN`).
+    pub transitions: Vec<ConnectionEvent>,
 }
 
 /// Makes `host` the router's active agent (its lease holder, under a new epoch). An HA

@@ -78,6 +78,14 @@ fn connection_status(
     }
 }
 
+/// `ids` without repeats, in their first order.
+fn distinct(ids: Vec<String>) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
+    ids.into_iter()
+        .filter(|id| seen.insert(id.clone()))
+        .collect()
+}
+
 /// An unchanged report is sent again after this many resync intervals (so a server that
 /// lost it, e.g. restored from a backup, hears it again).
 const REPORT_REFRESH_RESYNCS: u32 = 10;
@@ -193,11 +201,26 @@ impl Agent {
                     }
                 }
                 hint = hints.recv() => match hint {
-                    Ok(hint) => self.sync(&hint.router_id, false).await,
+                    Ok(hint) => {
+                        let mut routers = vec![hint.router_id];
+                        while let Ok(more) = hints.try_recv() {
+                            routers.push(more.router_id);
+                        }
+                        for router_id in distinct(routers) {
+                            self.sync_one(&router_id, false).await;
+                        }
+                        self.send_reports().await;
+                    }
                     Err(broadcast::error::RecvError::Lagged(_)) => tick.reset_immediately(),
                     Err(broadcast::error::RecvError::Closed) => return,
                 },
-                Some(router_id) = self.wake.recv() => self.on_event(&router_id).await,
+                Some(router_id) = self.wake.recv() => {
+                    let mut routers = vec![router_id];
+                    while let Ok(more) = self.wake.try_recv() {
+                        routers.push(more);
+                    }
+                    self.on_events(routers).await;
+                }
             }
             if std::mem::take(&mut self.resync_soon) {
                 tick.reset_at(tokio::time::Instant::now() + RETRY);
@@ -268,15 +291,21 @@ impl Agent {
         }
     }
 
-    /// Reconciles one router with its desired state. A full resync re-applies everything
-    /// (healing drift); otherwise only what differs from the last applied state.
+    /// Reconciles one router with its desired state and reports. A full resync
+    /// re-applies everything (healing drift); otherwise only what differs from the last
+    /// applied state.
     pub async fn sync(&mut self, router_id: &str, full: bool) {
+        self.sync_one(router_id, full).await;
+        self.send_reports().await;
+    }
+
+    /// [`Agent::sync`] with its report left in the outbox.
+    async fn sync_one(&mut self, router_id: &str, full: bool) {
         let state = self
             .control
             .router_state(&self.config.host, router_id)
             .await;
         self.sync_fetched(router_id, full, state).await;
-        self.send_reports().await;
     }
 
     /// [`Agent::sync`] with the desired state already fetched.
@@ -424,6 +453,14 @@ impl Agent {
         self.metrics.hosted(&self.reported);
     }
 
+    /// Daemon events (those that came together: one report call for all of them).
+    async fn on_events(&mut self, routers: Vec<String>) {
+        for router_id in distinct(routers) {
+            self.on_event(&router_id).await;
+        }
+        self.send_reports().await;
+    }
+
     /// A daemon event: the desired state has not changed, so re-check the daemon (a
     /// charon that exited is restarted here) and report, without asking the server. An
     /// HA router is the exception (fencing): its daemon is only ever (re)started on a
@@ -434,7 +471,7 @@ impl Agent {
             return;
         };
         if state.ha {
-            self.sync(router_id, false).await;
+            self.sync_one(router_id, false).await;
             return;
         }
         let started = std::time::Instant::now();
@@ -447,7 +484,6 @@ impl Agent {
             self.metrics.reconcile_failed();
         }
         self.report(&state).await;
-        self.send_reports().await;
         self.metrics
             .reconciled(Trigger::DaemonEvent, started.elapsed().as_secs_f64());
     }
@@ -623,7 +659,7 @@ mod tests {
     async fn up(agent: &mut Agent) {
         agent.sync("r", false).await;
         let woken = agent.wake.recv().await.expect("the tunnel comes up");
-        agent.on_event(&woken).await;
+        agent.on_events(vec![woken]).await;
     }
 
     #[tokio::test]
@@ -643,7 +679,7 @@ mod tests {
         // Meanwhile the server handed the router to another agent: this one is standby.
         control.set(state(true, "standby", 2));
         let calls = control.state_calls();
-        agent.on_event("r").await;
+        agent.on_events(vec!["r".into()]).await;
         assert_eq!(control.state_calls(), calls + 1, "asked the server first");
         let observed = agent.driver(DriverKind::Strongswan).observe("r").await;
         assert!(
@@ -665,7 +701,7 @@ mod tests {
         let mut agent = agent(control.clone(), dir.path());
         up(&mut agent).await;
         let calls = control.state_calls();
-        agent.on_event("r").await;
+        agent.on_events(vec!["r".into()]).await;
         assert_eq!(control.state_calls(), calls);
     }
 

@@ -71,18 +71,9 @@ pub async fn run(args: &ScaleArgs) -> Result<String> {
         );
     }
     let dir = tempfile::tempdir()?;
-    let mut servers = Vec::new();
-    for i in 0..args.servers.max(1) {
-        let settings = Settings {
-            listen: "127.0.0.1:0".parse()?,
-            data_dir: dir.path().join(format!("server{i}")),
-            database_url: args.database_url.clone(),
-            ..Settings::default()
-        };
-        servers.push(Server::start(settings).await.context("server")?);
-    }
+    let servers = start_servers(args, dir.path()).await?;
     let clients: Vec<Client> = servers.iter().map(|s| Client::new(&s.url())).collect();
-    let agents = start_agents(args, &servers, dir.path())?;
+    let agents = start_agents(args, &servers, &dir.path().join("first"))?;
     wait_agents(&clients[0], args.agents).await?;
     let cpu_before = cpu_seconds();
 
@@ -152,10 +143,12 @@ pub async fn run(args: &ScaleArgs) -> Result<String> {
     for server in servers {
         server.stop().await;
     }
+    let cold = cold_start(args, dir.path(), created).await?;
     Ok(format!(
         "{} servers, {} agents, {} routers × {} connections ({} connections), fake tunnels up after {} ms\n\
          creation through the API:          {:.1} s\n\
          creation start → all ACTIVE:       {:.1} s ({converged} ACTIVE)\n\
+         cold start → all ACTIVE again:     {:.1} s (servers and agents started anew on the populated database)\n\
          full resync per agent (mean), steady state: {}\n\
          full resync per agent (mean), from start to all ACTIVE: {}\n\
          server CPU per status report:      {:.3} ms ({reports} reports, {:.1} CPU s in the servers' process during creation and convergence)\n\
@@ -170,6 +163,7 @@ pub async fn run(args: &ScaleArgs) -> Result<String> {
         args.delay_ms,
         creation.as_secs_f64(),
         convergence.as_secs_f64(),
+        cold.as_secs_f64(),
         resyncs_steady.join(", "),
         resyncs_converging.join(", "),
         cpu * 1000.0 / reports.max(1.0),
@@ -181,6 +175,61 @@ pub async fn run(args: &ScaleArgs) -> Result<String> {
             .collect::<Vec<_>>()
             .join(", "),
     ))
+}
+
+async fn start_servers(args: &ScaleArgs, dir: &std::path::Path) -> Result<Vec<Server>> {
+    let mut servers = Vec::new();
+    for i in 0..args.servers.max(1) {
+        let settings = Settings {
+            listen: "127.0.0.1:0".parse()?,
+            data_dir: dir.join(format!("server{i}")),
+            database_url: args.database_url.clone(),
+            ..Settings::default()
+        };
+        servers.push(Server::start(settings).await.context("server")?);
+    }
+    Ok(servers)
+}
+
+/// Starts servers and agents anew (agents with empty state, as after a power cut) on the
+/// populated database; the time until the agents see all `connections` ACTIVE again.
+async fn cold_start(
+    args: &ScaleArgs,
+    dir: &std::path::Path,
+    connections: usize,
+) -> Result<Duration> {
+    let started = Instant::now();
+    let servers = start_servers(args, dir).await?;
+    let agents = start_agents(args, &servers, &dir.join("cold"))?;
+    loop {
+        let mut active = 0.0;
+        for (_, metrics_url) in &agents.0 {
+            if let Ok(text) = Client::new(metrics_url).get_text("/metrics").await {
+                active += connections_active(&text);
+            }
+        }
+        if active >= connections as f64 {
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(600) {
+            bail!("{active} of {connections} connections ACTIVE 600 s after a cold start");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let took = started.elapsed();
+    drop(agents);
+    for server in servers {
+        server.stop().await;
+    }
+    Ok(took)
+}
+
+/// The connections an agent's `/metrics` counts as ACTIVE.
+fn connections_active(text: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with("vpnaas_agent_connections{") && l.contains(r#"status="ACTIVE""#))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }
 
 /// Each agent's `(seconds, count)` of full resyncs so far.

@@ -321,5 +321,6 @@ fn the_scale_benchmark_runs_a_small_fleet_of_fake_agents() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(text.contains("(8 ACTIVE)"), "{text}");
+    assert!(text.contains("cold start → all ACTIVE again"), "{text}");
     assert!(text.contains("agent memory (RSS)"), "{text}");
 }

@@ -31,6 +31,10 @@ pub struct Agent {
     pub admin_state_up: bool,
     /// Last heartbeat, seconds since the Unix epoch.
     pub heartbeat_at: u64,
+    /// Last heartbeat, milliseconds since the Unix epoch: liveness is judged on it, so
+    /// that a dead agent is noticed to the millisecond rather than the second.
+    #[serde(default)]
+    pub heartbeat_ms: u64,
     /// Whether the last heartbeat is recent (computed when shown).
     #[serde(default)]
     pub alive: bool,
@@ -89,6 +93,13 @@ pub const AGENT_ATTRS: &[Attr] = &[
         "last heartbeat (Unix seconds)",
     ),
     Attr::new(
+        "heartbeat_ms",
+        T::Computed,
+        Post::Forbidden,
+        false,
+        "last heartbeat (Unix milliseconds; vpnaas extension)",
+    ),
+    Attr::new(
         "alive",
         T::Computed,
         Post::Forbidden,
@@ -98,6 +109,22 @@ pub const AGENT_ATTRS: &[Attr] = &[
 ];
 
 crate::impl_resource!(Agent, Kind::Agent, |_a| vec![]);
+
+impl Agent {
+    /// Records a heartbeat at `now_ms` (milliseconds since the Unix epoch).
+    pub fn beat(&mut self, now_ms: u64) {
+        self.heartbeat_ms = now_ms;
+        self.heartbeat_at = now_ms / 1000;
+    }
+
+    /// Whether the agent beat within `down_after` seconds before `now_ms`.
+    pub fn alive_at(&self, now_ms: u64, down_after: u64) -> bool {
+        let last = self
+            .heartbeat_ms
+            .max(self.heartbeat_at.saturating_mul(1000));
+        now_ms.saturating_sub(last) <= down_after.saturating_mul(1000)
+    }
+}
 
 /// Hint from the server: the router's desired state changed (fetch it).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -230,12 +257,13 @@ pub struct StatusReport {
     pub connections: Vec<ConnectionStatus>,
 }
 
-/// Default heartbeat document of a new agent.
-pub fn new_agent(host: &str, now: u64) -> Value {
+/// Default heartbeat document of a new agent beating at `now_ms`.
+pub fn new_agent(host: &str, now_ms: u64) -> Value {
     json!({
         "id": uuid::Uuid::new_v4().to_string(), "tenant_id": "", "project_id": "",
         "host": host, "agent_type": "VPN agent", "binary": "vpnaas-agent",
-        "admin_state_up": true, "heartbeat_at": now, "alive": true,
+        "admin_state_up": true, "heartbeat_at": now_ms / 1000, "heartbeat_ms": now_ms,
+        "alive": true,
     })
 }
 

@@ -25,7 +25,7 @@ use vpnaas_model::site_connection::SiteConnection;
 
 use crate::App;
 use crate::error::ApiResult;
-use crate::service::agents::now;
+use crate::service::agents::now_ms;
 
 /// The OpenMetrics content type Prometheus asks for.
 const CONTENT: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -192,7 +192,7 @@ impl Metrics {
         let mut alive = 0;
         for record in &agents {
             let agent = record.decode::<Agent>()?;
-            alive += i64::from(now().saturating_sub(agent.heartbeat_at) <= down_after);
+            alive += i64::from(agent.alive_at(now_ms(), down_after));
         }
         self.agents
             .get_or_create(&AgentLabels { alive: true })

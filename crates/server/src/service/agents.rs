@@ -28,9 +28,14 @@ use crate::error::{ApiError, ApiResult};
 
 /// Seconds since the Unix epoch.
 pub fn now() -> u64 {
+    now_ms() / 1000
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
         .unwrap_or_default()
 }
 
@@ -83,8 +88,9 @@ pub fn told(router: &Router, host: String) -> Touched {
 
 /// Marks `alive` on an agent document as it is shown.
 pub fn decorate_agent(item: &mut Value, down_after: u64) {
-    let heartbeat = item["heartbeat_at"].as_u64().unwrap_or_default();
-    item["alive"] = Value::Bool(now().saturating_sub(heartbeat) <= down_after);
+    let alive = serde_json::from_value::<Agent>(item.clone())
+        .is_ok_and(|agent| agent.alive_at(now_ms(), down_after));
+    item["alive"] = Value::Bool(alive);
 }
 
 /// The in-process control plane: agent calls answered by this server's store.
@@ -147,10 +153,10 @@ pub async fn heartbeat(app: &App, host: &str) -> ApiResult<()> {
     let agents: Vec<Agent> = tx.as_mut().load_all().await?;
     let agent = match agents.into_iter().find(|a| a.host == host) {
         Some(mut agent) => {
-            agent.heartbeat_at = now();
+            agent.beat(now_ms());
             agent
         }
-        None => serde_json::from_value(new_agent(host, now()))?,
+        None => serde_json::from_value(new_agent(host, now_ms()))?,
     };
     tx.save(&agent).await?;
     let orphans =

@@ -19,7 +19,7 @@ use vpnaas_model::network::Router;
 use vpnaas_model::{Error as Fault, Kind};
 use vpnaas_store::Transaction;
 
-use super::agents::{Touched, mark_agent_down, notify, now, told, touched};
+use super::agents::{Touched, mark_agent_down, notify, now, now_ms, told, touched};
 use crate::App;
 use crate::auth::Caller;
 use crate::error::ApiResult;
@@ -32,10 +32,10 @@ pub struct Placement {
 impl Placement {
     /// The live agents (admin state up, recent heartbeat) and their loads in `routers`.
     pub fn of(agents: &[Agent], routers: &[Router], down_after: u64) -> Placement {
-        let now = now();
+        let now = now_ms();
         let mut load: BTreeMap<String, usize> = agents
             .iter()
-            .filter(|a| a.admin_state_up && now.saturating_sub(a.heartbeat_at) <= down_after)
+            .filter(|a| a.admin_state_up && a.alive_at(now, down_after))
             .map(|a| (a.host.clone(), 0))
             .collect();
         for host in routers.iter().flat_map(Router::hosts) {
@@ -329,7 +329,7 @@ mod tests {
     fn agent(host: &str, alive: bool) -> Agent {
         serde_json::from_value(vpnaas_model::agent::new_agent(
             host,
-            if alive { now() } else { 0 },
+            if alive { now_ms() } else { 0 },
         ))
         .expect("agent")
     }

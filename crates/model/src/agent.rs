@@ -281,3 +281,22 @@ pub struct ConnectionEvent {
     /// Detail, e.g. the negotiated proposal or the daemon's message.
     pub detail: String,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_agent_is_alive_until_it_missed_down_after_seconds_of_heartbeats() {
+        let mut agent: Agent = serde_json::from_value(new_agent("gw", 10_000)).expect("agent");
+        assert!(agent.alive_at(13_000, 3));
+        assert!(!agent.alive_at(13_001, 3), "judged to the millisecond");
+        agent.beat(12_500);
+        assert_eq!((agent.heartbeat_at, agent.heartbeat_ms), (12, 12_500));
+        assert!(agent.alive_at(15_500, 3));
+        let mut stored = serde_json::to_value(&agent).expect("json");
+        stored.as_object_mut().expect("object").remove("heartbeat_ms");
+        let older: Agent = serde_json::from_value(stored).expect("a record from before");
+        assert!(older.alive_at(15_000, 3) && !older.alive_at(15_001, 3));
+    }
+}

@@ -295,7 +295,10 @@ mod tests {
         assert_eq!((agent.heartbeat_at, agent.heartbeat_ms), (12, 12_500));
         assert!(agent.alive_at(15_500, 3));
         let mut stored = serde_json::to_value(&agent).expect("json");
-        stored.as_object_mut().expect("object").remove("heartbeat_ms");
+        stored
+            .as_object_mut()
+            .expect("object")
+            .remove("heartbeat_ms");
         let older: Agent = serde_json::from_value(stored).expect("a record from before");
         assert!(older.alive_at(15_000, 3) && !older.alive_at(15_001, 3));
     }

@@ -411,18 +411,33 @@ pub async fn remove_namespace(namespace: &str) -> Result<()> {
 }
 
 /// Deletes agent-managed bridges that nothing is plugged into any more, and the fabric
-/// namespace once it holds nothing else.
+/// namespace once it holds nothing else. Several removers (agents sharing a lab's fabric,
+/// `lab down`) may prune at once: a fabric that vanishes meanwhile is pruned.
 pub async fn prune_fabric(config: &AgentConfig) -> Result<()> {
     let fabric = &config.fabric_namespace;
     if !namespace_exists(fabric).await {
         return Ok(());
     }
-    let shown = match run("ip", &["-n", fabric, "-j", "link", "show"]).await {
-        Ok(shown) => shown,
-        // Another remover (the agent, `lab down`) deleted it meanwhile.
-        Err(_) if !namespace_exists(fabric).await => return Ok(()),
-        Err(error) => return Err(error),
-    };
+    match prune_unused(fabric).await {
+        Err(_) if vanishing(fabric).await => Ok(()),
+        other => other,
+    }
+}
+
+/// Whether a namespace is gone within 200 ms (entering one that is being deleted fails
+/// while its name is still there).
+async fn vanishing(namespace: &str) -> bool {
+    for _ in 0..20 {
+        if !namespace_exists(namespace).await {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    false
+}
+
+async fn prune_unused(fabric: &str) -> Result<()> {
+    let shown = run("ip", &["-n", fabric, "-j", "link", "show"]).await?;
     let links: serde_json::Value =
         serde_json::from_str(&shown).map_err(|e| Error::Command(format!("ip -j link: {e}")))?;
     let links = links.as_array().cloned().unwrap_or_default();

@@ -478,18 +478,11 @@ mod tests {
         }
     }
 
+    /// A connection to two peer subnets.
     fn connection(mtu: u32) -> ConnectionSpec {
-        serde_json::from_value(serde_json::json!({
-            "id": "c", "service_id": "s", "enabled": true, "local_address": "203.0.113.2", "local_id": "203.0.113.2",
-            "peer_address": "203.0.113.3", "peer_id": "203.0.113.3", "psk": "k",
-            "local_cidrs": ["10.1.0.0/24"], "peer_cidrs": ["10.2.0.0/24", "10.3.0.0/24"],
-            "ike": {"id": "i", "tenant_id": "p", "project_id": "p", "name": "", "description": "", "auth_algorithm": "sha256",
-                    "encryption_algorithm": "aes-128", "phase1_negotiation_mode": "main", "ike_version": "v2", "pfs": "group14"},
-            "ipsec": {"id": "j", "tenant_id": "p", "project_id": "p", "name": "", "description": "", "transform_protocol": "esp",
-                      "encapsulation_mode": "tunnel", "auth_algorithm": "sha256", "encryption_algorithm": "aes-128", "pfs": "group14"},
-            "dpd": {}, "initiator": "bi-directional", "mtu": mtu,
-        }))
-        .expect("spec")
+        let mut spec = crate::fixtures::connection("c", mtu);
+        spec["peer_cidrs"] = serde_json::json!(["10.2.0.0/24", "10.3.0.0/24"]);
+        serde_json::from_value(spec).expect("spec")
     }
 
     #[test]

@@ -8,6 +8,8 @@ pub mod command;
 pub mod config;
 pub mod driver;
 pub mod fake;
+#[cfg(test)]
+mod fixtures;
 pub mod l3;
 pub mod libreswan;
 pub mod metrics;
@@ -629,16 +631,7 @@ mod tests {
         serde_json::from_value(json!({
             "router_id": "r", "revision": epoch, "admin_state_up": true, "gateway": [], "enable_snat": false,
             "interfaces": [], "services": [["s", true]], "ha": ha, "role": role, "lease_epoch": epoch,
-            "connections": [{
-                "id": "c", "service_id": "s", "enabled": true, "local_address": "203.0.113.2", "local_id": "203.0.113.2",
-                "peer_address": "203.0.113.3", "peer_id": "203.0.113.3", "psk": "k",
-                "local_cidrs": ["10.1.0.0/24"], "peer_cidrs": ["10.2.0.0/24"],
-                "ike": {"id": "i", "tenant_id": "p", "project_id": "p", "name": "", "description": "", "auth_algorithm": "sha256",
-                        "encryption_algorithm": "aes-128", "phase1_negotiation_mode": "main", "ike_version": "v2", "pfs": "group14"},
-                "ipsec": {"id": "j", "tenant_id": "p", "project_id": "p", "name": "", "description": "", "transform_protocol": "esp",
-                          "encapsulation_mode": "tunnel", "auth_algorithm": "sha256", "encryption_algorithm": "aes-128", "pfs": "group14"},
-                "dpd": {}, "initiator": "bi-directional", "mtu": 1500,
-            }],
+            "connections": [crate::fixtures::connection("c", 1500)],
         }))
         .expect("state")
     }

@@ -86,27 +86,16 @@ pub async fn run(args: &ScaleArgs) -> Result<String> {
     let metrics = clients[0].get_text("/metrics").await?;
     let route_ms = |route: &str, method: &str| {
         let labels = format!(r#"{{method="{method}",route="{route}",code="#);
-        let (mut sum, mut count) = (0.0, 0.0);
-        for line in metrics.lines() {
-            if let Some(rest) = line.strip_prefix("vpnaas_http_request_duration_seconds_sum")
-                && rest.starts_with(&labels)
-            {
-                sum += rest
-                    .rsplit(' ')
-                    .next()
-                    .and_then(|v| v.parse::<f64>().ok())
-                    .unwrap_or(0.0);
-            }
-            if let Some(rest) = line.strip_prefix("vpnaas_http_request_duration_seconds_count")
-                && rest.starts_with(&labels)
-            {
-                count += rest
-                    .rsplit(' ')
-                    .next()
-                    .and_then(|v| v.parse::<f64>().ok())
-                    .unwrap_or(0.0);
-            }
-        }
+        let sum = metric_sum(
+            &metrics,
+            "vpnaas_http_request_duration_seconds_sum",
+            &labels,
+        );
+        let count = metric_sum(
+            &metrics,
+            "vpnaas_http_request_duration_seconds_count",
+            &labels,
+        );
         sum * 1000.0 / count.max(1.0)
     };
     let state_ms = route_ms("/v2.0/vpnaas-agent/{host}/router-states", "POST");
@@ -226,9 +215,14 @@ async fn cold_start(
 
 /// The connections an agent's `/metrics` counts as ACTIVE.
 fn connections_active(text: &str) -> f64 {
+    metric_sum(text, "vpnaas_agent_connections", r#"{status="ACTIVE","#)
+}
+
+/// The sum of metric `name` over its label sets that start with `labels`.
+fn metric_sum(text: &str, name: &str, labels: &str) -> f64 {
     text.lines()
-        .filter(|l| l.starts_with("vpnaas_agent_connections{") && l.contains(r#"status="ACTIVE""#))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .filter_map(|l| l.strip_prefix(name)?.strip_prefix(labels))
+        .filter_map(|rest| rest.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
 }
 

@@ -537,6 +537,24 @@ impl Lab {
             .collect()
     }
 
+    /// Runs `vpnaas lab ARGS…` on this lab (its prefix and fabric) and checks it succeeded.
+    fn lab_command(&self, args: &[&str]) {
+        let lab_args = ["--prefix", &self.prefix, "--fabric-namespace", &self.fabric];
+        let all: Vec<&str> = ["lab"]
+            .iter()
+            .chain(args)
+            .chain(&lab_args)
+            .copied()
+            .collect();
+        let out = vpnaas(&self.url, &all);
+        assert!(
+            out.status.success(),
+            "vpnaas {}: {}",
+            all.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// Where `lab up --agents` keeps its gateway hosts' pid files.
     fn lab_gateway_dir(&self) -> std::path::PathBuf {
         std::env::temp_dir().join(format!("vpnaas-lab-{}", self.prefix))
@@ -757,22 +775,7 @@ async fn three_sites_full_mesh_and_everything_is_removed_afterwards() {
         "one exemption per (local, peer) pair:\n{table}"
     );
 
-    let out = vpnaas(
-        &lab.url,
-        &[
-            "lab",
-            "down",
-            "--prefix",
-            &lab.prefix,
-            "--fabric-namespace",
-            &lab.fabric,
-        ],
-    );
-    assert!(
-        out.status.success(),
-        "lab down: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    lab.lab_command(&["down"]);
     let started = Instant::now();
     while !lab.namespaces().is_empty() && started.elapsed() < Duration::from_secs(10) {
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -2702,26 +2705,7 @@ async fn the_lab_runs_its_own_gateway_hosts_and_cuts_their_power() {
         .await;
     until_ping(&lab, 1, 2, Duration::from_secs(10));
 
-    let lab_cmd = |action: &str| {
-        let out = vpnaas(
-            &lab.url,
-            &[
-                "lab",
-                action,
-                "1",
-                "--prefix",
-                &lab.prefix,
-                "--fabric-namespace",
-                &lab.fabric,
-            ],
-        );
-        assert!(
-            out.status.success(),
-            "lab {action}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    lab_cmd("power-off");
+    lab.lab_command(&["power-off", "1"]);
     assert!(
         !lab.namespaces().iter().any(|n| n.starts_with(&gw1)),
         "a powered-off gateway keeps no namespace"
@@ -2731,27 +2715,12 @@ async fn the_lab_runs_its_own_gateway_hosts_and_cuts_their_power() {
     lab.wait_for_host(&gw1, false).await;
     let router = lab.client.show(Kind::Router, &r1).await.expect("router");
     assert_eq!(router["agent_host"], gw2.as_str());
-    lab_cmd("power-on");
+    lab.lab_command(&["power-on", "1"]);
     lab.wait_for_host(&gw1, true).await;
     let agents = lab.lab_gateway_pids();
     assert_eq!(agents.len(), 2);
 
-    let out = vpnaas(
-        &lab.url,
-        &[
-            "lab",
-            "down",
-            "--prefix",
-            &lab.prefix,
-            "--fabric-namespace",
-            &lab.fabric,
-        ],
-    );
-    assert!(
-        out.status.success(),
-        "lab down: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    lab.lab_command(&["down"]);
     let running: Vec<&String> = agents
         .iter()
         .filter(|pid| {

@@ -1,0 +1,18 @@
+//! Test fixtures shared by the agent's unit tests.
+
+use serde_json::{Value, json};
+
+/// A connection's desired state as JSON: IKEv2, AES-128/SHA-256, 10.1.0.0/24 ⇄
+/// 10.2.0.0/24 between 203.0.113.2 and 203.0.113.3.
+pub fn connection(id: &str, mtu: u32) -> Value {
+    json!({
+        "id": id, "service_id": "s", "enabled": true, "local_address": "203.0.113.2", "local_id": "203.0.113.2",
+        "peer_address": "203.0.113.3", "peer_id": "203.0.113.3", "psk": "k",
+        "local_cidrs": ["10.1.0.0/24"], "peer_cidrs": ["10.2.0.0/24"],
+        "ike": {"id": "i", "tenant_id": "p", "project_id": "p", "name": "", "description": "", "auth_algorithm": "sha256",
+                "encryption_algorithm": "aes-128", "phase1_negotiation_mode": "main", "ike_version": "v2", "pfs": "group14"},
+        "ipsec": {"id": "j", "tenant_id": "p", "project_id": "p", "name": "", "description": "", "transform_protocol": "esp",
+                  "encapsulation_mode": "tunnel", "auth_algorithm": "sha256", "encryption_algorithm": "aes-128", "pfs": "group14"},
+        "dpd": {}, "initiator": "bi-directional", "mtu": mtu,
+    })
+}

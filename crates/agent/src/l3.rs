@@ -49,8 +49,35 @@ async fn ip_in(namespace: &str, args: &[&str]) -> Result<String> {
 /// Creates a namespace (if missing) with loopback up.
 pub async fn ensure_namespace(name: &str) -> Result<()> {
     run_idempotent("ip", &["netns", "add", name]).await?;
+    wait_until_mounted(name).await?;
     run("ip", &["-n", name, "link", "set", "lo", "up"]).await?;
     Ok(())
+}
+
+/// `ip netns add` creates `/run/netns/NAME` as an empty file first and bind-mounts the
+/// namespace onto it afterwards; when another process (a lab's agents start together)
+/// created it at the same moment, "File exists" comes back before that mount, and
+/// entering the file fails with EINVAL. Until the mount, the file lives on the
+/// directory's own filesystem; the namespace mounted on it has the nsfs device.
+async fn wait_until_mounted(name: &str) -> Result<()> {
+    use std::os::unix::fs::MetadataExt as _;
+    let dir = std::path::Path::new("/run/netns");
+    let device = |path: &std::path::Path| std::fs::metadata(path).map(|m| m.dev());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match (device(dir), device(&dir.join(name))) {
+            (Ok(parent), Ok(file)) if parent != file => return Ok(()),
+            (Err(e), _) | (_, Err(e)) => {
+                return Err(Error::Command(format!("namespace {name}: {e}")));
+            }
+            _ if std::time::Instant::now() > deadline => {
+                return Err(Error::Command(format!(
+                    "namespace {name}: its creator never mounted it"
+                )));
+            }
+            _ => tokio::time::sleep(std::time::Duration::from_millis(5)).await,
+        }
+    }
 }
 
 /// Whether a namespace exists.
@@ -530,5 +557,42 @@ mod tests {
                 "ip saddr { 10.1.0.0/24 } ip daddr != { 10.1.0.0/24 } snat to 203.0.113.2"
             )
         );
+    }
+
+    /// Needs root (CI is root): namespaces are real.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_namespace_created_by_many_at_once_is_usable_by_each() {
+        assert!(
+            std::fs::metadata("/proc/self/ns/net").is_ok() && is_root(),
+            "this test creates network namespaces: run it as root"
+        );
+        for round in 0..5 {
+            let name = format!(
+                "vt{}-{round}",
+                &uuid::Uuid::new_v4().simple().to_string()[..8]
+            );
+            let creators: Vec<_> = (0..6)
+                .map(|_| {
+                    let name = name.clone();
+                    tokio::spawn(async move { ensure_namespace(&name).await })
+                })
+                .collect();
+            let mut outcomes = Vec::new();
+            for creator in creators {
+                outcomes.push(creator.await.expect("join"));
+            }
+            let _ = run("ip", &["netns", "delete", &name]).await;
+            for outcome in outcomes {
+                outcome.expect("every creator can use the namespace");
+            }
+        }
+    }
+
+    fn is_root() -> bool {
+        std::fs::read_to_string("/proc/self/status").is_ok_and(|status| {
+            status
+                .lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+        })
     }
 }

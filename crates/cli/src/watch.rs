@@ -11,12 +11,28 @@ use vpnaas_model::Kind;
 
 use crate::output::{self, Format};
 
-/// Reasons that mean the tunnel will not come up without a change.
-const FAILURES: &[&str] = &[
-    "AUTH_FAILED",
-    "NO_PROPOSAL_CHOSEN",
-    "TS_UNACCEPTABLE",
-    "PEER_UNREACHABLE",
+/// Reasons that mean the tunnel will not come up without a change, and what to check.
+const FAILURES: &[(&str, &str)] = &[
+    (
+        "AUTH_FAILED",
+        "the two ends disagree on the pre-shared key or on peer_id/local_id",
+    ),
+    (
+        "NO_PROPOSAL_CHOSEN",
+        "the two ends' IKE or IPsec policies share no algorithms",
+    ),
+    (
+        "TS_UNACCEPTABLE",
+        "the peer does not accept these local/peer CIDRs",
+    ),
+    (
+        "PEER_UNREACHABLE",
+        "the peer does not answer at peer_address",
+    ),
+    (
+        "NO_AGENT",
+        "no live agent hosts the router: start `vpnaas agent` (or `vpnaas all-in-one`) on a gateway host",
+    ),
 ];
 
 const COLUMNS: &[&str] = &[
@@ -84,8 +100,8 @@ pub async fn wait_active(client: &Client, id: &str, timeout: Duration) -> Result
         if status == "ACTIVE" {
             return Ok(conn);
         }
-        if FAILURES.contains(&reason) {
-            bail!("connection {id} is {status}: {reason}");
+        if let Some((_, check)) = FAILURES.iter().find(|(r, _)| *r == reason) {
+            bail!("connection {id} is {status}: {reason} ({check})");
         }
         if started.elapsed() > timeout {
             bail!("connection {id} is not ACTIVE after {timeout:?} (last: {last})");

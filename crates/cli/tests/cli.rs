@@ -324,3 +324,74 @@ fn the_scale_benchmark_runs_a_small_fleet_of_fake_agents() {
     assert!(text.contains("cold start → all ACTIVE again"), "{text}");
     assert!(text.contains("agent memory (RSS)"), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiting_for_a_connection_no_agent_will_apply_stops_and_says_why() {
+    let (server, _dir) = server().await;
+    let url = server.url();
+    let steps: &[&[&str]] = &[
+        &["network", "create", "public", "--router-external", "true"],
+        &[
+            "subnet",
+            "create",
+            "public-v4",
+            "--network",
+            "public",
+            "--subnet-range",
+            "203.0.113.0/24",
+        ],
+        &["network", "create", "lan1"],
+        &[
+            "subnet",
+            "create",
+            "lan1-v4",
+            "--network",
+            "lan1",
+            "--subnet-range",
+            "10.1.0.0/24",
+        ],
+        &["router", "create", "r1", "--external-gateway", "public"],
+        &["router", "add-interface", "r1", "lan1-v4"],
+        &["ike-policy", "create", "ike1"],
+        &["ipsec-policy", "create", "ipsec1"],
+        &[
+            "service", "create", "vpn1", "--router", "r1", "--subnet", "lan1-v4",
+        ],
+    ];
+    let out = tokio::task::spawn_blocking(move || {
+        for step in steps {
+            ok(&url, step);
+        }
+        vpnaas(
+            &url,
+            &[
+                "site-connection",
+                "create",
+                "c1",
+                "--vpnservice",
+                "vpn1",
+                "--ikepolicy",
+                "ike1",
+                "--ipsecpolicy",
+                "ipsec1",
+                "--peer-address",
+                "203.0.113.9",
+                "--peer-id",
+                "203.0.113.9",
+                "--psk",
+                "secret",
+                "--peer-cidr",
+                "10.2.0.0/24",
+                "--wait",
+            ],
+        )
+    })
+    .await
+    .expect("join");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("PENDING_CREATE: NO_AGENT") && stderr.contains("start `vpnaas agent`"),
+        "{stderr}"
+    );
+}

@@ -324,6 +324,9 @@ wire_enum!(
         /// The router's agent stopped answering: the tunnel's state is unknown while the
         /// router moves to another agent.
         AgentDown = "AGENT_DOWN",
+        /// No live agent hosts the router, so nothing applies the connection: start an
+        /// agent (`vpnaas agent`, or `vpnaas all-in-one`) on a gateway host.
+        NoAgent = "NO_AGENT",
     }
 );
 

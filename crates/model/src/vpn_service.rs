@@ -38,6 +38,10 @@ pub struct VpnService {
     pub external_v6_ip: Option<String>,
     /// Status, reported by the agent.
     pub status: Status,
+    /// Why the status is what it is, when the server knows better than the bare status:
+    /// `NO_AGENT`, `AGENT_DOWN`, `DAEMON_DOWN` (vpnaas extension).
+    #[serde(default)]
+    pub status_reason: Option<crate::enums::StatusReason>,
 }
 
 fn yes() -> Value {
@@ -101,6 +105,13 @@ pub const VPN_SERVICE_ATTRS: &[Attr] = crate::attribute_map![
         Post::Forbidden,
         false,
         "ACTIVE, DOWN, ERROR or PENDING_CREATE"
+    ),
+    Attr::new(
+        "status_reason",
+        T::Computed,
+        Post::Forbidden,
+        false,
+        "why, when no agent speaks for the service: NO_AGENT, AGENT_DOWN, DAEMON_DOWN (vpnaas extension)"
     ),
 ];
 

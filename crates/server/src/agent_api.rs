@@ -19,7 +19,8 @@ use vpnaas_model::agent::{RouterChanged, StatusReport};
 use crate::App;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::service::agents::{LocalControlPlane, apply_reports, heartbeat, router_states};
+use crate::service::agents::{LocalControlPlane, heartbeat, router_states};
+use crate::service::status::apply_reports;
 
 /// How long a hint poll waits for news before answering with none.
 const POLL: Duration = Duration::from_secs(20);

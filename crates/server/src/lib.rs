@@ -4,6 +4,7 @@
 pub mod agent_api;
 pub mod api;
 pub mod auth;
+pub mod clock;
 pub mod config;
 pub mod error;
 pub mod listing;
@@ -18,6 +19,8 @@ use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use vpnaas_model::attr::Rules;
 use vpnaas_store::{SqlStore, Store};
+
+use clock::{Clock, SystemClock};
 
 pub use config::{AuthMode, Settings};
 
@@ -36,11 +39,21 @@ pub struct App {
     pub hint_queues: Arc<agent_api::HintQueues>,
     /// Prometheus metrics, served at `/metrics`.
     pub metrics: Arc<metrics::Metrics>,
-    /// When this server started (seconds since the epoch).
+    /// The time liveness, leases and status events are judged by.
+    pub clock: Arc<dyn Clock>,
+    /// When this server started (seconds since the epoch, by `clock`).
     pub started_at: u64,
 }
 
 impl App {
+    /// The same application on another clock (tests drive a [`clock::ManualClock`]); the
+    /// server counts as started at that clock's now.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.started_at = clock.now_secs();
+        self.clock = clock;
+        self
+    }
+
     /// Validation rules chosen by the operator.
     pub fn rules(&self) -> Rules {
         Rules {
@@ -104,7 +117,8 @@ pub async fn build_app_with(
         notifier,
         hint_queues: Arc::default(),
         metrics: Arc::new(metrics::Metrics::new(registry)),
-        started_at: service::agents::now(),
+        clock: Arc::new(SystemClock),
+        started_at: SystemClock.now_secs(),
     })
 }
 
@@ -114,6 +128,7 @@ pub struct Server {
     pub addr: SocketAddr,
     shutdown: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
+    sweeper: tokio::task::AbortHandle,
 }
 
 impl Server {
@@ -135,6 +150,7 @@ impl Server {
             .local_addr()
             .map_err(|e| StartError::Listen(listen, e))?;
         let (shutdown, stop) = tokio::sync::oneshot::channel();
+        let sweeper = tokio::spawn(sweep_periodically(app.clone())).abort_handle();
         let service = api::service(app);
         // Without TCP_NODELAY, Nagle holds the tail of a large answer until the client's
         // delayed ACK on keep-alive connections: milliseconds on every big list.
@@ -155,6 +171,7 @@ impl Server {
             addr,
             shutdown,
             task,
+            sweeper,
         })
     }
 
@@ -165,6 +182,7 @@ impl Server {
 
     /// Stops accepting requests and waits for the server to finish.
     pub async fn stop(self) {
+        self.sweeper.abort();
         let _ = self.shutdown.send(());
         let _ = self.task.await;
     }
@@ -172,5 +190,20 @@ impl Server {
     /// Serves until the process is interrupted.
     pub async fn wait(self) -> std::io::Result<()> {
         self.task.await.map_err(std::io::Error::other)?
+    }
+}
+
+/// Judges agent liveness on a timer as well as on heartbeats: when every agent is dead
+/// no heartbeat comes, yet the routers they held must say so. Twice per
+/// `agent_down_time`, at least every 30 s.
+async fn sweep_periodically(app: App) {
+    let seconds = (app.settings.agent_down_time / 2).clamp(1, 30);
+    let mut ticks = tokio::time::interval(std::time::Duration::from_secs(seconds));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        if let Err(error) = service::scheduler::sweep(&app).await {
+            tracing::warn!(%error, "liveness sweep failed");
+        }
     }
 }

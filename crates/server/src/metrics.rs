@@ -25,7 +25,6 @@ use vpnaas_model::site_connection::SiteConnection;
 
 use crate::App;
 use crate::error::ApiResult;
-use crate::service::agents::now_ms;
 
 /// The OpenMetrics content type Prometheus asks for.
 const CONTENT: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -187,12 +186,12 @@ impl Metrics {
                 })
                 .set(count);
         }
-        let down_after = app.settings.agent_down_time;
+        let liveness = crate::service::scheduler::Liveness::of(app);
         let agents = app.store.list(Kind::Agent).await?;
         let mut alive = 0;
         for record in &agents {
             let agent = record.decode::<Agent>()?;
-            alive += i64::from(agent.alive_at(now_ms(), down_after));
+            alive += i64::from(liveness.alive(&agent));
         }
         self.agents
             .get_or_create(&AgentLabels { alive: true })

@@ -4,13 +4,17 @@
 
 mod common;
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use common::*;
-use serde_json::json;
+use serde_json::{Value, json};
 use vpnaas_bus::ControlPlane;
 use vpnaas_model::Kind;
 use vpnaas_model::agent::{ConnectionStatus, StatusReport};
 use vpnaas_model::enums::{Status, StatusReason};
 use vpnaas_model::site_connection::Traffic;
+use vpnaas_server::clock::ManualClock;
 use vpnaas_server::service::agents::LocalControlPlane;
 use vpnaas_server::{App, Server, build_app};
 
@@ -525,4 +529,154 @@ async fn the_agent_routes_are_for_admins_only() {
         .await
         .expect("raw");
     assert_eq!((status.as_u16(), body), (200, json!([])));
+}
+
+/// An agent's report that the connection is up.
+fn report(host: &str, router: &str, conn: &str) -> StatusReport {
+    StatusReport {
+        host: host.into(),
+        router_id: router.into(),
+        applied_revision: 0,
+        lease_epoch: 0,
+        daemon_running: true,
+        connections: vec![ConnectionStatus {
+            id: conn.into(),
+            status: Status::Active,
+            reason: StatusReason::Established,
+            detail: String::new(),
+            traffic: None,
+        }],
+    }
+}
+
+/// `(status, status_reason)` of an object as the API shows it.
+async fn status_of(c: &vpnaas_client::Client, kind: Kind, id: &str) -> (String, Value) {
+    let shown = c.show(kind, id).await.expect("shown");
+    (
+        shown["status"].as_str().expect("status").to_string(),
+        shown["status_reason"].clone(),
+    )
+}
+
+#[tokio::test]
+async fn a_router_no_live_agent_hosts_says_so_and_stops_saying_it_when_one_comes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut settings = settings(dir.path());
+    settings.agent_down_time = 5;
+    let clock = Arc::new(ManualClock::starting_now());
+    let app = build_app(settings)
+        .await
+        .expect("app")
+        .with_clock(clock.clone());
+    let server = Server::start_app(app.clone()).await.expect("server");
+    let c = vpnaas_client::Client::new(&server.url());
+    let external = external_network(&c).await;
+    let s = site(&c, &external, 1).await;
+    let pols = policies(&c).await;
+
+    // The README's walk-through: a server alone, no agent anywhere.
+    let svc = legacy_service(&c, &s).await;
+    assert_eq!(
+        (&svc["status"], &svc["status_reason"]),
+        (&json!("PENDING_CREATE"), &json!("NO_AGENT")),
+        "the created service says why nothing will happen"
+    );
+    let conn = c
+        .create(
+            Kind::SiteConnection,
+            legacy_connection(&id(&svc), &pols, "10.2.0.0/24"),
+        )
+        .await
+        .expect("connection");
+    assert_eq!(
+        (&conn["status"], &conn["status_reason"]),
+        (&json!("PENDING_CREATE"), &json!("NO_AGENT"))
+    );
+    let conn = id(&conn);
+
+    // An agent starts: the router is placed on it and the server's verdict is lifted.
+    let control = LocalControlPlane::new(app.clone());
+    control.heartbeat("gw-a").await.expect("gw-a");
+    assert_eq!(
+        status_of(&c, Kind::SiteConnection, &conn).await,
+        ("PENDING_CREATE".into(), Value::Null)
+    );
+    assert_eq!(
+        status_of(&c, Kind::VpnService, &id(&svc)).await,
+        ("PENDING_CREATE".into(), Value::Null)
+    );
+    let router = c.show(Kind::Router, &s.router).await.expect("router");
+    let mut up = report("gw-a", &s.router, &conn);
+    up.lease_epoch = router["lease_epoch"].as_u64().expect("epoch");
+    control.report(up.clone()).await.expect("report");
+    assert_eq!(
+        status_of(&c, Kind::SiteConnection, &conn).await,
+        ("ACTIVE".into(), json!("ESTABLISHED"))
+    );
+
+    // The only agent dies: nobody can take over, and the server says so without waiting
+    // for a heartbeat that will not come.
+    clock.advance(Duration::from_secs(6));
+    vpnaas_server::service::scheduler::sweep(&app)
+        .await
+        .expect("sweep");
+    assert_eq!(
+        status_of(&c, Kind::SiteConnection, &conn).await,
+        ("DOWN".into(), json!("AGENT_DOWN"))
+    );
+    assert_eq!(
+        status_of(&c, Kind::VpnService, &id(&svc)).await,
+        ("DOWN".into(), json!("AGENT_DOWN"))
+    );
+
+    // It comes back: told to look at its router, whose revision moved, so its next report
+    // differs from the last one it sent and puts the truth back.
+    let mut hints = app.notifier.subscribe("gw-a");
+    control.heartbeat("gw-a").await.expect("gw-a again");
+    let hint = hints.try_recv().expect("the revived agent is told");
+    assert_eq!(hint.router_id, s.router);
+    assert!(hint.revision > up.applied_revision);
+    up.applied_revision = hint.revision;
+    control.report(up).await.expect("report");
+    assert_eq!(
+        status_of(&c, Kind::SiteConnection, &conn).await,
+        ("ACTIVE".into(), json!("ESTABLISHED"))
+    );
+    assert_eq!(
+        status_of(&c, Kind::VpnService, &id(&svc)).await,
+        ("ACTIVE".into(), Value::Null)
+    );
+}
+
+#[tokio::test]
+async fn with_every_agent_dead_the_servers_own_sweep_marks_their_routers() {
+    let h = start_with(|s| s.agent_down_time = 1).await;
+    let c = &h.client;
+    let external = external_network(c).await;
+    let s = site(c, &external, 1).await;
+    let pols = policies(c).await;
+    let svc = legacy_service(c, &s).await;
+    let conn = c
+        .create(
+            Kind::SiteConnection,
+            legacy_connection(&id(&svc), &pols, "10.2.0.0/24"),
+        )
+        .await
+        .expect("connection");
+    let agent = vpnaas_bus::http::HttpControlPlane::new(&h.server.url(), None);
+    agent.heartbeat("gw-lone").await.expect("beat");
+    // No further heartbeat: only the server's periodic sweep can notice the agent died.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, reason) = status_of(c, Kind::SiteConnection, &id(&conn)).await;
+        if reason == json!("AGENT_DOWN") {
+            assert_eq!(status, "PENDING_CREATE", "never up, still pending");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still {status} {reason}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

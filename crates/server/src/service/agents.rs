@@ -4,7 +4,6 @@
 //! is told to fetch it.
 
 use std::collections::HashMap;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use ipnet::IpNet;
@@ -12,32 +11,18 @@ use serde_json::Value;
 use vpnaas_bus::{ControlPlane, Error as BusError};
 use vpnaas_model::Kind;
 use vpnaas_model::agent::{
-    Agent, ConnectionEvent, ConnectionSpec, ConnectionStatus, PortAddress, RouterChanged,
-    RouterState, StatusReport, new_agent,
+    Agent, ConnectionSpec, PortAddress, RouterChanged, RouterState, StatusReport, new_agent,
 };
 use vpnaas_model::endpoint_group::EndpointGroup;
-use vpnaas_model::enums::{Status, StatusReason};
 use vpnaas_model::network::{Router, Subnet};
 use vpnaas_model::policy::{IkePolicy, IpsecPolicy};
 use vpnaas_model::site_connection::SiteConnection;
 use vpnaas_model::vpn_service::VpnService;
 use vpnaas_store::Transaction;
 
+use super::scheduler::Liveness;
 use crate::App;
 use crate::error::{ApiError, ApiResult};
-
-/// Seconds since the Unix epoch.
-pub fn now() -> u64 {
-    now_ms() / 1000
-}
-
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or_default()
-}
 
 /// A router whose agent must be told it changed (sent after the transaction commits).
 #[derive(Debug, Clone)]
@@ -87,9 +72,9 @@ pub fn told(router: &Router, host: String) -> Touched {
 }
 
 /// Marks `alive` on an agent document as it is shown.
-pub fn decorate_agent(item: &mut Value, down_after: u64) {
-    let alive = serde_json::from_value::<Agent>(item.clone())
-        .is_ok_and(|agent| agent.alive_at(now_ms(), down_after));
+pub fn decorate_agent(item: &mut Value, liveness: &Liveness) {
+    let alive =
+        serde_json::from_value::<Agent>(item.clone()).is_ok_and(|agent| liveness.alive(&agent));
     item["alive"] = Value::Bool(alive);
 }
 
@@ -141,7 +126,7 @@ impl ControlPlane for LocalControlPlane {
     }
 
     async fn reports(&self, reports: Vec<StatusReport>) -> Result<(), BusError> {
-        apply_reports(&self.app, &reports)
+        super::status::apply_reports(&self.app, &reports)
             .await
             .map_err(unavailable)
     }
@@ -149,19 +134,33 @@ impl ControlPlane for LocalControlPlane {
 
 /// Registers an agent or records its heartbeat; schedules unscheduled routers.
 pub async fn heartbeat(app: &App, host: &str) -> ApiResult<()> {
+    let liveness = Liveness::of(app);
     let mut tx = app.store.begin_observation().await?;
     let agents: Vec<Agent> = tx.as_mut().load_all().await?;
-    let agent = match agents.into_iter().find(|a| a.host == host) {
+    let (agent, revived) = match agents.into_iter().find(|a| a.host == host) {
         Some(mut agent) => {
-            agent.beat(now_ms());
-            agent
+            let revived = !liveness.alive(&agent);
+            agent.beat(liveness.now_ms);
+            (agent, revived)
         }
-        None => serde_json::from_value(new_agent(host, now_ms()))?,
+        None => (
+            serde_json::from_value(new_agent(host, liveness.now_ms))?,
+            false,
+        ),
     };
     tx.save(&agent).await?;
-    let orphans =
-        super::scheduler::place_orphans(tx.as_mut(), app.settings.agent_down_time, app.started_at)
-            .await?;
+    let mut orphans = super::scheduler::place_orphans(tx.as_mut(), &liveness).await?;
+    if revived {
+        // What the server said of its routers while it was silent (`AGENT_DOWN`) holds
+        // until it reports again: have it look at each of them now.
+        let routers: Vec<Router> = tx.as_mut().load_all().await?;
+        orphans.told.extend(
+            routers
+                .iter()
+                .filter(|r| r.role_of(host).is_some())
+                .map(|r| told(r, host.to_string())),
+        );
+    }
     tx.commit().await?;
     app.metrics
         .failed_over(orphans.failovers, &orphans.transitions);
@@ -398,151 +397,4 @@ impl Reads {
             None => Ok(None),
         }
     }
-}
-
-/// Records what the agent saw of one connection: a change of status or reason becomes a
-/// transition in its event history; counters are kept without an event.
-async fn record_observation(
-    tx: &mut dyn Transaction,
-    conn: &mut SiteConnection,
-    observed: &ConnectionStatus,
-) -> ApiResult<Option<ConnectionEvent>> {
-    let transition = conn.status != observed.status || conn.status_reason != Some(observed.reason);
-    if !transition && conn.traffic == observed.traffic {
-        return Ok(None);
-    }
-    let mut recorded = None;
-    if transition {
-        let time = rfc3339_now();
-        let event = ConnectionEvent {
-            time: time.clone(),
-            from: conn.status,
-            to: observed.status,
-            reason: observed.reason,
-            detail: observed.detail.clone(),
-        };
-        tx.append_event(&conn.id, serde_json::to_string(&event)?)
-            .await?;
-        conn.status = observed.status;
-        conn.status_reason = Some(observed.reason);
-        conn.status_changed_at = Some(time);
-        recorded = Some(event);
-    }
-    conn.traffic = observed.traffic.clone();
-    tx.save(conn).await?;
-    Ok(recorded)
-}
-
-/// The router's agent died: what its connections do is unknown until the agent taking
-/// over reports, so each one not administratively down becomes DOWN (`AGENT_DOWN`, an
-/// event in its history) and its services DOWN.
-pub async fn mark_agent_down(
-    tx: &mut dyn Transaction,
-    router_id: &str,
-) -> ApiResult<Vec<ConnectionEvent>> {
-    let mut transitions = Vec::new();
-    for mut service in tx
-        .load_referrers::<VpnService>(Kind::Router, router_id)
-        .await?
-    {
-        for mut conn in tx
-            .load_referrers::<SiteConnection>(Kind::VpnService, &service.id)
-            .await?
-        {
-            if conn.status_reason == Some(StatusReason::AdminDown) {
-                continue;
-            }
-            let unknown = ConnectionStatus {
-                id: conn.id.clone(),
-                status: Status::Down,
-                reason: StatusReason::AgentDown,
-                detail: "the router's agent stopped answering; another agent takes over".into(),
-                traffic: conn.traffic.clone(),
-            };
-            transitions.extend(record_observation(tx, &mut conn, &unknown).await?);
-        }
-        if service.status != Status::Down {
-            service.status = Status::Down;
-            tx.save(&service).await?;
-        }
-    }
-    Ok(transitions)
-}
-
-/// Now in RFC 3339 (UTC, milliseconds).
-pub fn rfc3339_now() -> String {
-    let now = time::OffsetDateTime::now_utc();
-    let format = time::macros::format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
-    );
-    now.format(&format).unwrap_or_default()
-}
-
-/// Applies agents' reports in one transaction (a full resync sends its reports together:
-/// one write for many routers). Each report sets connection statuses, then each
-/// service's status (ACTIVE when one of its connections is, ERROR when its daemon cannot
-/// run, DOWN otherwise). Statuses are observations, not desired state: revisions do not
-/// move.
-pub async fn apply_reports(app: &App, reports: &[StatusReport]) -> ApiResult<()> {
-    let mut tx = app.store.begin_observation().await?;
-    let mut applied = Vec::with_capacity(reports.len());
-    for report in reports {
-        applied.push(apply_report(tx.as_mut(), report).await?);
-    }
-    tx.commit().await?;
-    for transitions in applied.iter().flatten() {
-        app.metrics.report_applied(transitions);
-    }
-    Ok(())
-}
-
-/// One report; its transitions, or `None` when it was refused (not from the router's
-/// lease holder under the current epoch).
-async fn apply_report(
-    tx: &mut dyn Transaction,
-    report: &StatusReport,
-) -> ApiResult<Option<Vec<ConnectionEvent>>> {
-    let Some(router) = tx.load::<Router>(&report.router_id).await? else {
-        return Ok(None);
-    };
-    // Fencing: only the lease holder under the current epoch speaks for the router.
-    if router.agent_host.as_deref() != Some(report.host.as_str())
-        || router.lease_epoch != report.lease_epoch
-    {
-        tracing::debug!(router = %router.id, host = %report.host, epoch = report.lease_epoch, "report from a former holder refused");
-        return Ok(None);
-    }
-    let mut transitions = Vec::new();
-    for service in tx
-        .load_referrers::<VpnService>(Kind::Router, &router.id)
-        .await?
-    {
-        let (mut any_active, mut any_enabled) = (false, false);
-        for mut conn in tx
-            .load_referrers::<SiteConnection>(Kind::VpnService, &service.id)
-            .await?
-        {
-            any_enabled |= conn.admin_state_up;
-            let observed = report.connections.iter().find(|c| c.id == conn.id);
-            let status = observed.map_or(Status::Down, |c| c.status);
-            any_active |= status == Status::Active;
-            if let Some(observed) = observed {
-                transitions.extend(record_observation(tx, &mut conn, observed).await?);
-            }
-        }
-        let status = if any_active {
-            Status::Active
-        } else if !report.daemon_running && service.admin_state_up && any_enabled {
-            Status::Error
-        } else {
-            Status::Down
-        };
-        if service.status != status {
-            let mut service = service;
-            service.status = status;
-            tx.save(&service).await?;
-        }
-    }
-    tracing::debug!(router = %report.router_id, revision = report.applied_revision, host = %report.host, "status report applied");
-    Ok(Some(transitions))
 }

@@ -6,11 +6,14 @@ pub mod agents;
 pub mod flavors;
 mod inventory;
 pub mod scheduler;
+pub mod status;
 mod vpn;
 
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
+use vpnaas_model::agent::Agent;
 use vpnaas_model::attr::{self, Requester};
+use vpnaas_model::enums::StatusReason;
 use vpnaas_model::network::{Network, Router, Subnet};
 use vpnaas_model::vpn_service::VpnService;
 use vpnaas_model::{Error as Fault, Kind, Resource, attributes};
@@ -38,6 +41,7 @@ pub async fn list(
     require_read(caller, kind)?;
     let records = app.store.list(kind).await?;
     let public = public_networks(app, caller, kind).await?;
+    let liveness = scheduler::Liveness::of(app);
     let needs_documents = !query.is_plain()
         || matches!(kind, Kind::Agent | Kind::Flavor)
         || (kind == Kind::SiteConnection && !caller.sees_secrets())
@@ -47,7 +51,7 @@ pub async fn list(
         for record in &records {
             let mut item: Value = serde_json::from_str(&record.body)?;
             if kind == Kind::Agent {
-                agents::decorate_agent(&mut item, app.settings.agent_down_time);
+                agents::decorate_agent(&mut item, &liveness);
             }
             if visible(caller, kind, record, &item, &public) && query.matches(&item) {
                 visible_items.push(redact(caller, kind, item));
@@ -85,7 +89,7 @@ pub async fn show(app: &App, caller: &Caller, kind: Kind, id: &str) -> ApiResult
         .ok_or_else(|| Fault::resource_not_found(kind, id))?;
     let mut item: Value = serde_json::from_str(&record.body)?;
     if kind == Kind::Agent {
-        agents::decorate_agent(&mut item, app.settings.agent_down_time);
+        agents::decorate_agent(&mut item, &scheduler::Liveness::of(app));
     }
     let public = public_networks(app, caller, kind).await?;
     if !visible(caller, kind, &record, &item, &public) {
@@ -142,6 +146,9 @@ pub async fn create(app: &App, caller: &Caller, kind: Kind, body: Value) -> ApiR
             flavors::choose_driver(tx.as_mut(), flavor, app.settings.default_driver).await?;
         fields.insert("provider".into(), serde_json::json!(driver));
     }
+    if let Some(reason) = initial_reason(app, tx.as_mut(), kind, &fields).await? {
+        fields.insert("status_reason".into(), serde_json::json!(reason));
+    }
     let created = match kind {
         Kind::IkePolicy
         | Kind::IpsecPolicy
@@ -174,11 +181,46 @@ fn read_only(kind: Kind) -> ApiError {
     .into()
 }
 
+/// The reason a new VPN service or connection starts with: `NO_AGENT` when no live
+/// agent hosts its router (nothing will act on it until one starts).
+async fn initial_reason(
+    app: &App,
+    tx: &mut dyn Transaction,
+    kind: Kind,
+    fields: &Map<String, Value>,
+) -> ApiResult<Option<StatusReason>> {
+    let text = |key: &str| fields.get(key).and_then(Value::as_str).map(String::from);
+    let router_id = match kind {
+        Kind::VpnService => text("router_id"),
+        Kind::SiteConnection => match text("vpnservice_id") {
+            Some(service_id) => tx
+                .load::<VpnService>(&service_id)
+                .await?
+                .map(|s| s.router_id),
+            None => None,
+        },
+        _ => None,
+    };
+    // A router that does not exist is refused by the use case with its own error.
+    let Some(router) = (match router_id {
+        Some(id) => tx.load::<Router>(&id).await?,
+        None => None,
+    }) else {
+        return Ok(None);
+    };
+    let liveness = scheduler::Liveness::of(app);
+    let agents: Vec<Agent> = tx.load_all().await?;
+    let placement = scheduler::Placement::of(&agents, &[], &liveness);
+    Ok(status::initial_reason(
+        placement.hosting(&router, liveness.may_move()),
+    ))
+}
+
 /// Places a new router on the live agent with the fewest routers (if any is alive; an
 /// agent that registers later picks up unscheduled routers).
 async fn schedule(app: &App, tx: &mut dyn Transaction, created: Value) -> ApiResult<Value> {
     let mut router: Router = serde_json::from_value(created)?;
-    let (mut placement, _) = scheduler::Placement::load(tx, app.settings.agent_down_time).await?;
+    let (mut placement, _) = scheduler::Placement::load(tx, &scheduler::Liveness::of(app)).await?;
     scheduler::reschedule(&mut router, &mut placement, false);
     router.revision_number = 1;
     save(tx, &router).await

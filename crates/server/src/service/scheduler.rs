@@ -19,7 +19,8 @@ use vpnaas_model::network::Router;
 use vpnaas_model::{Error as Fault, Kind};
 use vpnaas_store::Transaction;
 
-use super::agents::{Touched, mark_agent_down, notify, now, now_ms, told, touched};
+use super::agents::{Touched, notify, told, touched};
+use super::status::{Hosting, clear_no_agent, mark_agent_down, mark_hosting};
 use crate::App;
 use crate::auth::Caller;
 use crate::error::ApiResult;
@@ -31,11 +32,10 @@ pub struct Placement {
 
 impl Placement {
     /// The live agents (admin state up, recent heartbeat) and their loads in `routers`.
-    pub fn of(agents: &[Agent], routers: &[Router], down_after: u64) -> Placement {
-        let now = now_ms();
+    pub fn of(agents: &[Agent], routers: &[Router], liveness: &Liveness) -> Placement {
         let mut load: BTreeMap<String, usize> = agents
             .iter()
-            .filter(|a| a.admin_state_up && a.alive_at(now, down_after))
+            .filter(|a| a.admin_state_up && liveness.alive(a))
             .map(|a| (a.host.clone(), 0))
             .collect();
         for host in routers.iter().flat_map(Router::hosts) {
@@ -49,16 +49,26 @@ impl Placement {
     /// Loads agents and routers from the transaction.
     pub async fn load(
         tx: &mut dyn Transaction,
-        down_after: u64,
+        liveness: &Liveness,
     ) -> ApiResult<(Placement, Vec<Router>)> {
         let agents: Vec<Agent> = tx.load_all().await?;
         let routers: Vec<Router> = tx.load_all().await?;
-        Ok((Placement::of(&agents, &routers, down_after), routers))
+        Ok((Placement::of(&agents, &routers, liveness), routers))
     }
 
     /// Whether `host` is a live agent.
     pub fn is_live(&self, host: &str) -> bool {
         self.load.contains_key(host)
+    }
+
+    /// Whether a live agent speaks for the router. An active agent that looks dead
+    /// before the server could have heard it (`may_move` false) still counts as live.
+    pub fn hosting(&self, router: &Router, may_move: bool) -> Hosting {
+        match router.agent_host.as_deref() {
+            None => Hosting::Unscheduled,
+            Some(host) if may_move && !self.is_live(host) => Hosting::Orphaned,
+            Some(_) => Hosting::Live,
+        }
     }
 
     /// The least loaded live agent other than `avoid` (ties: by host name), counted as
@@ -135,36 +145,95 @@ pub fn reschedule(router: &mut Router, placement: &mut Placement, may_move: bool
     })
 }
 
+/// How agent liveness is judged at one moment: an agent is live while its last
+/// heartbeat is at most `down_after` seconds old.
+#[derive(Debug, Clone, Copy)]
+pub struct Liveness {
+    /// Now, in milliseconds since the epoch.
+    pub now_ms: u64,
+    /// `agent_down_time`, in seconds.
+    pub down_after: u64,
+    /// When this server started, in seconds since the epoch.
+    pub server_up_since: u64,
+}
+
+impl Liveness {
+    /// Liveness by the server's clock and settings, now.
+    pub fn of(app: &App) -> Liveness {
+        Liveness {
+            now_ms: app.clock.now_ms(),
+            down_after: app.settings.agent_down_time,
+            server_up_since: app.started_at,
+        }
+    }
+
+    /// Whether the agent beat recently enough.
+    pub fn alive(&self, agent: &Agent) -> bool {
+        agent.alive_at(self.now_ms, self.down_after)
+    }
+
+    /// Whether routers of silent agents may move: after a server outage every agent's
+    /// heartbeat looks old until it beats again, so nothing moves before this server has
+    /// run for `down_after`.
+    pub fn may_move(&self) -> bool {
+        (self.now_ms / 1000).saturating_sub(self.server_up_since) >= self.down_after
+    }
+}
+
 /// Reschedules every router that lacks an agent: unscheduled ones always, those of a dead
-/// agent once this server has run for `down_after` (after a server outage every agent's
-/// heartbeat looks old until it beats again: nothing must move before they could).
-pub async fn place_orphans(
-    tx: &mut dyn Transaction,
-    down_after: u64,
-    server_up_since: u64,
-) -> ApiResult<Orphans> {
-    let (mut placement, routers) = Placement::load(tx, down_after).await?;
-    let may_move = now().saturating_sub(server_up_since) >= down_after;
+/// agent once this server has run for `down_after`. A router no live agent can hold has
+/// its VPN objects say so (`NO_AGENT`, `AGENT_DOWN`); one that just found an agent has
+/// `NO_AGENT` lifted.
+pub async fn place_orphans(tx: &mut dyn Transaction, liveness: &Liveness) -> ApiResult<Orphans> {
+    let (mut placement, routers) = Placement::load(tx, liveness).await?;
+    let may_move = liveness.may_move();
     let mut orphans = Orphans::default();
     for mut router in routers {
-        let Some(moved) = reschedule(&mut router, &mut placement, may_move) else {
-            continue;
-        };
-        router.revision_number += 1;
-        tx.save(&router).await?;
-        if moved.failed_over {
-            tracing::warn!(router = %router.id, from = ?moved.released, to = ?router.agent_host, epoch = router.lease_epoch, "agent down: router taken over");
-            orphans.failovers += 1;
+        let was_unscheduled = router.agent_host.is_none();
+        if let Some(moved) = reschedule(&mut router, &mut placement, may_move) {
+            router.revision_number += 1;
+            tx.save(&router).await?;
+            if moved.failed_over {
+                tracing::warn!(router = %router.id, from = ?moved.released, to = ?router.agent_host, epoch = router.lease_epoch, "agent down: router taken over");
+                orphans.failovers += 1;
+                let detail = "the router's agent stopped answering; another agent takes over";
+                orphans
+                    .transitions
+                    .extend(mark_agent_down(tx, &router.id, detail, liveness.now_ms).await?);
+            }
+            if was_unscheduled && router.agent_host.is_some() {
+                clear_no_agent(tx, &router.id).await?;
+            }
             orphans
-                .transitions
-                .extend(mark_agent_down(tx, &router.id).await?);
+                .told
+                .extend(moved.released.into_iter().map(|h| told(&router, h)));
+            orphans.told.extend(touched(&router));
         }
-        orphans
-            .told
-            .extend(moved.released.into_iter().map(|h| told(&router, h)));
-        orphans.told.extend(touched(&router));
+        let hosting = placement.hosting(&router, may_move);
+        let marked = mark_hosting(tx, &router.id, hosting, liveness.now_ms).await?;
+        if hosting == Hosting::Orphaned && !marked.is_empty() {
+            // An agent that comes back must report again even if nothing changed on its
+            // side (it does not resend an unchanged report): a new revision changes it.
+            router.revision_number += 1;
+            tx.save(&router).await?;
+            orphans.told.extend(touched(&router));
+        }
+        orphans.transitions.extend(marked);
     }
     Ok(orphans)
+}
+
+/// Places orphans without a heartbeat to trigger it: when no agent is alive nobody
+/// beats, yet routers whose agent died must say so.
+pub async fn sweep(app: &App) -> ApiResult<()> {
+    let liveness = Liveness::of(app);
+    let mut tx = app.store.begin_observation().await?;
+    let orphans = place_orphans(tx.as_mut(), &liveness).await?;
+    tx.commit().await?;
+    app.metrics
+        .failed_over(orphans.failovers, &orphans.transitions);
+    notify(app, orphans.told);
+    Ok(())
 }
 
 /// What placing orphans did.
@@ -236,12 +305,13 @@ pub async fn agents_of_router(app: &App, caller: &Caller, router_id: &str) -> Ap
     let mut tx = app.store.read().await?;
     let router = router_by_id(tx.as_mut(), router_id).await?;
     let agents: Vec<Agent> = tx.as_mut().load_all().await?;
+    let liveness = Liveness::of(app);
     let mut hosting: Vec<(HaRole, Value)> = agents
         .into_iter()
         .filter_map(|a| {
             let role = router.role_of(&a.host)?;
             let mut item = serde_json::to_value(a).unwrap_or_default();
-            super::agents::decorate_agent(&mut item, app.settings.agent_down_time);
+            super::agents::decorate_agent(&mut item, &liveness);
             item["ha_state"] = json!(role);
             Some((role, item))
         })
@@ -326,10 +396,12 @@ pub async fn remove_router(
 mod tests {
     use super::*;
 
+    const NOW_MS: u64 = 1_764_748_800_000;
+
     fn agent(host: &str, alive: bool) -> Agent {
         serde_json::from_value(vpnaas_model::agent::new_agent(
             host,
-            if alive { now_ms() } else { 0 },
+            if alive { NOW_MS } else { 0 },
         ))
         .expect("agent")
     }
@@ -349,7 +421,12 @@ mod tests {
             .map(|h| agent(h, true))
             .chain(dead.iter().map(|h| agent(h, false)))
             .collect();
-        Placement::of(&agents, routers, 3)
+        let liveness = Liveness {
+            now_ms: NOW_MS,
+            down_after: 3,
+            server_up_since: 0,
+        };
+        Placement::of(&agents, routers, &liveness)
     }
 
     fn holders(r: &Router) -> (Option<&str>, Option<&str>, u64) {

@@ -1,0 +1,254 @@
+//! Status on the server's side: what agents report becomes each connection's status and
+//! reason (a change is a transition in its event history) and rolls up to its service;
+//! and where no live agent speaks for a router, the server says so itself: `NO_AGENT`
+//! while nobody hosts it, `AGENT_DOWN` when its agent died.
+
+use vpnaas_model::Kind;
+use vpnaas_model::agent::{ConnectionEvent, ConnectionStatus, StatusReport};
+use vpnaas_model::enums::{Status, StatusReason};
+use vpnaas_model::network::Router;
+use vpnaas_model::site_connection::SiteConnection;
+use vpnaas_model::vpn_service::VpnService;
+use vpnaas_store::Transaction;
+
+use crate::App;
+use crate::clock::rfc3339;
+use crate::error::ApiResult;
+
+/// Whether a live agent speaks for a router's VPN.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hosting {
+    /// Its active agent is alive (or has not yet had the time to prove otherwise): its
+    /// reports are the truth.
+    Live,
+    /// No agent holds it: none was alive when it was placed.
+    Unscheduled,
+    /// Its active agent stopped beating and no live agent could take over.
+    Orphaned,
+}
+
+impl Hosting {
+    /// What the server says of the router's connections, if anything.
+    fn verdict(self) -> Option<(StatusReason, &'static str)> {
+        match self {
+            Hosting::Live => None,
+            Hosting::Unscheduled => Some((
+                StatusReason::NoAgent,
+                "no live agent hosts the router: start an agent on a gateway host",
+            )),
+            Hosting::Orphaned => Some((
+                StatusReason::AgentDown,
+                "the router's agent stopped answering and no live agent can take over",
+            )),
+        }
+    }
+}
+
+/// The reason a new connection or service starts with on a router hosted this way.
+pub fn initial_reason(hosting: Hosting) -> Option<StatusReason> {
+    hosting.verdict().map(|(reason, _)| reason)
+}
+
+/// Records what the agent saw of one connection: a change of status or reason becomes a
+/// transition in its event history; counters are kept without an event.
+async fn record_observation(
+    tx: &mut dyn Transaction,
+    conn: &mut SiteConnection,
+    observed: &ConnectionStatus,
+    now_ms: u64,
+) -> ApiResult<Option<ConnectionEvent>> {
+    let transition = conn.status != observed.status || conn.status_reason != Some(observed.reason);
+    if !transition && conn.traffic == observed.traffic {
+        return Ok(None);
+    }
+    let mut recorded = None;
+    if transition {
+        let time = rfc3339(now_ms);
+        let event = ConnectionEvent {
+            time: time.clone(),
+            from: conn.status,
+            to: observed.status,
+            reason: observed.reason,
+            detail: observed.detail.clone(),
+        };
+        tx.append_event(&conn.id, serde_json::to_string(&event)?)
+            .await?;
+        conn.status = observed.status;
+        conn.status_reason = Some(observed.reason);
+        conn.status_changed_at = Some(time);
+        recorded = Some(event);
+    }
+    conn.traffic = observed.traffic.clone();
+    tx.save(conn).await?;
+    Ok(recorded)
+}
+
+/// The router's agent died: what its connections do is unknown until an agent reports
+/// again, so each one not administratively down becomes DOWN (`AGENT_DOWN`, an event in
+/// its history) and its services DOWN.
+pub async fn mark_agent_down(
+    tx: &mut dyn Transaction,
+    router_id: &str,
+    detail: &str,
+    now_ms: u64,
+) -> ApiResult<Vec<ConnectionEvent>> {
+    mark_router(tx, router_id, StatusReason::AgentDown, detail, now_ms).await
+}
+
+/// Says of a router that no live agent speaks for it (`NO_AGENT` or `AGENT_DOWN`), on
+/// each of its connections not administratively down and on its services; nothing for
+/// a router that is live.
+pub async fn mark_hosting(
+    tx: &mut dyn Transaction,
+    router_id: &str,
+    hosting: Hosting,
+    now_ms: u64,
+) -> ApiResult<Vec<ConnectionEvent>> {
+    match hosting.verdict() {
+        Some((reason, detail)) => mark_router(tx, router_id, reason, detail, now_ms).await,
+        None => Ok(vec![]),
+    }
+}
+
+async fn mark_router(
+    tx: &mut dyn Transaction,
+    router_id: &str,
+    reason: StatusReason,
+    detail: &str,
+    now_ms: u64,
+) -> ApiResult<Vec<ConnectionEvent>> {
+    let mut transitions = Vec::new();
+    for mut service in tx
+        .load_referrers::<VpnService>(Kind::Router, router_id)
+        .await?
+    {
+        for mut conn in tx
+            .load_referrers::<SiteConnection>(Kind::VpnService, &service.id)
+            .await?
+        {
+            if conn.status_reason == Some(StatusReason::AdminDown) {
+                continue;
+            }
+            let verdict = ConnectionStatus {
+                id: conn.id.clone(),
+                status: unattended(conn.status),
+                reason,
+                detail: detail.into(),
+                traffic: conn.traffic.clone(),
+            };
+            transitions.extend(record_observation(tx, &mut conn, &verdict, now_ms).await?);
+        }
+        let status = unattended(service.status);
+        if (service.status, service.status_reason) != (status, Some(reason)) {
+            service.status = status;
+            service.status_reason = Some(reason);
+            tx.save(&service).await?;
+        }
+    }
+    Ok(transitions)
+}
+
+/// The status of an object nobody attends to: one never brought up is still pending;
+/// one that was up is down.
+fn unattended(status: Status) -> Status {
+    match status {
+        Status::PendingCreate => Status::PendingCreate,
+        _ => Status::Down,
+    }
+}
+
+/// A router just found a live agent: the server's `NO_AGENT` no longer holds. Its
+/// connections and services keep their status, without a reason, until the agent
+/// reports.
+pub async fn clear_no_agent(tx: &mut dyn Transaction, router_id: &str) -> ApiResult<()> {
+    for mut service in tx
+        .load_referrers::<VpnService>(Kind::Router, router_id)
+        .await?
+    {
+        for mut conn in tx
+            .load_referrers::<SiteConnection>(Kind::VpnService, &service.id)
+            .await?
+        {
+            if conn.status_reason == Some(StatusReason::NoAgent) {
+                conn.status_reason = None;
+                tx.save(&conn).await?;
+            }
+        }
+        if service.status_reason == Some(StatusReason::NoAgent) {
+            service.status_reason = None;
+            tx.save(&service).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Applies agents' reports in one transaction (a full resync sends its reports together:
+/// one write for many routers). Each report sets connection statuses, then each
+/// service's status (ACTIVE when one of its connections is, ERROR when its daemon cannot
+/// run, DOWN otherwise). Statuses are observations, not desired state: revisions do not
+/// move.
+pub async fn apply_reports(app: &App, reports: &[StatusReport]) -> ApiResult<()> {
+    let mut tx = app.store.begin_observation().await?;
+    let now_ms = app.clock.now_ms();
+    let mut applied = Vec::with_capacity(reports.len());
+    for report in reports {
+        applied.push(apply_report(tx.as_mut(), report, now_ms).await?);
+    }
+    tx.commit().await?;
+    for transitions in applied.iter().flatten() {
+        app.metrics.report_applied(transitions);
+    }
+    Ok(())
+}
+
+/// One report; its transitions, or `None` when it was refused (not from the router's
+/// lease holder under the current epoch).
+async fn apply_report(
+    tx: &mut dyn Transaction,
+    report: &StatusReport,
+    now_ms: u64,
+) -> ApiResult<Option<Vec<ConnectionEvent>>> {
+    let Some(router) = tx.load::<Router>(&report.router_id).await? else {
+        return Ok(None);
+    };
+    // Fencing: only the lease holder under the current epoch speaks for the router.
+    if router.agent_host.as_deref() != Some(report.host.as_str())
+        || router.lease_epoch != report.lease_epoch
+    {
+        tracing::debug!(router = %router.id, host = %report.host, epoch = report.lease_epoch, "report from a former holder refused");
+        return Ok(None);
+    }
+    let mut transitions = Vec::new();
+    for service in tx
+        .load_referrers::<VpnService>(Kind::Router, &router.id)
+        .await?
+    {
+        let (mut any_active, mut any_enabled) = (false, false);
+        for mut conn in tx
+            .load_referrers::<SiteConnection>(Kind::VpnService, &service.id)
+            .await?
+        {
+            any_enabled |= conn.admin_state_up;
+            let observed = report.connections.iter().find(|c| c.id == conn.id);
+            let status = observed.map_or(Status::Down, |c| c.status);
+            any_active |= status == Status::Active;
+            if let Some(observed) = observed {
+                transitions.extend(record_observation(tx, &mut conn, observed, now_ms).await?);
+            }
+        }
+        let rolled_up = if any_active {
+            (Status::Active, None)
+        } else if !report.daemon_running && service.admin_state_up && any_enabled {
+            (Status::Error, Some(StatusReason::DaemonDown))
+        } else {
+            (Status::Down, None)
+        };
+        if (service.status, service.status_reason) != rolled_up {
+            let mut service = service;
+            (service.status, service.status_reason) = rolled_up;
+            tx.save(&service).await?;
+        }
+    }
+    tracing::debug!(router = %report.router_id, revision = report.applied_revision, host = %report.host, "status report applied");
+    Ok(Some(transitions))
+}

@@ -251,13 +251,7 @@ async fn run_lab(global: &Global, args: &clap::ArgMatches) -> Result<String> {
             lab::power_on_gateway(&lab::GatewayArgs::from_arg_matches(args)?)?;
             Ok(String::new())
         }
-        _ => {
-            let code = lab::exec(&lab::ExecArgs::from_arg_matches(args)?).await?;
-            if code != 0 {
-                anyhow::bail!("command exited with {code}");
-            }
-            Ok(String::new())
-        }
+        _ => match lab::exec(&lab::ExecArgs::from_arg_matches(args)?).await? {},
     }
 }
 

@@ -2734,3 +2734,123 @@ async fn the_lab_runs_its_own_gateway_hosts_and_cuts_their_power() {
     );
     assert_eq!(lab.namespaces(), Vec::<String>::new());
 }
+
+/// How a command ended: its exit code or the signal that killed it, and whether it
+/// printed ping's summary.
+#[derive(Debug, PartialEq, Eq)]
+struct Ended {
+    code: Option<i32>,
+    signal: Option<i32>,
+    summary: bool,
+}
+
+/// Runs `command` (a ping) until it printed two replies, sends it `signal` (by its pid
+/// only) and returns how it ended.
+fn ping_until_signalled(mut command: Command, signal: &str) -> Ended {
+    use std::io::BufRead;
+    use std::os::unix::process::ExitStatusExt;
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the ping");
+    let stdout = child.stdout.take().expect("stdout");
+    let (lines, printed) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if lines.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let mut output = String::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while output.matches("bytes from").count() < 2 {
+        let Ok(line) = printed.recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        else {
+            let _ = child.kill();
+            panic!("no two ping replies within 20 s:\n{output}");
+        };
+        output += &line;
+        output.push('\n');
+    }
+    let _ = Command::new("kill")
+        .args([format!("-{signal}"), child.id().to_string()])
+        .status();
+    let status = child.wait().expect("wait");
+    // The rest of its output, until the pipe closes (bounded: a ping left running would
+    // keep it open).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while let Ok(line) = printed.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        output += &line;
+        output.push('\n');
+    }
+    Ended {
+        code: status.code(),
+        signal: status.signal(),
+        summary: output.contains("packets transmitted"),
+    }
+}
+
+/// `vpnaas lab exec` behaves like the command it runs: a ping through it, sent SIGINT or
+/// SIGTERM, ends as the same ping run directly in the namespace does (SIGINT: summary,
+/// exit 0; SIGTERM: killed) and leaves nothing running; an exit status is the command's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lab_exec_behaves_like_the_command_it_runs() {
+    let lab = Lab::start(1).await;
+    let namespace = format!("{}-h1", lab.prefix);
+    let ping = ["ping", "-i", "0.2", "10.1.0.1"];
+    let through_lab = || {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_vpnaas"));
+        command
+            .args(["lab", "exec", "1", "--prefix", &lab.prefix, "--"])
+            .args(ping);
+        command
+    };
+    let directly = || {
+        let mut command = Command::new("ip");
+        command.args(["netns", "exec", &namespace]).args(ping);
+        command
+    };
+    for signal in ["INT", "TERM"] {
+        let direct = ping_until_signalled(directly(), signal);
+        assert!(!runs_anything(&namespace), "the direct ping stopped");
+        let through = ping_until_signalled(through_lab(), signal);
+        assert_eq!(through, direct, "SIG{signal}");
+        assert!(
+            !runs_anything(&namespace),
+            "SIG{signal} left the ping running"
+        );
+    }
+    assert_eq!(
+        ping_until_signalled(through_lab(), "INT"),
+        Ended {
+            code: Some(0),
+            signal: None,
+            summary: true
+        }
+    );
+    let out = vpnaas(
+        &lab.url,
+        &[
+            "lab",
+            "exec",
+            "1",
+            "--prefix",
+            &lab.prefix,
+            "--",
+            "sh",
+            "-c",
+            "exit 7",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(7));
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

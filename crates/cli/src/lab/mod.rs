@@ -11,6 +11,8 @@ mod gateways;
 use gateways::Gateway;
 pub use gateways::power_off;
 
+use std::os::unix::process::CommandExt;
+
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 use vpnaas_agent::{AgentConfig, command, l3};
@@ -335,8 +337,11 @@ pub async fn down(client: &Client, lab: &LabArgs) -> Result<()> {
     Ok(())
 }
 
-/// Runs a command in a site's host namespace; returns its exit code.
-pub async fn exec(args: &ExecArgs) -> Result<i32> {
+/// Runs a command in a site's host namespace in place of this process (`ip netns exec`
+/// then execs it in turn), so that `lab exec` behaves like the command: signals sent to it
+/// reach the command, and its exit status is the command's. Returns only if the command
+/// cannot be started.
+pub async fn exec(args: &ExecArgs) -> Result<std::convert::Infallible> {
     let namespace = args.lab.host_namespace(args.site);
     if !l3::namespace_exists(&namespace).await {
         bail!(
@@ -344,11 +349,9 @@ pub async fn exec(args: &ExecArgs) -> Result<i32> {
             args.site
         );
     }
-    let status = tokio::process::Command::new("ip")
+    let error = std::process::Command::new("ip")
         .args(["netns", "exec", &namespace])
         .args(&args.command)
-        .status()
-        .await
-        .context("cannot run ip netns exec")?;
-    Ok(status.code().unwrap_or(1))
+        .exec();
+    Err(error).context("cannot run ip netns exec")
 }

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
-use vpnaas_agent::{Agent, AgentConfig, DataPlane, Metrics, l3};
+use vpnaas_agent::{Agent, AgentConfig, DataPlane, Metrics};
 use vpnaas_client::Client;
 use vpnaas_model::Kind;
 use vpnaas_server::service::agents::LocalControlPlane;
@@ -340,11 +340,8 @@ async fn follow(client: &Client, id: &str, mut seen: usize, timeline: &mut Timel
 }
 
 async fn clean_up(client: &Client, args: &DemoArgs, config: &AgentConfig) -> Result<()> {
-    lab::down(
-        client,
-        &lab::LabArgs::new(&args.prefix, &config.fabric_namespace),
-    )
-    .await?;
+    let lab_args = lab::LabArgs::new(&args.prefix, &config.fabric_namespace);
+    lab::down(client, &lab::DownArgs::new(lab_args)).await?;
     for policy in client
         .list(Kind::IkePolicy, &[("name", "demo-ike")])
         .await?
@@ -361,14 +358,5 @@ async fn clean_up(client: &Client, args: &DemoArgs, config: &AgentConfig) -> Res
             .delete(Kind::IpsecPolicy, policy["id"].as_str().unwrap_or_default())
             .await?;
     }
-    let started = Instant::now();
-    while !l3::namespaces_with_prefix(&format!("{}-gw", args.prefix))
-        .await
-        .is_empty()
-        && started.elapsed() < Duration::from_secs(10)
-    {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    l3::prune_fabric(config).await?;
     Ok(())
 }

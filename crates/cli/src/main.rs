@@ -119,13 +119,13 @@ fn lab_command() -> Command {
             "Create N sites through the API and their host namespaces",
         ))
         .subcommand(
-            command_with::<lab::LabArgs>(
+            command_with::<lab::DownArgs>(
                 "down",
                 "Remove the lab, VPN objects on its routers included",
             )
             .long_about(
                 "Remove the lab: the VPN site connections, services and endpoint groups on its \
-                     routers, its routers and networks, then wait (at most 30 s) until the agents \
+                     routers, its routers and networks, then wait (at most --timeout) until the agents \
                      have removed every namespace and IKE daemon of those routers; then its host \
                      namespaces, gateway hosts and fabric. Fails naming whatever is left.",
             ),
@@ -240,7 +240,7 @@ async fn run_lab(global: &Global, args: &clap::ArgMatches) -> Result<String> {
             Ok(output::list(global.format, &sites, &columns))
         }
         "down" => {
-            lab::down(&client, &lab::LabArgs::from_arg_matches(args)?).await?;
+            lab::down(&client, &lab::DownArgs::from_arg_matches(args)?).await?;
             Ok(String::new())
         }
         "power-off" => {

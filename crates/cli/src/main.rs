@@ -5,6 +5,7 @@ mod aio;
 mod bench;
 mod demo;
 mod lab;
+mod logging;
 mod migrate;
 mod output;
 mod resource_cmd;
@@ -165,9 +166,8 @@ fn bench_command() -> Command {
         ))
 }
 
-async fn run() -> Result<String> {
-    let matches = cli().get_matches();
-    let global = Global::from_arg_matches(&matches)?;
+async fn run(matches: &clap::ArgMatches) -> Result<String> {
+    let global = Global::from_arg_matches(matches)?;
     let Some((name, args)) = matches.subcommand() else {
         anyhow::bail!("missing command")
     };
@@ -257,14 +257,12 @@ async fn run_lab(global: &Global, args: &clap::ArgMatches) -> Result<String> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("VPNAAS_LOG")
-                .unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    match run().await {
+    let matches = cli().get_matches();
+    // The demo logs to a file of its own (see `demo::run`).
+    if matches.subcommand_name() != Some("demo") {
+        logging::to_terminal();
+    }
+    match run(&matches).await {
         Ok(text) => {
             if !text.is_empty() {
                 println!("{text}");

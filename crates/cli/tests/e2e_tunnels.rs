@@ -1551,6 +1551,8 @@ async fn run_demo(args: &[&str]) -> String {
     .await
     .expect("join");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let log = demo_log(&stdout);
     let leftovers: Vec<String> = std::fs::read_dir("/run/netns")
         .map(|d| {
             d.filter_map(|e| e.ok())
@@ -1562,16 +1564,53 @@ async fn run_demo(args: &[&str]) -> String {
         .filter(|n| n.starts_with(&prefix))
         .collect();
     power_off(&prefix);
-    assert!(
-        out.status.success(),
-        "demo failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "demo failed:\n{stdout}\n{stderr}");
     assert!(
         leftovers.is_empty(),
         "the demo left namespaces: {leftovers:?}"
     );
+    assert_reads_cleanly(&stdout, &stderr, &log);
     stdout
+}
+
+/// The log file the demo names in its first line (read, then removed with its directory).
+fn demo_log(stdout: &str) -> String {
+    let path = stdout
+        .lines()
+        .next()
+        .and_then(|l| l.split_once("logs in "))
+        .map(|(_, path)| std::path::PathBuf::from(path.trim()))
+        .unwrap_or_default();
+    let log = std::fs::read_to_string(&path).unwrap_or_default();
+    if path.ends_with("demo.log")
+        && let Some(dir) = path.parent()
+    {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    log
+}
+
+/// The demo's terminal shows its timeline (and warnings, if any): no colour codes, no
+/// INFO line; those are in its log file, without colour codes either.
+fn assert_reads_cleanly(stdout: &str, stderr: &str, log: &str) {
+    for (name, text) in [("stdout", stdout), ("stderr", stderr)] {
+        assert!(!text.contains('\x1b'), "ANSI codes on {name}:\n{text}");
+        assert!(
+            !text.lines().any(|l| l.contains(" INFO ")),
+            "INFO log lines on {name}:\n{text}"
+        );
+    }
+    for logged in [
+        "INFO vpnaas_server",
+        "vpnaas API listening",
+        "charon started",
+    ] {
+        assert!(
+            log.contains(logged),
+            "the log file named in the first line lacks '{logged}':\n{stdout}\n{log}"
+        );
+    }
+    assert!(!log.contains('\x1b'), "ANSI codes in the log file");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,7 +4,10 @@
 //! each router it creates a host namespace on the site's network with `.10` and a
 //! default route via the router. Every name carries the lab's prefix. With `--agents N`
 //! the lab also runs the gateway hosts (see [`gateways`]), so that a failover can be
-//! watched on one machine: `lab up --agents 3 --ha`, then `lab power-off 1`.
+//! watched on one machine: `lab up --agents 3 --ha`, then `lab power-off 1`. `lab down`
+//! removes it all, VPN objects on its routers included, and returns once the agents have
+//! removed the routers from the machine (see [`remnants`]); `lab exec` runs a command in
+//! a site's host namespace in its own place.
 
 mod gateways;
 mod remnants;

@@ -76,6 +76,9 @@ impl UpArgs {
     }
 }
 
+/// Seconds `lab down` waits for the agents by default.
+const DOWN_TIMEOUT: u64 = 30;
+
 /// `vpnaas lab down`.
 #[derive(Debug, clap::Args)]
 pub struct DownArgs {
@@ -83,14 +86,17 @@ pub struct DownArgs {
     lab: LabArgs,
     /// Seconds to wait for the agents to remove the namespaces and daemons of the lab's
     /// routers.
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, default_value_t = DOWN_TIMEOUT)]
     timeout: u64,
 }
 
 impl DownArgs {
     /// `lab down` of this lab, waiting as long as by default.
     pub fn new(lab: LabArgs) -> Self {
-        DownArgs { lab, timeout: 30 }
+        DownArgs {
+            lab,
+            timeout: DOWN_TIMEOUT,
+        }
     }
 }
 

@@ -5,7 +5,9 @@
 //! site 2's host through the tunnel, and prints a timeline. With `--ha` the routers are HA
 //! and the demo then powers off the gateway host of site 1's active router, and follows
 //! the standby taking over until pings pass again. Stays up until Ctrl-C (or stops with
-//! `--exit`), then removes everything it made.
+//! `--exit`), then removes everything it made but its log: the server's and agents' logs
+//! go to a file (named at the top of the output), so that the terminal shows the
+//! timeline, and only warnings and errors besides.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,7 +15,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
-use vpnaas_agent::{Agent, AgentConfig, DataPlane, Metrics, l3};
+use vpnaas_agent::{Agent, AgentConfig, DataPlane, Metrics};
 use vpnaas_client::Client;
 use vpnaas_model::Kind;
 use vpnaas_server::service::agents::LocalControlPlane;
@@ -81,6 +83,9 @@ pub async fn run(args: &DemoArgs) -> Result<String> {
         .take(8)
         .collect();
     let dir = std::env::temp_dir().join(format!("vpnaas-demo-{tag}"));
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let log = dir.join("demo.log");
+    crate::logging::to_file(&log)?;
     let settings = Settings {
         listen: "127.0.0.1:0".parse()?,
         data_dir: dir.join("data"),
@@ -104,10 +109,10 @@ pub async fn run(args: &DemoArgs) -> Result<String> {
         .await
         .context("cannot start the server")?;
     println!(
-        "vpnaas demo: API on {}, {} gateway host(s) (data in {})",
+        "vpnaas demo: API on {}, {} gateway host(s); server and agent logs in {}",
         server.url(),
         gateways.len(),
-        dir.display()
+        log.display()
     );
     let client = Client::new(&server.url());
     let fabric = gateways[0].config.fabric_namespace.clone();
@@ -132,7 +137,11 @@ pub async fn run(args: &DemoArgs) -> Result<String> {
         gateway.agent.abort();
     }
     server.stop().await;
-    let _ = std::fs::remove_dir_all(&dir);
+    // The log stays, to look at what happened.
+    let _ = std::fs::remove_dir_all(dir.join("data"));
+    for gateway in &gateways {
+        let _ = std::fs::remove_dir_all(&gateway.config.state_dir);
+    }
     outcome?;
     cleaned?;
     Ok(String::new())
@@ -174,9 +183,14 @@ async fn show_tunnel(client: &Client, args: &DemoArgs, fabric: &str) -> Result<T
     let lab_args = lab::LabArgs::new(&args.prefix, fabric);
     let sites = lab::up(client, &lab::UpArgs::new(lab_args, 2).with_ha(args.ha)).await?;
     for site in &sites {
+        let field = |key: &str| site[key].as_str().unwrap_or_default().to_string();
         println!(
             "site {}: router {} gateway {} subnet {} host {}",
-            site["site"], site["router_id"], site["gateway_ip"], site["cidr"], site["host_ip"]
+            site["site"],
+            field("router_id"),
+            field("gateway_ip"),
+            field("cidr"),
+            field("host_ip")
         );
     }
     let ike = client.create(Kind::IkePolicy, json!({"name": "demo-ike", "ike_version": "v2", "encryption_algorithm": "aes-256", "pfs": "group14"})).await?;
@@ -340,11 +354,8 @@ async fn follow(client: &Client, id: &str, mut seen: usize, timeline: &mut Timel
 }
 
 async fn clean_up(client: &Client, args: &DemoArgs, config: &AgentConfig) -> Result<()> {
-    lab::down(
-        client,
-        &lab::LabArgs::new(&args.prefix, &config.fabric_namespace),
-    )
-    .await?;
+    let lab_args = lab::LabArgs::new(&args.prefix, &config.fabric_namespace);
+    lab::down(client, &lab::DownArgs::new(lab_args)).await?;
     for policy in client
         .list(Kind::IkePolicy, &[("name", "demo-ike")])
         .await?
@@ -361,14 +372,5 @@ async fn clean_up(client: &Client, args: &DemoArgs, config: &AgentConfig) -> Res
             .delete(Kind::IpsecPolicy, policy["id"].as_str().unwrap_or_default())
             .await?;
     }
-    let started = Instant::now();
-    while !l3::namespaces_with_prefix(&format!("{}-gw", args.prefix))
-        .await
-        .is_empty()
-        && started.elapsed() < Duration::from_secs(10)
-    {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    l3::prune_fabric(config).await?;
     Ok(())
 }

@@ -5,6 +5,7 @@ mod aio;
 mod bench;
 mod demo;
 mod lab;
+mod logging;
 mod migrate;
 mod output;
 mod resource_cmd;
@@ -63,73 +64,110 @@ impl Global {
     }
 }
 
+/// What `vpnaas --help` says vpnaas is.
+const LONG_ABOUT: &str = "vpnaas runs site-to-site IPsec VPNs as a service. Its API server speaks \
+the OpenStack Neutron VPNaaS v2.0 API (IKE and IPsec policies, VPN services on routers, \
+endpoint groups, IPsec site connections) and keeps them in SQLite or PostgreSQL; agents on \
+gateway hosts turn them into router namespaces and strongSwan or Libreswan daemons, and \
+report each tunnel's status back. The client commands below talk to a server at --url; \
+`vpnaas demo` shows a real tunnel on this machine in one command.";
+
+/// A command taking the flags of `A` that says what it does: the derive would describe
+/// it by `A`'s doc comment, which is written for programmers ("Flags of …").
+fn command_with<A: Args>(name: &'static str, about: &'static str) -> Command {
+    A::augment_args(Command::new(name))
+        .about(about)
+        .long_about(None)
+}
+
 fn cli() -> Command {
-    let mut cli = Global::augment_args(
-        Command::new("vpnaas")
-            .version(env!("CARGO_PKG_VERSION"))
-            .about("Site-to-site IPsec VPN as a service (Neutron VPNaaS v2.0 compatible)")
-            .subcommand_required(true),
-    )
-    .subcommand(serve::ServerArgs::augment_args(
-        Command::new("server").about("Run the API server"),
-    ))
-    .subcommand(Command::new("default-config").about("Print an annotated server configuration"))
-    .subcommand(aio::RemoteAgentArgs::augment_args(
-        Command::new("agent")
-            .about("Run an agent (router namespaces, IKE daemons) for a vpnaas server"),
-    ))
-    .subcommand(demo::DemoArgs::augment_args(Command::new("demo").about(
-        "A real tunnel between two sites on this machine, in one command (root)",
-    )))
-    .subcommand(aio::AllInOneArgs::augment_args(
-        Command::new("all-in-one")
-            .about("Run server, agent and in-process bus in one process (SQLite)"),
-    ))
-    .subcommand(
-        Command::new("lab")
-            .about("Build or remove a multi-site test topology on this machine (root)")
-            .subcommand_required(true)
-            .subcommand(lab::UpArgs::augment_args(
-                Command::new("up")
-                    .about("Create N sites through the API and their host namespaces"),
-            ))
-            .subcommand(lab::LabArgs::augment_args(
-                Command::new("down").about("Remove everything the lab created"),
-            ))
-            .subcommand(lab::ExecArgs::augment_args(
-                Command::new("exec").about("Run a command in a site's host namespace"),
-            ))
-            .subcommand(lab::GatewayArgs::augment_args(Command::new("power-off").about(
-                "Power cut of a gateway host the lab started: its agent, daemons and namespaces",
-            )))
-            .subcommand(lab::GatewayArgs::augment_args(
-                Command::new("power-on").about("Start a powered-off gateway host again"),
-            )),
-    )
-    .subcommand(
-        Command::new("bench")
-            .about("Benchmarks")
-            .subcommand_required(true)
-            .subcommand(bench::BenchArgs::augment_args(
-                Command::new("api").about("Benchmark a running API server"),
-            ))
-            .subcommand(bench::TunnelArgs::augment_args(
-                Command::new("tunnel")
-                    .about("Measure POST -> ACTIVE on a running all-in-one with a 2-site lab"),
-            ))
-            .subcommand(scale::ScaleArgs::augment_args(Command::new("scale").about(
-                "Servers, fake-driver agents and many routers on this machine",
-            ))),
-    );
+    let mut cli = Global::augment_args(Command::new("vpnaas"))
+        .version(env!("CARGO_PKG_VERSION"))
+        .about("Site-to-site IPsec VPN as a service (Neutron VPNaaS v2.0 compatible)")
+        .long_about(LONG_ABOUT)
+        .subcommand_required(true)
+        .subcommand(command_with::<serve::ServerArgs>(
+            "server",
+            "Run the API server",
+        ))
+        .subcommand(Command::new("default-config").about("Print an annotated server configuration"))
+        .subcommand(command_with::<aio::RemoteAgentArgs>(
+            "agent",
+            "Run an agent on a gateway host: router namespaces and IKE daemons for a server",
+        ))
+        .subcommand(command_with::<demo::DemoArgs>(
+            "demo",
+            "Two sites and a real tunnel in one command, on this machine (root)",
+        ))
+        .subcommand(command_with::<aio::AllInOneArgs>(
+            "all-in-one",
+            "Run the API server, an agent and their bus in one process (SQLite)",
+        ))
+        .subcommand(lab_command())
+        .subcommand(bench_command());
     for kind in Kind::ALL {
         cli = cli.subcommand(resource_cmd::command(kind));
     }
     cli
 }
 
-async fn run() -> Result<String> {
-    let matches = cli().get_matches();
-    let global = Global::from_arg_matches(&matches)?;
+fn lab_command() -> Command {
+    Command::new("lab")
+        .about("Build or remove a multi-site test topology on this machine (root)")
+        .subcommand_required(true)
+        .subcommand(command_with::<lab::UpArgs>(
+            "up",
+            "Create N sites through the API and their host namespaces",
+        ))
+        .subcommand(
+            command_with::<lab::DownArgs>(
+                "down",
+                "Remove the lab, VPN objects on its routers included",
+            )
+            .long_about(
+                "Remove the lab: the VPN site connections, services and endpoint groups on its \
+                     routers, its routers and networks, then wait (at most --timeout) until the agents \
+                     have removed every namespace and IKE daemon of those routers; then its host \
+                     namespaces, gateway hosts and fabric. Fails naming whatever is left.",
+            ),
+        )
+        .subcommand(
+            command_with::<lab::ExecArgs>("exec", "Run a command in a site's host namespace")
+                .long_about(
+                    "Run a command in a site's host namespace. The command replaces vpnaas: \
+                     signals sent to it reach the command, and the exit status is the command's.",
+                ),
+        )
+        .subcommand(command_with::<lab::GatewayArgs>(
+            "power-off",
+            "Power cut of a gateway host the lab started: its agent, daemons and namespaces",
+        ))
+        .subcommand(command_with::<lab::GatewayArgs>(
+            "power-on",
+            "Start a powered-off gateway host again",
+        ))
+}
+
+fn bench_command() -> Command {
+    Command::new("bench")
+        .about("Measure the API, a tunnel's set-up time, or many agents at scale")
+        .subcommand_required(true)
+        .subcommand(command_with::<bench::BenchArgs>(
+            "api",
+            "Benchmark a running API server",
+        ))
+        .subcommand(command_with::<bench::TunnelArgs>(
+            "tunnel",
+            "Measure POST -> ACTIVE on a running all-in-one with a 2-site lab",
+        ))
+        .subcommand(command_with::<scale::ScaleArgs>(
+            "scale",
+            "Servers, fake-driver agents and many routers on this machine",
+        ))
+}
+
+async fn run(matches: &clap::ArgMatches) -> Result<String> {
+    let global = Global::from_arg_matches(matches)?;
     let Some((name, args)) = matches.subcommand() else {
         anyhow::bail!("missing command")
     };
@@ -202,7 +240,7 @@ async fn run_lab(global: &Global, args: &clap::ArgMatches) -> Result<String> {
             Ok(output::list(global.format, &sites, &columns))
         }
         "down" => {
-            lab::down(&client, &lab::LabArgs::from_arg_matches(args)?).await?;
+            lab::down(&client, &lab::DownArgs::from_arg_matches(args)?).await?;
             Ok(String::new())
         }
         "power-off" => {
@@ -213,26 +251,18 @@ async fn run_lab(global: &Global, args: &clap::ArgMatches) -> Result<String> {
             lab::power_on_gateway(&lab::GatewayArgs::from_arg_matches(args)?)?;
             Ok(String::new())
         }
-        _ => {
-            let code = lab::exec(&lab::ExecArgs::from_arg_matches(args)?).await?;
-            if code != 0 {
-                anyhow::bail!("command exited with {code}");
-            }
-            Ok(String::new())
-        }
+        _ => match lab::exec(&lab::ExecArgs::from_arg_matches(args)?).await? {},
     }
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("VPNAAS_LOG")
-                .unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    match run().await {
+    let matches = cli().get_matches();
+    // The demo logs to a file of its own (see `demo::run`).
+    if matches.subcommand_name() != Some("demo") {
+        logging::to_terminal();
+    }
+    match run(&matches).await {
         Ok(text) => {
             if !text.is_empty() {
                 println!("{text}");
@@ -243,5 +273,36 @@ async fn main() -> ExitCode {
             eprintln!("Error: {error}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every command, nested ones included, says what it does in words for its users:
+    /// never the doc comment of the struct that holds its flags ("Flags of …").
+    #[test]
+    fn every_command_says_what_it_does() {
+        fn check(command: &Command, path: &str) {
+            for sub in command.get_subcommands() {
+                let path = format!("{path} {}", sub.get_name());
+                let about = sub.get_about().map(ToString::to_string).unwrap_or_default();
+                let long = sub.get_long_about().map(ToString::to_string);
+                for text in std::iter::once(&about).chain(long.as_ref()) {
+                    assert!(
+                        !text.is_empty()
+                            && !text.starts_with("Flags of")
+                            && !text.starts_with("Options of")
+                            && !text.starts_with('`'),
+                        "`{path}` describes itself as {text:?}"
+                    );
+                }
+                check(sub, &path);
+            }
+        }
+        let cli = cli();
+        cli.clone().debug_assert();
+        check(&cli, "vpnaas");
     }
 }

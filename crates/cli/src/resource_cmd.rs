@@ -28,6 +28,23 @@ pub fn command_name(kind: Kind) -> &'static str {
     }
 }
 
+/// What each resource command manages, for `--help`.
+fn about(kind: Kind) -> &'static str {
+    match kind {
+        Kind::IkePolicy => "IKE policies: how gateways authenticate and protect IKE (phase 1)",
+        Kind::IpsecPolicy => "IPsec policies: how tunnels protect traffic (ESP, phase 2)",
+        Kind::VpnService => "VPN services: a router that terminates tunnels",
+        Kind::SiteConnection => "IPsec site connections: tunnels to peer gateways, with status",
+        Kind::EndpointGroup => "Endpoint groups: local subnets or peer CIDRs of connections",
+        Kind::Network => "Networks (an external one carries the routers' gateways)",
+        Kind::Subnet => "Subnets of networks",
+        Kind::Router => "Routers: gateway, interfaces, the agent hosting them",
+        Kind::Agent => "Agents: the gateway hosts, alive or not",
+        Kind::Flavor => "Flavors: a VPN driver (IKE daemon) services can choose",
+        Kind::ServiceProfile => "Service profiles: the driver behind a flavor",
+    }
+}
+
 fn list_columns(kind: Kind) -> &'static [&'static str] {
     match kind {
         Kind::IkePolicy => &[
@@ -182,7 +199,7 @@ pub fn command(kind: Kind) -> Command {
         (create, list)
     };
     let mut cmd = Command::new(command_name(kind))
-        .about(format!("Manage {}", kind.plural()))
+        .about(about(kind))
         .subcommand_required(true)
         .subcommand(create)
         .subcommand(list)

@@ -37,6 +37,15 @@ async fn server() -> (Server, tempfile::TempDir) {
     (Server::start(settings).await.expect("server"), dir)
 }
 
+/// A table a person can read in a terminal: no line of JSON pushing it past 100 columns.
+fn assert_readable(table: &str) {
+    let widest = table.lines().map(|l| l.chars().count()).max().unwrap_or(0);
+    assert!(
+        widest <= 100 && !table.contains('{'),
+        "{widest} columns:\n{table}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_user_builds_a_vpn_with_the_cli() {
     let (server, _dir) = server().await;
@@ -136,6 +145,25 @@ async fn a_user_builds_a_vpn_with_the_cli() {
         table.contains("peer_cidrs") && table.contains("10.2.0.0/24"),
         "{table}"
     );
+    assert!(
+        table.contains("action=restart, interval=10, timeout=40"),
+        "{table}"
+    );
+    assert_readable(&table);
+    let router = run(&["router", "show", "r1"]).await.expect("join");
+    for shown in [
+        "network_id=",
+        "enable_snat=true",
+        "external_fixed_ips:",
+        "ip_address=203.0.113.",
+        "ip_address=10.1.0.1",
+    ] {
+        assert!(
+            router.contains(shown),
+            "router show lacks {shown}:\n{router}"
+        );
+    }
+    assert_readable(&router);
     let set = run(&[
         "-f",
         "json",
@@ -173,6 +201,59 @@ async fn a_user_builds_a_vpn_with_the_cli() {
         .expect("join");
     assert_eq!(empty.trim(), "[]");
     server.stop().await;
+}
+
+/// The lines of the `Commands:` section of a help text: `(name, what it does)`.
+fn commands_in(help: &str) -> Vec<(String, String)> {
+    help.lines()
+        .skip_while(|l| *l != "Commands:")
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .map(|l| {
+            let (name, about) = l.trim().split_once(' ').unwrap_or((l.trim(), ""));
+            (name.to_string(), about.trim().to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn the_help_says_what_vpnaas_is_and_what_each_command_does() {
+    let help = ok("http://127.0.0.1:9", &["--help"]);
+    assert!(
+        help.starts_with("vpnaas runs site-to-site IPsec VPNs as a service."),
+        "{help}"
+    );
+    let commands = commands_in(&help);
+    for (name, about) in [
+        ("server", "Run the API server"),
+        ("agent", "Run an agent on a gateway host"),
+        ("demo", "Two sites and a real tunnel in one command"),
+        ("all-in-one", "Run the API server, an agent and their bus"),
+        ("ike-policy", "IKE policies"),
+        ("site-connection", "IPsec site connections"),
+    ] {
+        assert!(
+            commands
+                .iter()
+                .any(|(n, a)| n == name && a.starts_with(about)),
+            "`{name}` is not described as '{about}…':\n{help}"
+        );
+    }
+    for args in [&["--help"][..], &["lab", "--help"], &["bench", "--help"]] {
+        let help = ok("http://127.0.0.1:9", args);
+        assert!(
+            !help.contains("Flags of") && !help.contains("Options of"),
+            "vpnaas {args:?}:\n{help}"
+        );
+        let commands = commands_in(&help);
+        assert!(commands.len() > 2, "vpnaas {args:?}:\n{help}");
+        for (name, about) in commands {
+            assert!(
+                about.len() > 10 && !about.starts_with('`'),
+                "vpnaas {args:?}: `{name}` says '{about}'"
+            );
+        }
+    }
 }
 
 #[test]

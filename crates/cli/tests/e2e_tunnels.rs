@@ -586,10 +586,9 @@ impl Lab {
     }
 }
 
-impl Drop for Lab {
-    /// Stops what this test started, by pid: the all-in-one process, then every process
-    /// left in this lab's namespaces (its charons), then the namespaces.
-    fn drop(&mut self) {
+impl Lab {
+    /// Kills the processes this test started (server, agents, nats-server), by pid.
+    fn kill_processes(&mut self) {
         for process in self
             .processes
             .iter_mut()
@@ -598,6 +597,14 @@ impl Drop for Lab {
             let _ = process.kill();
             let _ = process.wait();
         }
+    }
+}
+
+impl Drop for Lab {
+    /// Stops what this test started, by pid: the all-in-one process, then every process
+    /// left in this lab's namespaces (its charons), then the namespaces.
+    fn drop(&mut self) {
+        self.kill_processes();
         for pid in self.lab_gateway_pids() {
             let _ = Command::new("kill").args(["-KILL", &pid]).status();
         }
@@ -731,9 +738,12 @@ async fn a_wrong_psk_leaves_the_connection_down() {
     assert!(!lab.ping(1, 2));
 }
 
+/// Three sites, a tunnel between each pair, pings all ways. Then, as the README does,
+/// `lab down` and the all-in-one killed at once: no namespace (router, host, fabric),
+/// charon or router file of the lab is left.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_sites_full_mesh_and_everything_is_removed_afterwards() {
-    let lab = Lab::start(3).await;
+    let mut lab = Lab::start(3).await;
     let policies = lab.policies(json!({"ike_version": "v2"}), json!({})).await;
     let services = [
         lab.service(1).await,
@@ -775,14 +785,14 @@ async fn three_sites_full_mesh_and_everything_is_removed_afterwards() {
         "one exemption per (local, peer) pair:\n{table}"
     );
 
-    lab.lab_command(&["down"]);
     let started = Instant::now();
-    while !lab.namespaces().is_empty() && started.elapsed() < Duration::from_secs(10) {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    lab.lab_command(&["down"]);
+    eprintln!("lab down took {:?}", started.elapsed());
+    // As in the README (`lab down; kill %1`): the agent stops at once.
+    lab.kill_processes();
     assert!(
         lab.namespaces().is_empty(),
-        "namespaces left: {:?}",
+        "namespaces left (the routers', whose nft tables they hold, or the fabric): {:?}",
         lab.namespaces()
     );
     let ours = lab._dir.path().to_string_lossy().into_owned();
@@ -961,6 +971,13 @@ async fn several_cidrs(version: &str) {
         out.status.success(),
         "host 1 cannot reach site 2's second subnet through the tunnel"
     );
+    lab.lab_command(&["down"]);
+    let groups = c.list(Kind::EndpointGroup, &[]).await.expect("groups");
+    assert!(
+        groups.is_empty(),
+        "lab down leaves the endpoint groups of its routers' connections: {groups:?}"
+    );
+    assert_eq!(lab.namespaces(), Vec::<String>::new());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1534,6 +1551,8 @@ async fn run_demo(args: &[&str]) -> String {
     .await
     .expect("join");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let log = demo_log(&stdout);
     let leftovers: Vec<String> = std::fs::read_dir("/run/netns")
         .map(|d| {
             d.filter_map(|e| e.ok())
@@ -1545,16 +1564,53 @@ async fn run_demo(args: &[&str]) -> String {
         .filter(|n| n.starts_with(&prefix))
         .collect();
     power_off(&prefix);
-    assert!(
-        out.status.success(),
-        "demo failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "demo failed:\n{stdout}\n{stderr}");
     assert!(
         leftovers.is_empty(),
         "the demo left namespaces: {leftovers:?}"
     );
+    assert_reads_cleanly(&stdout, &stderr, &log);
     stdout
+}
+
+/// The log file the demo names in its first line (read, then removed with its directory).
+fn demo_log(stdout: &str) -> String {
+    let path = stdout
+        .lines()
+        .next()
+        .and_then(|l| l.split_once("logs in "))
+        .map(|(_, path)| std::path::PathBuf::from(path.trim()))
+        .unwrap_or_default();
+    let log = std::fs::read_to_string(&path).unwrap_or_default();
+    if path.ends_with("demo.log")
+        && let Some(dir) = path.parent()
+    {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    log
+}
+
+/// The demo's terminal shows its timeline (and warnings, if any): no colour codes, no
+/// INFO line; those are in its log file, without colour codes either.
+fn assert_reads_cleanly(stdout: &str, stderr: &str, log: &str) {
+    for (name, text) in [("stdout", stdout), ("stderr", stderr)] {
+        assert!(!text.contains('\x1b'), "ANSI codes on {name}:\n{text}");
+        assert!(
+            !text.lines().any(|l| l.contains(" INFO ")),
+            "INFO log lines on {name}:\n{text}"
+        );
+    }
+    for logged in [
+        "INFO vpnaas_server",
+        "vpnaas API listening",
+        "charon started",
+    ] {
+        assert!(
+            log.contains(logged),
+            "the log file named in the first line lacks '{logged}':\n{stdout}\n{log}"
+        );
+    }
+    assert!(!log.contains('\x1b'), "ANSI codes in the log file");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -2733,4 +2789,160 @@ async fn the_lab_runs_its_own_gateway_hosts_and_cuts_their_power() {
         "lab down left agents running: {running:?}"
     );
     assert_eq!(lab.namespaces(), Vec::<String>::new());
+}
+
+/// How a command ended: its exit code or the signal that killed it, and whether it
+/// printed ping's summary.
+#[derive(Debug, PartialEq, Eq)]
+struct Ended {
+    code: Option<i32>,
+    signal: Option<i32>,
+    summary: bool,
+}
+
+/// Runs `command` (a ping) until it printed two replies, sends it `signal` (by its pid
+/// only) and returns how it ended.
+fn ping_until_signalled(mut command: Command, signal: &str) -> Ended {
+    use std::io::BufRead;
+    use std::os::unix::process::ExitStatusExt;
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the ping");
+    let stdout = child.stdout.take().expect("stdout");
+    let (lines, printed) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if lines.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let mut output = String::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while output.matches("bytes from").count() < 2 {
+        let Ok(line) = printed.recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        else {
+            let _ = child.kill();
+            panic!("no two ping replies within 20 s:\n{output}");
+        };
+        output += &line;
+        output.push('\n');
+    }
+    let _ = Command::new("kill")
+        .args([format!("-{signal}"), child.id().to_string()])
+        .status();
+    let status = child.wait().expect("wait");
+    // The rest of its output, until the pipe closes (bounded: a ping left running would
+    // keep it open).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while let Ok(line) = printed.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        output += &line;
+        output.push('\n');
+    }
+    Ended {
+        code: status.code(),
+        signal: status.signal(),
+        summary: output.contains("packets transmitted"),
+    }
+}
+
+/// `vpnaas lab exec` behaves like the command it runs: a ping through it, sent SIGINT or
+/// SIGTERM, ends as the same ping run directly in the namespace does (SIGINT: summary,
+/// exit 0; SIGTERM: killed) and leaves nothing running; an exit status is the command's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lab_exec_behaves_like_the_command_it_runs() {
+    let lab = Lab::start(1).await;
+    let namespace = format!("{}-h1", lab.prefix);
+    let ping = ["ping", "-i", "0.2", "10.1.0.1"];
+    let through_lab = || {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_vpnaas"));
+        command
+            .args(["lab", "exec", "1", "--prefix", &lab.prefix, "--"])
+            .args(ping);
+        command
+    };
+    let directly = || {
+        let mut command = Command::new("ip");
+        command.args(["netns", "exec", &namespace]).args(ping);
+        command
+    };
+    for signal in ["INT", "TERM"] {
+        let direct = ping_until_signalled(directly(), signal);
+        assert!(!runs_anything(&namespace), "the direct ping stopped");
+        let through = ping_until_signalled(through_lab(), signal);
+        assert_eq!(through, direct, "SIG{signal}");
+        assert!(
+            !runs_anything(&namespace),
+            "SIG{signal} left the ping running"
+        );
+    }
+    assert_eq!(
+        ping_until_signalled(through_lab(), "INT"),
+        Ended {
+            code: Some(0),
+            signal: None,
+            summary: true
+        }
+    );
+    let out = vpnaas(
+        &lab.url,
+        &[
+            "lab",
+            "exec",
+            "1",
+            "--prefix",
+            &lab.prefix,
+            "--",
+            "sh",
+            "-c",
+            "exit 7",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(7));
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `lab down` waits for the agents to remove the lab's routers, bounded: with the agent
+/// killed, it fails after `--timeout` naming the router's namespace and its charon.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lab_down_names_what_a_dead_agent_left() {
+    let mut lab = Lab::start_as(2, Mode::Separate).await;
+    let policies = lab.policies(json!({"ike_version": "v2"}), json!({})).await;
+    let s1 = lab.service(1).await;
+    let c12 = lab.connect(&s1, 1, 2, &policies, "left-behind").await;
+    lab.wait_status(&c12, "DOWN", Duration::from_secs(20)).await;
+    let charon = charon_pid(&lab, 1);
+    let agent = &mut lab.processes[1];
+    agent.kill().expect("kill the agent");
+    agent.wait().expect("reap the agent");
+    let out = vpnaas(
+        &lab.url,
+        &[
+            "lab",
+            "down",
+            "--timeout",
+            "1",
+            "--prefix",
+            &lab.prefix,
+            "--fabric-namespace",
+            &lab.fabric,
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    for left in [
+        format!("namespace {}", lab.router_namespace(1)),
+        format!("charon (pid {charon}"),
+    ] {
+        assert!(stderr.contains(&left), "'{left}' not named: {stderr}");
+    }
 }

@@ -147,16 +147,17 @@ impl Gateway {
         power_off(&self.namespace_prefix).await
     }
 
-    /// Stops the agent once its routers are gone (at most 10 s), then removes what is left.
-    pub async fn remove(&self) -> Result<()> {
-        let started = std::time::Instant::now();
-        while !l3::namespaces_with_prefix(&self.namespace_prefix)
-            .await
-            .is_empty()
-            && started.elapsed() < std::time::Duration::from_secs(10)
-        {
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    /// Removes what a powered-off gateway host left, if any: with its agent stopped,
+    /// nobody else would.
+    pub async fn clear_if_powered_off(&self) -> Result<()> {
+        if self.running_pid().is_some() {
+            return Ok(());
         }
+        power_off(&self.namespace_prefix).await
+    }
+
+    /// Stops the agent and removes whatever it left.
+    pub async fn remove(&self) -> Result<()> {
         self.stop().await;
         power_off(&self.namespace_prefix).await?;
         for suffix in ["args", "pid"] {

@@ -4,12 +4,21 @@
 //! each router it creates a host namespace on the site's network with `.10` and a
 //! default route via the router. Every name carries the lab's prefix. With `--agents N`
 //! the lab also runs the gateway hosts (see [`gateways`]), so that a failover can be
-//! watched on one machine: `lab up --agents 3 --ha`, then `lab power-off 1`.
+//! watched on one machine: `lab up --agents 3 --ha`, then `lab power-off 1`. `lab down`
+//! removes it all, VPN objects on its routers included, and returns once the agents have
+//! removed the routers from the machine (see [`remnants`]); `lab exec` runs a command in
+//! a site's host namespace in its own place.
 
 mod gateways;
+mod remnants;
 
 use gateways::Gateway;
 pub use gateways::power_off;
+use remnants::RouterRemnants;
+
+use std::collections::BTreeSet;
+use std::os::unix::process::CommandExt;
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
@@ -67,6 +76,30 @@ impl UpArgs {
     }
 }
 
+/// Seconds `lab down` waits for the agents by default.
+const DOWN_TIMEOUT: u64 = 30;
+
+/// `vpnaas lab down`.
+#[derive(Debug, clap::Args)]
+pub struct DownArgs {
+    #[command(flatten)]
+    lab: LabArgs,
+    /// Seconds to wait for the agents to remove the namespaces and daemons of the lab's
+    /// routers.
+    #[arg(long, default_value_t = DOWN_TIMEOUT)]
+    timeout: u64,
+}
+
+impl DownArgs {
+    /// `lab down` of this lab, waiting as long as by default.
+    pub fn new(lab: LabArgs) -> Self {
+        DownArgs {
+            lab,
+            timeout: DOWN_TIMEOUT,
+        }
+    }
+}
+
 /// `vpnaas lab power-off N` / `power-on N`.
 #[derive(Debug, clap::Args)]
 pub struct GatewayArgs {
@@ -102,6 +135,12 @@ impl LabArgs {
     }
     fn name(&self, what: &str) -> String {
         format!("{}-{what}", self.prefix)
+    }
+    /// Whether the lab made this API object (its name carries the lab's prefix).
+    fn owns(&self, object: &Value) -> bool {
+        object["name"]
+            .as_str()
+            .is_some_and(|n| n.starts_with(&format!("{}-", self.prefix)))
     }
 }
 
@@ -276,55 +315,42 @@ async fn plug_host(
     Ok(())
 }
 
-/// Removes the lab: its VPN objects, routers, networks, host namespaces and the gateway
-/// hosts it started.
-pub async fn down(client: &Client, lab: &LabArgs) -> Result<()> {
-    let routers: Vec<Value> = client.list(Kind::Router, &[]).await?;
-    let ours = |v: &Value| {
-        v["name"]
-            .as_str()
-            .is_some_and(|n| n.starts_with(&format!("{}-", lab.prefix)))
-    };
-    for router in routers.iter().filter(|r| ours(r)) {
-        let router_id = id(router)?;
-        for service in client
-            .list(Kind::VpnService, &[("router_id", &router_id)])
-            .await?
-        {
-            for conn in client
-                .list(Kind::SiteConnection, &[("vpnservice_id", &id(&service)?)])
-                .await?
-            {
-                client.delete(Kind::SiteConnection, &id(&conn)?).await?;
-            }
-            client.delete(Kind::VpnService, &id(&service)?).await?;
-        }
-        for interface in router["interfaces"].as_array().into_iter().flatten() {
-            let subnet = interface["subnet_id"].as_str().unwrap_or_default();
-            client.remove_router_interface(&router_id, subnet).await?;
-        }
-        client
-            .update(
-                Kind::Router,
-                &router_id,
-                json!({"external_gateway_info": null}),
-            )
-            .await?;
-        client.delete(Kind::Router, &router_id).await?;
+/// Removes the lab: the VPN objects on its routers, its routers and networks; waits until
+/// the agents have removed the routers' namespaces and daemons (they do so after the API
+/// calls return); then its gateway hosts, host namespaces and fabric. Fails naming what
+/// the agents left (having removed the rest).
+pub async fn down(client: &Client, args: &DownArgs) -> Result<()> {
+    let lab = &args.lab;
+    let routers: Vec<Value> = client
+        .list(Kind::Router, &[])
+        .await?
+        .into_iter()
+        .filter(|r| lab.owns(r))
+        .collect();
+    let router_ids = routers.iter().map(id).collect::<Result<Vec<_>>>()?;
+    let mut remnants = RouterRemnants::of(router_ids.clone()).await;
+    delete_vpn_objects(client, &router_ids).await?;
+    for router in &routers {
+        delete_router(client, router).await?;
     }
     for network in client
         .list(Kind::Network, &[])
         .await?
         .iter()
-        .filter(|n| ours(n))
+        .filter(|n| lab.owns(n))
     {
         client.delete(Kind::Network, &id(network)?).await?;
     }
+    let gateways = Gateway::all(lab);
+    for gateway in &gateways {
+        gateway.clear_if_powered_off().await?;
+    }
+    let routers_removed = remnants.wait_gone(Duration::from_secs(args.timeout)).await;
+    for gateway in &gateways {
+        gateway.remove().await?;
+    }
     for namespace in l3::namespaces_with_prefix(&format!("{}-h", lab.prefix)).await {
         l3::remove_namespace(&namespace).await?;
-    }
-    for gateway in Gateway::all(lab) {
-        gateway.remove().await?;
     }
     let _ = std::fs::remove_dir_all(gateways::lab_dir(lab));
     let config = AgentConfig {
@@ -332,11 +358,69 @@ pub async fn down(client: &Client, lab: &LabArgs) -> Result<()> {
         ..AgentConfig::default()
     };
     l3::prune_fabric(&config).await?;
+    routers_removed
+}
+
+/// Deletes the site connections and VPN services on these routers (whoever created them),
+/// and the endpoint groups those connections used that no other connection uses.
+async fn delete_vpn_objects(client: &Client, router_ids: &[String]) -> Result<()> {
+    let mut groups = BTreeSet::new();
+    for router_id in router_ids {
+        for service in client
+            .list(Kind::VpnService, &[("router_id", router_id)])
+            .await?
+        {
+            for conn in client
+                .list(Kind::SiteConnection, &[("vpnservice_id", &id(&service)?)])
+                .await?
+            {
+                groups.extend(endpoint_groups(&conn));
+                client.delete(Kind::SiteConnection, &id(&conn)?).await?;
+            }
+            client.delete(Kind::VpnService, &id(&service)?).await?;
+        }
+    }
+    let still_used: BTreeSet<String> = client
+        .list(Kind::SiteConnection, &[])
+        .await?
+        .iter()
+        .flat_map(endpoint_groups)
+        .collect();
+    for group in groups.difference(&still_used) {
+        client.delete(Kind::EndpointGroup, group).await?;
+    }
     Ok(())
 }
 
-/// Runs a command in a site's host namespace; returns its exit code.
-pub async fn exec(args: &ExecArgs) -> Result<i32> {
+/// The endpoint groups a connection uses.
+fn endpoint_groups(conn: &Value) -> impl Iterator<Item = String> + '_ {
+    ["local_ep_group_id", "peer_ep_group_id"]
+        .into_iter()
+        .filter_map(|key| conn[key].as_str().map(String::from))
+}
+
+async fn delete_router(client: &Client, router: &Value) -> Result<()> {
+    let router_id = id(router)?;
+    for interface in router["interfaces"].as_array().into_iter().flatten() {
+        let subnet = interface["subnet_id"].as_str().unwrap_or_default();
+        client.remove_router_interface(&router_id, subnet).await?;
+    }
+    client
+        .update(
+            Kind::Router,
+            &router_id,
+            json!({"external_gateway_info": null}),
+        )
+        .await?;
+    client.delete(Kind::Router, &router_id).await?;
+    Ok(())
+}
+
+/// Runs a command in a site's host namespace in place of this process (`ip netns exec`
+/// then execs it in turn), so that `lab exec` behaves like the command: signals sent to it
+/// reach the command, and its exit status is the command's. Returns only if the command
+/// cannot be started.
+pub async fn exec(args: &ExecArgs) -> Result<std::convert::Infallible> {
     let namespace = args.lab.host_namespace(args.site);
     if !l3::namespace_exists(&namespace).await {
         bail!(
@@ -344,11 +428,9 @@ pub async fn exec(args: &ExecArgs) -> Result<i32> {
             args.site
         );
     }
-    let status = tokio::process::Command::new("ip")
+    let error = std::process::Command::new("ip")
         .args(["netns", "exec", &namespace])
         .args(&args.command)
-        .status()
-        .await
-        .context("cannot run ip netns exec")?;
-    Ok(status.code().unwrap_or(1))
+        .exec();
+    Err(error).context("cannot run ip netns exec")
 }

@@ -13,7 +13,7 @@ pub use gateways::power_off;
 
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
-use vpnaas_agent::{AgentConfig, command, l3};
+use vpnaas_agent::{AgentConfig, DataPlane, command, l3};
 use vpnaas_client::Client;
 use vpnaas_model::Kind;
 
@@ -44,9 +44,9 @@ pub struct UpArgs {
     /// HA routers: each on an active and a standby agent (needs two agents or more).
     #[arg(long)]
     ha: bool,
-    /// kernel or userspace ESP for the agents the lab starts.
-    #[arg(long, default_value = "userspace", value_parser = ["kernel", "userspace"])]
-    data_plane: String,
+    /// Where ESP runs, for the agents the lab starts.
+    #[arg(long, value_enum, default_value_t = DataPlane::Auto)]
+    data_plane: DataPlane,
 }
 
 impl UpArgs {
@@ -57,7 +57,7 @@ impl UpArgs {
             sites,
             agents: 0,
             ha: false,
-            data_plane: "userspace".into(),
+            data_plane: DataPlane::Auto,
         }
     }
 
@@ -145,7 +145,7 @@ async fn start_gateways(client: &Client, args: &UpArgs) -> Result<()> {
         gateway.start(
             client.base_url(),
             &args.lab.fabric_namespace,
-            &args.data_plane,
+            args.data_plane,
         )?;
     }
     let started = std::time::Instant::now();

@@ -454,6 +454,19 @@ impl Lab {
         policies: &(String, String),
         psk: &str,
     ) -> String {
+        self.connect_as(service, (from, to), policies, psk, "bi-directional")
+            .await
+    }
+
+    /// A connection `from` → `to` that starts negotiations as `initiator` says.
+    async fn connect_as(
+        &self,
+        service: &str,
+        (from, to): (usize, usize),
+        policies: &(String, String),
+        psk: &str,
+        initiator: &str,
+    ) -> String {
         let peer = self.site(to);
         let conn = self
             .client
@@ -461,7 +474,8 @@ impl Lab {
                 Kind::SiteConnection,
                 json!({"name": format!("{from}-to-{to}"), "vpnservice_id": service, "ikepolicy_id": policies.0,
                        "ipsecpolicy_id": policies.1, "peer_address": peer["gateway_ip"], "peer_id": peer["gateway_ip"],
-                       "psk": psk, "peer_cidrs": [peer["cidr"]], "dpd": {"action": "restart", "interval": 5, "timeout": 20}}),
+                       "psk": psk, "peer_cidrs": [peer["cidr"]], "dpd": {"action": "restart", "interval": 5, "timeout": 20},
+                       "initiator": initiator}),
             )
             .await
             .expect("connection");
@@ -751,10 +765,11 @@ async fn by_default_the_agent_takes_the_data_plane_this_kernel_can_carry() {
     .await;
 }
 
-/// `--data-plane kernel` on a kernel without ESP: the IKE SAs come up, no child SA can, and
-/// both connections say the kernel refused it, with the kernel's words in their events
-/// (before, both said NO_PROPOSAL_CHOSEN: the notify one charon sends the other when its
-/// kernel refuses, which sends the user to check algorithms).
+/// `--data-plane kernel` on a kernel without ESP: the IKE SA comes up, no child SA can, and
+/// both connections say the kernel refused it, with the kernel's words in their events.
+/// Before, both said NO_PROPOSAL_CHOSEN: the notify charon answers its peer with when its
+/// kernel refuses, which sends the user to check algorithms. Site 2 only responds, so its
+/// charon is the one that asks the kernel, and site 1 only hears the notify.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kernel_esp_forced_on_a_kernel_without_it_reports_kernel_refused() {
     let refusal = kernel_esp_refusal().await;
@@ -768,33 +783,29 @@ async fn kernel_esp_forced_on_a_kernel_without_it_reports_kernel_refused() {
     let policies = lab.policies(json!({"ike_version": "v2"}), json!({})).await;
     let (s1, s2) = (lab.service(1).await, lab.service(2).await);
     let c12 = lab.connect(&s1, 1, 2, &policies, "kernel-secret").await;
-    let c21 = lab.connect(&s2, 2, 1, &policies, "kernel-secret").await;
+    let c21 = lab
+        .connect_as(&s2, (2, 1), &policies, "kernel-secret", "response-only")
+        .await;
     let mut details = Vec::new();
     for conn in [&c12, &c21] {
         let events = lab
             .wait_reason(conn, "KERNEL_REFUSED", Duration::from_secs(20))
             .await;
-        let refused = events
-            .iter()
-            .find(|e| e["reason"] == "KERNEL_REFUSED")
-            .expect("a KERNEL_REFUSED event");
-        assert_eq!(refused["to"], "DOWN", "{refused}");
-        let detail = refused["detail"].as_str().unwrap_or("").to_string();
-        assert!(
-            detail.contains("Protocol not supported") || detail.contains(&refusal),
-            "the event holds the kernel's words: {refused}"
+        let last = events.last().expect("events");
+        assert_eq!(
+            (last["to"].as_str(), last["reason"].as_str()),
+            (Some("DOWN"), Some("KERNEL_REFUSED")),
+            "{events:?}"
         );
-        assert!(
-            !events.iter().any(|e| e["reason"] == "NO_PROPOSAL_CHOSEN"),
-            "never a negotiation reason: {events:?}"
-        );
-        details.push(detail);
+        details.push(last["detail"].as_str().unwrap_or("").to_string());
     }
     assert!(
-        details
-            .iter()
-            .any(|d| d.contains("received netlink error: Protocol not supported (93)")),
-        "the side whose kernel charon asked first reports the kernel's own error: {details:?}"
+        details[1].contains("received netlink error: Protocol not supported (93)"),
+        "the responder's charon reports the kernel's own error: {details:?}"
+    );
+    assert!(
+        details[0].contains(&refusal) && details[0].contains("NO_PROPOSAL_CHOSEN"),
+        "the initiator hears the peer's notify on a host whose kernel refused an ESP SA: {details:?}"
     );
     assert!(!lab.ping(1, 2));
     eprintln!("kernel ESP forced, KERNEL_REFUSED: {details:#?}");

@@ -77,9 +77,9 @@ impl Chosen {
         }
     }
 
-    /// The kernel's refusal, when it is where this data plane puts its SAs: child SAs
-    /// will fail (`KERNEL_REFUSED`).
-    pub fn doomed(&self) -> Option<&str> {
+    /// The kernel's refusal of an ESP SA, when ESP runs in the kernel: child SAs will fail
+    /// (`KERNEL_REFUSED`).
+    pub fn kernel_esp_refused(&self) -> Option<&str> {
         (self.esp == Esp::Kernel)
             .then(|| self.kernel.refusal())
             .flatten()
@@ -203,15 +203,18 @@ mod tests {
     }
 
     #[test]
-    fn only_kernel_esp_on_a_refusing_kernel_is_doomed() {
+    fn only_kernel_esp_is_refused_by_a_refusing_kernel() {
         let refused = || KernelEsp::Refused("Requested type not found.".into());
         assert_eq!(
-            Chosen::new(DataPlane::Kernel, refused()).doomed(),
+            Chosen::new(DataPlane::Kernel, refused()).kernel_esp_refused(),
             Some("Requested type not found.")
         );
-        assert_eq!(Chosen::new(DataPlane::Auto, refused()).doomed(), None);
         assert_eq!(
-            Chosen::new(DataPlane::Kernel, KernelEsp::Accepted).doomed(),
+            Chosen::new(DataPlane::Auto, refused()).kernel_esp_refused(),
+            None
+        );
+        assert_eq!(
+            Chosen::new(DataPlane::Kernel, KernelEsp::Accepted).kernel_esp_refused(),
             None
         );
     }

@@ -1,6 +1,7 @@
 //! The IKE daemon seam: what the agent asks of a driver (one daemon per router, its
 //! connections loaded one by one) and what a driver reports back. strongSwan and
-//! Libreswan implement it; the agent picks one per router.
+//! Libreswan implement it; the agent picks one per router. Both weigh the failures their
+//! daemon's log teaches by the same rules (`learn_failure`, `down_reason`).
 
 use std::collections::HashMap;
 use std::path::Path;

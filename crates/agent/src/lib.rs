@@ -154,7 +154,7 @@ impl Daemons {
         metrics: &Metrics,
     ) -> Daemons {
         let chosen = data_plane::Chosen::new(config.data_plane, data_plane::probe().await);
-        if chosen.doomed().is_some() {
+        if chosen.kernel_esp_refused().is_some() {
             tracing::warn!("data plane: {chosen}");
         } else {
             tracing::info!("data plane: {chosen}");

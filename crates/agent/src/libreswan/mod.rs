@@ -592,3 +592,30 @@ impl IkeDriver for Libreswan {
         self.observe_pluto(router_id).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_kernels_refusal_in_plutos_log_outlasts_the_peers_notify() {
+        let dir = tempfile::tempdir().expect("dir");
+        let log = dir.path().join("pluto.log");
+        std::fs::write(
+            &log,
+            "\"c1\" #2: netlink response for Add SA esp.8deab154@203.0.113.1: Protocol not supported (errno 93)\n\
+             \"c1\" #3: IKE_AUTH response rejected Child SA with TS_UNACCEPTABLE\n",
+        )
+        .expect("log");
+        let failures = Failures::default();
+        let mut offset = 0;
+        assert!(learn_from_log(&log, &mut offset, &failures));
+        let failures = failures.lock().expect("lock");
+        let (reason, detail) = &failures["c1"];
+        assert_eq!(*reason, StatusReason::KernelRefused);
+        assert!(
+            detail.contains("Protocol not supported (errno 93)"),
+            "{detail}"
+        );
+    }
+}

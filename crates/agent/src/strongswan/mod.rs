@@ -98,7 +98,7 @@ impl StrongSwan {
     ) -> Self {
         StrongSwan {
             esp: data_plane.esp,
-            kernel_refuses: data_plane.doomed().map(String::from),
+            kernel_refuses: data_plane.kernel_esp_refused().map(String::from),
             metrics,
             restarts: process::Backoff::default(),
             config,
@@ -444,6 +444,7 @@ async fn command<T: serde::Serialize>(
 async fn load(daemon: &mut Daemon, spec: &ConnectionSpec) -> Result<()> {
     if let Ok(mut history) = daemon.history.lock() {
         history.failures.remove(&spec.id);
+        history.netlink_errors.remove(&spec.id);
         history.rekeyed.remove(&spec.id);
     }
     command(&daemon.vici, "load-shared", vici::SharedKey::of(spec)).await?;

@@ -6,19 +6,36 @@ use std::time::Duration;
 use serde::Deserialize;
 use vpnaas_model::enums::DriverKind;
 
-/// How ESP is carried.
+/// Where ESP runs, as configured (the TOML key, `VPNAAS_DATA_PLANE` and `--data-plane`
+/// all parse through this one definition). What `Auto` resolves to at agent start is a
+/// [`crate::data_plane::Esp`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum DataPlane {
-    /// Kernel XFRM (kernel-netlink): production.
+    /// Ask the kernel at start: kernel ESP when it holds an ESP SA, userspace otherwise.
     #[default]
+    Auto,
+    /// Kernel XFRM (kernel-netlink): production.
     Kernel,
     /// strongSwan's userspace ESP over TUN (kernel-libipsec): kernels without ESP.
     Userspace,
 }
 
+impl std::fmt::Display for DataPlane {
+    /// The spelling of the settings file and the flag.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            DataPlane::Auto => "auto",
+            DataPlane::Kernel => "kernel",
+            DataPlane::Userspace => "userspace",
+        })
+    }
+}
+
 /// Who owns the router namespaces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum L3Mode {
     /// The agent plumbs namespaces, ports, forwarding and SNAT itself.
@@ -58,7 +75,7 @@ pub struct AgentConfig {
     pub bridges: Vec<BridgeMapping>,
     /// Standalone L3 or an external L3 agent.
     pub l3_mode: L3Mode,
-    /// Kernel or userspace ESP.
+    /// Kernel or userspace ESP, or `auto` (the kernel's when it can hold an ESP SA).
     pub data_plane: DataPlane,
     /// Seconds between full resyncs.
     pub resync_interval: u64,
@@ -150,7 +167,7 @@ impl Default for AgentConfig {
             fabric_namespace: "vpnaas-fabric".into(),
             bridges: vec![],
             l3_mode: L3Mode::Standalone,
-            data_plane: DataPlane::Kernel,
+            data_plane: DataPlane::Auto,
             resync_interval: 30,
             heartbeat_interval: 30,
             charon: PathBuf::from("/usr/lib/ipsec/charon"),
@@ -192,6 +209,20 @@ impl AgentConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn data_planes_are_spelled_as_the_settings_file_reads_them() {
+        #[derive(Deserialize)]
+        struct File {
+            data_plane: DataPlane,
+        }
+        for plane in [DataPlane::Auto, DataPlane::Kernel, DataPlane::Userspace] {
+            let file: File = toml::from_str(&format!("data_plane = \"{plane}\"")).expect("parses");
+            assert_eq!(file.data_plane, plane);
+        }
+        assert!(toml::from_str::<File>("data_plane = \"kernal\"").is_err());
+        assert_eq!(AgentConfig::default().data_plane, DataPlane::Auto);
+    }
 
     #[test]
     fn the_retransmit_schedule_gives_up_as_documented() {

@@ -6,6 +6,7 @@
 
 pub mod command;
 pub mod config;
+pub mod data_plane;
 pub mod driver;
 pub mod fake;
 #[cfg(test)]
@@ -130,14 +131,52 @@ impl Drop for Heartbeats {
     }
 }
 
+/// The IKE daemon drivers of an agent.
+enum Drivers {
+    /// Real daemons, each router on the one its state asks for.
+    Daemons(Box<Daemons>),
+    /// Simulated tunnels for every router (`fake_tunnel_delay_ms`).
+    Fake(fake::FakeDriver),
+}
+
+/// One driver per IKE daemon.
+struct Daemons {
+    strongswan: StrongSwan,
+    libreswan: Libreswan,
+}
+
+impl Daemons {
+    /// The drivers, on the data plane chosen now (the kernel is asked whether it holds an
+    /// ESP SA); the choice is logged, with why, and exported.
+    async fn new(
+        config: &AgentConfig,
+        wake: mpsc::UnboundedSender<String>,
+        metrics: &Metrics,
+    ) -> Daemons {
+        let chosen = data_plane::Chosen::new(config.data_plane, data_plane::probe().await);
+        if chosen.kernel_esp_refused().is_some() {
+            tracing::warn!("data plane: {chosen}");
+        } else {
+            tracing::info!("data plane: {chosen}");
+        }
+        metrics.data_plane(chosen.esp);
+        Daemons {
+            strongswan: StrongSwan::new(config.clone(), &chosen, wake.clone(), metrics.clone()),
+            libreswan: Libreswan::new(
+                config.clone(),
+                chosen.kernel.refusal().map(String::from),
+                wake,
+                metrics.clone(),
+            ),
+        }
+    }
+}
+
 /// One agent.
 pub struct Agent {
     config: AgentConfig,
     control: Arc<dyn ControlPlane>,
-    strongswan: StrongSwan,
-    libreswan: Libreswan,
-    /// Replaces both when the agent simulates tunnels.
-    fake: Option<fake::FakeDriver>,
+    drivers: Drivers,
     wake: mpsc::UnboundedReceiver<String>,
     /// Last state applied per hosted router.
     applied: HashMap<String, RouterState>,
@@ -158,20 +197,25 @@ pub struct Agent {
 
 impl Agent {
     /// An agent for `config.host`, talking to the server through `control`, recording
-    /// into `metrics`.
-    pub fn new(config: AgentConfig, control: Arc<dyn ControlPlane>, metrics: Metrics) -> Agent {
+    /// into `metrics`. Unless it simulates tunnels, it first asks the kernel whether it
+    /// holds an ESP SA, settles its data plane and logs which and why.
+    pub async fn new(
+        config: AgentConfig,
+        control: Arc<dyn ControlPlane>,
+        metrics: Metrics,
+    ) -> Agent {
         let (wake_tx, wake) = mpsc::unbounded_channel();
-        let strongswan = StrongSwan::new(config.clone(), wake_tx.clone(), metrics.clone());
-        let fake = config
-            .fake_tunnel_delay_ms
-            .map(|ms| fake::FakeDriver::new(std::time::Duration::from_millis(ms), wake_tx.clone()));
-        let libreswan = Libreswan::new(config.clone(), wake_tx, metrics.clone());
+        let drivers = match config.fake_tunnel_delay_ms {
+            Some(ms) => Drivers::Fake(fake::FakeDriver::new(
+                std::time::Duration::from_millis(ms),
+                wake_tx,
+            )),
+            None => Drivers::Daemons(Box::new(Daemons::new(&config, wake_tx, &metrics).await)),
+        };
         Agent {
             config,
             control,
-            strongswan,
-            libreswan,
-            fake,
+            drivers,
             wake,
             applied: HashMap::new(),
             reported: HashMap::new(),
@@ -374,12 +418,10 @@ impl Agent {
     }
 
     fn driver(&self, kind: DriverKind) -> &dyn IkeDriver {
-        if let Some(fake) = &self.fake {
-            return fake;
-        }
-        match kind {
-            DriverKind::Strongswan => &self.strongswan,
-            DriverKind::Libreswan => &self.libreswan,
+        match (&self.drivers, kind) {
+            (Drivers::Fake(fake), _) => fake,
+            (Drivers::Daemons(daemons), DriverKind::Strongswan) => &daemons.strongswan,
+            (Drivers::Daemons(daemons), DriverKind::Libreswan) => &daemons.libreswan,
         }
     }
 
@@ -412,7 +454,8 @@ impl Agent {
             return Ok(());
         }
         let kind = self.kind(state);
-        if self.fake.is_none() && last.is_none_or(|l| self.kind(l) != kind) {
+        let daemons = matches!(self.drivers, Drivers::Daemons(_));
+        if daemons && last.is_none_or(|l| self.kind(l) != kind) {
             // A router moved to another daemon (or a full resync): the other one goes.
             for other in [DriverKind::Strongswan, DriverKind::Libreswan] {
                 if other != kind {
@@ -637,7 +680,7 @@ mod tests {
     }
 
     /// An agent with fake tunnels (up 10 ms after they are loaded) and no L3 of its own.
-    fn agent(control: Arc<Scripted>, dir: &std::path::Path) -> Agent {
+    async fn agent(control: Arc<Scripted>, dir: &std::path::Path) -> Agent {
         let config = AgentConfig {
             host: "gw-a".into(),
             state_dir: dir.to_path_buf(),
@@ -645,7 +688,7 @@ mod tests {
             fake_tunnel_delay_ms: Some(10),
             ..AgentConfig::default()
         };
-        Agent::new(config, control, Metrics::default())
+        Agent::new(config, control, Metrics::default()).await
     }
 
     /// Brings router `r` up: applied, tunnel up, ACTIVE reported.
@@ -660,7 +703,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("dir");
         let control = Arc::new(Scripted::default());
         control.set(state(true, "active", 1));
-        let mut agent = agent(control.clone(), dir.path());
+        let mut agent = agent(control.clone(), dir.path()).await;
         up(&mut agent).await;
         let reports = control.reports();
         let last = reports.last().expect("reported");
@@ -691,7 +734,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("dir");
         let control = Arc::new(Scripted::default());
         control.set(state(false, "active", 1));
-        let mut agent = agent(control.clone(), dir.path());
+        let mut agent = agent(control.clone(), dir.path()).await;
         up(&mut agent).await;
         let calls = control.state_calls();
         agent.on_events(vec!["r".into()]).await;
@@ -708,7 +751,7 @@ mod tests {
             s.connections[0].id = format!("c{n}");
             control.set(s);
         }
-        let mut agent = agent(control.clone(), dir.path());
+        let mut agent = agent(control.clone(), dir.path()).await;
         agent.resync_all(true).await.expect("resync");
         assert_eq!(control.state_calls(), 2, "40 routers: batches of 32 and 8");
         assert_eq!(control.report_calls(), 2);

@@ -1,6 +1,7 @@
 //! Prometheus metrics of an agent: reconcile duration and errors, daemon restarts after a
-//! crash, failed status reports, rekeys, hosted routers, and connections by the status and
-//! reason it last reported. The owner of the process decides where they are served.
+//! crash, failed status reports, rekeys, hosted routers, connections by the status and
+//! reason it last reported, and the data plane it chose. The owner of the process decides
+//! where they are served.
 
 use std::collections::HashMap;
 
@@ -11,6 +12,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use vpnaas_model::agent::ConnectionStatus;
+
+use crate::data_plane::Esp;
 
 /// Buckets from 1 ms to about 65 s.
 fn reconcile_histogram() -> Histogram {
@@ -44,6 +47,11 @@ struct TriggerLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PlaneLabels {
+    plane: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ConnectionLabels {
     status: &'static str,
     reason: &'static str,
@@ -60,6 +68,7 @@ pub struct Metrics {
     rekeys: Counter,
     routers: Gauge,
     connections: Family<ConnectionLabels, Gauge>,
+    data_plane: Family<PlaneLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -73,6 +82,7 @@ impl Default for Metrics {
             rekeys: Counter::default(),
             routers: Gauge::default(),
             connections: Family::default(),
+            data_plane: Family::default(),
         }
     }
 }
@@ -120,6 +130,21 @@ impl Metrics {
             "Connections on this host by the status and reason last reported",
             self.connections.clone(),
         );
+        registry.register(
+            "vpnaas_agent_data_plane",
+            "Where this agent's ESP runs (1 on the label of the plane chosen at start)",
+            self.data_plane.clone(),
+        );
+    }
+
+    /// Records the data plane chosen at start.
+    pub fn data_plane(&self, esp: Esp) {
+        self.data_plane.clear();
+        self.data_plane
+            .get_or_create(&PlaneLabels {
+                plane: esp.as_str(),
+            })
+            .set(1);
     }
 
     /// Records one reconcile.

@@ -12,6 +12,7 @@ use vpnaas_model::enums::DriverKind;
 use vpnaas_server::service::agents::LocalControlPlane;
 use vpnaas_server::{App, Server, Settings};
 
+use crate::flags;
 use crate::serve::ServerArgs;
 
 /// Flags of `vpnaas all-in-one`.
@@ -51,9 +52,9 @@ pub struct AgentArgs {
     /// Agent host name [default: this machine's host name].
     #[arg(long, env = "VPNAAS_HOST")]
     host: Option<String>,
-    /// kernel (XFRM) or userspace (strongSwan kernel-libipsec, for kernels without ESP).
-    #[arg(long, env = "VPNAAS_DATA_PLANE", value_parser = ["kernel", "userspace"])]
-    data_plane: Option<String>,
+    /// Where ESP runs [default: auto].
+    #[arg(long, env = "VPNAAS_DATA_PLANE", value_enum)]
+    data_plane: Option<DataPlane>,
     /// Router namespace prefix [default: qrouter-].
     #[arg(long, env = "VPNAAS_NAMESPACE_PREFIX")]
     namespace_prefix: Option<String>,
@@ -61,11 +62,11 @@ pub struct AgentArgs {
     #[arg(long, env = "VPNAAS_FABRIC_NAMESPACE")]
     fabric_namespace: Option<String>,
     /// IKE daemon of routers whose services do not choose one [default: strongswan].
-    #[arg(long, env = "VPNAAS_DRIVER", value_parser = ["strongswan", "libreswan"])]
-    driver: Option<String>,
-    /// standalone (the agent plumbs router namespaces) or external (another L3 agent does).
-    #[arg(long, env = "VPNAAS_L3_MODE", value_parser = ["standalone", "external"])]
-    l3_mode: Option<String>,
+    #[arg(long, env = "VPNAAS_DRIVER", value_parser = flags::wire_enum(DriverKind::ALL, DriverKind::parse))]
+    driver: Option<DriverKind>,
+    /// Who plumbs the router namespaces [default: standalone].
+    #[arg(long, env = "VPNAAS_L3_MODE", value_enum)]
+    l3_mode: Option<L3Mode>,
     /// Simulation: no daemons, every tunnel up this many ms after it is loaded.
     #[arg(long, env = "VPNAAS_FAKE_TUNNEL_DELAY_MS")]
     fake_tunnel_delay_ms: Option<u64>,
@@ -100,12 +101,8 @@ impl AgentArgs {
         if let Some(host) = &self.host {
             config.host = host.clone();
         }
-        if let Some(plane) = &self.data_plane {
-            config.data_plane = if plane == "userspace" {
-                DataPlane::Userspace
-            } else {
-                DataPlane::Kernel
-            };
+        if let Some(plane) = self.data_plane {
+            config.data_plane = plane;
         }
         if let Some(prefix) = &self.namespace_prefix {
             config.namespace_prefix = prefix.clone();
@@ -113,7 +110,7 @@ impl AgentArgs {
         if let Some(fabric) = &self.fabric_namespace {
             config.fabric_namespace = fabric.clone();
         }
-        if let Some(driver) = self.driver.as_deref().and_then(DriverKind::parse) {
+        if let Some(driver) = self.driver {
             config.driver = driver;
         }
         if let Some(root) = &self.libreswan_root {
@@ -125,12 +122,8 @@ impl AgentArgs {
         if let Some(seconds) = self.heartbeat_interval {
             config.heartbeat_interval = seconds;
         }
-        if let Some(mode) = &self.l3_mode {
-            config.l3_mode = if mode == "external" {
-                L3Mode::External
-            } else {
-                L3Mode::Standalone
-            };
+        if let Some(mode) = self.l3_mode {
+            config.l3_mode = mode;
         }
         if self.fake_tunnel_delay_ms.is_some() {
             config.fake_tunnel_delay_ms = self.fake_tunnel_delay_ms;
@@ -161,7 +154,7 @@ pub async fn run(args: &AllInOneArgs) -> Result<()> {
         server.url(),
         config.host
     );
-    let agent = tokio::spawn(Agent::new(config, control, metrics).run(hints));
+    let agent = tokio::spawn(Agent::new(config, control, metrics).await.run(hints));
     until_stopped().await?;
     agent.abort();
     server.stop().await;
@@ -197,7 +190,7 @@ pub async fn run_agent(args: &RemoteAgentArgs, token: Option<String>) -> Result<
         config.host,
         args.bus.as_deref().unwrap_or(&args.server)
     );
-    let agent = tokio::spawn(Agent::new(config, control, metrics).run(hints));
+    let agent = tokio::spawn(Agent::new(config, control, metrics).await.run(hints));
     until_stopped().await?;
     agent.abort();
     Ok(())

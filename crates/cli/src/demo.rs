@@ -29,9 +29,9 @@ pub struct DemoArgs {
     /// Stop and clean up after the first ping instead of waiting for Ctrl-C.
     #[arg(long)]
     exit: bool,
-    /// kernel or userspace ESP (userspace works on kernels without ESP).
-    #[arg(long, default_value = "userspace", value_parser = ["kernel", "userspace"])]
-    data_plane: String,
+    /// Where ESP runs.
+    #[arg(long, value_enum, default_value_t = DataPlane::Auto)]
+    data_plane: DataPlane,
     /// Prefix of every namespace and object the demo creates.
     #[arg(long, default_value = "vdemo")]
     prefix: String,
@@ -154,11 +154,7 @@ fn gateway_config(args: &DemoArgs, dir: &std::path::Path, n: u8) -> AgentConfig 
         state_dir: dir.join(format!("gw{n}")),
         namespace_prefix: format!("{}-gw{n}-", args.prefix),
         fabric_namespace: format!("{}-fabric", args.prefix),
-        data_plane: if args.data_plane == "kernel" {
-            DataPlane::Kernel
-        } else {
-            DataPlane::Userspace
-        },
+        data_plane: args.data_plane,
         heartbeat_interval: 1,
         ..AgentConfig::default()
     }
@@ -168,7 +164,13 @@ fn gateway_config(args: &DemoArgs, dir: &std::path::Path, n: u8) -> AgentConfig 
 fn start_gateway(app: &App, config: AgentConfig, metrics: Metrics) -> Gateway {
     let hints = app.notifier.subscribe(&config.host);
     let control = Arc::new(LocalControlPlane::new(app.clone()));
-    let agent = tokio::spawn(Agent::new(config.clone(), control, metrics).run(hints));
+    let agent_config = config.clone();
+    let agent = tokio::spawn(async move {
+        Agent::new(agent_config, control, metrics)
+            .await
+            .run(hints)
+            .await
+    });
     Gateway { config, agent }
 }
 

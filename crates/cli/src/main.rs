@@ -4,6 +4,7 @@
 mod aio;
 mod bench;
 mod demo;
+mod flags;
 mod lab;
 mod logging;
 mod migrate;

@@ -23,7 +23,7 @@ pub fn command() -> Command {
             Arg::new("to")
                 .long("to")
                 .required(true)
-                .value_parser(DriverKind::ALL.to_vec()),
+                .value_parser(crate::flags::wire_enum(DriverKind::ALL, DriverKind::parse)),
         )
         .arg(
             Arg::new("timeout")
@@ -42,10 +42,10 @@ pub async fn run(client: &Client, args: &ArgMatches) -> Result<String> {
         args.get_one::<String>("router").context("router")?,
     )
     .await?;
-    let to = args.get_one::<String>("to").context("--to")?;
+    let to = *args.get_one::<DriverKind>("to").context("--to")?;
     let timeout = Duration::from_secs(args.get_one::<u64>("timeout").copied().unwrap_or(60));
     let started = Instant::now();
-    let answer = client.migrate_router_driver(&router, to).await?;
+    let answer = client.migrate_router_driver(&router, to.as_str()).await?;
     let from = answer["previous_driver"]
         .as_str()
         .unwrap_or("?")

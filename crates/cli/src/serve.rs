@@ -25,9 +25,9 @@ pub struct ServerArgs {
     /// Database URL (overrides --data-dir).
     #[arg(long, env = "VPNAAS_DATABASE_URL")]
     database_url: Option<String>,
-    /// noauth or token.
-    #[arg(long, env = "VPNAAS_AUTH", value_parser = ["noauth", "token"])]
-    auth: Option<String>,
+    /// How callers are identified [default: noauth].
+    #[arg(long, env = "VPNAAS_AUTH", value_enum)]
+    auth: Option<AuthMode>,
     /// Tokens file for --auth token.
     #[arg(long, env = "VPNAAS_TOKENS_FILE")]
     tokens_file: Option<PathBuf>,
@@ -60,12 +60,8 @@ impl ServerArgs {
         if let Some(url) = &self.database_url {
             settings.database_url = Some(url.clone());
         }
-        if let Some(auth) = &self.auth {
-            settings.auth = if auth == "token" {
-                AuthMode::Token
-            } else {
-                AuthMode::Noauth
-            };
+        if let Some(auth) = self.auth {
+            settings.auth = auth;
         }
         if let Some(path) = &self.tokens_file {
             settings.tokens_file = Some(path.clone());

@@ -268,6 +268,50 @@ fn default_config_is_printed_and_an_unreachable_server_is_an_error() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach"));
 }
 
+/// Every enum-valued flag parses through its enum: a misspelt value, as a flag or in the
+/// environment, is a usage error (exit code 2) naming the valid values, and nothing runs.
+#[test]
+fn a_misspelt_enum_flag_is_a_usage_error_naming_the_valid_values() {
+    let data_planes = "[possible values: auto, kernel, userspace]";
+    let drivers = "[possible values: strongswan, libreswan]";
+    let cases: [(&[&str], &str); 7] = [
+        (&["all-in-one", "--data-plane", "kernal"], data_planes),
+        (&["agent", "--data-plane", "kernal"], data_planes),
+        (&["demo", "--data-plane", "kernal"], data_planes),
+        (&["lab", "up", "--data-plane", "kernal"], data_planes),
+        (
+            &["agent", "--l3-mode", "externel"],
+            "[possible values: standalone, external]",
+        ),
+        (
+            &["server", "--auth", "tokn"],
+            "[possible values: noauth, token]",
+        ),
+        (
+            &["router", "migrate-driver", "r1", "--to", "plutoo"],
+            drivers,
+        ),
+    ];
+    for (args, valid) in cases {
+        let out = vpnaas("http://127.0.0.1:9", args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "vpnaas {args:?}: {stderr}");
+        assert!(
+            stderr.contains("invalid value") && stderr.contains(valid),
+            "vpnaas {args:?} names the valid values: {stderr}"
+        );
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_vpnaas"))
+        .args(["agent", "--server", "http://127.0.0.1:9"])
+        .env("VPNAAS_DATA_PLANE", "kernal")
+        .env("VPNAAS_DRIVER", "strongswan")
+        .output()
+        .expect("run vpnaas");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains(data_planes), "{stderr}");
+}
+
 #[test]
 fn the_server_command_reads_a_config_file_and_serves() {
     let dir = tempfile::tempdir().expect("tempdir");

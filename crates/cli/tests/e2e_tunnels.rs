@@ -1,5 +1,5 @@
-//! End to end on real strongSwan: `vpnaas all-in-one` (server + agent, userspace ESP) and
-//! `vpnaas lab` build sites in network namespaces; connections created through the API
+//! End to end on real strongSwan: `vpnaas all-in-one` (server + agent, on the data plane
+//! it chooses: userspace ESP on these kernels, which have none) and `vpnaas lab` build sites in network namespaces; connections created through the API
 //! become real tunnels carrying real pings, and their status says so. Needs root (CI runs
 //! as root); without it these tests fail and say why. Every name carries a random prefix,
 //! and everything started is removed, even when a test fails.
@@ -153,24 +153,17 @@ impl Lab {
         let data = dir.path().join("data").to_string_lossy().into_owned();
         let agent_of = |host: String, namespaces: &str, state: &str| -> Vec<String> {
             let state = dir.path().join(state).to_string_lossy().into_owned();
-            [
-                "--data-plane",
-                "userspace",
-                "--host",
-                host.as_str(),
-                "--state-dir",
-                state.as_str(),
-            ]
-            .into_iter()
-            .map(String::from)
-            .chain([
-                "--namespace-prefix".into(),
-                format!("{prefix}-{namespaces}-"),
-                "--fabric-namespace".into(),
-                fabric.clone(),
-            ])
-            .chain(agent_args.iter().map(|a| a.to_string()))
-            .collect()
+            ["--host", host.as_str(), "--state-dir", state.as_str()]
+                .into_iter()
+                .map(String::from)
+                .chain([
+                    "--namespace-prefix".into(),
+                    format!("{prefix}-{namespaces}-"),
+                    "--fabric-namespace".into(),
+                    fabric.clone(),
+                ])
+                .chain(agent_args.iter().map(|a| a.to_string()))
+                .collect()
         };
         let agent = agent_of(prefix.clone(), "r", "state");
         let with = |head: &[&str], tail: &[String]| {
@@ -461,6 +454,19 @@ impl Lab {
         policies: &(String, String),
         psk: &str,
     ) -> String {
+        self.connect_as(service, (from, to), policies, psk, "bi-directional")
+            .await
+    }
+
+    /// A connection `from` → `to` that starts negotiations as `initiator` says.
+    async fn connect_as(
+        &self,
+        service: &str,
+        (from, to): (usize, usize),
+        policies: &(String, String),
+        psk: &str,
+        initiator: &str,
+    ) -> String {
         let peer = self.site(to);
         let conn = self
             .client
@@ -468,11 +474,47 @@ impl Lab {
                 Kind::SiteConnection,
                 json!({"name": format!("{from}-to-{to}"), "vpnservice_id": service, "ikepolicy_id": policies.0,
                        "ipsecpolicy_id": policies.1, "peer_address": peer["gateway_ip"], "peer_id": peer["gateway_ip"],
-                       "psk": psk, "peer_cidrs": [peer["cidr"]], "dpd": {"action": "restart", "interval": 5, "timeout": 20}}),
+                       "psk": psk, "peer_cidrs": [peer["cidr"]], "dpd": {"action": "restart", "interval": 5, "timeout": 20},
+                       "initiator": initiator}),
             )
             .await
             .expect("connection");
         id(&conn)
+    }
+
+    /// Waits until a connection reports `reason`; returns its events then.
+    async fn wait_reason(&self, conn: &str, reason: &str, within: Duration) -> Vec<Value> {
+        let started = Instant::now();
+        loop {
+            let shown = self
+                .client
+                .show(Kind::SiteConnection, conn)
+                .await
+                .expect("show");
+            if shown["status_reason"] == reason {
+                return self.events(conn).await;
+            }
+            assert!(
+                started.elapsed() < within,
+                "connection {conn} does not report {reason} after {within:?}: {shown}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// A connection's status events, oldest first.
+    async fn events(&self, conn: &str) -> Vec<Value> {
+        let events = self
+            .client
+            .get(&format!("/v2.0/vpn/ipsec-site-connections/{conn}/events"))
+            .await
+            .expect("events");
+        events["events"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// What one of the lab's processes logged so far (`aio.log`, `server.log`, …).
+    fn log(&self, name: &str) -> String {
+        std::fs::read_to_string(self._dir.path().join(name)).unwrap_or_default()
     }
 
     async fn wait_status(&self, conn: &str, wanted: &str, within: Duration) -> Duration {
@@ -634,7 +676,11 @@ async fn two_sites_ping(ike: Value, ipsec: Value) {
 }
 
 async fn two_sites_ping_as(ike: Value, ipsec: Value, mode: Mode) {
-    let lab = Lab::start_as(2, mode).await;
+    two_sites_ping_on(&Lab::start_as(2, mode).await, ike, ipsec).await;
+}
+
+/// Connections each way between the lab's two sites come up, report why, and carry pings.
+async fn two_sites_ping_on(lab: &Lab, ike: Value, ipsec: Value) {
     assert!(
         !lab.ping(1, 2),
         "no tunnel yet, so no route to the other site"
@@ -692,6 +738,84 @@ async fn ikev2_tunnel_between_two_sites_carries_pings() {
         json!({"encryption_algorithm": "aes-256", "pfs": "group14"}),
     )
     .await;
+}
+
+/// The kernel's refusal of an ESP SA, as the agent's probe hears it. The data plane tests
+/// are about kernels without ESP, as these machines' and CI's.
+async fn kernel_esp_refusal() -> String {
+    require_root();
+    match vpnaas_agent::data_plane::probe().await {
+        vpnaas_agent::data_plane::KernelEsp::Refused(message) => message,
+        other => panic!("this test is about a kernel without ESP (as CI's); this one: {other:?}"),
+    }
+}
+
+/// With no `--data-plane` the agent asks the kernel, which holds no ESP SA here: it takes
+/// userspace ESP, says so and why in its log and its metrics, and the tunnel carries pings
+/// (kernel ESP, the default before, left both connections NO_PROPOSAL_CHOSEN).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn by_default_the_agent_takes_the_data_plane_this_kernel_can_carry() {
+    let refusal = kernel_esp_refusal().await;
+    let lab = Lab::start(2).await;
+    two_sites_ping_on(&lab, json!({"ike_version": "v2"}), json!({})).await;
+    let said = format!("data plane: userspace (kernel refused an ESP SA: {refusal})");
+    assert!(
+        lab.log("aio.log").contains(&said),
+        "the agent's log lacks `{said}`:\n{}",
+        lab.log("aio.log")
+    );
+    lab.wait_metric(
+        &lab.url,
+        r#"vpnaas_agent_data_plane{plane="userspace"} 1"#,
+        Duration::from_secs(5),
+    )
+    .await;
+}
+
+/// `--data-plane kernel` on a kernel without ESP: the IKE SA comes up, no child SA can, and
+/// both connections say the kernel refused it, with the kernel's words in their events.
+/// Before, both said NO_PROPOSAL_CHOSEN: the notify charon answers its peer with when its
+/// kernel refuses, which sends the user to check algorithms. Site 2 only responds, so its
+/// charon is the one that asks the kernel, and site 1 only hears the notify.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kernel_esp_forced_on_a_kernel_without_it_reports_kernel_refused() {
+    let refusal = kernel_esp_refusal().await;
+    let lab = Lab::start_with(2, Mode::AllInOne, &["--data-plane", "kernel"]).await;
+    assert!(
+        lab.log("aio.log")
+            .contains("data plane: kernel (configured, but the kernel refused an ESP SA"),
+        "the agent warns at start:\n{}",
+        lab.log("aio.log")
+    );
+    let policies = lab.policies(json!({"ike_version": "v2"}), json!({})).await;
+    let (s1, s2) = (lab.service(1).await, lab.service(2).await);
+    let c12 = lab.connect(&s1, 1, 2, &policies, "kernel-secret").await;
+    let c21 = lab
+        .connect_as(&s2, (2, 1), &policies, "kernel-secret", "response-only")
+        .await;
+    let mut details = Vec::new();
+    for conn in [&c12, &c21] {
+        let events = lab
+            .wait_reason(conn, "KERNEL_REFUSED", Duration::from_secs(20))
+            .await;
+        let last = events.last().expect("events");
+        assert_eq!(
+            (last["to"].as_str(), last["reason"].as_str()),
+            (Some("DOWN"), Some("KERNEL_REFUSED")),
+            "{events:?}"
+        );
+        details.push(last["detail"].as_str().unwrap_or("").to_string());
+    }
+    assert!(
+        details[1].contains("received netlink error: Protocol not supported (93)"),
+        "the responder's charon reports the kernel's own error: {details:?}"
+    );
+    assert!(
+        details[0].contains(&refusal) && details[0].contains("NO_PROPOSAL_CHOSEN"),
+        "the initiator hears the peer's notify on a host whose kernel refused an ESP SA: {details:?}"
+    );
+    assert!(!lab.ping(1, 2));
+    eprintln!("kernel ESP forced, KERNEL_REFUSED: {details:#?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1924,9 +2048,12 @@ fn whack_status(lab: &Lab, site: usize) -> String {
 }
 
 /// This kernel has no ESP: two plutos establish the IKE SA, the kernel refuses the child
-/// SA (errno 93), and the driver says so instead of claiming a tunnel.
+/// SAs (errno 93), and the driver says so (KERNEL_REFUSED, with the kernel's words) on both
+/// sides instead of claiming a tunnel, or blaming the traffic selectors (the notify the
+/// refusing side sends its peer).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn libreswan_routers_establish_ike_and_report_the_refused_child_sa() {
+async fn libreswan_routers_establish_ike_and_report_the_kernels_refusal() {
+    let refusal = kernel_esp_refusal().await;
     let root = libreswan_root();
     let lab = Lab::start_with(2, Mode::AllInOne, &["--libreswan-root", &root]).await;
     let flavor = lab.libreswan_flavor().await;
@@ -1938,52 +2065,28 @@ async fn libreswan_routers_establish_ike_and_report_the_refused_child_sa() {
     let c12 = lab.connect(&s1, 1, 2, &policies, "pluto-secret").await;
     let c21 = lab.connect(&s2, 2, 1, &policies, "pluto-secret").await;
     let started = Instant::now();
-    let reasons = loop {
-        let mut shown = Vec::new();
-        for conn in [&c12, &c21] {
-            shown.push(
-                lab.client
-                    .show(Kind::SiteConnection, conn)
-                    .await
-                    .expect("show"),
-            );
-        }
-        let reasons: Vec<String> = shown
+    let mut details = Vec::new();
+    for conn in [&c12, &c21] {
+        let events = lab
+            .wait_reason(conn, "KERNEL_REFUSED", Duration::from_secs(30))
+            .await;
+        let refused = events
             .iter()
-            .map(|c| c["status_reason"].as_str().unwrap_or("").to_string())
-            .collect();
-        if reasons.iter().any(|r| r == "CHILD_SA_FAILED") {
-            for c in &shown {
-                assert_eq!(c["status"], "DOWN", "{c}");
-            }
-            break shown;
-        }
+            .find(|e| e["reason"] == "KERNEL_REFUSED")
+            .expect("a KERNEL_REFUSED event");
+        assert_eq!(refused["to"], "DOWN", "{refused}");
+        let detail = refused["detail"].as_str().unwrap_or("").to_string();
         assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "no side reported the refused child SA: {shown:?}\n{}",
-            whack_status(&lab, 1)
+            detail.contains("errno 93") || detail.contains(&refusal),
+            "the event holds the kernel's words: {refused}"
         );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
-    let failed = reasons
-        .iter()
-        .find(|c| c["status_reason"] == "CHILD_SA_FAILED")
-        .expect("one");
+        details.push(detail);
+    }
     assert!(
-        failed["status_changed_at"].is_string() && failed["status"] == "DOWN",
-        "{failed}"
-    );
-    let events = lab
-        .client
-        .get(&format!(
-            "/v2.0/vpn/ipsec-site-connections/{}/events",
-            id(failed)
-        ))
-        .await
-        .expect("events");
-    assert!(
-        events.to_string().contains("errno 93"),
-        "the kernel's refusal is in the detail: {events}"
+        details
+            .iter()
+            .any(|d| d.contains("Add SA") && d.contains("errno 93")),
+        "the side whose kernel pluto asked first reports the kernel's own error: {details:?}"
     );
     for site in [1, 2] {
         let status = whack_status(&lab, site);
@@ -1993,7 +2096,7 @@ async fn libreswan_routers_establish_ike_and_report_the_refused_child_sa() {
         );
     }
     eprintln!(
-        "libreswan: CHILD_SA_FAILED reported {:?} after the connections were created",
+        "libreswan: KERNEL_REFUSED reported on both sides {:?} after the connections were created: {details:#?}",
         started.elapsed()
     );
 }

@@ -318,9 +318,14 @@ wire_enum!(
         DaemonDown = "DAEMON_DOWN",
         /// The connection, its service or its router is administratively down.
         AdminDown = "ADMIN_DOWN",
-        /// The IKE SA is up but its child SA could not be installed (e.g. the kernel
-        /// refused it).
+        /// The IKE SA is up but its child SA could not be installed, not because of the
+        /// kernel (strongSwan's userspace ESP refused it).
         ChildSaFailed = "CHILD_SA_FAILED",
+        /// The kernel refused the child SA (e.g. a kernel without ESP: "Protocol not
+        /// supported"); the event detail holds the kernel's message. Also reported when
+        /// the peer declined the child SA while this host's kernel is known to refuse ESP
+        /// SAs: the tunnel cannot come up here whatever the peer says.
+        KernelRefused = "KERNEL_REFUSED",
         /// The router's agent stopped answering: the tunnel's state is unknown while the
         /// router moves to another agent.
         AgentDown = "AGENT_DOWN",

@@ -9,6 +9,7 @@ use vpnaas_model::enums::DriverKind;
 
 /// How callers are identified.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum AuthMode {
     /// Trust `X-Project-Id` / `X-Roles` headers (as Neutron's noauth).

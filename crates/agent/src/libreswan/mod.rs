@@ -30,7 +30,7 @@ use crate::driver::{self, ConnectionState, IkeDriver, Observed};
 use crate::{Error, Metrics, Result, command, process};
 
 /// Last failure per connection, learnt from pluto's log.
-type Failures = Arc<std::sync::Mutex<HashMap<String, (StatusReason, String)>>>;
+type Failures = Arc<std::sync::Mutex<driver::Failures>>;
 
 struct Pluto {
     pid: u32,
@@ -55,6 +55,8 @@ impl Pluto {
 /// The driver for all Libreswan routers of this agent.
 pub struct Libreswan {
     config: AgentConfig,
+    /// The kernel's refusal of an ESP SA at agent start (pluto's SAs always go there).
+    kernel_refuses: Option<String>,
     daemons: Mutex<HashMap<String, Pluto>>,
     wake: mpsc::UnboundedSender<String>,
     restarts: process::Backoff,
@@ -62,10 +64,17 @@ pub struct Libreswan {
 }
 
 impl Libreswan {
-    /// A driver that signals `wake` with a router id when its status may have changed.
-    pub fn new(config: AgentConfig, wake: mpsc::UnboundedSender<String>, metrics: Metrics) -> Self {
+    /// A driver that signals `wake` with a router id when its status may have changed;
+    /// `kernel_refuses` is the kernel's refusal of an ESP SA at agent start, if it refused.
+    pub fn new(
+        config: AgentConfig,
+        kernel_refuses: Option<String>,
+        wake: mpsc::UnboundedSender<String>,
+        metrics: Metrics,
+    ) -> Self {
         Libreswan {
             config,
+            kernel_refuses,
             daemons: Mutex::new(HashMap::new()),
             wake,
             restarts: process::Backoff::default(),
@@ -419,7 +428,12 @@ impl Libreswan {
             .map(|spec| {
                 (
                     spec.id.clone(),
-                    connection_state(&sas, spec, failures.get(&spec.id)),
+                    connection_state(
+                        &sas,
+                        spec,
+                        failures.get(&spec.id),
+                        self.kernel_refuses.as_deref(),
+                    ),
                 )
             })
             .collect();
@@ -488,18 +502,20 @@ fn learn_from_log(log: &Path, offset: &mut u64, failures: &Failures) -> bool {
             changed |= failures.remove(connection).is_some();
         } else if let Some(reason) = status::classify(line) {
             let detail = line.split_once('"').map_or(line, |(_, rest)| rest);
-            failures.insert(connection.to_string(), (reason, format!("\"{detail}")));
-            changed = true;
+            changed |=
+                driver::learn_failure(&mut failures, connection, reason, format!("\"{detail}"));
         }
     }
     changed
 }
 
-/// ACTIVE when an IKE SA is established and every (local, peer) CIDR pair has its child SA.
+/// ACTIVE when an IKE SA is established and every (local, peer) CIDR pair has its child SA;
+/// otherwise down, for the reason [`driver::down_reason`] gives.
 fn connection_state(
     sas: &status::Sas,
     spec: &ConnectionSpec,
     failure: Option<&(StatusReason, String)>,
+    kernel_refuses: Option<&str>,
 ) -> ConnectionState {
     let pairs = spec.local_cidrs.len() * spec.peer_cidrs.len();
     let seen = sas.get(&spec.id).cloned().unwrap_or_default();
@@ -515,9 +531,7 @@ fn connection_state(
             }),
         };
     }
-    let (reason, detail) = failure
-        .cloned()
-        .unwrap_or((StatusReason::Connecting, String::new()));
+    let (reason, detail) = driver::down_reason(failure, seen.ike_established, kernel_refuses);
     ConnectionState {
         status: Status::Down,
         reason,
@@ -576,5 +590,32 @@ impl IkeDriver for Libreswan {
 
     async fn observe(&self, router_id: &str) -> Observed {
         self.observe_pluto(router_id).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_kernels_refusal_in_plutos_log_outlasts_the_peers_notify() {
+        let dir = tempfile::tempdir().expect("dir");
+        let log = dir.path().join("pluto.log");
+        std::fs::write(
+            &log,
+            "\"c1\" #2: netlink response for Add SA esp.8deab154@203.0.113.1: Protocol not supported (errno 93)\n\
+             \"c1\" #3: IKE_AUTH response rejected Child SA with TS_UNACCEPTABLE\n",
+        )
+        .expect("log");
+        let failures = Failures::default();
+        let mut offset = 0;
+        assert!(learn_from_log(&log, &mut offset, &failures));
+        let failures = failures.lock().expect("lock");
+        let (reason, detail) = &failures["c1"];
+        assert_eq!(*reason, StatusReason::KernelRefused);
+        assert!(
+            detail.contains("Protocol not supported (errno 93)"),
+            "{detail}"
+        );
     }
 }

@@ -145,13 +145,15 @@ pub fn log_connection(line: &str) -> Option<&str> {
     Some(base(name)).filter(|n| !n.is_empty())
 }
 
-/// The reason a pluto log line gives for a tunnel not being up, if any.
+/// The reason a pluto log line gives for a tunnel not being up, if any. pluto's SAs go to
+/// the kernel, so a netlink error adding one is the kernel's refusal (the line carries the
+/// kernel's message).
 pub fn classify(msg: &str) -> Option<StatusReason> {
     let has = |needle: &str| msg.contains(needle);
     if has("AUTHENTICATION_FAILED") || has("authentication failed") {
         Some(StatusReason::AuthFailed)
     } else if has("Add SA") && has("errno") {
-        Some(StatusReason::ChildSaFailed)
+        Some(StatusReason::KernelRefused)
     } else if has("TS_UNACCEPTABLE") {
         Some(StatusReason::TsUnacceptable)
     } else if has("NO_PROPOSAL_CHOSEN") || has("no acceptable") && has("proposal") {
@@ -233,7 +235,7 @@ mod tests {
         let cases = [
             (
                 r#""c1" #2: netlink response for Add SA esp.8deab154@203.0.113.1: Protocol not supported (errno 93)"#,
-                Some(StatusReason::ChildSaFailed),
+                Some(StatusReason::KernelRefused),
             ),
             (
                 r#""c1" #2: IKE_AUTH response rejected Child SA with TS_UNACCEPTABLE"#,

@@ -6,13 +6,14 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use crate::config::{DataPlane, Retransmit};
+use crate::config::Retransmit;
+use crate::data_plane::Esp;
 
-/// Renders the configuration of one router's charon.
-pub fn render(dir: &Path, data_plane: DataPlane, retransmit: Retransmit) -> String {
-    let kernel = match data_plane {
-        DataPlane::Userspace => "kernel-libipsec kernel-netlink",
-        DataPlane::Kernel => "kernel-netlink",
+/// Renders the configuration of one router's charon, with its ESP where `esp` says.
+pub fn render(dir: &Path, esp: Esp, retransmit: Retransmit) -> String {
+    let kernel = match esp {
+        Esp::Userspace => "kernel-libipsec kernel-netlink",
+        Esp::Kernel => "kernel-netlink",
     };
     let socket = dir.join("run").join("charon.vici");
     let log = dir.join("charon.log");

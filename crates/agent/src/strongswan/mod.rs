@@ -23,6 +23,7 @@ use vpnaas_model::enums::{DriverKind, Initiator, Status, StatusReason};
 use vpnaas_model::site_connection::Traffic;
 
 use crate::config::AgentConfig;
+use crate::data_plane::{Chosen, Esp};
 use crate::driver::{self, ConnectionState, IkeDriver, Observed};
 use crate::process;
 use crate::{Error, Metrics, Result};
@@ -43,7 +44,10 @@ const INITIATE_GRACE: Duration = Duration::from_millis(100);
 #[derive(Debug, Default, Clone)]
 struct History {
     /// Last failure, learnt from log lines; cleared when a child SA comes up.
-    failures: HashMap<String, (StatusReason, String)>,
+    failures: driver::Failures,
+    /// The last netlink error charon logged per connection: the kernel's own words about
+    /// the SA it then fails to install.
+    netlink_errors: HashMap<String, String>,
     /// Counters of child SAs rekeyed away and the number of rekeys, so a connection's
     /// traffic keeps counting across rekeys.
     rekeyed: HashMap<String, Traffic>,
@@ -73,6 +77,10 @@ impl Drop for Daemon {
 /// The driver for all routers of this agent.
 pub struct StrongSwan {
     config: AgentConfig,
+    /// Where charon's ESP runs.
+    esp: Esp,
+    /// The kernel's refusal of an ESP SA at agent start, when charon's SAs go there.
+    kernel_refuses: Option<String>,
     daemons: Mutex<HashMap<String, Daemon>>,
     wake: mpsc::UnboundedSender<String>,
     restarts: process::Backoff,
@@ -80,10 +88,17 @@ pub struct StrongSwan {
 }
 
 impl StrongSwan {
-    /// A driver that signals `wake` with a router id when that router's status may have
-    /// changed (charon event, charon exit).
-    pub fn new(config: AgentConfig, wake: mpsc::UnboundedSender<String>, metrics: Metrics) -> Self {
+    /// A driver on the chosen data plane that signals `wake` with a router id when that
+    /// router's status may have changed (charon event, charon exit).
+    pub fn new(
+        config: AgentConfig,
+        data_plane: &Chosen,
+        wake: mpsc::UnboundedSender<String>,
+        metrics: Metrics,
+    ) -> Self {
         StrongSwan {
+            esp: data_plane.esp,
+            kernel_refuses: data_plane.kernel_esp_refused().map(String::from),
             metrics,
             restarts: process::Backoff::default(),
             config,
@@ -240,7 +255,11 @@ impl StrongSwan {
             Ok(sas) => daemon
                 .loaded
                 .iter()
-                .map(|(id, spec)| (id.clone(), connection_state(&sas, spec, &history)))
+                .map(|(id, spec)| {
+                    let state =
+                        connection_state(&sas, spec, &history, self.kernel_refuses.as_deref());
+                    (id.clone(), state)
+                })
                 .collect(),
             Err(_) => HashMap::new(),
         };
@@ -264,11 +283,8 @@ impl StrongSwan {
             .map_err(|e| Error::Daemon(format!("{}: {e}", run_dir.display())))?;
         stop_leftover(&dir).await;
         let conf = dir.join("strongswan.conf");
-        std::fs::write(
-            &conf,
-            conf::render(&dir, self.config.data_plane, self.config.retransmit),
-        )
-        .map_err(|e| Error::Daemon(format!("{}: {e}", conf.display())))?;
+        std::fs::write(&conf, conf::render(&dir, self.esp, self.config.retransmit))
+            .map_err(|e| Error::Daemon(format!("{}: {e}", conf.display())))?;
         let _ = std::fs::remove_file(run_dir.join("charon.vici"));
         let log = std::fs::File::create(dir.join("charon.out"))
             .map_err(|e| Error::Daemon(e.to_string()))?;
@@ -330,6 +346,7 @@ impl StrongSwan {
         let wake = self.wake.clone();
         let router = router_id.to_string();
         let metrics = self.metrics.clone();
+        let esp = self.esp;
         Ok(tokio::spawn(async move {
             let streams = ["ike-updown", "child-updown", "ike-rekey"].map(|event| {
                 client
@@ -354,7 +371,7 @@ impl StrongSwan {
                         let _ = wake.send(router.clone());
                     }
                     Some(Ok(line)) = log.next() => {
-                        if learn(&history, &line) {
+                        if learn(&history, &line, esp) {
                             let _ = wake.send(router.clone());
                         }
                     }
@@ -427,6 +444,7 @@ async fn command<T: serde::Serialize>(
 async fn load(daemon: &mut Daemon, spec: &ConnectionSpec) -> Result<()> {
     if let Ok(mut history) = daemon.history.lock() {
         history.failures.remove(&spec.id);
+        history.netlink_errors.remove(&spec.id);
         history.rekeyed.remove(&spec.id);
     }
     command(&daemon.vici, "load-shared", vici::SharedKey::of(spec)).await?;
@@ -611,25 +629,42 @@ async fn list_sas(vici: &Mutex<rsvici::Client>) -> Result<vici::Sas> {
 }
 
 /// Learns a failure (or its end) from a log line about one of our connections; returns
-/// whether it changed what the agent would report.
-fn learn(history: &SharedHistory, line: &vici::LogLine) -> bool {
+/// whether it changed what the agent would report. A refused SA is the kernel's refusal on
+/// kernel ESP (its detail leads with the kernel's words from the netlink error before it),
+/// and `CHILD_SA_FAILED` on userspace ESP.
+fn learn(history: &SharedHistory, line: &vici::LogLine, esp: Esp) -> bool {
     let Some(connection) = &line.ikesa_name else {
         return false;
     };
     let Ok(mut history) = history.lock() else {
         return false;
     };
-    let failures = &mut history.failures;
     if line.msg.contains("CHILD_SA") && line.msg.contains("established with SPIs") {
-        return failures.remove(connection).is_some();
+        history.netlink_errors.remove(connection);
+        return history.failures.remove(connection).is_some();
     }
-    match classify(&line.msg) {
-        Some(reason) => {
-            failures.insert(connection.clone(), (reason, line.msg.clone()));
-            true
+    if line.msg.starts_with("received netlink error") {
+        history
+            .netlink_errors
+            .insert(connection.clone(), line.msg.clone());
+        return false;
+    }
+    let (reason, detail) = match classify(&line.msg) {
+        Some(StatusReason::KernelRefused) => {
+            let detail = match history.netlink_errors.remove(connection) {
+                Some(kernel) => format!("{kernel}; {}", line.msg),
+                None => line.msg.clone(),
+            };
+            let reason = match esp {
+                Esp::Kernel => StatusReason::KernelRefused,
+                Esp::Userspace => StatusReason::ChildSaFailed,
+            };
+            (reason, detail)
         }
-        None => false,
-    }
+        Some(reason) => (reason, line.msg.clone()),
+        None => return false,
+    };
+    driver::learn_failure(&mut history.failures, connection, reason, detail)
 }
 
 /// Adds the counters of the child SAs a `child-rekey` event retired to their connection's
@@ -653,7 +688,9 @@ fn count_rekeys(history: &SharedHistory, event: &vici::ChildRekey, metrics: &Met
     }
 }
 
-/// The reason a charon log line gives for a tunnel not being up, if any.
+/// The reason a charon log line gives for a tunnel not being up, if any. An SA the data
+/// plane would not take is `KERNEL_REFUSED` here; [`learn`] tells the kernel's refusal from
+/// userspace ESP's.
 pub fn classify(msg: &str) -> Option<StatusReason> {
     let has = |needle: &str| msg.contains(needle);
     if has("AUTHENTICATION_FAILED")
@@ -661,6 +698,8 @@ pub fn classify(msg: &str) -> Option<StatusReason> {
         || (has("authentication of") && has("failed"))
     {
         Some(StatusReason::AuthFailed)
+    } else if has("unable to add SAD entry") || (has("unable to install") && has("in kernel")) {
+        Some(StatusReason::KernelRefused)
     } else if has("TS_UNACCEPTABLE") || (has("traffic selectors") && has("unacceptable")) {
         Some(StatusReason::TsUnacceptable)
     } else if has("NO_PROPOSAL_CHOSEN")
@@ -679,8 +718,13 @@ pub fn classify(msg: &str) -> Option<StatusReason> {
 }
 
 /// A connection's status from `list-sas`; its traffic counts the installed child SAs plus
-/// those rekeyed away.
-fn connection_state(sas: &vici::Sas, spec: &ConnectionSpec, history: &History) -> ConnectionState {
+/// those rekeyed away. `kernel_refuses`: see [`driver::down_reason`].
+fn connection_state(
+    sas: &vici::Sas,
+    spec: &ConnectionSpec,
+    history: &History,
+    kernel_refuses: Option<&str>,
+) -> ConnectionState {
     let children = sas.installed_children(&spec.id);
     let count = |field: fn(&vici::ChildSa) -> &Option<String>| -> u64 {
         children.iter().map(|c| c.counter(field)).sum()
@@ -700,11 +744,9 @@ fn connection_state(sas: &vici::Sas, spec: &ConnectionSpec, history: &History) -
             }),
         };
     }
-    let (reason, detail) = history
-        .failures
-        .get(&spec.id)
-        .cloned()
-        .unwrap_or((StatusReason::Connecting, String::new()));
+    let ike_up = sas.of(&spec.id).any(|ike| ike.state == "ESTABLISHED");
+    let (reason, detail) =
+        driver::down_reason(history.failures.get(&spec.id), ike_up, kernel_refuses);
     ConnectionState {
         status: Status::Down,
         reason,
@@ -782,7 +824,20 @@ mod tests {
                 "received DELETE for IKE_SA c1[3]",
                 Some(StatusReason::PeerClosed),
             ),
+            (
+                "unable to add SAD entry with SPI c72c6092 (FAILED)",
+                Some(StatusReason::KernelRefused),
+            ),
+            (
+                "unable to install inbound and outbound IPsec SA (SAD) in kernel",
+                Some(StatusReason::KernelRefused),
+            ),
+            (
+                "unable to install IPsec policies (SPD) in kernel",
+                Some(StatusReason::KernelRefused),
+            ),
             ("sending keep alive to 203.0.113.3[4500]", None),
+            ("received netlink error: Protocol not supported (93)", None),
         ];
         for (line, reason) in cases {
             assert_eq!(classify(line), reason, "{line}");
@@ -799,13 +854,15 @@ mod tests {
         assert!(
             !learn(
                 &failures,
-                &line(None, "received AUTHENTICATION_FAILED notify error")
+                &line(None, "received AUTHENTICATION_FAILED notify error"),
+                Esp::Kernel
             ),
             "no IKE SA, no owner"
         );
         assert!(learn(
             &failures,
-            &line(Some("c1"), "received AUTHENTICATION_FAILED notify error")
+            &line(Some("c1"), "received AUTHENTICATION_FAILED notify error"),
+            Esp::Kernel
         ));
         assert_eq!(
             failures
@@ -821,8 +878,54 @@ mod tests {
             &line(
                 Some("c1"),
                 "CHILD_SA c1{2} established with SPIs c1_i c2_o and TS 10.1.0.0/24 === 10.2.0.0/24"
-            )
+            ),
+            Esp::Kernel
         ));
         assert!(failures.lock().expect("lock").failures.is_empty());
+    }
+
+    /// What charon 5.9.8 logs about one IKE SA, as responder, on a kernel without ESP
+    /// (reference: ipsec-lab.md §0), then the peer's answer to its own retry.
+    const KERNEL_REFUSAL: [&str; 7] = [
+        "selected proposal: ESP:AES_CBC_128/HMAC_SHA2_256_128/NO_EXT_SEQ",
+        "received netlink error: Protocol not supported (93)",
+        "unable to add SAD entry with SPI c72c6092 (FAILED)",
+        "received netlink error: Protocol not supported (93)",
+        "unable to add SAD entry with SPI c2f4d0da (FAILED)",
+        "unable to install inbound and outbound IPsec SA (SAD) in kernel",
+        "received NO_PROPOSAL_CHOSEN notify, no CHILD_SA built",
+    ];
+
+    fn learn_all(esp: Esp) -> Option<(StatusReason, String)> {
+        let history = SharedHistory::default();
+        for msg in KERNEL_REFUSAL {
+            let line = vici::LogLine {
+                ikesa_name: Some("c1".into()),
+                msg: msg.into(),
+            };
+            learn(&history, &line, esp);
+        }
+        let failures = &history.lock().expect("lock").failures;
+        failures.get("c1").cloned()
+    }
+
+    #[test]
+    fn an_sa_the_kernel_refused_is_kernel_refused_with_the_kernels_words() {
+        assert_eq!(
+            learn_all(Esp::Kernel),
+            Some((
+                StatusReason::KernelRefused,
+                "received netlink error: Protocol not supported (93); unable to add SAD entry with SPI c72c6092 (FAILED)".into()
+            )),
+            "the peer's NO_PROPOSAL_CHOSEN that follows does not replace it"
+        );
+    }
+
+    #[test]
+    fn an_sa_userspace_esp_refused_is_a_child_sa_failure() {
+        assert_eq!(
+            learn_all(Esp::Userspace).map(|f| f.0),
+            Some(StatusReason::ChildSaFailed)
+        );
     }
 }

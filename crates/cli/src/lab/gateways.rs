@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result};
-use vpnaas_agent::{command, l3, process};
+use vpnaas_agent::{DataPlane, command, l3, process};
 
 use super::LabArgs;
 
@@ -65,7 +65,12 @@ impl Gateway {
 
     /// Starts the agent (first time: with these settings, remembered for `power-on`),
     /// unless it runs.
-    pub fn start(&self, server_url: &str, fabric_namespace: &str, data_plane: &str) -> Result<()> {
+    pub fn start(
+        &self,
+        server_url: &str,
+        fabric_namespace: &str,
+        data_plane: DataPlane,
+    ) -> Result<()> {
         let args = vec![
             "agent".to_string(),
             "--server".into(),
@@ -79,7 +84,7 @@ impl Gateway {
             "--state-dir".into(),
             self.dir.join(&self.name).to_string_lossy().into_owned(),
             "--data-plane".into(),
-            data_plane.into(),
+            data_plane.to_string(),
             "--heartbeat-interval".into(),
             "1".into(),
         ];

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
-use vpnaas_agent::{AgentConfig, command, l3};
+use vpnaas_agent::{AgentConfig, DataPlane, command, l3};
 use vpnaas_client::Client;
 use vpnaas_model::Kind;
 
@@ -53,9 +53,9 @@ pub struct UpArgs {
     /// HA routers: each on an active and a standby agent (needs two agents or more).
     #[arg(long)]
     ha: bool,
-    /// kernel or userspace ESP for the agents the lab starts.
-    #[arg(long, default_value = "userspace", value_parser = ["kernel", "userspace"])]
-    data_plane: String,
+    /// Where ESP runs, for the agents the lab starts.
+    #[arg(long, value_enum, default_value_t = DataPlane::Auto)]
+    data_plane: DataPlane,
 }
 
 impl UpArgs {
@@ -66,7 +66,7 @@ impl UpArgs {
             sites,
             agents: 0,
             ha: false,
-            data_plane: "userspace".into(),
+            data_plane: DataPlane::Auto,
         }
     }
 
@@ -184,7 +184,7 @@ async fn start_gateways(client: &Client, args: &UpArgs) -> Result<()> {
         gateway.start(
             client.base_url(),
             &args.lab.fabric_namespace,
-            &args.data_plane,
+            args.data_plane,
         )?;
     }
     let started = std::time::Instant::now();

@@ -30,6 +30,10 @@ const FAILURES: &[(&str, &str)] = &[
         "the peer does not answer at peer_address",
     ),
     (
+        "KERNEL_REFUSED",
+        "a kernel refused the child SA (its message is in `site-connection events`); on a kernel without ESP run the agent with --data-plane auto or userspace",
+    ),
+    (
         "NO_AGENT",
         "no live agent hosts the router: start `vpnaas agent` (or `vpnaas all-in-one`) on a gateway host",
     ),

@@ -279,7 +279,7 @@ pub const SITE_CONNECTION_ATTRS: &[Attr] = crate::attribute_map![
         T::Computed,
         Post::Forbidden,
         false,
-        "why: ESTABLISHED, CONNECTING, AUTH_FAILED, NO_PROPOSAL_CHOSEN, TS_UNACCEPTABLE, PEER_UNREACHABLE, PEER_CLOSED, DAEMON_DOWN, ADMIN_DOWN, CHILD_SA_FAILED, AGENT_DOWN, NO_AGENT (vpnaas extension)"
+        "why: ESTABLISHED, CONNECTING, AUTH_FAILED, NO_PROPOSAL_CHOSEN, TS_UNACCEPTABLE, PEER_UNREACHABLE, PEER_CLOSED, DAEMON_DOWN, ADMIN_DOWN, KERNEL_REFUSED, CHILD_SA_FAILED, AGENT_DOWN, NO_AGENT (vpnaas extension)"
     ),
     Attr::new(
         "status_changed_at",

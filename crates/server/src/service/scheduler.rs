@@ -150,7 +150,7 @@ pub async fn place_orphans(
         let Some(moved) = reschedule(&mut router, &mut placement, may_move) else {
             continue;
         };
-        router.revision_number += 1;
+        router.standard.touch(&super::timestamp());
         tx.save(&router).await?;
         if moved.failed_over {
             tracing::warn!(router = %router.id, from = ?moved.released, to = ?router.agent_host, epoch = router.lease_epoch, "agent down: router taken over");
@@ -283,7 +283,7 @@ pub async fn add_router(
         .into());
     }
     let released = make_active(&mut router, &agent.host);
-    router.revision_number += 1;
+    router.standard.touch(&super::timestamp());
     tx.save(&router).await?;
     tx.commit().await?;
     let mut told_hosts: Vec<Touched> = released.into_iter().map(|h| told(&router, h)).collect();
@@ -313,7 +313,7 @@ pub async fn remove_router(
         .into());
     }
     release(&mut router, &agent.host);
-    router.revision_number += 1;
+    router.standard.touch(&super::timestamp());
     tx.save(&router).await?;
     tx.commit().await?;
     let mut told_hosts = vec![told(&router, agent.host)];

@@ -67,6 +67,8 @@ pub fn router(app: App) -> Router {
             axum::routing::delete(remove_router_from_agent),
         )
         .route("/v2.0/service-providers", get(service_providers))
+        .route("/v2.0/ports", get(list_ports))
+        .route("/v2.0/ports/{id}", get(show_port))
         .route(
             "/v2.0/flavors/{id}/service_profiles",
             axum::routing::post(associate_profile),
@@ -268,6 +270,26 @@ async fn delete(
 ) -> ApiResult<StatusCode> {
     service::delete(&app, &caller, kind, &id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+async fn list_ports(
+    State(app): State<App>,
+    caller: Caller,
+    uri: OriginalUri,
+) -> ApiResult<Json<Value>> {
+    let query: Vec<(String, String)> =
+        url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+            .into_owned()
+            .collect();
+    Ok(Json(service::ports::list(&app, &caller, &query).await?))
+}
+
+async fn show_port(
+    State(app): State<App>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(service::ports::show(&app, &caller, &id).await?))
 }
 
 async fn list_tags(

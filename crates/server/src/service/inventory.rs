@@ -58,6 +58,7 @@ pub(super) async fn create(
                 ],
             )?;
             network.standard = StandardAttrs::new(&timestamp());
+            check_one_default(tx, &network).await?;
             save(tx, &network).await
         }
         Kind::Subnet => create_subnet(tx, caller, fields).await,
@@ -78,6 +79,7 @@ pub(super) async fn update(
             let network: Network = fetch_writable_network(tx, caller, id).await?;
             let mut updated = changed(&network, changes)?;
             updated.standard.touch(&timestamp());
+            check_one_default(tx, &updated).await?;
             if updated.router_external != network.router_external {
                 mark_subnets_external(tx, &updated).await?;
             }
@@ -115,6 +117,26 @@ fn check_network_attrs(caller: &Caller, fields: &Map<String, Value>) -> ApiResul
             Err(Fault::forbidden(&format!("create_network:{attr}")).into())
         }
         _ => Ok(()),
+    }
+}
+
+/// `DefaultExternalNetworkExists` when another network is already the default one.
+async fn check_one_default(tx: &mut dyn Transaction, network: &Network) -> ApiResult<()> {
+    if !network.is_default {
+        return Ok(());
+    }
+    let other = tx
+        .load_all::<Network>()
+        .await?
+        .into_iter()
+        .find(|n| n.is_default && n.id != network.id);
+    match other {
+        Some(other) => Err(Fault::conflict(
+            "DefaultExternalNetworkExists",
+            format!("A default external network already exists: {}.", other.id),
+        )
+        .into()),
+        None => Ok(()),
     }
 }
 

@@ -5,6 +5,7 @@
 pub mod agents;
 pub mod flavors;
 mod inventory;
+pub mod ports;
 pub mod scheduler;
 pub mod tags;
 mod vpn;

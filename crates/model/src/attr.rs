@@ -623,8 +623,12 @@ fn validate_nameservers(value: Value) -> std::result::Result<Value, String> {
     let mut seen: Vec<&str> = Vec::new();
     for item in &items {
         let text = as_str(item).unwrap_or_default();
-        check_ip(text)
-            .map_err(|why| format!("'{}' is not a valid nameserver. {why}", plain(item)))?;
+        check_ip(text).map_err(|_| {
+            format!(
+                "'{0}' is not a valid nameserver. '{0}' is not a valid IP address",
+                plain(item)
+            )
+        })?;
         if seen.contains(&text) {
             return Err(format!("Duplicate nameserver '{text}'"));
         }

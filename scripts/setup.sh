@@ -44,11 +44,16 @@ if ! cargo nextest --version >/dev/null 2>&1; then
   cargo install --locked cargo-nextest
 fi
 
-# openstacksdk for the compatibility test, in a private virtualenv.
-if ! .venv/bin/python -c 'import openstack' >/dev/null 2>&1; then
-  echo "setup: creating .venv with openstacksdk"
-  rm -rf .venv
-  python3 -m venv .venv || /usr/bin/python3 -m venv .venv
-  .venv/bin/pip install -q --disable-pip-version-check 'openstacksdk==4.22.0'
+# openstacksdk and the `openstack` CLI (whose `openstack vpn …` commands moved from
+# python-neutronclient into python-openstackclient) for the compatibility tests, pinned,
+# in a private virtualenv.
+# .venv/clients.txt records what was installed, so a changed pin reinstalls.
+PYTHON_CLIENTS="openstacksdk==4.22.0 python-openstackclient==10.5.0"
+if [ "$(cat .venv/clients.txt 2>/dev/null)" != "$PYTHON_CLIENTS" ] || [ ! -x .venv/bin/openstack ]; then
+  echo "setup: installing $PYTHON_CLIENTS into .venv"
+  [ -x .venv/bin/python ] || python3 -m venv .venv || /usr/bin/python3 -m venv .venv
+  # shellcheck disable=SC2086 # one pin per word
+  .venv/bin/pip install -q --disable-pip-version-check $PYTHON_CLIENTS
+  echo "$PYTHON_CLIENTS" > .venv/clients.txt
 fi
 echo "setup: done"

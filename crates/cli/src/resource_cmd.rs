@@ -142,9 +142,16 @@ fn option_for(attr: &Attr) -> Arg {
         .help(attr.doc)
         .visible_aliases(aliases(attr.name).to_vec());
     arg = match attr.ty {
-        AttrType::CidrList | AttrType::StringList => {
-            arg.action(ArgAction::Append).value_name("VALUE")
-        }
+        AttrType::CidrList
+        | AttrType::StringList
+        | AttrType::Nameservers
+        | AttrType::ServiceTypes => arg.action(ArgAction::Append).value_name("VALUE"),
+        AttrType::Routes => arg
+            .action(ArgAction::Append)
+            .value_name("destination=CIDR,nexthop=IP"),
+        AttrType::EnumOrNull(values) => arg.value_parser(clap::builder::PossibleValuesParser::new(
+            values.iter().copied().chain(["none"]),
+        )),
         AttrType::Lifetime => arg.value_name("units=seconds,value=N"),
         AttrType::Dpd => arg.value_name("action=A,interval=N,timeout=N"),
         AttrType::GatewayInfo => arg.value_name("NETWORK|network_id=..,enable_snat=..|none"),
@@ -165,7 +172,9 @@ fn settable(attr: &Attr, for_create: bool) -> bool {
     } else {
         attr.put
     };
-    allowed && attr.name != "tenant_id" && !(for_create && attr.name == "name")
+    // Availability zone hints can only be empty here (vpnaas has no zones): no option.
+    let pointless = matches!(attr.ty, AttrType::AzHints);
+    allowed && !pointless && attr.name != "tenant_id" && !(for_create && attr.name == "name")
 }
 
 /// The `vpnaas <resource> …` command tree of one kind.
@@ -452,17 +461,24 @@ async fn attrs_from(
     for attr in attributes(kind).iter().filter(|a| settable(a, for_create)) {
         let value = match attr.ty {
             AttrType::Bool => args.get_one::<bool>(attr.name).map(|b| json!(b)),
-            AttrType::CidrList | AttrType::StringList => {
-                args.get_many::<String>(attr.name).map(|values| {
-                    json!(
-                        values
-                            .flat_map(|v| v.split(','))
-                            .map(str::trim)
-                            .filter(|v| !v.is_empty())
-                            .collect::<Vec<_>>()
-                    )
-                })
-            }
+            AttrType::Routes => match args.get_many::<String>(attr.name) {
+                Some(values) => Some(Value::Array(
+                    values.map(|v| key_values(v)).collect::<Result<_>>()?,
+                )),
+                None => None,
+            },
+            AttrType::CidrList
+            | AttrType::StringList
+            | AttrType::Nameservers
+            | AttrType::ServiceTypes => args.get_many::<String>(attr.name).map(|values| {
+                json!(
+                    values
+                        .flat_map(|v| v.split(','))
+                        .map(str::trim)
+                        .filter(|v| !v.is_empty())
+                        .collect::<Vec<_>>()
+                )
+            }),
             _ => match args.get_one::<String>(attr.name) {
                 Some(text) => Some(convert(client, attr, text).await?),
                 None => None,
@@ -497,7 +513,9 @@ async fn convert(client: &Client, attr: &Attr, text: &str) -> Result<Value> {
             }
             info
         }
-        AttrType::IpOrNull if text.eq_ignore_ascii_case("none") => Value::Null,
+        AttrType::IpOrNull | AttrType::EnumOrNull(_) if text.eq_ignore_ascii_case("none") => {
+            Value::Null
+        }
         AttrType::Uuid | AttrType::UuidOrNull => match referenced_kind(attr.name) {
             Some(kind) => json!(resolve(client, kind, text).await?),
             None => json!(text),

@@ -56,6 +56,17 @@ pub enum AttrType {
     IpOrNull,
     /// A router's `external_gateway_info`.
     GatewayInfo,
+    /// One of a fixed set of strings, or null (`ipv6_ra_mode`, `ipv6_address_mode`).
+    EnumOrNull(&'static [&'static str]),
+    /// A list of unique IP addresses (`dns_nameservers`; null is empty).
+    Nameservers,
+    /// A list of unique `{destination, nexthop}` routes (subnet `host_routes`, router
+    /// `routes`; null is empty).
+    Routes,
+    /// A list of device-owner prefixes (`subnet` `service_types`; null is empty).
+    ServiceTypes,
+    /// A list of availability zone names (`availability_zone_hints`).
+    AzHints,
     /// A free-form scalar (e.g. `provider:*`), stored as given.
     Scalar,
     /// Output only (status, computed addresses).
@@ -307,8 +318,7 @@ pub fn validate(attr: &Attr, value: Value, rules: Rules) -> Result<Value> {
         },
         AttrType::ProjectId | AttrType::Scalar => Ok(value),
         AttrType::Name => {
-            let text =
-                as_str(&value).ok_or_else(|| bad(format!("'{value}' is not a valid string")))?;
+            let text = as_string(&value).map_err(bad)?;
             grammar::check_name(text).map_err(|why| Error::invalid_input(name, why))?;
             Ok(value)
         }
@@ -319,27 +329,32 @@ pub fn validate(attr: &Attr, value: Value, rules: Rules) -> Result<Value> {
             Ok(value)
         }
         AttrType::Enum(allowed, weak) => validate_enum(name, &value, allowed, weak, rules),
-        AttrType::Bool => to_bool(&value)
-            .map(Value::Bool)
-            .ok_or_else(|| bad(format!("'{value}' cannot be converted to boolean"))),
+        AttrType::Bool => to_bool(&value).map(Value::Bool).ok_or_else(|| {
+            Error::conversion(format!(
+                "'{}' cannot be converted to boolean",
+                plain(&value)
+            ))
+        }),
         AttrType::Lifetime => validate_lifetime(name, value),
         AttrType::Dpd => validate_dpd(name, value),
         AttrType::CidrList => validate_cidr_list(name, value),
-        AttrType::Int => to_int(&value)
-            .filter(|n| *n >= 0)
-            .map(Value::from)
-            .ok_or_else(|| bad(format!("'{value}' is not a non-negative integer"))),
+        AttrType::Int => match to_int(&value) {
+            None => Err(Error::conversion(format!(
+                "'{}' is not an integer",
+                plain(&value)
+            ))),
+            Some(n) if n < 0 => Err(bad(format!("'{n}' should be non-negative"))),
+            Some(n) => Ok(Value::from(n)),
+        },
         AttrType::Identity { allow_empty } => {
-            let text =
-                as_str(&value).ok_or_else(|| bad(format!("'{value}' is not a valid string")))?;
+            let text = as_string(&value).map_err(bad)?;
             if !(allow_empty && text.is_empty()) {
                 grammar::check_identity(text).map_err(|why| Error::invalid_input(name, why))?;
             }
             Ok(value)
         }
         AttrType::PeerAddress => {
-            let text =
-                as_str(&value).ok_or_else(|| bad(format!("'{value}' is not a valid string")))?;
+            let text = as_string(&value).map_err(bad)?;
             grammar::parse_peer_address(text).map_err(|why| Error::invalid_input(name, why))?;
             Ok(value)
         }
@@ -381,6 +396,15 @@ pub fn validate(attr: &Attr, value: Value, rules: Rules) -> Result<Value> {
             _ => Err(bad(format!("'{value}' is not a valid IP address"))),
         },
         AttrType::GatewayInfo => validate_gateway_info(name, value),
+        AttrType::EnumOrNull(allowed) => match as_str(&value) {
+            None if value.is_null() => Ok(value),
+            Some(text) if allowed.contains(&text) => Ok(value),
+            _ => Err(bad(format!("{} is not in valid_values", plain(&value)))),
+        },
+        AttrType::Nameservers => validate_nameservers(value).map_err(bad),
+        AttrType::Routes => validate_routes(value).map_err(bad),
+        AttrType::ServiceTypes => validate_service_types(value),
+        AttrType::AzHints => validate_az_hints(name, value),
         AttrType::Computed => Ok(value),
     }
 }
@@ -582,6 +606,160 @@ fn validate_fixed_ips(value: &Value) -> std::result::Result<Value, String> {
         }
     }
     Ok(value.clone())
+}
+
+/// Neutron's `validate_nameservers`: unique IP addresses.
+fn validate_nameservers(value: Value) -> std::result::Result<Value, String> {
+    let items = match value {
+        Value::Null => return Ok(json!([])),
+        Value::Array(items) => items,
+        other => {
+            return Err(format!(
+                "Invalid data format for nameserver: '{}'",
+                plain(&other)
+            ));
+        }
+    };
+    let mut seen: Vec<&str> = Vec::new();
+    for item in &items {
+        let text = as_str(item).unwrap_or_default();
+        check_ip(text).map_err(|_| {
+            format!(
+                "'{0}' is not a valid nameserver. '{0}' is not a valid IP address",
+                plain(item)
+            )
+        })?;
+        if seen.contains(&text) {
+            return Err(format!("Duplicate nameserver '{text}'"));
+        }
+        seen.push(text);
+    }
+    Ok(Value::Array(items))
+}
+
+/// Neutron's `validate_hostroutes`: unique `{destination, nexthop}` dictionaries, the
+/// destination a CIDR without host bits.
+fn validate_routes(value: Value) -> std::result::Result<Value, String> {
+    let items = match value {
+        Value::Null => return Ok(json!([])),
+        Value::Array(items) => items,
+        other => {
+            return Err(format!(
+                "Invalid data format for hostroute: '{}'",
+                plain(&other)
+            ));
+        }
+    };
+    let mut seen: Vec<&Value> = Vec::new();
+    for item in &items {
+        let route = item
+            .as_object()
+            .filter(|r| r.len() == 2 && r.contains_key("destination") && r.contains_key("nexthop"))
+            .ok_or_else(|| {
+                format!(
+                    "Validation of dictionary's keys failed. Expected keys: {{'destination', 'nexthop'}} Provided keys: {}",
+                    plain(item)
+                )
+            })?;
+        let destination = as_str(&route["destination"]).unwrap_or_default();
+        let canonical = grammar::parse_cidr(destination)
+            .ok()
+            .filter(|net| net.trunc() == *net);
+        if canonical.is_none() {
+            return Err(format!(
+                "'{}' is not a valid CIDR",
+                plain(&route["destination"])
+            ));
+        }
+        check_ip(as_str(&route["nexthop"]).unwrap_or_default())
+            .map_err(|_| format!("'{}' is not a valid IP address", plain(&route["nexthop"])))?;
+        if seen.contains(&item) {
+            return Err(format!("Duplicate hostroute '{}'", plain(item)));
+        }
+        seen.push(item);
+    }
+    Ok(Value::Array(items))
+}
+
+/// Neutron's `validate_subnet_service_types`: device-owner prefixes, sorted as Neutron
+/// returns them.
+fn validate_service_types(value: Value) -> Result<Value> {
+    let items = match value {
+        Value::Null => return Ok(json!([])),
+        Value::Array(items) => items,
+        _ => {
+            return Err(Error::http_bad_request(
+                "Subnet service types must be a list.",
+            ));
+        }
+    };
+    let mut types = Vec::with_capacity(items.len());
+    for item in &items {
+        let Some(text) = as_str(item) else {
+            return Err(Error::bad_request(
+                "InvalidInputSubnetServiceType",
+                format!("Subnet service type {} is not a string.", plain(item)),
+            ));
+        };
+        if !SERVICE_TYPE_PREFIXES.iter().any(|p| text.starts_with(p)) {
+            return Err(Error::bad_request(
+                "InvalidSubnetServiceType",
+                format!("Subnet service type {text} does not correspond to a valid device owner."),
+            ));
+        }
+        types.push(text.to_string());
+    }
+    types.sort();
+    types.dedup();
+    Ok(json!(types))
+}
+
+/// The device-owner prefixes a subnet service type may start with.
+const SERVICE_TYPE_PREFIXES: &[&str] = &["network:", "neutron:", "compute:"];
+
+/// Neutron's `validate_availability_zone_hints`, then its lookup: vpnaas has no
+/// availability zones, so any hint names a zone that cannot be found.
+fn validate_az_hints(name: &str, value: Value) -> Result<Value> {
+    let Value::Array(items) = &value else {
+        return Err(Error::invalid_attribute(
+            name,
+            format!("'{}' is not a list", plain(&value)),
+        ));
+    };
+    let zones = items
+        .iter()
+        .map(as_string)
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|why| Error::invalid_attribute(name, why))?;
+    match zones.first() {
+        Some(zone) => Err(Error::not_found(
+            "AvailabilityZoneNotFound",
+            format!("AvailabilityZone {zone} could not be found."),
+        )),
+        None => Ok(value),
+    }
+}
+
+/// Neutron's `validate_ip_address` for strings.
+fn check_ip(text: &str) -> std::result::Result<(), String> {
+    text.parse::<std::net::IpAddr>()
+        .map(|_| ())
+        .map_err(|_| format!("'{text}' is not a valid IP address"))
+}
+
+/// A string attribute's text, within Neutron's length limit.
+fn as_string(value: &Value) -> std::result::Result<&str, String> {
+    let text = as_str(value).ok_or_else(|| format!("'{}' is not a valid string", plain(value)))?;
+    grammar::check_len(text)?;
+    Ok(text)
+}
+
+/// A value as Neutron's messages print it: strings without JSON quotes.
+pub fn plain(value: &Value) -> String {
+    match value {
+        Value::String(text) => text.clone(),
+        other => other.to_string(),
+    }
 }
 
 fn wrap_list(value: Value) -> Value {

@@ -63,6 +63,14 @@ impl Error {
     pub fn invalid_attribute(attr: &str, reason: impl std::fmt::Display) -> Self {
         Self::http_bad_request(format!("Invalid input for {attr}. Reason: {reason}."))
     }
+    /// A value Neutron's converters could not convert (`InvalidInput`: "'x' cannot be
+    /// converted to boolean"); validators answer [`Error::invalid_attribute`] instead.
+    pub fn conversion(reason: impl std::fmt::Display) -> Self {
+        Self::bad_request(
+            "InvalidInput",
+            format!("Invalid input for operation: {reason}."),
+        )
+    }
     /// A tenant string that failed vpnaas's strict grammar (`InvalidInput`).
     pub fn invalid_input(attr: &str, reason: impl std::fmt::Display) -> Self {
         Self::bad_request(

@@ -123,7 +123,9 @@ pub fn check_uuid(text: &str) -> Result<(), String> {
     }
 }
 
-fn check_len(text: &str) -> Result<(), String> {
+/// Checks the length Neutron's columns allow (its `type:string` validator, which every
+/// string attribute has before any vpnaas grammar).
+pub fn check_len(text: &str) -> Result<(), String> {
     let n = text.chars().count();
     if n > MAX_LEN {
         return Err(format!(

@@ -18,6 +18,7 @@ pub mod network;
 pub mod policy;
 pub mod resource;
 pub mod site_connection;
+pub mod standard_attr;
 pub mod vpn_service;
 
 pub use error::{Error, FaultClass, Result};

@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 use crate::attr::{Attr, AttrType as T, Post};
 use crate::enums::HaRole;
 use crate::kind::Kind;
+use crate::standard_attr::{HasStandardAttrs, StandardAttrs};
 
 /// A network; external networks carry router gateways.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -43,6 +44,33 @@ pub struct Network {
     pub status: String,
     /// Ids of its subnets.
     pub subnets: Vec<String>,
+    /// Accepted and stored; vpnaas has no ports to secure.
+    #[serde(default = "yes_bool")]
+    pub port_security_enabled: bool,
+    /// Accepted at creation and stored.
+    #[serde(default)]
+    pub vlan_transparent: bool,
+    /// Accepted at creation and stored.
+    #[serde(default)]
+    pub qinq: bool,
+    /// The default external network for auto-allocation; stored.
+    #[serde(default)]
+    pub is_default: bool,
+    /// Always empty: vpnaas has no availability zones.
+    #[serde(default)]
+    pub availability_zone_hints: Vec<String>,
+    /// Always empty.
+    #[serde(default)]
+    pub availability_zones: Vec<String>,
+    /// Always null: vpnaas has no address scopes.
+    #[serde(default)]
+    pub ipv4_address_scope: Option<String>,
+    /// Always null.
+    #[serde(default)]
+    pub ipv6_address_scope: Option<String>,
+    /// Tags, timestamps, revision.
+    #[serde(flatten)]
+    pub standard: StandardAttrs,
 }
 
 /// An allocation pool of a subnet.
@@ -52,6 +80,15 @@ pub struct AllocationPool {
     pub start: String,
     /// Last address.
     pub end: String,
+}
+
+/// A static route: subnet `host_routes` and router `routes`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostRoute {
+    /// Destination CIDR.
+    pub destination: String,
+    /// Next hop address.
+    pub nexthop: String,
 }
 
 /// A subnet of a network.
@@ -79,6 +116,30 @@ pub struct Subnet {
     pub enable_dhcp: bool,
     /// Addresses handed out (router gateways), derived from the CIDR and gateway.
     pub allocation_pools: Vec<AllocationPool>,
+    /// Accepted and stored; vpnaas runs no DHCP.
+    #[serde(default)]
+    pub dns_nameservers: Vec<String>,
+    /// Accepted and stored; vpnaas runs no DHCP.
+    #[serde(default)]
+    pub host_routes: Vec<HostRoute>,
+    /// Accepted and stored.
+    #[serde(default)]
+    pub service_types: Vec<String>,
+    /// Always null: vpnaas has no subnet pools.
+    #[serde(default)]
+    pub subnetpool_id: Option<String>,
+    /// IPv6 router advertisement mode, stored.
+    #[serde(default)]
+    pub ipv6_ra_mode: Option<String>,
+    /// IPv6 address mode, stored.
+    #[serde(default)]
+    pub ipv6_address_mode: Option<String>,
+    /// Whether its network is external (kept equal to the network's).
+    #[serde(rename = "router:external", default)]
+    pub router_external: bool,
+    /// Tags, timestamps, revision.
+    #[serde(flatten)]
+    pub standard: StandardAttrs,
 }
 
 /// One fixed address of a router gateway.
@@ -142,10 +203,26 @@ pub struct Router {
     /// Interfaces on internal subnets.
     #[serde(default)]
     pub interfaces: Vec<RouterInterface>,
-    /// Bumped by every change to what the router's agent must apply (Neutron's
-    /// standard attribute); agents report the revision they applied.
+    /// Accepted and stored; vpnaas routers are not distributed.
     #[serde(default)]
-    pub revision_number: u64,
+    pub distributed: bool,
+    /// Extra routes, accepted and stored (vpnaas agents do not install them).
+    #[serde(default)]
+    pub routes: Vec<HostRoute>,
+    /// Always empty: vpnaas has no availability zones.
+    #[serde(default)]
+    pub availability_zone_hints: Vec<String>,
+    /// Always empty.
+    #[serde(default)]
+    pub availability_zones: Vec<String>,
+    /// Always null: vpnaas has no router flavors.
+    #[serde(default)]
+    pub flavor_id: Option<String>,
+    /// Tags, timestamps and the revision: bumped by every change, including every
+    /// change to what the router's agent must apply; agents report the revision they
+    /// applied.
+    #[serde(flatten)]
+    pub standard: StandardAttrs,
     /// The agent (host) the router is scheduled to, if any: the active one of an HA
     /// router, the holder of its lease (vpnaas extension).
     #[serde(default)]
@@ -203,6 +280,33 @@ fn yes() -> Value {
 fn no() -> Value {
     json!(false)
 }
+fn empty_list() -> Value {
+    json!([])
+}
+fn null() -> Value {
+    Value::Null
+}
+
+/// Neutron's IPv6 address and router advertisement modes.
+pub const IPV6_MODES: &[&str] = &["dhcpv6-stateful", "dhcpv6-stateless", "slaac"];
+
+/// An output-only attribute.
+const fn computed(name: &'static str, doc: &'static str) -> Attr {
+    Attr::new(name, T::Computed, Post::Forbidden, false, doc)
+}
+
+/// Neutron's standard attributes, output only (see [`StandardAttrs`]).
+const TAGS: Attr = computed("tags", "labels; changed through /tags");
+const CREATED_AT: Attr = computed("created_at", "creation time (RFC 3339)");
+const UPDATED_AT: Attr = computed("updated_at", "time of the last change (RFC 3339)");
+const AZ_HINTS: Attr = Attr::new(
+    "availability_zone_hints",
+    T::AzHints,
+    Post::Default(empty_list),
+    false,
+    "availability zones (vpnaas has none: must be empty)",
+);
+const AZS: Attr = computed("availability_zones", "always empty");
 
 /// Attribute map of `networks`.
 pub const NETWORK_ATTRS: &[Attr] = crate::attribute_map![
@@ -250,19 +354,43 @@ pub const NETWORK_ATTRS: &[Attr] = crate::attribute_map![
     ),
     Attr::new("mtu", T::Int, Post::Optional, true, "MTU (default 1500)"),
     Attr::new(
-        "status",
-        T::Computed,
-        Post::Forbidden,
-        false,
-        "always ACTIVE"
+        "port_security_enabled",
+        T::Bool,
+        Post::Default(yes),
+        true,
+        "accepted and stored"
     ),
     Attr::new(
-        "subnets",
-        T::Computed,
-        Post::Forbidden,
+        "vlan_transparent",
+        T::Bool,
+        Post::Default(no),
         false,
-        "ids of its subnets"
+        "accepted and stored"
     ),
+    Attr::new(
+        "qinq",
+        T::Bool,
+        Post::Default(no),
+        false,
+        "accepted and stored"
+    ),
+    Attr::new(
+        "is_default",
+        T::Bool,
+        Post::Default(no),
+        true,
+        "default external network (admin only)"
+    ),
+    AZ_HINTS,
+    AZS,
+    computed("ipv4_address_scope", "always null"),
+    computed("ipv6_address_scope", "always null"),
+    computed("status", "always ACTIVE"),
+    computed("subnets", "ids of its subnets"),
+    TAGS,
+    CREATED_AT,
+    UPDATED_AT,
+    computed("revision_number", "bumped by every change"),
 ];
 
 /// Attribute map of `subnets`.
@@ -291,12 +419,53 @@ pub const SUBNET_ATTRS: &[Attr] = crate::attribute_map![
         "accepted and stored"
     ),
     Attr::new(
-        "allocation_pools",
-        T::Computed,
-        Post::Forbidden,
-        false,
-        "derived from cidr and gateway_ip"
+        "dns_nameservers",
+        T::Nameservers,
+        Post::Default(empty_list),
+        true,
+        "DNS servers (at most 5), accepted and stored"
     ),
+    Attr::new(
+        "host_routes",
+        T::Routes,
+        Post::Default(empty_list),
+        true,
+        "{destination, nexthop} routes, accepted and stored"
+    ),
+    Attr::new(
+        "service_types",
+        T::ServiceTypes,
+        Post::Default(empty_list),
+        true,
+        "device owner prefixes, accepted and stored"
+    ),
+    Attr::new(
+        "subnetpool_id",
+        T::UuidOrNull,
+        Post::Default(null),
+        false,
+        "subnet pool (vpnaas has none: must be null)"
+    ),
+    Attr::new(
+        "ipv6_ra_mode",
+        T::EnumOrNull(IPV6_MODES),
+        Post::Default(null),
+        false,
+        "IPv6 router advertisement mode, stored"
+    ),
+    Attr::new(
+        "ipv6_address_mode",
+        T::EnumOrNull(IPV6_MODES),
+        Post::Default(null),
+        false,
+        "IPv6 address mode, stored"
+    ),
+    computed("allocation_pools", "derived from cidr and gateway_ip"),
+    computed("router:external", "whether its network is external"),
+    TAGS,
+    CREATED_AT,
+    UPDATED_AT,
+    computed("revision_number", "bumped by every change"),
 ];
 
 /// Attribute map of `routers`.
@@ -310,6 +479,13 @@ pub const ROUTER_ATTRS: &[Attr] = crate::attribute_map![
     ),
     Attr::new("ha", T::Bool, Post::Default(no), true, "highly available"),
     Attr::new(
+        "distributed",
+        T::Bool,
+        Post::Default(no),
+        true,
+        "accepted and stored (changing it needs admin_state_up false)"
+    ),
+    Attr::new(
         "external_gateway_info",
         T::GatewayInfo,
         Post::Optional,
@@ -317,45 +493,43 @@ pub const ROUTER_ATTRS: &[Attr] = crate::attribute_map![
         "{network_id, external_fixed_ips, enable_snat}"
     ),
     Attr::new(
-        "status",
-        T::Computed,
+        "routes",
+        T::Routes,
         Post::Forbidden,
-        false,
-        "always ACTIVE"
+        true,
+        "extra {destination, nexthop} routes, accepted and stored"
     ),
     Attr::new(
-        "interfaces",
-        T::Computed,
-        Post::Forbidden,
+        "flavor_id",
+        T::UuidOrNull,
+        Post::Default(null),
         false,
+        "router flavor (vpnaas has none: must be null)"
+    ),
+    AZ_HINTS,
+    AZS,
+    computed("status", "always ACTIVE"),
+    computed(
+        "interfaces",
         "interfaces on internal subnets (vpnaas extension)"
     ),
-    Attr::new(
+    TAGS,
+    CREATED_AT,
+    UPDATED_AT,
+    computed(
         "revision_number",
-        T::Computed,
-        Post::Forbidden,
-        false,
-        "bumped by every change an agent must apply"
+        "bumped by every change, including every change an agent must apply"
     ),
-    Attr::new(
+    computed(
         "agent_host",
-        T::Computed,
-        Post::Forbidden,
-        false,
         "host of the agent the router is scheduled to; an HA router's active one (vpnaas extension)"
     ),
-    Attr::new(
+    computed(
         "ha_standby_host",
-        T::Computed,
-        Post::Forbidden,
-        false,
         "host of an HA router's standby agent (vpnaas extension)"
     ),
-    Attr::new(
+    computed(
         "lease_epoch",
-        T::Computed,
-        Post::Forbidden,
-        false,
         "fencing token, bumped whenever the active agent changes (vpnaas extension)"
     ),
 ];
@@ -382,3 +556,17 @@ crate::impl_resource!(Router, Kind::Router, |r| {
     );
     refs
 });
+
+macro_rules! impl_standard_attrs {
+    ($($ty:ty),*) => {$(
+        impl HasStandardAttrs for $ty {
+            fn standard(&self) -> &StandardAttrs {
+                &self.standard
+            }
+            fn standard_mut(&mut self) -> &mut StandardAttrs {
+                &mut self.standard
+            }
+        }
+    )*};
+}
+impl_standard_attrs!(Network, Subnet, Router);

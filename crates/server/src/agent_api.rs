@@ -161,7 +161,7 @@ async fn every_hosted_router(app: &App, host: &str) -> ApiResult<Vec<RouterChang
         .filter(|r| r.role_of(host).is_some())
         .map(|r| RouterChanged {
             router_id: r.id,
-            revision: r.revision_number,
+            revision: r.standard.revision_number,
         })
         .collect())
 }

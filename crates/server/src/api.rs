@@ -1,5 +1,5 @@
 //! HTTP routes: the Neutron v2.0 paths of every resource kind, router interface actions,
-//! discovery documents (`/`, `/v2.0`, `/v2.0/extensions`) and `/openapi.json`.
+//! tags, discovery documents (`/`, `/v2.0`, `/v2.0/extensions`) and `/openapi.json`.
 
 use std::time::Instant;
 
@@ -17,9 +17,10 @@ use vpnaas_model::{Error as Fault, Kind};
 
 use crate::App;
 use crate::auth::Caller;
-use crate::error::{ApiResult, neutron_error};
+use crate::error::{ApiError, ApiResult, neutron_error};
 use crate::listing::{ListQuery, project};
 use crate::service::flavors::Association;
+use crate::service::tags::{self, TagChange};
 use crate::service::{self, InterfaceChange};
 
 /// The service `axum::serve` runs: paths normalised, then routed.
@@ -66,6 +67,8 @@ pub fn router(app: App) -> Router {
             axum::routing::delete(remove_router_from_agent),
         )
         .route("/v2.0/service-providers", get(service_providers))
+        .route("/v2.0/ports", get(list_ports))
+        .route("/v2.0/ports/{id}", get(show_port))
         .route(
             "/v2.0/flavors/{id}/service_profiles",
             axum::routing::post(associate_profile),
@@ -74,6 +77,23 @@ pub fn router(app: App) -> Router {
             "/v2.0/flavors/{id}/service_profiles/{profile_id}",
             axum::routing::delete(disassociate_profile),
         );
+    for kind in Kind::ALL.into_iter().filter(|k| tags::taggable(*k)) {
+        routes = routes
+            .route(
+                &format!("/v2.0/{}/{{id}}/tags", kind.path()),
+                get(move |state, caller, path| list_tags(state, caller, path, kind))
+                    .put(move |state, caller, path, body| {
+                        replace_tags(state, caller, path, body, kind)
+                    })
+                    .delete(move |state, caller, path| clear_tags(state, caller, path, kind)),
+            )
+            .route(
+                &format!("/v2.0/{}/{{id}}/tags/{{tag}}", kind.path()),
+                get(move |state, caller, path| check_tag(state, caller, path, kind))
+                    .put(move |state, caller, path| add_tag(state, caller, path, kind))
+                    .delete(move |state, caller, path| remove_tag(state, caller, path, kind)),
+            );
+    }
     for kind in Kind::ALL {
         routes = routes
             .route(
@@ -143,12 +163,37 @@ async fn observe_request(State(app): State<App>, request: Request, next: Next) -
     response
 }
 
-fn parse_body(body: &Bytes) -> ApiResult<Value> {
-    if body.is_empty() {
-        return Err(Fault::http_bad_request("Resource body required").into());
+/// Reads a request body as Neutron does, whose answers differ between its core
+/// resources (networks, subnets) and the resources of its service plugins (everything
+/// else): text that is not JSON is `MalformedRequestBody` for the latter and a plain
+/// "Body contains invalid data" for the former; JSON that is not an object is "Body
+/// contains invalid data"; an empty body is "Resource body required", except for core
+/// resources, whose envelope check reports it.
+fn parse_body(body: &Bytes, kind: Kind) -> ApiResult<Value> {
+    let core = matches!(kind, Kind::Network | Kind::Subnet);
+    let unreadable = || ApiError::from(Fault::http_bad_request("Body contains invalid data"));
+    let value: Value = if body.is_empty() {
+        json!({})
+    } else {
+        serde_json::from_slice(body).map_err(|_| {
+            if core {
+                unreadable()
+            } else {
+                Fault::bad_request(
+                    "MalformedRequestBody",
+                    "Malformed request body: Cannot understand JSON.",
+                )
+                .into()
+            }
+        })?
+    };
+    let empty = value == json!({}) || value == json!([]) || (!core && value.is_null());
+    match value {
+        _ if empty && core => Ok(json!({})),
+        _ if empty => Err(Fault::http_bad_request("Resource body required").into()),
+        Value::Object(_) => Ok(value),
+        _ => Err(unreadable()),
     }
-    serde_json::from_slice(body)
-        .map_err(|_| Fault::http_bad_request("Malformed request body").into())
 }
 
 fn base_url(headers: &HeaderMap, uri: &Uri) -> String {
@@ -199,7 +244,7 @@ async fn create(
     body: Bytes,
     kind: Kind,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let created = service::create(&app, &caller, kind, parse_body(&body)?).await?;
+    let created = service::create(&app, &caller, kind, parse_body(&body, kind)?).await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({ kind.singular(): created })),
@@ -213,7 +258,7 @@ async fn update(
     body: Bytes,
     kind: Kind,
 ) -> ApiResult<Json<Value>> {
-    let updated = service::update(&app, &caller, kind, &id, parse_body(&body)?).await?;
+    let updated = service::update(&app, &caller, kind, &id, parse_body(&body, kind)?).await?;
     Ok(Json(json!({ kind.singular(): updated })))
 }
 
@@ -227,6 +272,88 @@ async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
+async fn list_ports(
+    State(app): State<App>,
+    caller: Caller,
+    uri: OriginalUri,
+) -> ApiResult<Json<Value>> {
+    let query: Vec<(String, String)> =
+        url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+            .into_owned()
+            .collect();
+    Ok(Json(service::ports::list(&app, &caller, &query).await?))
+}
+
+async fn show_port(
+    State(app): State<App>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(service::ports::show(&app, &caller, &id).await?))
+}
+
+async fn list_tags(
+    State(app): State<App>,
+    caller: Caller,
+    Path(id): Path<String>,
+    kind: Kind,
+) -> ApiResult<Json<Value>> {
+    let tags = tags::tags(&app, &caller, kind, &id).await?;
+    Ok(Json(json!({ "tags": tags })))
+}
+
+async fn replace_tags(
+    State(app): State<App>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: Bytes,
+    kind: Kind,
+) -> ApiResult<Json<Value>> {
+    let change = TagChange::Replace(parse_body(&body, kind)?);
+    let tags = tags::change(&app, &caller, kind, &id, change).await?;
+    Ok(Json(json!({ "tags": tags })))
+}
+
+async fn clear_tags(
+    State(app): State<App>,
+    caller: Caller,
+    Path(id): Path<String>,
+    kind: Kind,
+) -> ApiResult<StatusCode> {
+    tags::change(&app, &caller, kind, &id, TagChange::Clear).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn check_tag(
+    State(app): State<App>,
+    caller: Caller,
+    Path((id, tag)): Path<(String, String)>,
+    kind: Kind,
+) -> ApiResult<StatusCode> {
+    tags::check_tag(&app, &caller, kind, &id, &tag).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn add_tag(
+    State(app): State<App>,
+    caller: Caller,
+    Path((id, tag)): Path<(String, String)>,
+    kind: Kind,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    tags::change(&app, &caller, kind, &id, TagChange::Add(tag)).await?;
+    Ok((StatusCode::CREATED, Json(Value::Null)))
+}
+
+async fn remove_tag(
+    State(app): State<App>,
+    caller: Caller,
+    Path((id, tag)): Path<(String, String)>,
+    kind: Kind,
+) -> ApiResult<StatusCode> {
+    tags::change(&app, &caller, kind, &id, TagChange::Remove(tag)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 async fn add_interface(
     State(app): State<App>,
     caller: Caller,
@@ -237,7 +364,7 @@ async fn add_interface(
         &app,
         &caller,
         &id,
-        parse_body(&body)?,
+        parse_body(&body, Kind::Router)?,
         InterfaceChange::Add,
     )
     .await?;
@@ -250,7 +377,7 @@ async fn migrate_driver(
     Path(id): Path<String>,
     body: Bytes,
 ) -> ApiResult<Json<Value>> {
-    let body = parse_body(&body)?;
+    let body = parse_body(&body, Kind::Router)?;
     Ok(Json(
         service::flavors::migrate_router(&app, &caller, &id, &body).await?,
     ))
@@ -282,7 +409,7 @@ async fn add_router_to_agent(
     Path(id): Path<String>,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let body = parse_body(&body)?;
+    let body = parse_body(&body, Kind::Agent)?;
     let answer = service::scheduler::add_router(&app, &caller, &id, &body).await?;
     Ok((StatusCode::CREATED, Json(answer)).into_response())
 }
@@ -309,7 +436,7 @@ async fn associate_profile(
     Path(id): Path<String>,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let body = parse_body(&body)?;
+    let body = parse_body(&body, Kind::Flavor)?;
     let answer =
         service::flavors::change_association(&app, &caller, &id, Association::Add(&body)).await?;
     Ok((StatusCode::CREATED, Json(answer.unwrap_or_default())).into_response())
@@ -335,7 +462,7 @@ async fn remove_interface(
         &app,
         &caller,
         &id,
-        parse_body(&body)?,
+        parse_body(&body, Kind::Router)?,
         InterfaceChange::Remove,
     )
     .await?;
@@ -387,60 +514,217 @@ async fn resources(headers: HeaderMap) -> Json<Value> {
     Json(json!({ "resources": resources }))
 }
 
-/// The extensions this server implements, Neutron-style.
-pub const EXTENSIONS: &[(&str, &str, &str)] = &[
-    (
-        "vpnaas",
-        "VPN service",
-        "Extension for VPN service (IKE/IPsec policies, VPN services, IPsec site connections)",
-    ),
-    (
-        "vpn-endpoint-groups",
-        "VPN Endpoint Groups",
-        "Endpoint groups for VPN site-to-site connections",
-    ),
-    (
-        "vpn-aes-ctr",
-        "VPN AES CTR",
-        "AES CTR encryption algorithms for IKE and IPsec policies",
-    ),
-    (
-        "vpn-no-sha1-3des",
-        "VPN without SHA1 and 3DES",
-        "sha256 is the default auth_algorithm; sha1 and 3des are refused unless the operator allows weak algorithms",
-    ),
-    (
-        "router",
-        "Neutron L3 Router",
-        "Routers with external gateways and interfaces (the subset VPN services need)",
-    ),
-    (
-        "external-net",
-        "Neutron external network",
-        "Adds the router:external attribute to networks",
-    ),
-    (
-        "provider",
-        "Provider Network",
-        "provider:* attributes on networks, accepted and stored",
-    ),
+/// One API extension, as `GET /v2.0/extensions` lists it.
+pub struct Extension {
+    /// Its alias, the key clients look it up by.
+    pub alias: &'static str,
+    /// Its name.
+    pub name: &'static str,
+    /// What it adds.
+    pub description: &'static str,
+    /// Its version date.
+    pub updated: &'static str,
+}
+
+/// Every extension this server serves, with Neutron's names, descriptions and dates
+/// (`vpn-no-sha1-3des` is vpnaas's own). Clients probe these before using a feature, so
+/// a feature served but not listed is a feature they will not use.
+pub const EXTENSIONS: &[Extension] = &[
+    Extension {
+        alias: "vpnaas",
+        name: "VPN service",
+        description: "Extension for VPN service",
+        updated: "2013-05-29T10:00:00-00:00",
+    },
+    Extension {
+        alias: "vpn-endpoint-groups",
+        name: "VPN Endpoint Groups",
+        description: "VPN endpoint groups support",
+        updated: "2015-08-04T10:00:00-00:00",
+    },
+    Extension {
+        alias: "vpn-aes-ctr",
+        name: "VPN support for AES CTR mode",
+        description: "Add AES CTR choices for encryption algorithm",
+        updated: "2024-01-09T09:00:00-00:00",
+    },
+    Extension {
+        alias: "vpn-no-sha1-3des",
+        name: "VPN without SHA1 and 3DES",
+        description: "sha256 is the default auth_algorithm; sha1 and 3des are refused unless the operator allows weak algorithms",
+        updated: "2026-11-26T00:00:00-00:00",
+    },
+    Extension {
+        alias: "vpn-flavors",
+        name: "VPN Service Flavor Extension",
+        description: "Flavor support for vpnservices.",
+        updated: "2017-04-19T00:00:00-00:00",
+    },
+    Extension {
+        alias: "vpn-agent-scheduler",
+        name: "VPN Agent Scheduler",
+        description: "Schedule VPN services of routers among VPN agents",
+        updated: "2016-08-15T10:00:00-00:00",
+    },
+    Extension {
+        alias: "flavors",
+        name: "Neutron Service Flavors",
+        description: "Flavor specification for Neutron advanced services.",
+        updated: "2015-09-17T10:00:00-00:00",
+    },
+    Extension {
+        alias: "service-type",
+        name: "Neutron Service Type Management",
+        description: "API for retrieving service providers for Neutron advanced services",
+        updated: "2013-01-20T00:00:00-00:00",
+    },
+    Extension {
+        alias: "agent",
+        name: "agent",
+        description: "The agent management extension.",
+        updated: "2013-02-03T10:00:00-00:00",
+    },
+    Extension {
+        alias: "router",
+        name: "Neutron L3 Router",
+        description: "Router abstraction for basic L3 forwarding between L2 Neutron networks and access to external networks via a NAT gateway.",
+        updated: "2012-07-20T10:00:00-00:00",
+    },
+    Extension {
+        alias: "ext-gw-mode",
+        name: "Neutron L3 Configurable external gateway mode",
+        description: "Extension of the router abstraction for specifying whether SNAT should occur on the external gateway",
+        updated: "2013-03-28T10:00:00-00:00",
+    },
+    Extension {
+        alias: "extraroute",
+        name: "Neutron Extra Route",
+        description: "Extra routes configuration for L3 router",
+        updated: "2013-02-01T10:00:00-00:00",
+    },
+    Extension {
+        alias: "l3-ha",
+        name: "HA Router extension",
+        description: "Adds HA capability to routers.",
+        updated: "2014-04-26T00:00:00-00:00",
+    },
+    Extension {
+        alias: "external-net",
+        name: "Neutron external network",
+        description: "Adds external network attribute to network resource.",
+        updated: "2013-01-14T10:00:00-00:00",
+    },
+    Extension {
+        alias: "provider",
+        name: "Provider Network",
+        description: "Expose mapping of virtual networks to physical networks",
+        updated: "2012-09-07T10:00:00-00:00",
+    },
+    Extension {
+        alias: "net-mtu",
+        name: "Network MTU",
+        description: "Provides MTU attribute for a network resource.",
+        updated: "2015-03-25T10:00:00-00:00",
+    },
+    Extension {
+        alias: "net-mtu-writable",
+        name: "Network MTU (writable)",
+        description: "Provides a writable MTU attribute for a network resource.",
+        updated: "2017-07-12T00:00:00-00:00",
+    },
+    Extension {
+        alias: "port-security",
+        name: "Port Security",
+        description: "Provides port security",
+        updated: "2012-07-23T10:00:00-00:00",
+    },
+    Extension {
+        alias: "vlan-transparent",
+        name: "Vlantransparent",
+        description: "Provides Vlan Transparent Networks",
+        updated: "2015-03-23T09:00:00-00:00",
+    },
+    Extension {
+        alias: "qinq",
+        name: "QinQ networks",
+        description: "Expose network 'qinq' attribute in the API. This allows to configure network to allow vlan in vlan configuration using 0x88a8 ethertype (QinQ).",
+        updated: "2024-12-02T10:00:00-00:00",
+    },
+    Extension {
+        alias: "subnet-service-types",
+        name: "Subnet service types",
+        description: "Provides ability to set the subnet service_types field",
+        updated: "2016-03-15T18:00:00-00:00",
+    },
+    Extension {
+        alias: "subnet-external-network",
+        name: "Subnet belongs to an external network",
+        description: "Informs if the subnet belongs to an external network",
+        updated: "2024-02-05T18:00:00-00:00",
+    },
+    Extension {
+        alias: "standard-attr-description",
+        name: "standard-attr-description",
+        description: "Extension to add descriptions to standard attributes",
+        updated: "2016-02-10T10:00:00-00:00",
+    },
+    Extension {
+        alias: "standard-attr-revisions",
+        name: "Resource revision numbers",
+        description: "This extension will display the revision number of neutron resources.",
+        updated: "2016-04-11T10:00:00-00:00",
+    },
+    Extension {
+        alias: "standard-attr-timestamp",
+        name: "Resource timestamps",
+        description: "Adds created_at and updated_at fields to all Neutron resources that have Neutron standard attributes.",
+        updated: "2016-09-12T10:00:00-00:00",
+    },
+    Extension {
+        alias: "standard-attr-tag",
+        name: "Tag support for resources with standard attribute: subnet, network, router",
+        description: "Enables to set tag on resources with standard attribute.",
+        updated: "2017-01-01T00:00:00-00:00",
+    },
+    Extension {
+        alias: "project-id",
+        name: "project_id field enabled",
+        description: "Extension that indicates that project_id field is enabled.",
+        updated: "2016-09-09T09:09:09-09:09",
+    },
+    Extension {
+        alias: "pagination",
+        name: "Pagination support",
+        description: "Extension that indicates that pagination is enabled.",
+        updated: "2016-06-12T00:00:00-00:00",
+    },
+    Extension {
+        alias: "sorting",
+        name: "Sorting support",
+        description: "Extension that indicates that sorting is enabled.",
+        updated: "2016-06-12T00:00:00-00:00",
+    },
+    Extension {
+        alias: "filter-validation",
+        name: "Filter parameters validation",
+        description: "Provides validation on filter parameters.",
+        updated: "2018-07-04T10:00:00-00:00",
+    },
 ];
 
-fn extension_doc(alias: &str, name: &str, description: &str) -> Value {
-    json!({"alias": alias, "name": name, "description": description, "updated": "2026-11-26T00:00:00-00:00", "links": []})
+fn extension_doc(extension: &Extension) -> Value {
+    json!({"alias": extension.alias, "name": extension.name, "description": extension.description,
+           "updated": extension.updated, "links": []})
 }
 
 async fn extensions() -> Json<Value> {
-    let list: Vec<Value> = EXTENSIONS
-        .iter()
-        .map(|(a, n, d)| extension_doc(a, n, d))
-        .collect();
+    let list: Vec<Value> = EXTENSIONS.iter().map(extension_doc).collect();
     Json(json!({ "extensions": list }))
 }
 
 async fn extension(Path(alias): Path<String>) -> Response {
-    match EXTENSIONS.iter().find(|(a, _, _)| *a == alias) {
-        Some((a, n, d)) => Json(json!({ "extension": extension_doc(a, n, d) })).into_response(),
+    match EXTENSIONS.iter().find(|e| e.alias == alias) {
+        Some(found) => Json(json!({ "extension": extension_doc(found) })).into_response(),
         None => neutron_error(
             StatusCode::NOT_FOUND,
             "HTTPNotFound",

@@ -1,6 +1,7 @@
 //! Neutron's list features over a collection already loaded and made visible: filters
-//! (repeated query parameters match any of their values), `fields=`, `sort_key` /
-//! `sort_dir`, and `limit` / `marker` / `page_reverse` with `<collection>_links`.
+//! (repeated query parameters match any of their values), tag filters (`tags`,
+//! `tags-any`, `not-tags`, `not-tags-any`), `fields=`, `sort_key` / `sort_dir`, and
+//! `limit` / `marker` / `page_reverse` with `<collection>_links`.
 
 use std::cmp::Ordering;
 
@@ -11,6 +12,7 @@ use vpnaas_model::{Error as Fault, Kind, attributes};
 #[derive(Debug, Default)]
 pub struct ListQuery {
     filters: Vec<(String, Vec<String>)>,
+    tag_filters: Vec<(TagFilter, Vec<String>)>,
     /// Attributes to return (all when empty).
     pub fields: Vec<String>,
     sort: Vec<(String, bool)>,
@@ -31,6 +33,45 @@ pub const CONTROL_PARAMS: &[&str] = &[
     "page_reverse",
 ];
 
+/// Neutron's tag filters; each takes comma-separated tags (repeating it adds more).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TagFilter {
+    /// `tags`: has every tag.
+    All,
+    /// `tags-any`: has at least one.
+    Any,
+    /// `not-tags`: lacks at least one.
+    NotAll,
+    /// `not-tags-any`: has none.
+    NotAny,
+}
+
+impl TagFilter {
+    fn parse(key: &str) -> Option<TagFilter> {
+        match key {
+            "tags" => Some(TagFilter::All),
+            "tags-any" => Some(TagFilter::Any),
+            "not-tags" => Some(TagFilter::NotAll),
+            "not-tags-any" => Some(TagFilter::NotAny),
+            _ => None,
+        }
+    }
+
+    fn matches(self, item: &Value, wanted: &[String]) -> bool {
+        let tags: Vec<&str> = item["tags"]
+            .as_array()
+            .map(|t| t.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        let has = |tag: &String| tags.contains(&tag.as_str());
+        match self {
+            TagFilter::All => wanted.iter().all(has),
+            TagFilter::Any => wanted.iter().any(has),
+            TagFilter::NotAll => !wanted.iter().all(has),
+            TagFilter::NotAny => !wanted.iter().any(has),
+        }
+    }
+}
+
 impl ListQuery {
     /// Parses a raw query string for a collection of `kind`.
     pub fn parse(kind: Kind, raw: Option<&str>) -> Result<ListQuery, Fault> {
@@ -41,7 +82,21 @@ impl ListQuery {
         let mut query = ListQuery::default();
         let (mut keys, mut dirs) = (Vec::new(), Vec::new());
         for (key, value) in pairs {
+            let tag_filter = TagFilter::parse(&key).filter(|_| is_attribute(kind, "tags"));
             match key.as_str() {
+                _ if tag_filter.is_some() => {
+                    let tags = value.split(',').map(str::to_string);
+                    match query
+                        .tag_filters
+                        .iter_mut()
+                        .find(|(f, _)| Some(*f) == tag_filter)
+                    {
+                        Some((_, wanted)) => wanted.extend(tags),
+                        None => query
+                            .tag_filters
+                            .extend(tag_filter.map(|f| (f, tags.collect()))),
+                    }
+                }
                 _ if !CONTROL_PARAMS.contains(&key.as_str()) => {
                     if !is_attribute(kind, &key) {
                         return Err(Fault::http_bad_request(format!(
@@ -73,12 +128,19 @@ impl ListQuery {
         self.filters
             .iter()
             .all(|(key, wanted)| wanted.iter().any(|w| value_matches(item.get(key), w)))
+            && self
+                .tag_filters
+                .iter()
+                .all(|(filter, wanted)| filter.matches(item, wanted))
     }
 
     /// Whether the answer depends only on ids (no filter, sort or field selection), so
     /// documents can be sent as stored without being parsed.
     pub fn is_plain(&self) -> bool {
-        self.filters.is_empty() && self.sort.is_empty() && self.fields.is_empty()
+        self.filters.is_empty()
+            && self.tag_filters.is_empty()
+            && self.sort.is_empty()
+            && self.fields.is_empty()
     }
 
     /// Sorts, pages and projects `items`; returns the page and its links.
@@ -299,6 +361,27 @@ mod tests {
         let q = ListQuery::parse(Kind::IkePolicy, Some("name=n0&name=n1")).expect("parses");
         assert_eq!(items(9).iter().filter(|i| q.matches(i)).count(), 6);
         assert!(ListQuery::parse(Kind::IkePolicy, Some("bogus=1")).is_err());
+    }
+
+    #[test]
+    fn tag_filters_follow_neutron() {
+        let tagged = |tags: &[&str]| json!({"id": "x", "tags": tags});
+        let cases = [
+            ("tags=a,b", vec![false, true, false]),
+            ("tags=a&tags=b", vec![false, true, false]),
+            ("tags-any=a,b", vec![true, true, false]),
+            ("not-tags=a,b", vec![true, false, true]),
+            ("not-tags-any=a,b", vec![false, false, true]),
+        ];
+        for (raw, expected) in cases {
+            let q = ListQuery::parse(Kind::Network, Some(raw)).expect("parses");
+            let got: Vec<bool> = [tagged(&["a"]), tagged(&["a", "b"]), tagged(&["c"])]
+                .iter()
+                .map(|i| q.matches(i))
+                .collect();
+            assert_eq!(got, expected, "{raw}");
+        }
+        assert!(ListQuery::parse(Kind::IkePolicy, Some("tags-any=a")).is_err());
     }
 
     #[test]

@@ -103,6 +103,19 @@ fn attr_schema(attr: &Attr) -> Value {
             "network_id": {"type": "string", "format": "uuid"}, "enable_snat": {"type": "boolean"},
             "external_fixed_ips": {"type": "array", "items": {"type": "object", "properties": {
                 "subnet_id": {"type": "string", "format": "uuid"}, "ip_address": {"type": "string"}}}}}}),
+        AttrType::EnumOrNull(values) => {
+            json!({"type": "string", "enum": values, "nullable": true})
+        }
+        AttrType::Nameservers => {
+            json!({"type": "array", "maxItems": 5, "uniqueItems": true, "items": {"type": "string"}})
+        }
+        AttrType::Routes => {
+            json!({"type": "array", "uniqueItems": true, "items": {"type": "object",
+            "properties": {"destination": {"type": "string"}, "nexthop": {"type": "string"}},
+            "required": ["destination", "nexthop"], "additionalProperties": false}})
+        }
+        AttrType::ServiceTypes => json!({"type": "array", "items": {"type": "string"}}),
+        AttrType::AzHints => json!({"type": "array", "maxItems": 0, "items": {"type": "string"}}),
         AttrType::Scalar | AttrType::Computed => json!({}),
     };
     if let Value::Object(map) = &mut schema {

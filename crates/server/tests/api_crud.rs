@@ -317,13 +317,32 @@ async fn discovery_documents_and_openapi() {
         .iter()
         .filter_map(|e| e["alias"].as_str())
         .collect();
-    for alias in ["vpnaas", "vpn-endpoint-groups", "router", "external-net"] {
+    // Every extension served is listed (clients probe before they use a feature).
+    let served = [
+        "vpnaas",
+        "vpn-endpoint-groups",
+        "vpn-flavors",
+        "vpn-agent-scheduler",
+        "flavors",
+        "service-type",
+        "agent",
+        "router",
+        "l3-ha",
+        "extraroute",
+        "external-net",
+        "standard-attr-tag",
+        "standard-attr-timestamp",
+        "standard-attr-revisions",
+    ];
+    for alias in served {
         assert!(aliases.contains(&alias), "{alias} missing");
+        assert_eq!(
+            c.get(&format!("/v2.0/extensions/{alias}"))
+                .await
+                .expect("one")["extension"]["alias"],
+            alias
+        );
     }
-    assert_eq!(
-        c.get("/v2.0/extensions/vpnaas").await.expect("one")["extension"]["alias"],
-        "vpnaas"
-    );
     assert_eq!(fault(c.get("/v2.0/extensions/nope").await).0, 404);
     let doc = c.get("/openapi.json").await.expect("openapi");
     for kind in Kind::ALL {

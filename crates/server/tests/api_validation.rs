@@ -175,15 +175,19 @@ async fn names_and_descriptions_are_bounded() {
     let external = external_network(c).await;
     let s = site(c, &external, 1).await;
     let long = "x".repeat(256);
+    // Too long is Neutron's own string validator (HTTPBadRequest), not vpnaas's grammar.
     assert_eq!(
         refused(
             c,
             Kind::VpnService,
             json!({"router_id": s.router, "name": long})
         )
-        .await
-        .0,
-        400
+        .await,
+        (400, "HTTPBadRequest".into())
+    );
+    assert_eq!(
+        refused(c, Kind::IkePolicy, json!({"name": long})).await,
+        (400, "HTTPBadRequest".into())
     );
     assert_eq!(
         refused(
@@ -293,7 +297,7 @@ async fn vpn_service_rules() {
             )
             .await
         ),
-        (400, "HTTPBadRequest".into())
+        (400, "InvalidInput".into())
     );
     assert_eq!(
         c.update(
@@ -390,14 +394,12 @@ async fn connection_attribute_rules() {
         json!({"peer_cidrs": ["10.2.0.0/24", "10.2.0.0/24"]}),
         json!({"peer_cidrs": ["10.2.0.0"]}),
         json!({"mtu": -100}),
-        json!({"mtu": "abc"}),
         json!({"dpd": 59}),
         json!({"dpd": {"action": "explode"}}),
         json!({"dpd": {"interval": -1}}),
         json!({"dpd": {"timeout": "x"}}),
         json!({"dpd": {"when": 1}}),
         json!({"initiator": "sometimes"}),
-        json!({"admin_state_up": "perhaps"}),
         json!({"psk": ""}),
         json!({"psk": "a\nb"}),
         json!({"peer_cidr": ["10.2.0.0/24"]}),
@@ -409,6 +411,15 @@ async fn connection_attribute_rules() {
         assert_eq!(
             f.refused(f.legacy_with(changes.clone())).await,
             "HTTPBadRequest",
+            "{changes}"
+        );
+    }
+    // Neutron's converters (to integer, to boolean) answer InvalidInput where its
+    // validators answer HTTPBadRequest.
+    for changes in [json!({"mtu": "abc"}), json!({"admin_state_up": "perhaps"})] {
+        assert_eq!(
+            f.refused(f.legacy_with(changes.clone())).await,
+            "InvalidInput",
             "{changes}"
         );
     }
@@ -502,6 +513,14 @@ async fn connection_semantic_rules_in_neutron_order() {
         f.refused(f.legacy_with(json!({"local_ep_group_id": local, "peer_ep_group_id": peer})))
             .await,
         "InvalidEndpointGroup"
+    );
+    // Neutron checks the peer CIDRs of a subnet-mode service before its groups.
+    assert_eq!(
+        f.refused(f.legacy_with(
+            json!({"local_ep_group_id": local, "peer_ep_group_id": peer, "peer_cidrs": []})
+        ))
+        .await,
+        "MissingPeerCidrs"
     );
 
     assert_eq!(
@@ -685,13 +704,28 @@ async fn endpoint_group_rules() {
 #[tokio::test]
 async fn malformed_bodies_get_neutron_errors() {
     let h = start().await;
-    let url = format!("{}/v2.0/vpn/ikepolicies", h.client.base_url());
     let http = reqwest::Client::new();
-    for body in ["", "{not json", "[]", "{\"ikepolicy\": 5}"] {
+    // Neutron answers differently for its core resources (networks, subnets) and for
+    // its service plugins' (routers, VPN); checked against Neutron 29.
+    let cases = [
+        ("vpn/ikepolicies", "{not json", "MalformedRequestBody"),
+        ("vpn/ikepolicies", "", "HTTPBadRequest"),
+        ("vpn/ikepolicies", "[]", "HTTPBadRequest"),
+        ("vpn/ikepolicies", "\"text\"", "HTTPBadRequest"),
+        ("vpn/ikepolicies", "{\"ikepolicy\": 5}", "HTTPBadRequest"),
+        ("routers", "nope", "MalformedRequestBody"),
+        ("networks", "{not json", "HTTPBadRequest"),
+        ("subnets", "null", "HTTPBadRequest"),
+    ];
+    for (path, body, expected) in cases {
+        let url = format!("{}/v2.0/{path}", h.client.base_url());
         let response = http.post(&url).body(body).send().await.expect("send");
-        assert_eq!(response.status().as_u16(), 400, "{body:?}");
+        assert_eq!(response.status().as_u16(), 400, "{path} {body:?}");
         let value: Value = response.json().await.expect("neutron error body");
-        assert_eq!(value["NeutronError"]["type"], "HTTPBadRequest");
+        assert_eq!(
+            value["NeutronError"]["type"], expected,
+            "{path} {body:?}: {value}"
+        );
     }
     let (status, body) = h
         .client

@@ -45,7 +45,7 @@ pub async fn bump(tx: &mut dyn Transaction, router_id: &str) -> ApiResult<Vec<To
     let Some(mut router) = tx.load::<Router>(router_id).await? else {
         return Ok(vec![]);
     };
-    router.revision_number += 1;
+    router.standard.touch(&super::timestamp());
     tx.save(&router).await?;
     Ok(touched(&router))
 }
@@ -66,7 +66,7 @@ pub fn told(router: &Router, host: String) -> Touched {
         host,
         event: RouterChanged {
             router_id: router.id.clone(),
-            revision: router.revision_number,
+            revision: router.standard.revision_number,
         },
     }
 }
@@ -241,7 +241,7 @@ async fn router_state(
     }
     Ok(Some(RouterState {
         router_id: router.id.clone(),
-        revision: router.revision_number,
+        revision: router.standard.revision_number,
         admin_state_up: router.admin_state_up,
         gateway,
         enable_snat: router

@@ -1,6 +1,7 @@
 //! The network inventory: networks, subnets, routers, router gateways with address
-//! allocation, and router interfaces, with the guards that protect VPN services
-//! (`RouterInUse`, `SubnetInUseBy*`).
+//! allocation, router interfaces and tags, with the guards that protect VPN services
+//! (`RouterInUse`, `SubnetInUseBy*`) and Neutron's checks of the attributes vpnaas only
+//! stores (DNS servers, host and extra routes, IPv6 modes).
 
 use std::net::IpAddr;
 
@@ -10,14 +11,15 @@ use vpnaas_model::endpoint_group::EndpointGroup;
 use vpnaas_model::enums::EndpointType;
 use vpnaas_model::grammar;
 use vpnaas_model::network::{
-    AllocationPool, FixedIp, GatewayInfo, Network, Router, RouterInterface, Subnet,
+    AllocationPool, FixedIp, GatewayInfo, HostRoute, Network, Router, RouterInterface, Subnet,
 };
 use vpnaas_model::site_connection::SiteConnection;
+use vpnaas_model::standard_attr::StandardAttrs;
 use vpnaas_model::vpn_service::VpnService;
 use vpnaas_model::{Error as Fault, Kind};
 use vpnaas_store::Transaction;
 
-use super::{build, changed, fetch, fetch_visible_subnet, network_visible, save};
+use super::{build, changed, fetch, fetch_visible_subnet, network_visible, save, timestamp};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 
@@ -27,7 +29,15 @@ const ADMIN_ONLY_NETWORK_ATTRS: &[&str] = &[
     "provider:network_type",
     "provider:physical_network",
     "provider:segmentation_id",
+    "is_default",
 ];
+
+/// Neutron's default `max_dns_nameservers`.
+const MAX_DNS_NAMESERVERS: usize = 5;
+/// Neutron's default `max_subnet_host_routes`.
+const MAX_HOST_ROUTES: usize = 20;
+/// Neutron's default `max_routes` of a router.
+const MAX_ROUTES: usize = 30;
 
 pub(super) async fn create(
     tx: &mut dyn Transaction,
@@ -39,7 +49,7 @@ pub(super) async fn create(
         Kind::Network => {
             check_network_attrs(caller, &fields)?;
             let mtu = fields.get("mtu").cloned().unwrap_or(json!(1500));
-            let network: Network = build(
+            let mut network: Network = build(
                 fields,
                 vec![
                     ("status", json!("ACTIVE")),
@@ -47,6 +57,8 @@ pub(super) async fn create(
                     ("mtu", mtu),
                 ],
             )?;
+            network.standard = StandardAttrs::new(&timestamp());
+            check_one_default(tx, &network).await?;
             save(tx, &network).await
         }
         Kind::Subnet => create_subnet(tx, caller, fields).await,
@@ -65,7 +77,13 @@ pub(super) async fn update(
         Kind::Network => {
             check_network_attrs(caller, &changes)?;
             let network: Network = fetch_writable_network(tx, caller, id).await?;
-            save(tx, &changed(&network, changes)?).await
+            let mut updated = changed(&network, changes)?;
+            updated.standard.touch(&timestamp());
+            check_one_default(tx, &updated).await?;
+            if updated.router_external != network.router_external {
+                mark_subnets_external(tx, &updated).await?;
+            }
+            save(tx, &updated).await
         }
         Kind::Subnet => update_subnet(tx, caller, id, changes).await,
         _ => update_router(tx, caller, id, changes).await,
@@ -100,6 +118,37 @@ fn check_network_attrs(caller: &Caller, fields: &Map<String, Value>) -> ApiResul
         }
         _ => Ok(()),
     }
+}
+
+/// `DefaultExternalNetworkExists` when another network is already the default one.
+async fn check_one_default(tx: &mut dyn Transaction, network: &Network) -> ApiResult<()> {
+    if !network.is_default {
+        return Ok(());
+    }
+    let other = tx
+        .load_all::<Network>()
+        .await?
+        .into_iter()
+        .find(|n| n.is_default && n.id != network.id);
+    match other {
+        Some(other) => Err(Fault::conflict(
+            "DefaultExternalNetworkExists",
+            format!("A default external network already exists: {}.", other.id),
+        )
+        .into()),
+        None => Ok(()),
+    }
+}
+
+/// Keeps the subnets' `router:external` equal to their network's.
+async fn mark_subnets_external(tx: &mut dyn Transaction, network: &Network) -> ApiResult<()> {
+    for subnet_id in &network.subnets {
+        if let Some(mut subnet) = tx.load::<Subnet>(subnet_id).await? {
+            subnet.router_external = network.router_external;
+            tx.save(&subnet).await?;
+        }
+    }
+    Ok(())
 }
 
 async fn fetch_writable_network(
@@ -156,6 +205,13 @@ async fn create_subnet(
         .unwrap_or_default()
         .to_string();
     let mut network = fetch_writable_network(tx, caller, &network_id).await?;
+    if let Some(pool) = fields.get("subnetpool_id").and_then(Value::as_str) {
+        return Err(Fault::not_found(
+            "SubnetPoolNotFound",
+            format!("Subnet pool {pool} could not be found."),
+        )
+        .into());
+    }
     let cidr_text = fields["cidr"].as_str().unwrap_or_default();
     let cidr =
         grammar::parse_cidr(cidr_text).map_err(|why| Fault::invalid_attribute("cidr", why))?;
@@ -193,15 +249,21 @@ async fn create_subnet(
         Some(given) => Some(check_gateway(cidr, given)?),
     };
     let pools = allocation_pools(cidr, gateway);
-    let subnet: Subnet = build(
+    let mut subnet: Subnet = build(
         fields,
         vec![
             ("ip_version", json!(version)),
             ("gateway_ip", json!(gateway.map(|g| g.to_string()))),
             ("allocation_pools", serde_json::to_value(pools)?),
+            ("router:external", json!(network.router_external)),
         ],
     )?;
+    check_stored_only_attrs(&subnet, "new subnet")?;
+    check_ipv6_modes(&subnet)?;
+    let now = timestamp();
+    subnet.standard = StandardAttrs::new(&now);
     network.subnets.push(subnet.id.clone());
+    network.standard.touch(&now);
     tx.save(&network).await?;
     save(tx, &subnet).await
 }
@@ -237,7 +299,89 @@ async fn update_subnet(
             serde_json::to_value(allocation_pools(cidr, gateway))?,
         );
     }
-    save(tx, &changed(&subnet, changes)?).await
+    let mut updated = changed(&subnet, changes)?;
+    check_stored_only_attrs(&updated, id)?;
+    check_ipv6_modes(&updated)?;
+    updated.standard.touch(&timestamp());
+    save(tx, &updated).await
+}
+
+/// Neutron's checks of the attributes vpnaas stores without acting on them: DNS servers
+/// and host routes of the subnet's IP version, within Neutron's default limits.
+/// `subject` names the subnet in the limit messages ("new subnet" or its id).
+fn check_stored_only_attrs(subnet: &Subnet, subject: &str) -> ApiResult<()> {
+    if subnet.dns_nameservers.len() > MAX_DNS_NAMESERVERS {
+        return Err(Fault::bad_request(
+            "DNSNameServersExhausted",
+            format!("Unable to complete operation for {subject}. The number of DNS nameservers exceeds the limit {MAX_DNS_NAMESERVERS}."),
+        )
+        .into());
+    }
+    if subnet.host_routes.len() > MAX_HOST_ROUTES {
+        return Err(Fault::bad_request(
+            "HostRoutesExhausted",
+            format!("Unable to complete operation for {subject}. The number of host routes exceeds the limit {MAX_HOST_ROUTES}."),
+        )
+        .into());
+    }
+    let addresses = subnet
+        .dns_nameservers
+        .iter()
+        .map(|ip| ("dns_nameserver", ip.as_str()))
+        .chain(subnet.host_routes.iter().flat_map(|r| {
+            [
+                ("destination", r.destination.as_str()),
+                ("nexthop", r.nexthop.as_str()),
+            ]
+        }));
+    for (what, text) in addresses {
+        if ip_version_of(text) != Some(subnet.ip_version) {
+            return Err(Fault::conversion(format!(
+                "{what} '{text}' does not match the ip_version '{}'",
+                subnet.ip_version
+            ))
+            .into());
+        }
+    }
+    Ok(())
+}
+
+/// The IP version of an address or CIDR.
+fn ip_version_of(text: &str) -> Option<u8> {
+    let address = text.split('/').next()?;
+    address
+        .parse::<IpAddr>()
+        .ok()
+        .map(|ip| if ip.is_ipv4() { 4 } else { 6 })
+}
+
+/// Neutron's rules for `ipv6_ra_mode` and `ipv6_address_mode`: IPv6 only, with DHCP
+/// enabled, equal when both are set.
+fn check_ipv6_modes(subnet: &Subnet) -> ApiResult<()> {
+    let modes = [
+        ("ipv6_ra_mode", &subnet.ipv6_ra_mode),
+        ("ipv6_address_mode", &subnet.ipv6_address_mode),
+    ];
+    let invalid = |why: String| Err(Fault::conversion(why).into());
+    if let Some((name, _)) = modes.iter().find(|(_, m)| m.is_some()) {
+        if subnet.ip_version == 4 {
+            return invalid(format!("{name} is not valid when ip_version is 4"));
+        }
+        if !subnet.enable_dhcp {
+            return invalid(
+                "ipv6_ra_mode or ipv6_address_mode cannot be set when enable_dhcp is set to False"
+                    .into(),
+            );
+        }
+    }
+    if let (Some(ra), Some(address)) = (&subnet.ipv6_ra_mode, &subnet.ipv6_address_mode)
+        && ra != address
+    {
+        return invalid(format!(
+            "ipv6_ra_mode set to '{ra}' with ipv6_address_mode set to '{address}' is not valid. If both attributes are set, they must be the same value"
+        ));
+    }
+    Ok(())
 }
 
 async fn subnet_has_router_port(tx: &mut dyn Transaction, subnet_id: &str) -> ApiResult<bool> {
@@ -269,6 +413,7 @@ async fn delete_subnet(tx: &mut dyn Transaction, subnet: &Subnet) -> ApiResult<(
     }
     if let Some(mut network) = tx.load::<Network>(&subnet.network_id).await? {
         network.subnets.retain(|s| s != id);
+        network.standard.touch(&timestamp());
         tx.save(&network).await?;
     }
     tx.delete(Kind::Subnet, id).await?;
@@ -352,6 +497,9 @@ async fn create_router(
     let requested = fields
         .remove("external_gateway_info")
         .unwrap_or(Value::Null);
+    if let Some(flavor_id) = fields.get("flavor_id").and_then(Value::as_str) {
+        return Err(no_router_flavor(tx, flavor_id).await);
+    }
     let mut router: Router = build(
         fields,
         vec![
@@ -360,8 +508,25 @@ async fn create_router(
             ("interfaces", json!([])),
         ],
     )?;
+    router.standard = StandardAttrs::new(&timestamp());
     router.external_gateway_info = gateway_for(tx, caller, &router, &requested).await?;
     save(tx, &router).await
+}
+
+/// vpnaas routers have no flavors (Neutron's `l3-flavors`): an unknown flavor is not
+/// found, a known one is a VPN flavor, which no router can run on.
+async fn no_router_flavor(tx: &mut dyn Transaction, flavor_id: &str) -> ApiError {
+    match tx.get(Kind::Flavor, flavor_id).await {
+        Ok(None) => Fault::resource_not_found(Kind::Flavor, flavor_id).into(),
+        Ok(Some(_)) => Fault::bad_request(
+            "BadRequest",
+            format!(
+                "Bad router request: flavor {flavor_id} is not a router (L3_ROUTER_NAT) flavor."
+            ),
+        )
+        .into(),
+        Err(e) => e.into(),
+    }
 }
 
 async fn update_router(
@@ -373,9 +538,16 @@ async fn update_router(
     let router: Router = fetch(tx, caller, id).await?;
     let requested = changes.remove("external_gateway_info");
     let mut updated = changed(&router, changes)?;
-    updated.revision_number += 1;
+    updated.standard.touch(&timestamp());
     if updated.ha != router.ha {
         check_no_vpn_service(tx, id).await?;
+    }
+    if updated.distributed != router.distributed && router.admin_state_up {
+        return Err(Fault::bad_request(
+            "BadRequest",
+            "Bad router request: Cannot change the 'distributed' attribute of active routers. Please set router admin_state_up to False prior to upgrade.",
+        )
+        .into());
     }
     if let Some(requested) = requested {
         let gateway = gateway_for(tx, caller, &router, &requested).await?;
@@ -391,7 +563,112 @@ async fn update_router(
         }
         updated.external_gateway_info = gateway;
     }
+    if updated.routes != router.routes {
+        check_routes(tx, &updated).await?;
+    }
     save(tx, &updated).await
+}
+
+/// Neutron's extra-route checks: at most 30 routes, each next hop on a subnet the
+/// router is connected to and not one of the router's own addresses.
+async fn check_routes(tx: &mut dyn Transaction, router: &Router) -> ApiResult<()> {
+    if router.routes.len() > MAX_ROUTES {
+        return Err(Fault::bad_request(
+            "RoutesExhausted",
+            format!(
+                "Unable to complete operation for {}. The number of routes exceeds the maximum {MAX_ROUTES}.",
+                router.id
+            ),
+        )
+        .into());
+    }
+    let connected = connected_subnets(tx, router).await?;
+    let own: Vec<IpAddr> = router_addresses(router);
+    for route in &router.routes {
+        let invalid = |why: &str| {
+            Fault::bad_request(
+                "InvalidRoutes",
+                format!(
+                    "Invalid format for routes: [{{'destination': '{}', 'nexthop': '{}'}}], {why}",
+                    route.destination, route.nexthop
+                ),
+            )
+        };
+        let nexthop: IpAddr = route
+            .nexthop
+            .parse()
+            .map_err(|_| invalid("the nexthop is not a valid IP address"))?;
+        if !connected.iter().any(|cidr| cidr.contains(&nexthop)) {
+            return Err(invalid("the nexthop is not connected with router").into());
+        }
+        if own.contains(&nexthop) {
+            return Err(invalid("the nexthop is used by router").into());
+        }
+    }
+    Ok(())
+}
+
+/// The CIDRs of the subnets a router has addresses on (interfaces and gateway).
+async fn connected_subnets(tx: &mut dyn Transaction, router: &Router) -> ApiResult<Vec<IpNet>> {
+    let gateway_subnets = router
+        .external_gateway_info
+        .iter()
+        .flat_map(|g| g.external_fixed_ips.iter().map(|f| f.subnet_id.clone()));
+    let ids: Vec<String> = router
+        .interfaces
+        .iter()
+        .map(|i| i.subnet_id.clone())
+        .chain(gateway_subnets)
+        .collect();
+    let mut connected = Vec::with_capacity(ids.len());
+    for id in ids {
+        if let Some(subnet) = tx.load::<Subnet>(&id).await? {
+            let cidr: IpNet = subnet
+                .cidr
+                .parse()
+                .map_err(|_| ApiError::Internal("stored cidr".into()))?;
+            connected.push(cidr);
+        }
+    }
+    Ok(connected)
+}
+
+/// The router's own addresses: its interfaces' and its gateway's.
+fn router_addresses(router: &Router) -> Vec<IpAddr> {
+    let gateway = router
+        .external_gateway_info
+        .iter()
+        .flat_map(|g| g.external_fixed_ips.iter().map(|f| f.ip_address.as_str()));
+    router
+        .interfaces
+        .iter()
+        .map(|i| i.ip_address.as_str())
+        .chain(gateway)
+        .filter_map(|ip| ip.parse().ok())
+        .collect()
+}
+
+/// `RouterInterfaceInUseByRoute` when an extra route goes through the subnet.
+fn check_no_route_through(router: &Router, subnet: &Subnet) -> ApiResult<()> {
+    let Ok(cidr) = subnet.cidr.parse::<IpNet>() else {
+        return Ok(());
+    };
+    let in_use = router.routes.iter().any(|r: &HostRoute| {
+        r.nexthop
+            .parse::<IpAddr>()
+            .is_ok_and(|hop| cidr.contains(&hop))
+    });
+    if in_use {
+        return Err(Fault::conflict(
+            "RouterInterfaceInUseByRoute",
+            format!(
+                "Router interface for subnet {} on router {} cannot be deleted, as it is required by one or more routes.",
+                subnet.id, router.id
+            ),
+        )
+        .into());
+    }
+    Ok(())
 }
 
 async fn delete_router(tx: &mut dyn Transaction, caller: &Caller, id: &str) -> ApiResult<()> {
@@ -628,7 +905,7 @@ pub async fn change_router_interface(
         InterfaceChange::Add => add_interface(tx.as_mut(), &mut router, &subnet).await?,
         InterfaceChange::Remove => remove_interface(tx.as_mut(), &mut router, &subnet).await?,
     };
-    router.revision_number += 1;
+    router.standard.touch(&timestamp());
     tx.save(&router).await?;
     tx.commit().await?;
     super::agents::notify(app, super::agents::touched(&router).into_iter().collect());
@@ -744,6 +1021,7 @@ async fn remove_interface(
                 ),
             )
         })?;
+    check_no_route_through(router, subnet)?;
     for service in tx
         .load_referrers::<VpnService>(Kind::Router, &router.id)
         .await?

@@ -5,8 +5,10 @@
 pub mod agents;
 pub mod flavors;
 mod inventory;
+pub mod ports;
 pub mod scheduler;
 pub mod status;
+pub mod tags;
 mod vpn;
 
 use serde::de::DeserializeOwned;
@@ -222,7 +224,7 @@ async fn schedule(app: &App, tx: &mut dyn Transaction, created: Value) -> ApiRes
     let mut router: Router = serde_json::from_value(created)?;
     let (mut placement, _) = scheduler::Placement::load(tx, &scheduler::Liveness::of(app)).await?;
     scheduler::reschedule(&mut router, &mut placement, false);
-    router.revision_number = 1;
+    router.standard.revision_number = 1;
     save(tx, &router).await
 }
 
@@ -317,7 +319,7 @@ pub async fn delete(app: &App, caller: &Caller, kind: Kind, id: &str) -> ApiResu
     let touched = match (kind, before) {
         (Kind::Router, Some(doc)) => {
             let mut router: Router = serde_json::from_value(doc)?;
-            router.revision_number += 1;
+            router.standard.revision_number += 1;
             agents::touched(&router).into_iter().collect()
         }
         (_, Some(doc)) => touched_by(tx.as_mut(), kind, &doc).await?,
@@ -326,6 +328,16 @@ pub async fn delete(app: &App, caller: &Caller, kind: Kind, id: &str) -> ApiResu
     tx.commit().await?;
     agents::notify(app, touched);
     Ok(())
+}
+
+/// Now as Neutron renders standard-attribute timestamps: RFC 3339, UTC, whole seconds
+/// (`2026-12-03T08:00:00Z`).
+pub(crate) fn timestamp() -> String {
+    let format =
+        time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
+    time::OffsetDateTime::now_utc()
+        .format(&format)
+        .unwrap_or_else(|_| vpnaas_model::standard_attr::UNKNOWN_TIME.to_string())
 }
 
 /// Loads an object the caller may see, else `<Kind>NotFound`.

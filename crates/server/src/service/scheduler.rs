@@ -191,7 +191,7 @@ pub async fn place_orphans(tx: &mut dyn Transaction, liveness: &Liveness) -> Api
     for mut router in routers {
         let was_unscheduled = router.agent_host.is_none();
         if let Some(moved) = reschedule(&mut router, &mut placement, may_move) {
-            router.revision_number += 1;
+            router.standard.touch(&super::timestamp());
             tx.save(&router).await?;
             if moved.failed_over {
                 tracing::warn!(router = %router.id, from = ?moved.released, to = ?router.agent_host, epoch = router.lease_epoch, "agent down: router taken over");
@@ -214,7 +214,7 @@ pub async fn place_orphans(tx: &mut dyn Transaction, liveness: &Liveness) -> Api
         if hosting == Hosting::Orphaned && !marked.is_empty() {
             // An agent that comes back must report again even if nothing changed on its
             // side (it does not resend an unchanged report): a new revision changes it.
-            router.revision_number += 1;
+            router.standard.touch(&super::timestamp());
             tx.save(&router).await?;
             orphans.told.extend(touched(&router));
         }
@@ -353,7 +353,7 @@ pub async fn add_router(
         .into());
     }
     let released = make_active(&mut router, &agent.host);
-    router.revision_number += 1;
+    router.standard.touch(&super::timestamp());
     tx.save(&router).await?;
     tx.commit().await?;
     let mut told_hosts: Vec<Touched> = released.into_iter().map(|h| told(&router, h)).collect();
@@ -383,7 +383,7 @@ pub async fn remove_router(
         .into());
     }
     release(&mut router, &agent.host);
-    router.revision_number += 1;
+    router.standard.touch(&super::timestamp());
     tx.save(&router).await?;
     tx.commit().await?;
     let mut told_hosts = vec![told(&router, agent.host)];

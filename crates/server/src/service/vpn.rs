@@ -389,13 +389,21 @@ fn which(local: bool, peer: bool) -> (&'static str, &'static str) {
     }
 }
 
-/// Service with a subnet: peer CIDRs required, no endpoint groups; returns the local version.
+/// Service with a subnet: peer CIDRs required (checked first, as Neutron does), no
+/// endpoint groups; returns the local version.
 async fn check_legacy_mode(
     tx: &mut dyn Transaction,
     caller: &Caller,
     conn: &SiteConnection,
     subnet_id: &str,
 ) -> ApiResult<u8> {
+    if conn.peer_cidrs.is_empty() {
+        return Err(Fault::bad_request(
+            "MissingPeerCidrs",
+            "Missing peer CIDRs for IPsec site-to-site connection",
+        )
+        .into());
+    }
     let (local, peer) = (
         conn.local_ep_group_id.is_some(),
         conn.peer_ep_group_id.is_some(),
@@ -405,13 +413,6 @@ async fn check_legacy_mode(
         return Err(Fault::bad_request(
             "InvalidEndpointGroup",
             format!("Endpoint group{suffix} {which} cannot be specified, when VPN Service has subnet specified"),
-        )
-        .into());
-    }
-    if conn.peer_cidrs.is_empty() {
-        return Err(Fault::bad_request(
-            "MissingPeerCidrs",
-            "Missing peer CIDRs for IPsec site-to-site connection",
         )
         .into());
     }

@@ -520,3 +520,44 @@ async fn waiting_for_a_connection_no_agent_will_apply_stops_and_says_why() {
         "{stderr}"
     );
 }
+
+/// The README's quick start: one command that installs, builds and runs the demo, one that
+/// runs the tests (the one CI runs), and nothing else before the details.
+#[test]
+fn the_readme_quick_start_is_two_commands_that_exist() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let readme = std::fs::read_to_string(root.join("README.md")).expect("README.md");
+    let start = readme
+        .find("## Quick start")
+        .expect("a quick start section");
+    let block = readme[start..]
+        .split("```")
+        .nth(1)
+        .expect("a code block in the quick start");
+    let commands: Vec<&str> = block
+        .lines()
+        .skip(1)
+        .map(|line| line.split('#').next().unwrap_or_default().trim())
+        .filter(|line| !line.is_empty())
+        .collect();
+    assert_eq!(commands, ["./scripts/demo.sh", "./scripts/test.sh"]);
+    for script in &commands {
+        let meta = std::fs::metadata(root.join(script)).expect(script);
+        assert!(
+            std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o111 != 0,
+            "{script} is not executable"
+        );
+    }
+    let demo = std::fs::read_to_string(root.join("scripts/demo.sh")).expect("demo.sh");
+    assert!(
+        demo.contains("./scripts/setup.sh")
+            && demo.contains("cargo build --release")
+            && demo.contains("vpnaas demo"),
+        "{demo}"
+    );
+    let ci = std::fs::read_to_string(root.join(".ci/run")).expect(".ci/run");
+    assert!(
+        ci.contains("./scripts/test.sh"),
+        "CI runs the README's test command"
+    );
+}

@@ -37,6 +37,33 @@ async fn server() -> (Server, tempfile::TempDir) {
     (Server::start(settings).await.expect("server"), dir)
 }
 
+/// The README's walk-through up to a VPN: an external network, router `r1` with its
+/// gateway on it and an interface on `lan1-v4` (10.1.0.0/24).
+const ROUTER_ON_LAN1: &[&[&str]] = &[
+    &["network", "create", "public", "--router-external", "true"],
+    &[
+        "subnet",
+        "create",
+        "public-v4",
+        "--network",
+        "public",
+        "--subnet-range",
+        "203.0.113.0/24",
+    ],
+    &["network", "create", "lan1"],
+    &[
+        "subnet",
+        "create",
+        "lan1-v4",
+        "--network",
+        "lan1",
+        "--subnet-range",
+        "10.1.0.0/24",
+    ],
+    &["router", "create", "r1", "--external-gateway", "public"],
+    &["router", "add-interface", "r1", "lan1-v4"],
+];
+
 /// A table a person can read in a terminal: no line of JSON pushing it past 100 columns.
 fn assert_readable(table: &str) {
     let widest = table.lines().map(|l| l.chars().count()).max().unwrap_or(0);
@@ -55,38 +82,9 @@ async fn a_user_builds_a_vpn_with_the_cli() {
         let url = url.to_string();
         tokio::task::spawn_blocking(move || ok(&url, args))
     };
-    run(&["network", "create", "public", "--router-external", "true"])
-        .await
-        .expect("join");
-    run(&[
-        "subnet",
-        "create",
-        "public-v4",
-        "--network",
-        "public",
-        "--subnet-range",
-        "203.0.113.0/24",
-    ])
-    .await
-    .expect("join");
-    run(&["network", "create", "lan1"]).await.expect("join");
-    run(&[
-        "subnet",
-        "create",
-        "lan1-v4",
-        "--network",
-        "lan1",
-        "--subnet-range",
-        "10.1.0.0/24",
-    ])
-    .await
-    .expect("join");
-    run(&["router", "create", "r1", "--external-gateway", "public"])
-        .await
-        .expect("join");
-    run(&["router", "add-interface", "r1", "lan1-v4"])
-        .await
-        .expect("join");
+    for step in ROUTER_ON_LAN1 {
+        run(step).await.expect("join");
+    }
     let ike = run(&[
         "-f",
         "json",
@@ -455,28 +453,6 @@ async fn waiting_for_a_connection_no_agent_will_apply_stops_and_says_why() {
     let (server, _dir) = server().await;
     let url = server.url();
     let steps: &[&[&str]] = &[
-        &["network", "create", "public", "--router-external", "true"],
-        &[
-            "subnet",
-            "create",
-            "public-v4",
-            "--network",
-            "public",
-            "--subnet-range",
-            "203.0.113.0/24",
-        ],
-        &["network", "create", "lan1"],
-        &[
-            "subnet",
-            "create",
-            "lan1-v4",
-            "--network",
-            "lan1",
-            "--subnet-range",
-            "10.1.0.0/24",
-        ],
-        &["router", "create", "r1", "--external-gateway", "public"],
-        &["router", "add-interface", "r1", "lan1-v4"],
         &["ike-policy", "create", "ike1"],
         &["ipsec-policy", "create", "ipsec1"],
         &[
@@ -484,7 +460,7 @@ async fn waiting_for_a_connection_no_agent_will_apply_stops_and_says_why() {
         ],
     ];
     let out = tokio::task::spawn_blocking(move || {
-        for step in steps {
+        for step in ROUTER_ON_LAN1.iter().chain(steps) {
             ok(&url, step);
         }
         vpnaas(

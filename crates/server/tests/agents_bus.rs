@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
@@ -14,7 +13,6 @@ use vpnaas_model::Kind;
 use vpnaas_model::agent::{ConnectionStatus, StatusReport};
 use vpnaas_model::enums::{Status, StatusReason};
 use vpnaas_model::site_connection::Traffic;
-use vpnaas_server::clock::ManualClock;
 use vpnaas_server::service::agents::LocalControlPlane;
 use vpnaas_server::{App, Server, build_app};
 
@@ -531,24 +529,6 @@ async fn the_agent_routes_are_for_admins_only() {
     assert_eq!((status.as_u16(), body), (200, json!([])));
 }
 
-/// An agent's report that the connection is up.
-fn report(host: &str, router: &str, conn: &str) -> StatusReport {
-    StatusReport {
-        host: host.into(),
-        router_id: router.into(),
-        applied_revision: 0,
-        lease_epoch: 0,
-        daemon_running: true,
-        connections: vec![ConnectionStatus {
-            id: conn.into(),
-            status: Status::Active,
-            reason: StatusReason::Established,
-            detail: String::new(),
-            traffic: None,
-        }],
-    }
-}
-
 /// `(status, status_reason)` of an object as the API shows it.
 async fn status_of(c: &vpnaas_client::Client, kind: Kind, id: &str) -> (String, Value) {
     let shown = c.show(kind, id).await.expect("shown");
@@ -560,16 +540,13 @@ async fn status_of(c: &vpnaas_client::Client, kind: Kind, id: &str) -> (String, 
 
 #[tokio::test]
 async fn a_router_no_live_agent_hosts_says_so_and_stops_saying_it_when_one_comes() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut settings = settings(dir.path());
-    settings.agent_down_time = 5;
-    let clock = Arc::new(ManualClock::starting_now());
-    let app = build_app(settings)
-        .await
-        .expect("app")
-        .with_clock(clock.clone());
-    let server = Server::start_app(app.clone()).await.expect("server");
-    let c = vpnaas_client::Client::new(&server.url());
+    let Clocked {
+        app,
+        client: c,
+        clock,
+        server: _server,
+        dir: _dir,
+    } = start_on_manual_clock(5).await;
     let external = external_network(&c).await;
     let s = site(&c, &external, 1).await;
     let pols = policies(&c).await;
@@ -606,8 +583,8 @@ async fn a_router_no_live_agent_hosts_says_so_and_stops_saying_it_when_one_comes
         ("PENDING_CREATE".into(), Value::Null)
     );
     let router = c.show(Kind::Router, &s.router).await.expect("router");
-    let mut up = report("gw-a", &s.router, &conn);
-    up.lease_epoch = router["lease_epoch"].as_u64().expect("epoch");
+    let epoch = router["lease_epoch"].as_u64().expect("epoch");
+    let mut up = up_report("gw-a", &s.router, epoch, &conn);
     control.report(up.clone()).await.expect("report");
     assert_eq!(
         status_of(&c, Kind::SiteConnection, &conn).await,
@@ -652,17 +629,7 @@ async fn a_router_no_live_agent_hosts_says_so_and_stops_saying_it_when_one_comes
 async fn with_every_agent_dead_the_servers_own_sweep_marks_their_routers() {
     let h = start_with(|s| s.agent_down_time = 1).await;
     let c = &h.client;
-    let external = external_network(c).await;
-    let s = site(c, &external, 1).await;
-    let pols = policies(c).await;
-    let svc = legacy_service(c, &s).await;
-    let conn = c
-        .create(
-            Kind::SiteConnection,
-            legacy_connection(&id(&svc), &pols, "10.2.0.0/24"),
-        )
-        .await
-        .expect("connection");
+    let conn = connected_site(c).await.conn;
     let agent = vpnaas_bus::http::HttpControlPlane::new(&h.server.url(), None);
     agent.heartbeat("gw-lone").await.expect("beat");
     // No further heartbeat: only the server's periodic sweep can notice the agent died.

@@ -11,17 +11,12 @@ use vpnaas_model::Kind;
 async fn policies_in_use_may_be_renamed_but_not_changed_or_deleted() {
     let h = start().await;
     let c = &h.client;
-    let external = external_network(c).await;
-    let s = site(c, &external, 1).await;
-    let pols = policies(c).await;
-    let svc = legacy_service(c, &s).await;
-    let conn = c
-        .create(
-            Kind::SiteConnection,
-            legacy_connection(&id(&svc), &pols, "10.2.0.0/24"),
-        )
-        .await
-        .expect("conn");
+    let Connected {
+        pols,
+        service: svc,
+        conn,
+        ..
+    } = connected_site(c).await;
     for (kind, policy, in_use) in [
         (Kind::IkePolicy, &pols.0, "IKEPolicyInUse"),
         (Kind::IpsecPolicy, &pols.1, "IPsecPolicyInUse"),

@@ -6,35 +6,14 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
 use serde_json::{Value, json};
 use vpnaas_bus::ControlPlane;
 use vpnaas_model::Kind;
-use vpnaas_model::agent::{ConnectionStatus, StatusReport};
-use vpnaas_model::enums::{HaRole, Status, StatusReason};
-use vpnaas_server::clock::ManualClock;
+use vpnaas_model::enums::HaRole;
 use vpnaas_server::service::agents::LocalControlPlane;
-use vpnaas_server::{Server, build_app};
-
-fn report(host: &str, router: &str, epoch: u64, conn: &str) -> StatusReport {
-    StatusReport {
-        host: host.into(),
-        router_id: router.into(),
-        applied_revision: 0,
-        lease_epoch: epoch,
-        daemon_running: true,
-        connections: vec![ConnectionStatus {
-            id: conn.into(),
-            status: Status::Active,
-            reason: StatusReason::Established,
-            detail: String::new(),
-            traffic: None,
-        }],
-    }
-}
 
 /// `(active, standby, lease_epoch)` of a router.
 async fn holders(c: &vpnaas_client::Client, router: &str) -> (Value, Value, u64) {
@@ -53,18 +32,13 @@ async fn agent_id(c: &vpnaas_client::Client, host: &str) -> String {
 
 #[tokio::test]
 async fn an_ha_routers_standby_takes_over_from_a_dead_agent_and_the_old_one_is_fenced() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut settings = settings(dir.path());
-    settings.agent_down_time = 1;
-    // Agents live and die by this clock alone: on a busy machine, real seconds between two
-    // heartbeats of the test would kill agents it means alive.
-    let clock = Arc::new(ManualClock::starting_now());
-    let app = build_app(settings)
-        .await
-        .expect("app")
-        .with_clock(clock.clone());
-    let server = Server::start_app(app.clone()).await.expect("server");
-    let c = vpnaas_client::Client::new(&server.url());
+    let Clocked {
+        app,
+        client: c,
+        clock,
+        server: _server,
+        dir: _dir,
+    } = start_on_manual_clock(1).await;
     let control = LocalControlPlane::new(app.clone());
     control.heartbeat("gw-a").await.expect("a");
     control.heartbeat("gw-b").await.expect("b");
@@ -149,7 +123,7 @@ async fn an_ha_routers_standby_takes_over_from_a_dead_agent_and_the_old_one_is_f
         }
     };
     control
-        .report(report("gw-b", &s.router, 1, &conn))
+        .report(up_report("gw-b", &s.router, 1, &conn))
         .await
         .expect("standby report");
     assert_eq!(
@@ -158,7 +132,7 @@ async fn an_ha_routers_standby_takes_over_from_a_dead_agent_and_the_old_one_is_f
         "a standby does not speak"
     );
     control
-        .report(report("gw-a", &s.router, 1, &conn))
+        .report(up_report("gw-a", &s.router, 1, &conn))
         .await
         .expect("active report");
     assert_eq!(status().await, (json!("ACTIVE"), json!("ESTABLISHED")));
@@ -200,7 +174,7 @@ async fn an_ha_routers_standby_takes_over_from_a_dead_agent_and_the_old_one_is_f
     assert_eq!((promoted.role, promoted.lease_epoch), (HaRole::Active, 2));
     assert!(state("gw-a").await.is_none(), "the old holder has nothing");
     control
-        .report(report("gw-a", &s.router, 1, &conn))
+        .report(up_report("gw-a", &s.router, 1, &conn))
         .await
         .expect("stale report");
     assert_eq!(
@@ -209,7 +183,7 @@ async fn an_ha_routers_standby_takes_over_from_a_dead_agent_and_the_old_one_is_f
         "the former holder's report is refused"
     );
     control
-        .report(report("gw-b", &s.router, 2, &conn))
+        .report(up_report("gw-b", &s.router, 2, &conn))
         .await
         .expect("new holder's report");
     assert_eq!(status().await.0, "ACTIVE");
@@ -242,7 +216,7 @@ async fn an_ha_routers_standby_takes_over_from_a_dead_agent_and_the_old_one_is_f
         "a switchover: the active one becomes the standby"
     );
     control
-        .report(report("gw-b", &s.router, 2, &conn))
+        .report(up_report("gw-b", &s.router, 2, &conn))
         .await
         .expect("report");
     let demoted = state("gw-b").await.expect("b");

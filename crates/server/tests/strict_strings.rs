@@ -35,20 +35,14 @@ struct World {
 
 async fn world() -> World {
     let h = start().await;
-    let c = &h.client;
-    let external = external_network(c).await;
-    let s = site(c, &external, 1).await;
-    let pols = policies(c).await;
-    let svc = legacy_service(c, &s).await;
-    let conn = c
-        .create(
-            Kind::SiteConnection,
-            legacy_connection(&id(&svc), &pols, "10.2.0.0/24"),
-        )
-        .await
-        .expect("conn");
+    let Connected {
+        service,
+        pols,
+        conn,
+        ..
+    } = connected_site(&h.client).await;
     World {
-        service: id(&svc),
+        service: id(&service),
         pols,
         conn,
         h,

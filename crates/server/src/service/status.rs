@@ -118,14 +118,8 @@ async fn mark_router(
     now_ms: u64,
 ) -> ApiResult<Vec<ConnectionEvent>> {
     let mut transitions = Vec::new();
-    for mut service in tx
-        .load_referrers::<VpnService>(Kind::Router, router_id)
-        .await?
-    {
-        for mut conn in tx
-            .load_referrers::<SiteConnection>(Kind::VpnService, &service.id)
-            .await?
-        {
+    for (mut service, connections) in vpn_of(tx, router_id).await? {
+        for mut conn in connections {
             if conn.status_reason == Some(StatusReason::AdminDown) {
                 continue;
             }
@@ -148,6 +142,20 @@ async fn mark_router(
     Ok(transitions)
 }
 
+/// A router's VPN services, each with its connections.
+async fn vpn_of(
+    tx: &mut dyn Transaction,
+    router_id: &str,
+) -> ApiResult<Vec<(VpnService, Vec<SiteConnection>)>> {
+    let services: Vec<VpnService> = tx.load_referrers(Kind::Router, router_id).await?;
+    let mut vpn = Vec::with_capacity(services.len());
+    for service in services {
+        let connections = tx.load_referrers(Kind::VpnService, &service.id).await?;
+        vpn.push((service, connections));
+    }
+    Ok(vpn)
+}
+
 /// The status of an object nobody attends to: one never brought up is still pending;
 /// one that was up is down.
 fn unattended(status: Status) -> Status {
@@ -161,14 +169,8 @@ fn unattended(status: Status) -> Status {
 /// connections and services keep their status, without a reason, until the agent
 /// reports.
 pub async fn clear_no_agent(tx: &mut dyn Transaction, router_id: &str) -> ApiResult<()> {
-    for mut service in tx
-        .load_referrers::<VpnService>(Kind::Router, router_id)
-        .await?
-    {
-        for mut conn in tx
-            .load_referrers::<SiteConnection>(Kind::VpnService, &service.id)
-            .await?
-        {
+    for (mut service, connections) in vpn_of(tx, router_id).await? {
+        for mut conn in connections {
             if conn.status_reason == Some(StatusReason::NoAgent) {
                 conn.status_reason = None;
                 tx.save(&conn).await?;
@@ -219,15 +221,9 @@ async fn apply_report(
         return Ok(None);
     }
     let mut transitions = Vec::new();
-    for service in tx
-        .load_referrers::<VpnService>(Kind::Router, &router.id)
-        .await?
-    {
+    for (service, connections) in vpn_of(tx, &router.id).await? {
         let (mut any_active, mut any_enabled) = (false, false);
-        for mut conn in tx
-            .load_referrers::<SiteConnection>(Kind::VpnService, &service.id)
-            .await?
-        {
+        for mut conn in connections {
             any_enabled |= conn.admin_state_up;
             let observed = report.connections.iter().find(|c| c.id == conn.id);
             let status = observed.map_or(Status::Down, |c| c.status);

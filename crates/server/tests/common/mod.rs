@@ -156,3 +156,86 @@ pub fn legacy_connection(service: &str, policies: &(String, String), peer_cidr: 
         "peer_address": "203.0.113.200", "peer_id": "203.0.113.200", "psk": "secret-psk", "peer_cidrs": [peer_cidr],
     })
 }
+
+/// A site with policies, a legacy-mode service and one connection to 10.2.0.0/24.
+pub struct Connected {
+    pub site: Site,
+    pub pols: (String, String),
+    pub service: Value,
+    pub conn: Value,
+}
+
+pub async fn connected_site(c: &Client) -> Connected {
+    let external = external_network(c).await;
+    let site = site(c, &external, 1).await;
+    let pols = policies(c).await;
+    let service = legacy_service(c, &site).await;
+    let conn = c
+        .create(
+            Kind::SiteConnection,
+            legacy_connection(&id(&service), &pols, "10.2.0.0/24"),
+        )
+        .await
+        .expect("connection");
+    Connected {
+        site,
+        pols,
+        service,
+        conn,
+    }
+}
+
+/// An agent's report, under lease `epoch`, that the connection is up.
+pub fn up_report(
+    host: &str,
+    router: &str,
+    epoch: u64,
+    conn: &str,
+) -> vpnaas_model::agent::StatusReport {
+    use vpnaas_model::agent::{ConnectionStatus, StatusReport};
+    use vpnaas_model::enums::{Status, StatusReason};
+    StatusReport {
+        host: host.into(),
+        router_id: router.into(),
+        applied_revision: 0,
+        lease_epoch: epoch,
+        daemon_running: true,
+        connections: vec![ConnectionStatus {
+            id: conn.into(),
+            status: Status::Active,
+            reason: StatusReason::Established,
+            detail: String::new(),
+            traffic: None,
+        }],
+    }
+}
+
+/// A server whose agents live and die by a manual clock (see [`ManualClock`]): on a busy
+/// machine, real seconds between two heartbeats of a test would kill agents it means alive.
+pub struct Clocked {
+    pub server: Server,
+    pub app: vpnaas_server::App,
+    pub client: Client,
+    pub clock: std::sync::Arc<vpnaas_server::clock::ManualClock>,
+    pub dir: tempfile::TempDir,
+}
+
+pub async fn start_on_manual_clock(agent_down_time: u64) -> Clocked {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut settings = settings(dir.path());
+    settings.agent_down_time = agent_down_time;
+    let clock = std::sync::Arc::new(vpnaas_server::clock::ManualClock::starting_now());
+    let app = vpnaas_server::build_app(settings)
+        .await
+        .expect("app")
+        .with_clock(clock.clone());
+    let server = Server::start_app(app.clone()).await.expect("server");
+    let client = Client::new(&server.url());
+    Clocked {
+        server,
+        app,
+        client,
+        clock,
+        dir,
+    }
+}

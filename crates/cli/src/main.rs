@@ -23,6 +23,12 @@ use vpnaas_model::Kind;
 
 use output::Format;
 
+/// jemalloc with its background thread gives freed memory back to the system within
+/// seconds: after a burst of connections (or an attack of them) ends, the server's memory
+/// returns to its baseline; glibc's malloc keeps it in its arenas.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// Options of every client command.
 #[derive(Debug, Args)]
 struct Global {

@@ -1131,9 +1131,12 @@ impl Pinger {
             .expect("ns")
             .to_string();
         let count = (seconds * 20).to_string();
+        // A reply that is late is not lost: on a busy machine the userspace data plane
+        // can take a second to answer, and ping stops waiting for the last replies
+        // after `-W` seconds.
         let child = Command::new("ip")
             .args([
-                "netns", "exec", &namespace, "ping", "-q", "-i", "0.05", "-c", &count, "-W", "1",
+                "netns", "exec", &namespace, "ping", "-q", "-i", "0.05", "-c", &count, "-W", "3",
                 &target,
             ])
             .stdout(Stdio::piped())

@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
-use axum::{Json, Router, ServiceExt};
+use axum::{Json, Router};
 use serde_json::{Value, json};
 use tower::Layer;
 use tower::util::MapRequestLayer;
@@ -23,16 +23,13 @@ use crate::service::flavors::Association;
 use crate::service::tags::{self, TagChange};
 use crate::service::{self, InterfaceChange};
 
-/// The service `axum::serve` runs: paths normalised, then routed.
-pub type ApiService =
-    axum::routing::IntoMakeService<tower::util::MapRequest<Router, fn(Request) -> Request>>;
+/// The API as the HTTP edge serves it: paths normalised, then routed.
+pub type ApiService = tower::util::MapRequest<Router, fn(Request) -> Request>;
 
 /// Builds the HTTP service over the application state.
 pub fn service(app: App) -> ApiService {
     let normalize: fn(Request) -> Request = normalize_path;
-    MapRequestLayer::new(normalize)
-        .layer(router(app))
-        .into_make_service()
+    MapRequestLayer::new(normalize).layer(router(app))
 }
 
 /// The routes, without path normalisation (for in-process tests).

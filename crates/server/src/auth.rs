@@ -143,11 +143,45 @@ fn header<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
         .filter(|v| !v.is_empty())
 }
 
-fn from_headers(parts: &Parts, default_project: &str) -> Caller {
-    let project = header(parts, "x-project-id").or_else(|| header(parts, "x-tenant-id"));
-    let roles = header(parts, "x-roles");
-    let user = header(parts, "x-user-id").unwrap_or("").to_string();
-    match (project, roles) {
+/// The longest identity header value accepted (Neutron's ids and names are at most 255).
+const MAX_IDENTITY_LEN: usize = 255;
+
+/// An identity header that is given must say something sensible: an empty or oversized
+/// `X-Project-Id` must not fall back to the default project's admin, nor become a 100 kB
+/// project id.
+fn identity_header<'a>(parts: &'a Parts, name: &str) -> Result<Option<&'a str>, Fault> {
+    let Some(raw) = parts.headers.get(name) else {
+        return Ok(None);
+    };
+    let bad = |why: &str| Fault::http_bad_request(format!("Invalid {name} header: {why}"));
+    let text = raw
+        .to_str()
+        .map_err(|_| bad("it is not visible ASCII"))?
+        .trim();
+    if text.is_empty() {
+        return Err(bad("it is empty"));
+    }
+    let longest = if name == "x-roles" {
+        MAX_IDENTITY_LEN * 8
+    } else {
+        MAX_IDENTITY_LEN
+    };
+    if text.len() > longest {
+        return Err(bad(&format!("it is longer than {longest} characters")));
+    }
+    Ok(Some(text))
+}
+
+fn from_headers(parts: &Parts, default_project: &str) -> Result<Caller, Fault> {
+    let project = match identity_header(parts, "x-project-id")? {
+        Some(project) => Some(project),
+        None => identity_header(parts, "x-tenant-id")?,
+    };
+    let roles = identity_header(parts, "x-roles")?;
+    let user = identity_header(parts, "x-user-id")?
+        .unwrap_or("")
+        .to_string();
+    Ok(match (project, roles) {
         (None, None) => Caller {
             project_id: default_project.into(),
             user_id: user,
@@ -161,7 +195,7 @@ fn from_headers(parts: &Parts, default_project: &str) -> Caller {
                 |r| lower(r.split(',').map(String::from).collect()),
             ),
         },
-    }
+    })
 }
 
 impl FromRequestParts<App> for Caller {
@@ -169,10 +203,31 @@ impl FromRequestParts<App> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, Self::Rejection> {
         match app.settings.auth {
-            AuthMode::Noauth => Ok(from_headers(parts, &app.settings.default_project)),
+            AuthMode::Noauth => Ok(from_headers(parts, &app.settings.default_project)?),
             AuthMode::Token => header(parts, "x-auth-token")
                 .and_then(|token| app.tokens.0.get(token).cloned())
                 .ok_or_else(|| Fault::unauthorized().into()),
         }
+    }
+}
+
+/// Whether a request may read `/metrics` on the API: anyone under noauth (what the API
+/// itself allows); under token auth only a token of an admin or of the `metrics` role,
+/// sent as `X-Auth-Token` or as `Authorization: Bearer` (what Prometheus sends). A
+/// scraper without a token uses `metrics_listen`, an address of its own.
+pub fn may_scrape(app: &App, headers: &axum::http::HeaderMap) -> Result<(), Fault> {
+    if app.settings.auth == AuthMode::Noauth {
+        return Ok(());
+    }
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let token = text("x-auth-token")
+        .or_else(|| text("authorization").and_then(|v| v.strip_prefix("Bearer ").map(str::trim)));
+    let caller = token
+        .and_then(|token| app.tokens.0.get(token))
+        .ok_or_else(Fault::unauthorized)?;
+    if caller.is_admin() || caller.has("metrics") {
+        Ok(())
+    } else {
+        Err(Fault::forbidden("get_metrics"))
     }
 }

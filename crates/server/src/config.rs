@@ -41,6 +41,21 @@ pub struct Settings {
     pub agent_down_time: u64,
     /// The provider (IKE daemon) of VPN services created without a flavor.
     pub default_driver: DriverKind,
+    /// Seconds for a request head to arrive; an idle keep-alive connection is closed
+    /// after as long.
+    pub http_header_timeout: f64,
+    /// Seconds for a request body to arrive.
+    pub http_body_timeout: f64,
+    /// Connections served at once; more are answered 503 and closed.
+    pub http_max_connections: usize,
+    /// Host names (or addresses) requests may be addressed to (`["*"]`: any). Default:
+    /// under noauth the listen address, `localhost`, `127.0.0.1` and `::1` (a page that
+    /// rebinds its own name to this address is refused); otherwise any.
+    pub allowed_hosts: Option<Vec<String>>,
+    /// An address of its own where `/metrics` is served to anyone (keep it private). On
+    /// the API, `/metrics` is anonymous only under noauth; under token auth it needs an
+    /// admin's token or one with the `metrics` role.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl Default for Settings {
@@ -55,6 +70,11 @@ impl Default for Settings {
             allow_weak_algorithms: false,
             agent_down_time: 75,
             default_driver: DriverKind::Strongswan,
+            http_header_timeout: 5.0,
+            http_body_timeout: 10.0,
+            http_max_connections: 1024,
+            allowed_hosts: None,
+            metrics_listen: None,
         }
     }
 }
@@ -91,6 +111,36 @@ impl Settings {
             path: path.into(),
             source,
         })
+    }
+
+    /// The HTTP edge's limits and rules.
+    pub fn edge_policy(&self) -> crate::edge::EdgePolicy {
+        let seconds = |s: f64| std::time::Duration::from_secs_f64(s.clamp(0.001, 86_400.0));
+        crate::edge::EdgePolicy {
+            header_timeout: seconds(self.http_header_timeout),
+            body_timeout: seconds(self.http_body_timeout),
+            max_connections: self.http_max_connections.max(1),
+            allowed_hosts: self.hosts_allowed().map(Into::into),
+        }
+    }
+
+    /// The host names requests may be addressed to; `None` for any.
+    fn hosts_allowed(&self) -> Option<Vec<String>> {
+        match &self.allowed_hosts {
+            Some(hosts) if hosts.iter().any(|h| h == "*") => None,
+            Some(hosts) => Some(hosts.clone()),
+            None if self.auth == AuthMode::Noauth => {
+                let mut hosts: Vec<String> = ["localhost", "127.0.0.1", "::1"]
+                    .into_iter()
+                    .map(String::from)
+                    .collect();
+                if !self.listen.ip().is_unspecified() {
+                    hosts.push(self.listen.ip().to_string());
+                }
+                Some(hosts)
+            }
+            None => None,
+        }
     }
 
     /// The database URL in effect.
@@ -137,6 +187,24 @@ agent_down_time = 75
 
 # Provider (IKE daemon) of VPN services created without a flavor: strongswan | libreswan.
 default_driver = "strongswan"
+
+# Slow and idle clients: seconds for a request head to arrive (an idle keep-alive
+# connection is closed after as long), seconds for a body to arrive (else 408), and the
+# connections served at once (more are answered 503 and closed).
+http_header_timeout = 5.0
+http_body_timeout = 10.0
+http_max_connections = 1024
+
+# Host names (or addresses) requests may be addressed to; ["*"] for any. Unset: under
+# noauth the listen address, localhost, 127.0.0.1 and ::1 (a web page that rebinds its own
+# name to this server's address is refused); under token auth any. Agents and clients that
+# reach a noauth server by another name or address need it here.
+# allowed_hosts = ["vpn.example.com", "192.0.2.10"]
+
+# /metrics on the API is anonymous under noauth only; under token auth it needs an admin's
+# token or one with the "metrics" role (X-Auth-Token, or Authorization: Bearer as
+# Prometheus sends it). This serves /metrics to anyone on an address of its own.
+# metrics_listen = "127.0.0.1:9698"
 "#;
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ pub mod api;
 pub mod auth;
 pub mod clock;
 pub mod config;
+pub mod edge;
 pub mod error;
 pub mod listing;
 pub mod metrics;
@@ -15,7 +16,6 @@ pub mod service;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use vpnaas_model::attr::Rules;
 use vpnaas_store::{SqlStore, Store};
@@ -126,7 +126,7 @@ pub async fn build_app_with(
 pub struct Server {
     /// The address it listens on (useful with port 0).
     pub addr: SocketAddr,
-    shutdown: tokio::sync::oneshot::Sender<()>,
+    shutdown: tokio::sync::watch::Sender<bool>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
     sweeper: tokio::task::AbortHandle,
 }
@@ -149,22 +149,25 @@ impl Server {
         let addr = listener
             .local_addr()
             .map_err(|e| StartError::Listen(listen, e))?;
-        let (shutdown, stop) = tokio::sync::oneshot::channel();
+        let (shutdown, stop) = tokio::sync::watch::channel(false);
         let sweeper = tokio::spawn(sweep_periodically(app.clone())).abort_handle();
-        let service = api::service(app);
-        // Without TCP_NODELAY, Nagle holds the tail of a large answer until the client's
-        // delayed ACK on keep-alive connections: milliseconds on every big list.
-        let listener = listener.tap_io(|tcp| {
-            if let Err(error) = tcp.set_nodelay(true) {
-                tracing::debug!(%error, "cannot set TCP_NODELAY");
-            }
-        });
-        let task = tokio::spawn(async move {
-            axum::serve(listener, service)
-                .with_graceful_shutdown(async move {
-                    let _ = stop.await;
-                })
+        let policy = app.settings.edge_policy();
+        if let Some(listen) = app.settings.metrics_listen {
+            let private = TcpListener::bind(listen)
                 .await
+                .map_err(|e| StartError::Listen(listen, e))?;
+            let policy = edge::EdgePolicy {
+                allowed_hosts: None,
+                ..policy.clone()
+            };
+            let routes = metrics::private_routes(app.clone());
+            tokio::spawn(edge::serve(private, routes, policy, stopped(stop.clone())));
+            tracing::info!(%listen, "vpnaas metrics listening");
+        }
+        let service = api::service(app);
+        let task = tokio::spawn(async move {
+            edge::serve(listener, service, policy, stopped(stop)).await;
+            Ok(())
         });
         tracing::info!(%addr, "vpnaas API listening");
         Ok(Server {
@@ -183,7 +186,7 @@ impl Server {
     /// Stops accepting requests and waits for the server to finish.
     pub async fn stop(self) {
         self.sweeper.abort();
-        let _ = self.shutdown.send(());
+        let _ = self.shutdown.send(true);
         let _ = self.task.await;
     }
 
@@ -206,4 +209,9 @@ async fn sweep_periodically(app: App) {
             tracing::warn!(%error, "liveness sweep failed");
         }
     }
+}
+
+/// Resolves when the server is told to stop (or its handle is dropped).
+async fn stopped(mut stop: tokio::sync::watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stop| *stop).await;
 }

@@ -216,10 +216,24 @@ pub fn exposition(text: String) -> Response {
     ([(CONTENT_TYPE, CONTENT)], text).into_response()
 }
 
-/// `GET /metrics` of the API server.
-pub async fn scrape(State(app): State<App>) -> ApiResult<Response> {
+/// `GET /metrics` of the API server (anonymous only under noauth).
+pub async fn scrape(State(app): State<App>, headers: axum::http::HeaderMap) -> ApiResult<Response> {
+    crate::auth::may_scrape(&app, &headers)?;
+    scrape_anonymously(State(app)).await
+}
+
+/// `GET /metrics` on `metrics_listen`, an address of its own that the operator keeps
+/// private.
+async fn scrape_anonymously(State(app): State<App>) -> ApiResult<Response> {
     let text = app.metrics.render(&app).await?;
     Ok(exposition(text))
+}
+
+/// The server's metrics alone, for `metrics_listen`.
+pub fn private_routes(app: App) -> Router {
+    Router::new()
+        .route("/metrics", get(scrape_anonymously))
+        .with_state(app)
 }
 
 /// Serves only `/metrics` of `registry` on `listen` in the background (for a process
@@ -235,11 +249,16 @@ pub async fn serve(listen: SocketAddr, registry: Registry) -> std::io::Result<So
     );
     let listener = TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
-    tokio::spawn(async move {
-        if let Err(error) = axum::serve(listener, routes).await {
-            tracing::error!(%error, "metrics endpoint stopped");
-        }
-    });
+    let policy = crate::edge::EdgePolicy {
+        allowed_hosts: None,
+        ..crate::Settings::default().edge_policy()
+    };
+    tokio::spawn(crate::edge::serve(
+        listener,
+        routes,
+        policy,
+        std::future::pending(),
+    ));
     tracing::info!(%addr, "metrics listening");
     Ok(addr)
 }

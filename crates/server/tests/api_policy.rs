@@ -244,3 +244,66 @@ async fn token_auth_maps_tokens_to_projects_and_refuses_others() {
         1
     );
 }
+
+#[tokio::test]
+async fn under_token_auth_metrics_need_a_token_or_their_own_address() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tokens = dir.path().join("tokens.toml");
+    std::fs::write(
+        &tokens,
+        "[[token]]\ntoken = \"t-admin\"\nproject_id = \"ops\"\nroles = [\"admin\"]\n\n\
+         [[token]]\ntoken = \"t-prom\"\nproject_id = \"ops\"\nroles = [\"metrics\"]\n\n\
+         [[token]]\ntoken = \"t-alice\"\nproject_id = \"alice\"\nroles = [\"member\"]\n",
+    )
+    .expect("write tokens");
+    let private = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port");
+    let h = start_with(|s| {
+        s.auth = vpnaas_server::AuthMode::Token;
+        s.tokens_file = Some(tokens.clone());
+        s.metrics_listen = Some(private);
+    })
+    .await;
+    let http = reqwest::Client::new();
+    let scrape = |url: String, header: Option<(&'static str, &'static str)>| {
+        let mut request = http.get(url);
+        if let Some((name, value)) = header {
+            request = request.header(name, value);
+        }
+        async move { request.send().await.expect("scrape").status().as_u16() }
+    };
+    let api = format!("{}/metrics", h.server.url());
+    assert_eq!(scrape(api.clone(), None).await, 401, "anonymous");
+    assert_eq!(
+        scrape(api.clone(), Some(("x-auth-token", "t-alice"))).await,
+        403,
+        "a member"
+    );
+    assert_eq!(
+        scrape(api.clone(), Some(("x-auth-token", "t-admin"))).await,
+        200
+    );
+    assert_eq!(
+        scrape(api.clone(), Some(("authorization", "Bearer t-prom"))).await,
+        200,
+        "Prometheus's bearer token of the metrics role"
+    );
+    assert_eq!(
+        scrape(format!("http://{private}/metrics"), None).await,
+        200,
+        "metrics_listen serves anyone"
+    );
+    assert_eq!(
+        scrape(format!("http://{private}/v2.0/vpn/ikepolicies"), None).await,
+        404,
+        "and nothing else"
+    );
+
+    let open = start().await;
+    assert_eq!(
+        scrape(format!("{}/metrics", open.server.url()), None).await,
+        200,
+        "noauth keeps /metrics anonymous"
+    );
+}

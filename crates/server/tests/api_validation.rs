@@ -719,7 +719,13 @@ async fn malformed_bodies_get_neutron_errors() {
     ];
     for (path, body, expected) in cases {
         let url = format!("{}/v2.0/{path}", h.client.base_url());
-        let response = http.post(&url).body(body).send().await.expect("send");
+        let response = http
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("send");
         assert_eq!(response.status().as_u16(), 400, "{path} {body:?}");
         let value: Value = response.json().await.expect("neutron error body");
         assert_eq!(

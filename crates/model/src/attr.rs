@@ -404,12 +404,16 @@ fn owner(fields: &ProjectFields, who: Requester<'_>) -> Result<String> {
     let as_text = |v: &Option<Value>, name: &str| -> Result<Option<String>> {
         match v {
             None => Ok(None),
-            Some(Value::String(s)) if !s.is_empty() && s.chars().count() <= grammar::MAX_LEN => {
+            Some(Value::String(s))
+                if !s.is_empty()
+                    && s.chars().count() <= grammar::MAX_LEN
+                    && !s.chars().any(char::is_control) =>
+            {
                 Ok(Some(s.clone()))
             }
             Some(_) => Err(Error::invalid_attribute(
                 name,
-                "must be a non-empty string of at most 255 characters",
+                "must be a non-empty string of at most 255 characters without control characters",
             )),
         }
     };

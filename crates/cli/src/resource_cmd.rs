@@ -493,7 +493,7 @@ async fn attrs_from(
 
 async fn convert(client: &Client, attr: &Attr, text: &str) -> Result<Value> {
     Ok(match attr.ty {
-        AttrType::Int | AttrType::IpVersion => json!(
+        AttrType::Int(_) | AttrType::IpVersion => json!(
             text.parse::<i64>()
                 .with_context(|| format!("--{} needs a number", flag(attr)))?
         ),

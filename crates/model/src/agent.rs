@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::attr::{Attr, AttrType as T, Post};
+use crate::attr::{Attr, AttrType as T, Post, Shape};
 use crate::enums::{HaRole, Initiator, Status, StatusReason};
 use crate::kind::Kind;
 use crate::policy::{IkePolicy, IpsecPolicy};
@@ -59,21 +59,21 @@ pub const AGENT_ATTRS: &[Attr] = &[
     ),
     Attr::new(
         "host",
-        T::Computed,
+        T::Computed(Shape::Scalar),
         Post::Forbidden,
         false,
         "host name of the agent",
     ),
     Attr::new(
         "agent_type",
-        T::Computed,
+        T::Computed(Shape::Scalar),
         Post::Forbidden,
         false,
         "VPN agent",
     ),
     Attr::new(
         "binary",
-        T::Computed,
+        T::Computed(Shape::Scalar),
         Post::Forbidden,
         false,
         "vpnaas-agent",
@@ -87,21 +87,21 @@ pub const AGENT_ATTRS: &[Attr] = &[
     ),
     Attr::new(
         "heartbeat_at",
-        T::Computed,
+        T::Computed(Shape::Scalar),
         Post::Forbidden,
         false,
         "last heartbeat (Unix seconds)",
     ),
     Attr::new(
         "heartbeat_ms",
-        T::Computed,
+        T::Computed(Shape::Scalar),
         Post::Forbidden,
         false,
         "last heartbeat (Unix milliseconds; vpnaas extension)",
     ),
     Attr::new(
         "alive",
-        T::Computed,
+        T::Computed(Shape::Scalar),
         Post::Forbidden,
         false,
         "heartbeat within the agent timeout",

@@ -3,7 +3,11 @@
 //! whether POST and PUT may set them. One generic parser applies the API-layer rules
 //! (envelope, unknown attributes, read-only attributes, required attributes, per-attribute
 //! validation, project ownership) in Neutron's order, and the OpenAPI document is derived
-//! from the same maps, so the contract cannot drift from its description.
+//! from the same maps, so the contract cannot drift from its description. The maps also
+//! say what listing may do with each attribute: its [`Shape`] (only scalars sort), whether
+//! it is secret (never filtered, sorted or quoted in an error) and the range of every
+//! integer it holds (checked here, at the edge, so no number reaches a type it does not
+//! fit).
 
 use serde_json::{Map, Value, json};
 
@@ -35,8 +39,8 @@ pub enum AttrType {
     Dpd,
     /// A list of CIDRs (a single string is wrapped, null is empty).
     CidrList,
-    /// A non-negative integer (numeric strings accepted).
-    Int,
+    /// An integer within a range (numeric strings accepted).
+    Int(IntRange),
     /// An IKE identity (strict grammar); `allow_empty` for `local_id`.
     Identity {
         /// Whether the empty string is allowed.
@@ -69,8 +73,126 @@ pub enum AttrType {
     AzHints,
     /// A free-form scalar (e.g. `provider:*`), stored as given.
     Scalar,
-    /// Output only (status, computed addresses).
-    Computed,
+    /// Output only (status, computed addresses), of the given shape.
+    Computed(Shape),
+}
+
+/// What a value of an attribute looks like, which decides what listing may do with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// A string, number, boolean or null: filters match it, `sort_key` may name it.
+    Scalar,
+    /// A list: filters match any of its items; it does not sort.
+    List,
+    /// A dictionary: it neither filters nor sorts (as in Neutron).
+    Dict,
+}
+
+impl AttrType {
+    /// The shape of the attribute's values.
+    pub fn shape(&self) -> Shape {
+        match self {
+            AttrType::Lifetime | AttrType::Dpd | AttrType::GatewayInfo => Shape::Dict,
+            AttrType::CidrList
+            | AttrType::StringList
+            | AttrType::Nameservers
+            | AttrType::Routes
+            | AttrType::ServiceTypes
+            | AttrType::AzHints => Shape::List,
+            AttrType::Computed(shape) => *shape,
+            _ => Shape::Scalar,
+        }
+    }
+
+    /// Every integer the attribute holds, with its range: the attribute itself, or keys
+    /// of a dictionary attribute. Tests and documents walk these, so a new numeric
+    /// attribute is covered by declaring its range.
+    pub fn integer_fields(&self) -> Vec<IntegerField> {
+        let whole = |range| IntegerField { key: None, range };
+        let key = |key, range| IntegerField {
+            key: Some(key),
+            range,
+        };
+        match self {
+            AttrType::Int(range) => vec![whole(*range)],
+            AttrType::Lifetime => vec![key("value", LIFETIME_SECONDS)],
+            AttrType::Dpd => vec![key("interval", DPD_SECONDS), key("timeout", DPD_SECONDS)],
+            _ => vec![],
+        }
+    }
+}
+
+/// One integer an attribute holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IntegerField {
+    /// The key inside a dictionary attribute; `None` for the attribute itself.
+    pub key: Option<&'static str>,
+    /// The values accepted.
+    pub range: IntRange,
+}
+
+/// The integers an attribute accepts, both ends included.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IntRange {
+    /// Smallest accepted value.
+    pub min: i64,
+    /// Largest accepted value.
+    pub max: i64,
+}
+
+/// The largest value of Neutron's integer columns (`INT`): every number Neutron can store
+/// is accepted where Neutron sets no other limit.
+pub const NEUTRON_INT_MAX: i64 = i32::MAX as i64;
+
+/// `lifetime.value`, seconds: Neutron's minimum.
+pub const LIFETIME_SECONDS: IntRange = IntRange::new(60, NEUTRON_INT_MAX);
+
+/// `dpd.interval` and `dpd.timeout`, seconds (Neutron: non-negative).
+pub const DPD_SECONDS: IntRange = IntRange::new(0, NEUTRON_INT_MAX);
+
+/// Why a value is not an accepted integer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IntProblem {
+    /// Not an integer at all (Neutron's converter fails).
+    NotInteger(String),
+    /// An integer outside the range (Neutron's validator fails).
+    OutOfRange(String),
+}
+
+impl IntRange {
+    /// The range `min..=max`.
+    pub const fn new(min: i64, max: i64) -> Self {
+        IntRange { min, max }
+    }
+
+    /// Converts as Neutron's `convert_to_int` does (numbers and decimal strings), then
+    /// checks the range with the messages of Neutron's `validate_non_negative` and
+    /// `validate_range`.
+    pub fn check(&self, value: &Value) -> std::result::Result<i64, IntProblem> {
+        let n = to_integer(value).ok_or_else(|| {
+            IntProblem::NotInteger(format!("'{}' is not an integer", plain(value)))
+        })?;
+        if n < i128::from(self.min) {
+            return Err(IntProblem::OutOfRange(if self.min == 0 {
+                format!("'{n}' should be non-negative")
+            } else {
+                format!("'{n}' is too small - must be at least '{}'", self.min)
+            }));
+        }
+        if n > i128::from(self.max) {
+            return Err(IntProblem::OutOfRange(format!(
+                "'{n}' is too large - must be no larger than '{}'",
+                self.max
+            )));
+        }
+        // Within min..=max, so it fits.
+        Ok(n as i64)
+    }
+
+    /// Whether `n` is accepted.
+    pub fn contains(&self, n: i128) -> bool {
+        (i128::from(self.min)..=i128::from(self.max)).contains(&n)
+    }
 }
 
 /// What a POST may do with an attribute.
@@ -99,6 +221,9 @@ pub struct Attr {
     pub put: bool,
     /// One-line description for the OpenAPI document and the CLI.
     pub doc: &'static str,
+    /// A secret (a pre-shared key, a private key): redacted for readers, never a filter
+    /// or sort key for anyone, never quoted in an error.
+    pub secret: bool,
 }
 
 impl Attr {
@@ -116,6 +241,15 @@ impl Attr {
             post,
             put,
             doc,
+            secret: false,
+        }
+    }
+
+    /// The same attribute, marked secret.
+    pub const fn secret(self) -> Self {
+        Attr {
+            secret: true,
+            ..self
         }
     }
 }
@@ -270,12 +404,16 @@ fn owner(fields: &ProjectFields, who: Requester<'_>) -> Result<String> {
     let as_text = |v: &Option<Value>, name: &str| -> Result<Option<String>> {
         match v {
             None => Ok(None),
-            Some(Value::String(s)) if !s.is_empty() && s.chars().count() <= grammar::MAX_LEN => {
+            Some(Value::String(s))
+                if !s.is_empty()
+                    && s.chars().count() <= grammar::MAX_LEN
+                    && !s.chars().any(char::is_control) =>
+            {
                 Ok(Some(s.clone()))
             }
             Some(_) => Err(Error::invalid_attribute(
                 name,
-                "must be a non-empty string of at most 255 characters",
+                "must be a non-empty string of at most 255 characters without control characters",
             )),
         }
     };
@@ -300,6 +438,51 @@ fn owner(fields: &ProjectFields, who: Requester<'_>) -> Result<String> {
 
 /// Validates and normalises one attribute value.
 pub fn validate(attr: &Attr, value: Value, rules: Rules) -> Result<Value> {
+    if attr.secret {
+        return validate_secret(attr, value, rules);
+    }
+    validate_value(attr, value, rules)
+}
+
+/// A secret's validation: the reasons of the pre-shared key validator are fixed texts; any
+/// other validator may quote what it was given (a UUID, the start of an over-long
+/// string), so its reason is replaced by one that cannot.
+fn validate_secret(attr: &Attr, value: Value, rules: Rules) -> Result<Value> {
+    if let AttrType::Psk = attr.ty {
+        return match psk_problem(&value) {
+            Some(reason) => Err(Error::invalid_attribute(attr.name, reason)),
+            None => Ok(value),
+        };
+    }
+    validate_value(attr, value, rules).map_err(|refused| {
+        Error::new(
+            refused.class,
+            refused.kind,
+            format!(
+                "Invalid input for {}. Reason: the value is not valid (a secret is never quoted).",
+                attr.name
+            ),
+        )
+    })
+}
+
+/// What is wrong with a pre-shared key, as a fixed text that cannot quote it.
+fn psk_problem(value: &Value) -> Option<&'static str> {
+    let Some(text) = value.as_str() else {
+        return Some("the pre-shared key must be a string");
+    };
+    if text.is_empty() {
+        return Some("the pre-shared key must not be empty");
+    }
+    if text.chars().count() > grammar::MAX_LEN || text.chars().any(char::is_control) {
+        return Some(
+            "the pre-shared key must be at most 255 characters without control characters",
+        );
+    }
+    None
+}
+
+fn validate_value(attr: &Attr, value: Value, rules: Rules) -> Result<Value> {
     let name = attr.name;
     let bad = |reason: String| Error::invalid_attribute(name, reason);
     match attr.ty {
@@ -338,13 +521,10 @@ pub fn validate(attr: &Attr, value: Value, rules: Rules) -> Result<Value> {
         AttrType::Lifetime => validate_lifetime(name, value),
         AttrType::Dpd => validate_dpd(name, value),
         AttrType::CidrList => validate_cidr_list(name, value),
-        AttrType::Int => match to_int(&value) {
-            None => Err(Error::conversion(format!(
-                "'{}' is not an integer",
-                plain(&value)
-            ))),
-            Some(n) if n < 0 => Err(bad(format!("'{n}' should be non-negative"))),
-            Some(n) => Ok(Value::from(n)),
+        AttrType::Int(range) => match range.check(&value) {
+            Ok(n) => Ok(Value::from(n)),
+            Err(IntProblem::NotInteger(why)) => Err(Error::invalid_input(name, why)),
+            Err(IntProblem::OutOfRange(why)) => Err(bad(why)),
         },
         AttrType::Identity { allow_empty } => {
             let text = as_string(&value).map_err(bad)?;
@@ -358,20 +538,10 @@ pub fn validate(attr: &Attr, value: Value, rules: Rules) -> Result<Value> {
             grammar::parse_peer_address(text).map_err(|why| Error::invalid_input(name, why))?;
             Ok(value)
         }
-        AttrType::Psk => {
-            let text =
-                as_str(&value).ok_or_else(|| bad("the pre-shared key must be a string".into()))?;
-            if text.is_empty() {
-                return Err(bad("the pre-shared key must not be empty".into()));
-            }
-            if text.chars().count() > grammar::MAX_LEN || text.chars().any(char::is_control) {
-                return Err(bad(
-                    "the pre-shared key must be at most 255 characters without control characters"
-                        .into(),
-                ));
-            }
-            Ok(value)
-        }
+        AttrType::Psk => match psk_problem(&value) {
+            Some(reason) => Err(bad(reason.into())),
+            None => Ok(value),
+        },
         AttrType::StringList => {
             let list = wrap_list(value);
             match &list {
@@ -385,7 +555,7 @@ pub fn validate(attr: &Attr, value: Value, rules: Rules) -> Result<Value> {
             grammar::parse_cidr(text).map_err(bad)?;
             Ok(value)
         }
-        AttrType::IpVersion => match to_int(&value) {
+        AttrType::IpVersion => match to_integer(&value) {
             Some(4) => Ok(json!(4)),
             Some(6) => Ok(json!(6)),
             _ => Err(bad(format!("{value} is not in [4, 6]"))),
@@ -405,7 +575,7 @@ pub fn validate(attr: &Attr, value: Value, rules: Rules) -> Result<Value> {
         AttrType::Routes => validate_routes(value).map_err(bad),
         AttrType::ServiceTypes => validate_service_types(value),
         AttrType::AzHints => validate_az_hints(name, value),
-        AttrType::Computed => Ok(value),
+        AttrType::Computed(_) => Ok(value),
     }
 }
 
@@ -457,17 +627,9 @@ fn validate_lifetime(name: &str, value: Value) -> Result<Value> {
                     format!("{v} is not in ['seconds']"),
                 ));
             }
-            "value" => match to_int(&v) {
-                Some(n) if n >= 60 => {
-                    out.insert(key, Value::from(n));
-                }
-                _ => {
-                    return Err(Error::invalid_attribute(
-                        name,
-                        format!("'{v}' is too small - must be at least '60'"),
-                    ));
-                }
-            },
+            "value" => {
+                out.insert(key, dict_integer(name, &v, LIFETIME_SECONDS)?);
+            }
             other => {
                 return Err(Error::invalid_attribute(
                     name,
@@ -503,17 +665,10 @@ fn validate_dpd(name: &str, value: Value) -> Result<Value> {
                 }
                 out.insert(key, v);
             }
-            "interval" | "timeout" => match to_int(&v) {
-                Some(n) if n >= 0 => {
-                    out.insert(key, Value::from(n));
-                }
-                _ => {
-                    return Err(Error::invalid_attribute(
-                        name,
-                        format!("'{v}' is not a non-negative integer"),
-                    ));
-                }
-            },
+            "interval" | "timeout" => {
+                let n = dict_integer(name, &v, DPD_SECONDS)?;
+                out.insert(key, n);
+            }
             other => {
                 return Err(Error::invalid_attribute(
                     name,
@@ -792,11 +947,126 @@ pub fn to_bool(value: &Value) -> Option<bool> {
     }
 }
 
-/// Neutron's `convert_to_int`: integers and their decimal string forms.
-pub fn to_int(value: &Value) -> Option<i64> {
+/// Neutron's `convert_to_int`: integral numbers and decimal strings, of any size (a
+/// number too large for any Rust integer type is still an integer, and out of range).
+fn to_integer(value: &Value) -> Option<i128> {
     match value {
-        Value::Number(n) => n.as_i64(),
-        Value::String(s) => s.trim().parse().ok(),
+        Value::Number(n) => n
+            .as_i64()
+            .map(i128::from)
+            .or_else(|| n.as_u64().map(i128::from))
+            .or_else(|| {
+                // Saturating: beyond i128 is out of every range all the same.
+                n.as_f64()
+                    .filter(|f| f.is_finite() && f.fract() == 0.0)
+                    .map(|f| f as i128)
+            }),
+        Value::String(s) => decimal(s.trim()),
         _ => None,
+    }
+}
+
+/// A decimal integer, saturating when it has more digits than i128 holds.
+fn decimal(text: &str) -> Option<i128> {
+    let digits = text.strip_prefix(['+', '-']).unwrap_or(text);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(text.parse().unwrap_or(if text.starts_with('-') {
+        i128::MIN
+    } else {
+        i128::MAX
+    }))
+}
+
+/// A key of a dictionary attribute holding an integer: any refusal is the dictionary
+/// validator's (`HTTPBadRequest` naming the attribute), as in Neutron.
+fn dict_integer(name: &str, value: &Value, range: IntRange) -> Result<Value> {
+    match range.check(value) {
+        Ok(n) => Ok(Value::from(n)),
+        Err(IntProblem::NotInteger(why) | IntProblem::OutOfRange(why)) => {
+            Err(Error::invalid_attribute(name, why))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integers_of_any_size_are_range_checked_with_neutron_messages() {
+        let range = IntRange::new(68, 65535);
+        assert_eq!(range.check(&json!(1500)), Ok(1500));
+        assert_eq!(range.check(&json!(" 68 ")), Ok(68));
+        assert_eq!(range.check(&json!(1500.0)), Ok(1500));
+        let too_large = |value: Value, shown: &str| {
+            assert_eq!(
+                range.check(&value),
+                Err(IntProblem::OutOfRange(format!(
+                    "'{shown}' is too large - must be no larger than '65535'"
+                ))),
+                "{value}"
+            );
+        };
+        too_large(json!(4294967296u64), "4294967296");
+        too_large(json!(u64::MAX), "18446744073709551615");
+        too_large(json!("9223372036854775808"), "9223372036854775808");
+        too_large(json!("1".repeat(60)), &i128::MAX.to_string());
+        assert_eq!(
+            range.check(&json!(-1)),
+            Err(IntProblem::OutOfRange(
+                "'-1' is too small - must be at least '68'".into()
+            ))
+        );
+        assert_eq!(
+            IntRange::new(0, 9).check(&json!(-1)),
+            Err(IntProblem::OutOfRange("'-1' should be non-negative".into()))
+        );
+        for not_integer in [
+            json!("abc"),
+            json!(60.5),
+            json!(true),
+            json!(null),
+            json!(""),
+        ] {
+            assert!(
+                matches!(range.check(&not_integer), Err(IntProblem::NotInteger(_))),
+                "{not_integer}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_secret_is_never_quoted_whatever_its_validator() {
+        let psk = Attr::new("psk", AttrType::Psk, Post::Required, true, "").secret();
+        for bad in [json!(""), json!("secret\nline"), json!("x".repeat(300))] {
+            let refused = validate(&psk, bad.clone(), Rules::default()).expect_err("refused");
+            assert!(refused.message.contains("psk"), "{}", refused.message);
+        }
+        let long = "private-key-material-".repeat(20);
+        let key = Attr::new("key", AttrType::Description, Post::Required, true, "").secret();
+        let refused = validate(&key, json!(long), Rules::default()).expect_err("too long");
+        assert!(
+            !refused.message.contains("private-key"),
+            "{}",
+            refused.message
+        );
+        assert!(refused.message.contains("key"), "{}", refused.message);
+        let id = Attr::new("key_id", AttrType::Uuid, Post::Required, true, "").secret();
+        let refused = validate(&id, json!("my-secret"), Rules::default()).expect_err("no uuid");
+        assert!(
+            !refused.message.contains("my-secret"),
+            "{}",
+            refused.message
+        );
+    }
+
+    #[test]
+    fn shapes_follow_the_types() {
+        assert_eq!(AttrType::Dpd.shape(), Shape::Dict);
+        assert_eq!(AttrType::CidrList.shape(), Shape::List);
+        assert_eq!(AttrType::Computed(Shape::List).shape(), Shape::List);
+        assert_eq!(AttrType::Bool.shape(), Shape::Scalar);
     }
 }

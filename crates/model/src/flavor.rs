@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::attr::{Attr, AttrType as T, Post};
+use crate::attr::{Attr, AttrType as T, Post, Shape};
 use crate::enums::DriverKind;
 use crate::kind::Kind;
 
@@ -81,7 +81,7 @@ pub const FLAVOR_ATTRS: &[Attr] = crate::attribute_map![
     ),
     Attr::new(
         "service_profiles",
-        T::Computed,
+        T::Computed(Shape::List),
         Post::Forbidden,
         false,
         "associated service profiles (POST /v2.0/flavors/{id}/service_profiles)"

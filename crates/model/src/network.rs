@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::attr::{Attr, AttrType as T, Post};
+use crate::attr::{Attr, AttrType as T, IntRange, Post, Shape};
 use crate::enums::HaRole;
 use crate::kind::Kind;
 use crate::standard_attr::{HasStandardAttrs, StandardAttrs};
@@ -290,13 +290,28 @@ fn null() -> Value {
 /// Neutron's IPv6 address and router advertisement modes.
 pub const IPV6_MODES: &[&str] = &["dhcpv6-stateful", "dhcpv6-stateless", "slaac"];
 
-/// An output-only attribute.
+/// An output-only scalar attribute.
 const fn computed(name: &'static str, doc: &'static str) -> Attr {
-    Attr::new(name, T::Computed, Post::Forbidden, false, doc)
+    Attr::new(
+        name,
+        T::Computed(Shape::Scalar),
+        Post::Forbidden,
+        false,
+        doc,
+    )
 }
 
+/// An output-only list attribute.
+const fn computed_list(name: &'static str, doc: &'static str) -> Attr {
+    Attr::new(name, T::Computed(Shape::List), Post::Forbidden, false, doc)
+}
+
+/// A network's `mtu`: from the smallest MTU an IPv4 link may have (RFC 791) to the largest
+/// IP packet, as a connection's.
+const NETWORK_MTU: IntRange = IntRange::new(68, crate::site_connection::MAX_MTU);
+
 /// Neutron's standard attributes, output only (see [`StandardAttrs`]).
-const TAGS: Attr = computed("tags", "labels; changed through /tags");
+const TAGS: Attr = computed_list("tags", "labels; changed through /tags");
 const CREATED_AT: Attr = computed("created_at", "creation time (RFC 3339)");
 const UPDATED_AT: Attr = computed("updated_at", "time of the last change (RFC 3339)");
 const AZ_HINTS: Attr = Attr::new(
@@ -306,7 +321,7 @@ const AZ_HINTS: Attr = Attr::new(
     false,
     "availability zones (vpnaas has none: must be empty)",
 );
-const AZS: Attr = computed("availability_zones", "always empty");
+const AZS: Attr = computed_list("availability_zones", "always empty");
 
 /// Attribute map of `networks`.
 pub const NETWORK_ATTRS: &[Attr] = crate::attribute_map![
@@ -352,7 +367,13 @@ pub const NETWORK_ATTRS: &[Attr] = crate::attribute_map![
         false,
         "stored as given (admin only)"
     ),
-    Attr::new("mtu", T::Int, Post::Optional, true, "MTU (default 1500)"),
+    Attr::new(
+        "mtu",
+        T::Int(NETWORK_MTU),
+        Post::Optional,
+        true,
+        "MTU, 68 to 65535 (default 1500)"
+    ),
     Attr::new(
         "port_security_enabled",
         T::Bool,
@@ -386,7 +407,7 @@ pub const NETWORK_ATTRS: &[Attr] = crate::attribute_map![
     computed("ipv4_address_scope", "always null"),
     computed("ipv6_address_scope", "always null"),
     computed("status", "always ACTIVE"),
-    computed("subnets", "ids of its subnets"),
+    computed_list("subnets", "ids of its subnets"),
     TAGS,
     CREATED_AT,
     UPDATED_AT,
@@ -460,7 +481,7 @@ pub const SUBNET_ATTRS: &[Attr] = crate::attribute_map![
         false,
         "IPv6 address mode, stored"
     ),
-    computed("allocation_pools", "derived from cidr and gateway_ip"),
+    computed_list("allocation_pools", "derived from cidr and gateway_ip"),
     computed("router:external", "whether its network is external"),
     TAGS,
     CREATED_AT,
@@ -509,7 +530,7 @@ pub const ROUTER_ATTRS: &[Attr] = crate::attribute_map![
     AZ_HINTS,
     AZS,
     computed("status", "always ACTIVE"),
-    computed(
+    computed_list(
         "interfaces",
         "interfaces on internal subnets (vpnaas extension)"
     ),

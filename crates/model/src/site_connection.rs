@@ -5,7 +5,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::attr::{Attr, AttrType as T, Post};
+use crate::attr::{Attr, AttrType as T, IntRange, Post, Shape};
 use crate::enums::{DpdAction, Initiator, Status, StatusReason};
 use crate::kind::Kind;
 
@@ -159,6 +159,13 @@ fn default_dpd() -> Value {
     json!({})
 }
 
+/// The largest IP packet: no tunnel MTU can exceed it.
+pub const MAX_MTU: i64 = 65535;
+
+/// A connection's `mtu`: its minimum depends on the IP version of the local side, so it is
+/// checked with the service (`IPsecSiteConnectionMtuError`, as in Neutron).
+const TUNNEL_MTU: IntRange = IntRange::new(0, MAX_MTU);
+
 /// Attribute map of `ipsec-site-connections`.
 pub const SITE_CONNECTION_ATTRS: &[Attr] = crate::attribute_map![
     Attr::new(
@@ -203,7 +210,8 @@ pub const SITE_CONNECTION_ATTRS: &[Attr] = crate::attribute_map![
         Post::Required,
         true,
         "pre-shared key (non-empty)"
-    ),
+    )
+    .secret(),
     Attr::new(
         "peer_cidrs",
         T::CidrList,
@@ -227,10 +235,10 @@ pub const SITE_CONNECTION_ATTRS: &[Attr] = crate::attribute_map![
     ),
     Attr::new(
         "mtu",
-        T::Int,
+        T::Int(TUNNEL_MTU),
         Post::Default(default_mtu),
         true,
-        "tunnel MTU (>= 68 for IPv4, >= 1280 for IPv6)"
+        "tunnel MTU (>= 68 for IPv4, >= 1280 for IPv6, <= 65535)"
     ),
     Attr::new(
         "initiator",
@@ -255,42 +263,42 @@ pub const SITE_CONNECTION_ATTRS: &[Attr] = crate::attribute_map![
     ),
     Attr::new(
         "auth_mode",
-        T::Computed,
+        T::Computed(Shape::Scalar),
         Post::Forbidden,
         false,
         "always psk"
     ),
     Attr::new(
         "route_mode",
-        T::Computed,
+        T::Computed(Shape::Scalar),
         Post::Forbidden,
         false,
         "always static"
     ),
     Attr::new(
         "status",
-        T::Computed,
+        T::Computed(Shape::Scalar),
         Post::Forbidden,
         false,
         "ACTIVE, DOWN, ERROR or PENDING_CREATE"
     ),
     Attr::new(
         "status_reason",
-        T::Computed,
+        T::Computed(Shape::Scalar),
         Post::Forbidden,
         false,
         "why: ESTABLISHED, CONNECTING, AUTH_FAILED, NO_PROPOSAL_CHOSEN, TS_UNACCEPTABLE, PEER_UNREACHABLE, PEER_CLOSED, DAEMON_DOWN, ADMIN_DOWN, KERNEL_REFUSED, CHILD_SA_FAILED, AGENT_DOWN, NO_AGENT (vpnaas extension)"
     ),
     Attr::new(
         "status_changed_at",
-        T::Computed,
+        T::Computed(Shape::Scalar),
         Post::Forbidden,
         false,
         "time of the last status change, RFC 3339 (vpnaas extension)"
     ),
     Attr::new(
         "traffic",
-        T::Computed,
+        T::Computed(Shape::Dict),
         Post::Forbidden,
         false,
         "bytes and packets in and out (vpnaas extension)"

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::attr::{Attr, AttrType as T, Post};
+use crate::attr::{Attr, AttrType as T, Post, Shape};
 use crate::enums::Status;
 use crate::kind::Kind;
 
@@ -80,35 +80,35 @@ pub const VPN_SERVICE_ATTRS: &[Attr] = crate::attribute_map![
     ),
     Attr::new(
         "provider",
-        T::Computed,
+        T::Computed(Shape::Scalar),
         Post::Forbidden,
         false,
         "driver the service runs on (from its flavor, else the default provider)"
     ),
     Attr::new(
         "external_v4_ip",
-        T::Computed,
+        T::Computed(Shape::Scalar),
         Post::Forbidden,
         false,
         "router's IPv4 gateway address"
     ),
     Attr::new(
         "external_v6_ip",
-        T::Computed,
+        T::Computed(Shape::Scalar),
         Post::Forbidden,
         false,
         "router's IPv6 gateway address"
     ),
     Attr::new(
         "status",
-        T::Computed,
+        T::Computed(Shape::Scalar),
         Post::Forbidden,
         false,
         "ACTIVE, DOWN, ERROR or PENDING_CREATE"
     ),
     Attr::new(
         "status_reason",
-        T::Computed,
+        T::Computed(Shape::Scalar),
         Post::Forbidden,
         false,
         "why, when no agent speaks for the service: NO_AGENT, AGENT_DOWN, DAEMON_DOWN (vpnaas extension)"

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -17,6 +17,7 @@ use vpnaas_model::Error as Fault;
 use vpnaas_model::agent::{RouterChanged, StatusReport};
 
 use crate::App;
+use crate::api::Path;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::service::agents::{LocalControlPlane, heartbeat, router_states};

@@ -4,7 +4,8 @@
 use std::time::Instant;
 
 use axum::body::Bytes;
-use axum::extract::{MatchedPath, OriginalUri, Path, Request, State};
+use axum::extract::{FromRequestParts, MatchedPath, OriginalUri, Request, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -111,6 +112,40 @@ pub fn router(app: App) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(app.clone(), observe_request))
         .with_state(app)
+}
+
+/// Path parameters, refused as Neutron refuses them (`HTTPBadRequest` in a `NeutronError`)
+/// when they cannot be read (percent-encoded bytes that are not UTF-8; axum's own
+/// extractor answers those in plain text) or hold a control character, which no id, tag
+/// or host name has (and a NUL is a database error on PostgreSQL).
+pub(crate) struct Path<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for Path<T>
+where
+    T: serde::de::DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let unreadable = |rejection: axum::extract::rejection::PathRejection| {
+            ApiError::from(Fault::http_bad_request(rejection.body_text()))
+        };
+        let axum::extract::Path(raw) =
+            axum::extract::Path::<Vec<(String, String)>>::from_request_parts(parts, state)
+                .await
+                .map_err(unreadable)?;
+        if let Some((name, _)) = raw.iter().find(|(_, v)| v.chars().any(char::is_control)) {
+            return Err(Fault::http_bad_request(format!(
+                "Invalid URL: `{name}` contains a control character"
+            ))
+            .into());
+        }
+        let axum::extract::Path(value) = axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map_err(unreadable)?;
+        Ok(Path(value))
+    }
 }
 
 /// Tolerates what Neutron clients send: a `.json` suffix on API paths, a trailing slash, doubled slashes.

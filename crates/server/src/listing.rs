@@ -1,11 +1,15 @@
 //! Neutron's list features over a collection already loaded and made visible: filters
 //! (repeated query parameters match any of their values), tag filters (`tags`,
 //! `tags-any`, `not-tags`, `not-tags-any`), `fields=`, `sort_key` / `sort_dir`, and
-//! `limit` / `marker` / `page_reverse` with `<collection>_links`.
+//! `limit` / `marker` / `page_reverse` with `<collection>_links`. What a query may name
+//! comes from the attribute maps: any attribute is a field; dictionaries are not filters;
+//! only scalars sort; secrets are neither filters nor sort keys, for anyone (a filter or
+//! an order on a secret would confirm a guess of it even where its value is redacted).
 
 use std::cmp::Ordering;
 
 use serde_json::{Map, Value, json};
+use vpnaas_model::attr::{Attr, AttrType, IntProblem, Shape, to_bool};
 use vpnaas_model::{Error as Fault, Kind, attributes};
 
 /// A parsed list query.
@@ -98,17 +102,17 @@ impl ListQuery {
                     }
                 }
                 _ if !CONTROL_PARAMS.contains(&key.as_str()) => {
-                    if !is_attribute(kind, &key) {
-                        return Err(Fault::http_bad_request(format!(
-                            "[{key}] is invalid attribute for filtering"
-                        )));
-                    }
+                    let attr = attribute_for(kind, &key, Use::Filter)?;
+                    check_filter_value(attr, &value)?;
                     match query.filters.iter_mut().find(|(k, _)| *k == key) {
                         Some((_, values)) => values.push(value.clone()),
                         None => query.filters.push((key.clone(), vec![value.clone()])),
                     }
                 }
-                "fields" => query.fields.push(value.clone()),
+                "fields" => {
+                    attribute_for(kind, &value, Use::Field)?;
+                    query.fields.push(value.clone());
+                }
                 "sort_key" => keys.push(value.clone()),
                 "sort_dir" => dirs.push(value.clone()),
                 "limit" => query.limit = parse_limit(&value)?,
@@ -258,6 +262,54 @@ fn is_attribute(kind: Kind, key: &str) -> bool {
     attributes(kind).iter().any(|a| a.name == key)
 }
 
+/// What a query does with an attribute it names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Use {
+    Filter,
+    Sort,
+    Field,
+}
+
+/// The attribute a query names for `usage`, or Neutron's refusal
+/// ("['x'] is invalid attribute for filtering").
+fn attribute_for(kind: Kind, key: &str, usage: Use) -> Result<&'static Attr, Fault> {
+    let purpose = match usage {
+        Use::Filter => "filtering",
+        Use::Sort => "sort_keys",
+        Use::Field => "fields",
+    };
+    let invalid = |why: &str| {
+        Fault::http_bad_request(format!("['{key}'] is invalid attribute for {purpose}{why}"))
+    };
+    let attr = attributes(kind)
+        .iter()
+        .find(|a| a.name == key)
+        .ok_or_else(|| invalid(""))?;
+    let shape = attr.ty.shape();
+    match usage {
+        Use::Filter | Use::Sort if attr.secret => Err(invalid(&format!(": {key} is a secret"))),
+        Use::Filter if shape == Shape::Dict => Err(invalid("")),
+        Use::Sort if shape != Shape::Scalar => Err(invalid("")),
+        _ => Ok(attr),
+    }
+}
+
+/// Converts a filter value as Neutron does for the attribute's type (booleans, integers),
+/// so a filter that can match nothing is refused rather than answered with nothing.
+fn check_filter_value(attr: &Attr, value: &str) -> Result<(), Fault> {
+    let text = Value::String(value.into());
+    match attr.ty {
+        AttrType::Bool if to_bool(&text).is_none() => Err(Fault::conversion(format!(
+            "'{value}' cannot be converted to boolean"
+        ))),
+        AttrType::Int(range) => match range.check(&text) {
+            Err(IntProblem::NotInteger(why)) => Err(Fault::invalid_input(attr.name, why)),
+            _ => Ok(()),
+        },
+        _ => Ok(()),
+    }
+}
+
 fn parse_limit(value: &str) -> Result<Option<usize>, Fault> {
     match value.trim().parse::<i64>() {
         Ok(0) => Ok(None),
@@ -281,9 +333,7 @@ fn sort_order(
     keys.into_iter()
         .enumerate()
         .map(|(i, key)| {
-            if !is_attribute(kind, &key) {
-                return Err(Fault::http_bad_request(format!("{key} is an invalid attribute for sort_keys")));
-            }
+            attribute_for(kind, &key, Use::Sort)?;
             let ascending = match dirs.get(i).map(String::as_str) {
                 None | Some("asc") => true,
                 Some("desc") => false,
@@ -299,9 +349,7 @@ fn sort_order(
 fn value_matches(value: Option<&Value>, wanted: &str) -> bool {
     match value {
         Some(Value::String(s)) => s == wanted,
-        Some(Value::Bool(b)) => {
-            vpnaas_model::attr::to_bool(&Value::String(wanted.into())) == Some(*b)
-        }
+        Some(Value::Bool(b)) => to_bool(&Value::String(wanted.into())) == Some(*b),
         Some(Value::Number(n)) => n.to_string() == wanted,
         Some(Value::Null) | None => wanted.is_empty() || wanted.eq_ignore_ascii_case("none"),
         Some(Value::Array(items)) => items.iter().any(|i| value_matches(Some(i), wanted)),

@@ -2,7 +2,7 @@
 //! so the description cannot drift from the behaviour.
 
 use serde_json::{Map, Value, json};
-use vpnaas_model::attr::{Attr, AttrType, Post};
+use vpnaas_model::attr::{Attr, AttrType, DPD_SECONDS, IntRange, LIFETIME_SECONDS, Post};
 use vpnaas_model::{Kind, attributes};
 
 /// The whole document served at `/openapi.json`.
@@ -79,14 +79,14 @@ fn attr_schema(attr: &Attr) -> Value {
         AttrType::Enum(values, _) => json!({"type": "string", "enum": values}),
         AttrType::Bool => json!({"type": "boolean"}),
         AttrType::Lifetime => json!({"type": "object", "properties": {
-            "units": {"type": "string", "enum": ["seconds"]}, "value": {"type": "integer", "minimum": 60}}}),
+            "units": {"type": "string", "enum": ["seconds"]}, "value": integer(LIFETIME_SECONDS)}}),
         AttrType::Dpd => json!({"type": "object", "properties": {
             "action": {"type": "string", "enum": vpnaas_model::enums::DpdAction::ALL},
-            "interval": {"type": "integer", "minimum": 0}, "timeout": {"type": "integer", "minimum": 0}}}),
+            "interval": integer(DPD_SECONDS), "timeout": integer(DPD_SECONDS)}}),
         AttrType::CidrList | AttrType::StringList => {
             json!({"type": "array", "items": {"type": "string"}})
         }
-        AttrType::Int => json!({"type": "integer", "minimum": 0}),
+        AttrType::Int(range) => integer(range),
         AttrType::Identity { .. } => {
             json!({"type": "string", "maxLength": 255, "pattern": "^[A-Za-z0-9.\\-_@:+]*$"})
         }
@@ -116,12 +116,16 @@ fn attr_schema(attr: &Attr) -> Value {
         }
         AttrType::ServiceTypes => json!({"type": "array", "items": {"type": "string"}}),
         AttrType::AzHints => json!({"type": "array", "maxItems": 0, "items": {"type": "string"}}),
-        AttrType::Scalar | AttrType::Computed => json!({}),
+        AttrType::Scalar | AttrType::Computed(_) => json!({}),
     };
     if let Value::Object(map) = &mut schema {
         map.insert("description".into(), json!(attr.doc));
     }
     schema
+}
+
+fn integer(range: IntRange) -> Value {
+    json!({"type": "integer", "minimum": range.min, "maximum": range.max})
 }
 
 fn object_schema(kind: Kind, include: impl Fn(&Attr) -> bool, with_required: bool) -> Value {

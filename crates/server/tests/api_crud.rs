@@ -274,8 +274,11 @@ async fn vpn_service_endpoint_groups_and_connections() {
     );
 }
 
+/// A host name is resolved once, at request time, and its address is held to the rules of
+/// a literal one: `localhost` resolves (the message shows to what) to a loopback address,
+/// which cannot be a peer gateway.
 #[tokio::test]
-async fn peer_host_names_are_resolved_and_stored_as_addresses() {
+async fn peer_host_names_are_resolved_and_their_addresses_checked() {
     let h = start().await;
     let c = &h.client;
     let external = external_network(c).await;
@@ -284,11 +287,20 @@ async fn peer_host_names_are_resolved_and_stored_as_addresses() {
     let svc = legacy_service(c, &s1).await;
     let mut attrs = legacy_connection(&id(&svc), &pols, "10.2.0.0/24");
     attrs["peer_address"] = json!("localhost");
-    let conn = c
-        .create(Kind::SiteConnection, attrs.clone())
-        .await
-        .expect("conn");
-    assert_eq!(conn["peer_address"], "127.0.0.1");
+    match c.create(Kind::SiteConnection, attrs.clone()).await {
+        Err(vpnaas_client::Error::Api {
+            status: 400,
+            kind,
+            message,
+        }) => {
+            assert_eq!(kind, "InvalidInput");
+            assert!(
+                message.contains("peer_address") && message.contains("loopback"),
+                "{message}"
+            );
+        }
+        other => panic!("a peer resolving to loopback was not refused: {other:?}"),
+    }
     attrs["peer_address"] = json!("no-such-host.invalid");
     assert_eq!(
         fault(c.create(Kind::SiteConnection, attrs).await),

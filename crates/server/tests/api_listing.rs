@@ -190,3 +190,71 @@ async fn a_thousand_objects_list_in_one_call() {
     assert_eq!(all.len(), 1000);
     assert_eq!(all[999]["name"], "bulk999");
 }
+
+/// A query names only what it can use, or is refused naming it: `fields` must be
+/// attributes, filter values must convert to the attribute's type, dictionaries do not
+/// filter, and only scalars sort.
+#[tokio::test]
+async fn queries_name_only_what_they_can_use() {
+    let h = start().await;
+    let c = &h.client;
+    let Connected { conn, .. } = connected_site(c).await;
+    let refused = |query: Vec<(&'static str, &'static str)>| async move {
+        match c.list(Kind::SiteConnection, &query).await {
+            Err(vpnaas_client::Error::Api {
+                status,
+                kind,
+                message,
+            }) => (status, kind, message),
+            other => panic!("{query:?} was answered: {other:?}"),
+        }
+    };
+    for (query, names) in [
+        (vec![("fields", "bogus")], "bogus"),
+        (vec![("fields", "id"), ("fields", "colour")], "colour"),
+        (vec![("admin_state_up", "maybe")], "maybe"),
+        (vec![("mtu", "abc")], "mtu"),
+        (vec![("dpd", "hold")], "dpd"),
+        (vec![("sort_key", "dpd")], "dpd"),
+        (vec![("sort_key", "peer_cidrs")], "peer_cidrs"),
+        (vec![("sort_key", "traffic")], "traffic"),
+    ] {
+        let (status, _, message) = refused(query.clone()).await;
+        assert_eq!(status, 400, "{query:?}");
+        assert!(message.contains(names), "{query:?}: {message}");
+    }
+    assert_eq!(
+        refused(vec![("admin_state_up", "maybe")]).await.1,
+        "InvalidInput",
+        "as Neutron's converter answers"
+    );
+    let shown = c
+        .get(&format!(
+            "/v2.0/vpn/ipsec-site-connections/{}?fields=bogus",
+            id(&conn)
+        ))
+        .await;
+    assert_eq!(fault(shown).0, 400, "show refuses unknown fields too");
+    for (key, value) in [
+        ("admin_state_up", "true"),
+        ("admin_state_up", "1"),
+        ("mtu", "1500"),
+        ("peer_cidrs", "10.2.0.0/24"),
+        ("sort_key", "status"),
+        ("sort_key", "mtu"),
+    ] {
+        assert_eq!(
+            c.list(Kind::SiteConnection, &[(key, value)])
+                .await
+                .expect(key)
+                .len(),
+            1,
+            "{key}={value}"
+        );
+    }
+    assert_eq!(
+        fault(c.list(Kind::Network, &[("sort_key", "tags")]).await).0,
+        400,
+        "a list does not sort"
+    );
+}

@@ -62,6 +62,14 @@ async fn generic_request_rules() {
         .await,
         (400, "HTTPBadRequest".into())
     );
+    // A NUL is a database error on PostgreSQL: refused before it gets there.
+    for owner in ["tenant_id", "project_id"] {
+        assert_eq!(
+            refused(c, Kind::IkePolicy, json!({ owner: "p\u{0}2" })).await,
+            (400, "HTTPBadRequest".into()),
+            "{owner}"
+        );
+    }
     let member = c.as_project("p1", "member");
     assert_eq!(
         refused(&member, Kind::IkePolicy, json!({"project_id": "p2"})).await,

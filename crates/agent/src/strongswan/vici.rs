@@ -144,7 +144,8 @@ pub fn load_conn(spec: &ConnectionSpec) -> BTreeMap<String, Connection> {
             EncapsulationMode::Tunnel => "tunnel",
             EncapsulationMode::Transport => "transport",
         },
-        rekey_time: format!("{}s", lifetime * 9 / 10),
+        // In u64: the API accepts lifetimes up to 2^31 - 1 seconds.
+        rekey_time: format!("{}s", u64::from(lifetime) * 9 / 10),
         life_time: format!("{lifetime}s"),
         dpd_action: match spec.dpd.action {
             DpdAction::Hold => "trap",
@@ -356,5 +357,21 @@ impl Sas {
         self.0.iter().any(|(name, sa)| {
             name == connection || sa.remote_host.as_deref() == Some(peer.as_str())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_longest_lifetime_the_api_accepts_renders_without_overflow() {
+        let mut spec = crate::fixtures::connection("c", 1500);
+        spec["ipsec"]["lifetime"] = serde_json::json!({"units": "seconds", "value": 2147483647});
+        let spec: ConnectionSpec = serde_json::from_value(spec).expect("spec");
+        let connections = load_conn(&spec);
+        let child = connections["c"].children.values().next().expect("a child");
+        assert_eq!(child.rekey_time, "1932735282s");
+        assert_eq!(child.life_time, "2147483647s");
     }
 }

@@ -28,7 +28,7 @@ use crate::listing::ListQuery;
 
 pub use inventory::{InterfaceChange, change_router_interface};
 
-/// What readers see instead of a pre-shared key.
+/// What readers see instead of a secret.
 pub const REDACTED: &str = "***";
 
 /// Lists the visible objects of a kind that pass the query, paged: returns the JSON body
@@ -46,7 +46,7 @@ pub async fn list(
     let liveness = scheduler::Liveness::of(app);
     let needs_documents = !query.is_plain()
         || matches!(kind, Kind::Agent | Kind::Flavor)
-        || (kind == Kind::SiteConnection && !caller.sees_secrets())
+        || redacts(caller, kind)
         || (matches!(kind, Kind::Network | Kind::Subnet) && !caller.is_admin());
     let (items, links): (Vec<String>, Vec<Value>) = if needs_documents {
         let mut visible_items = Vec::with_capacity(records.len());
@@ -431,12 +431,21 @@ pub(crate) async fn fetch_visible_subnet(
     }
 }
 
+/// Whether the caller is shown objects of `kind` with their secrets replaced.
+fn redacts(caller: &Caller, kind: Kind) -> bool {
+    !caller.sees_secrets() && attributes(kind).iter().any(|a| a.secret)
+}
+
+/// Replaces every secret attribute (as the attribute map marks them) for callers who may
+/// not see secrets.
 fn redact(caller: &Caller, kind: Kind, mut item: Value) -> Value {
-    if kind == Kind::SiteConnection
-        && !caller.sees_secrets()
-        && let Some(psk) = item.get_mut("psk")
-    {
-        *psk = Value::String(REDACTED.into());
+    if !redacts(caller, kind) {
+        return item;
+    }
+    for attr in attributes(kind).iter().filter(|a| a.secret) {
+        if let Some(secret) = item.get_mut(attr.name) {
+            *secret = Value::String(REDACTED.into());
+        }
     }
     item
 }

@@ -37,9 +37,10 @@ pub async fn list(app: &App, caller: &Caller, query: &[(String, String)]) -> Api
         .iter()
         .find(|(k, _)| k != "fields" && !FILTERS.contains(&k.as_str()))
     {
-        return Err(
-            Fault::http_bad_request(format!("[{key}] is invalid attribute for filtering")).into(),
-        );
+        return Err(Fault::http_bad_request(format!(
+            "['{key}'] is invalid attribute for filtering"
+        ))
+        .into());
     }
     let fields: Vec<String> = query
         .iter()

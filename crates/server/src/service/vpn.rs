@@ -41,7 +41,15 @@ pub async fn resolve_peer(fields: &Map<String, Value>) -> Resolved {
             let mut addresses = tokio::net::lookup_host((name.as_str(), 0))
                 .await
                 .map_err(|_| not_resolved())?;
-            addresses.next().map(|a| a.ip()).ok_or_else(not_resolved)
+            let ip = addresses.next().map(|a| a.ip()).ok_or_else(not_resolved)?;
+            // A name is held to what its address could be as a literal.
+            match grammar::unfit_peer(ip) {
+                Some(why) => Err(Fault::invalid_input(
+                    "peer_address",
+                    format!("{name} resolves to {ip}, {why}, which cannot be a peer gateway"),
+                )),
+                None => Ok(ip),
+            }
         }
     }
 }
@@ -374,9 +382,6 @@ fn check_mtu(mtu: u32, local_version: u8) -> ApiResult<()> {
             format!("ipsec_site_connection MTU {mtu} is too small for ipv{local_version}"),
         )
         .into());
-    }
-    if mtu > 65535 {
-        return Err(Fault::invalid_attribute("mtu", format!("{mtu} is larger than 65535")).into());
     }
     Ok(())
 }

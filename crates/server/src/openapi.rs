@@ -14,10 +14,10 @@ use vpnaas_model::{Kind, attributes};
 
 /// Error statuses of the operations on resources: a bad request, no identity, no right,
 /// nothing there, a conflict with the stored state.
-pub const RESOURCE_ERRORS: &[u16] = &[400, 401, 403, 404, 409];
+const RESOURCE_ERRORS: &[u16] = &[400, 401, 403, 404, 409];
 
 /// What the document says about one served operation.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Operation {
     tag: String,
     summary: String,
@@ -1014,5 +1014,112 @@ mod pattern {
     /// A VLAN id, 1 to 4094.
     pub fn vlan() -> Value {
         string(r"^([1-9][0-9]{0,2}|[1-3][0-9]{3}|40[0-8][0-9]|409[0-4])$".into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use regex::Regex;
+    use serde_json::{Value, json};
+    use vpnaas_model::attr::{Attr, AttrType, Post, Rules, validate};
+    use vpnaas_model::grammar;
+
+    use super::pattern;
+
+    /// Characters grammars treat specially: ASCII and Latin-1, then Unicode's spaces,
+    /// separators and format characters, and one beyond the basic plane.
+    fn probes() -> Vec<char> {
+        let ranges = [
+            0x00..=0x24f,
+            0x1680..=0x1680,
+            0x180e..=0x180e,
+            0x2000..=0x200f,
+            0x2028..=0x202f,
+            0x205f..=0x206f,
+            0x3000..=0x3000,
+            0xfeff..=0xfeff,
+            0xfff9..=0xfffb,
+            0x1f600..=0x1f600,
+        ];
+        ranges
+            .into_iter()
+            .flatten()
+            .filter_map(char::from_u32)
+            .collect()
+    }
+
+    /// Asserts that `pattern` admits exactly what `accepts` accepts, for every probe
+    /// alone, leading, trailing and inside.
+    fn same_verdicts(pattern: &str, accepts: impl Fn(&str) -> bool) {
+        let regex = Regex::new(pattern).expect("the pattern is a regular expression");
+        for c in probes() {
+            for text in [
+                format!("{c}"),
+                format!("a{c}"),
+                format!("{c}a"),
+                format!("a{c}b"),
+            ] {
+                assert_eq!(
+                    regex.is_match(&text),
+                    accepts(&text),
+                    "{text:?} against {pattern}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn string_patterns_admit_what_the_grammar_admits() {
+        same_verdicts(pattern::NAME, |t| grammar::check_name(t).is_ok());
+        same_verdicts(pattern::DESCRIPTION, |t| {
+            grammar::check_description(t).is_ok()
+        });
+        same_verdicts(pattern::IDENTITY, |t| grammar::check_identity(t).is_ok());
+        let psk = Attr::new("psk", AttrType::Psk, Post::Required, true, "");
+        same_verdicts(pattern::PSK, |t| {
+            validate(&psk, json!(t), Rules::default()).is_ok()
+        });
+    }
+
+    fn matches(schema: &Value, text: &str) -> bool {
+        let pattern = schema["pattern"].as_str().expect("a pattern");
+        Regex::new(pattern).expect("regex").is_match(text)
+    }
+
+    #[test]
+    fn address_patterns_admit_only_what_the_server_parses() {
+        let cidrs = [
+            "10.0.0.0/24",
+            "10.0.0.1/32",
+            "0.0.0.0/0",
+            "2001:db8::/64",
+            "::/0",
+            "1:2:3:4:5:6:7::/128",
+            "::1/128",
+            "fe80::1:2/10",
+        ];
+        for cidr in cidrs {
+            assert!(matches(&pattern::cidr(), cidr), "{cidr}");
+            assert!(grammar::parse_cidr(cidr).is_ok(), "{cidr}");
+        }
+        for refused in [
+            "10.0.0.0",
+            "10.0.0.01/24",
+            "10.0.0.0/33",
+            "1::2::3/64",
+            ":/0",
+        ] {
+            assert!(!matches(&pattern::cidr(), refused), "{refused}");
+        }
+        for ip in ["192.0.2.1", "::", "1::", "::ffff", "2001:db8:0:0:0:0:0:1"] {
+            assert!(matches(&pattern::ip(), ip), "{ip}");
+            assert!(ip.parse::<std::net::IpAddr>().is_ok(), "{ip}");
+        }
+        for destination in ["10.1.0.0/16", "192.0.2.7/32", "::/0", "2001:db8::1/128"] {
+            assert!(matches(&pattern::canonical_cidr(), destination));
+            let net = grammar::parse_cidr(destination).expect("a CIDR");
+            assert_eq!(net.trunc(), net, "{destination} has host bits");
+        }
+        assert!(!matches(&pattern::canonical_cidr(), "10.1.0.1/24"));
     }
 }

@@ -19,7 +19,7 @@ use crate::App;
 use crate::api::Endpoint;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::openapi;
+use crate::openapi::operations;
 use crate::service::agents::{LocalControlPlane, heartbeat, router_states};
 use crate::service::status::apply_reports;
 
@@ -57,21 +57,26 @@ impl HintQueues {
 pub fn endpoints() -> Vec<Endpoint> {
     let path = |suffix| format!("/v2.0/vpnaas-agent/{{host}}/{suffix}");
     vec![
-        Endpoint::new(Method::POST, path("heartbeat"), beat, openapi::heartbeat()),
+        Endpoint::new(
+            Method::POST,
+            path("heartbeat"),
+            beat,
+            operations::heartbeat(),
+        ),
         Endpoint::new(
             Method::GET,
             path("routers"),
             routers,
-            openapi::hosted_routers(),
+            operations::hosted_routers(),
         ),
         Endpoint::new(
             Method::POST,
             path("router-states"),
             states,
-            openapi::router_states(),
+            operations::router_states(),
         ),
-        Endpoint::new(Method::POST, path("reports"), report, openapi::reports()),
-        Endpoint::new(Method::GET, path("hints"), hints, openapi::hints()),
+        Endpoint::new(Method::POST, path("reports"), report, operations::reports()),
+        Endpoint::new(Method::GET, path("hints"), hints, operations::hints()),
     ]
 }
 

@@ -22,7 +22,7 @@ use crate::App;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, neutron_error};
 use crate::listing::{ListQuery, project};
-use crate::openapi::{self, Operation};
+use crate::openapi::{self, Operation, operations};
 use crate::service::flavors::Association;
 use crate::service::tags::{self, TagChange};
 use crate::service::{self, InterfaceChange};
@@ -100,31 +100,31 @@ pub fn endpoints() -> Vec<Endpoint> {
 
 fn discovery() -> Vec<Endpoint> {
     use Method as M;
-    use openapi::discovery as doc;
+    use operations::discovery as doc;
     vec![
         Endpoint::new(
             M::GET,
             "/",
             versions,
-            doc("API versions", openapi::versions()),
+            doc("API versions", operations::versions()),
         ),
         Endpoint::new(
             M::GET,
             "/v2.0",
             resources,
-            doc("resources of API v2.0", openapi::resources()),
+            doc("resources of API v2.0", operations::resources()),
         ),
         Endpoint::new(
             M::GET,
             "/v2.0/extensions",
             extensions,
-            doc("implemented extensions", openapi::extensions()),
+            doc("implemented extensions", operations::extensions()),
         ),
         Endpoint::new(
             M::GET,
             "/v2.0/extensions/{alias}",
             extension,
-            openapi::extension(),
+            operations::extension(),
         ),
         Endpoint::new(
             M::GET,
@@ -136,7 +136,7 @@ fn discovery() -> Vec<Endpoint> {
             M::GET,
             "/metrics",
             crate::metrics::scrape,
-            openapi::metrics(),
+            operations::metrics(),
         ),
     ]
 }
@@ -151,13 +151,13 @@ fn resource(kind: Kind) -> Vec<Endpoint> {
             Method::GET,
             &collection,
             move |state, caller, uri, headers| list(state, caller, uri, headers, kind),
-            openapi::list(kind),
+            operations::list(kind),
         ),
         Endpoint::new(
             Method::GET,
             &member,
             move |state, caller, path, uri| show(state, caller, path, uri, kind),
-            openapi::show(kind),
+            operations::show(kind),
         ),
     ];
     if openapi::writable(kind) {
@@ -166,19 +166,19 @@ fn resource(kind: Kind) -> Vec<Endpoint> {
                 Method::POST,
                 &collection,
                 move |state, caller, body| create(state, caller, body, kind),
-                openapi::create(kind),
+                operations::create(kind),
             ),
             Endpoint::new(
                 Method::PUT,
                 &member,
                 move |state, caller, path, body| update(state, caller, path, body, kind),
-                openapi::update(kind),
+                operations::update(kind),
             ),
             Endpoint::new(
                 Method::DELETE,
                 &member,
                 move |state, caller, path| delete(state, caller, path, kind),
-                openapi::delete(kind),
+                operations::delete(kind),
             ),
         ]);
     }
@@ -188,7 +188,7 @@ fn resource(kind: Kind) -> Vec<Endpoint> {
 fn tag_endpoints(kind: Kind) -> Vec<Endpoint> {
     let all = format!("/v2.0/{}/{{id}}/tags", kind.path());
     let one = format!("{all}/{{tag}}");
-    let doc = |method: &Method, one_tag| openapi::tag_operation(kind, method, one_tag);
+    let doc = |method: &Method, one_tag| operations::tag_operation(kind, method, one_tag);
     vec![
         Endpoint::new(
             Method::GET,
@@ -237,69 +237,74 @@ fn actions() -> Vec<Endpoint> {
             M::GET,
             "/v2.0/vpn/ipsec-site-connections/{id}/events",
             connection_events,
-            openapi::connection_events(),
+            operations::connection_events(),
         ),
         Endpoint::new(
             M::PUT,
             "/v2.0/routers/{id}/add_router_interface",
             add_interface,
-            openapi::router_interface("add_router_interface"),
+            operations::router_interface("add_router_interface"),
         ),
         Endpoint::new(
             M::PUT,
             "/v2.0/routers/{id}/remove_router_interface",
             remove_interface,
-            openapi::router_interface("remove_router_interface"),
+            operations::router_interface("remove_router_interface"),
         ),
         Endpoint::new(
             M::PUT,
             "/v2.0/routers/{id}/migrate_vpn_driver",
             migrate_driver,
-            openapi::migrate_driver(),
+            operations::migrate_driver(),
         ),
         Endpoint::new(
             M::GET,
             "/v2.0/routers/{id}/vpn-agents",
             agents_of_router,
-            openapi::agents_of_router(),
+            operations::agents_of_router(),
         ),
         Endpoint::new(
             M::GET,
             "/v2.0/agents/{id}/vpn-routers",
             routers_of_agent,
-            openapi::routers_of_agent(),
+            operations::routers_of_agent(),
         ),
         Endpoint::new(
             M::POST,
             "/v2.0/agents/{id}/vpn-routers",
             add_router_to_agent,
-            openapi::add_router_to_agent(),
+            operations::add_router_to_agent(),
         ),
         Endpoint::new(
             M::DELETE,
             "/v2.0/agents/{id}/vpn-routers/{router_id}",
             remove_router_from_agent,
-            openapi::remove_router_from_agent(),
+            operations::remove_router_from_agent(),
         ),
         Endpoint::new(
             M::GET,
             "/v2.0/service-providers",
             service_providers,
-            openapi::service_providers(),
+            operations::service_providers(),
         ),
-        Endpoint::new(M::GET, "/v2.0/ports", list_ports, openapi::list_ports()),
-        Endpoint::new(M::GET, "/v2.0/ports/{id}", show_port, openapi::show_port()),
+        Endpoint::new(M::GET, "/v2.0/ports", list_ports, operations::list_ports()),
+        Endpoint::new(
+            M::GET,
+            "/v2.0/ports/{id}",
+            show_port,
+            operations::show_port(),
+        ),
         Endpoint::new(
             M::POST,
             "/v2.0/flavors/{id}/service_profiles",
             associate_profile,
-            openapi::associate_profile(),
+            operations::associate_profile(),
         ),
         Endpoint::new(
             M::DELETE,
             "/v2.0/flavors/{id}/service_profiles/{profile_id}",
             disassociate_profile,
-            openapi::disassociate_profile(),
+            operations::disassociate_profile(),
         ),
     ]
 }

@@ -168,7 +168,7 @@ pub fn connection_events() -> Operation {
         "last transitions of a connection, oldest first (vpnaas extension)",
     )
     .query(vec![json!({"name": "limit", "in": "query", "required": false,
-        "description": "how many (default 50; the server keeps the last 100; a value it cannot read is the default)",
+        "description": format!("how many (default 50; the server keeps the last {}; a value it cannot read is the default)", vpnaas_store::EVENTS_KEPT),
         "schema": {"type": "integer", "minimum": 0, "maximum": u32::MAX}})])
     .answers(
         200,

@@ -45,10 +45,11 @@ if ! cargo nextest --version >/dev/null 2>&1; then
 fi
 
 # openstacksdk and the `openstack` CLI (whose `openstack vpn …` commands moved from
-# python-neutronclient into python-openstackclient) for the compatibility tests, pinned,
-# in a private virtualenv.
+# python-neutronclient into python-openstackclient) for the compatibility tests, and
+# openapi-spec-validator and schemathesis for the OpenAPI document's tests, pinned, in a
+# private virtualenv.
 # .venv/clients.txt records what was installed, so a changed pin reinstalls.
-PYTHON_CLIENTS="openstacksdk==4.22.0 python-openstackclient==10.5.0"
+PYTHON_CLIENTS="openstacksdk==4.22.0 python-openstackclient==10.5.0 openapi-spec-validator==0.9.0 schemathesis==4.32.5"
 if [ "$(cat .venv/clients.txt 2>/dev/null)" != "$PYTHON_CLIENTS" ] || [ ! -x .venv/bin/openstack ]; then
   echo "setup: installing $PYTHON_CLIENTS into .venv"
   [ -x .venv/bin/python ] || python3 -m venv .venv || /usr/bin/python3 -m venv .venv

@@ -6,20 +6,20 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::http::{Method, StatusCode};
 use tokio::sync::{Mutex, broadcast};
 use vpnaas_bus::ControlPlane;
 use vpnaas_model::Error as Fault;
 use vpnaas_model::agent::{RouterChanged, StatusReport};
 
 use crate::App;
-use crate::api::Path;
+use crate::api::{Endpoint, Path};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
+use crate::openapi::operations;
 use crate::service::agents::{LocalControlPlane, heartbeat, router_states};
 use crate::service::status::apply_reports;
 
@@ -53,14 +53,31 @@ impl HintQueues {
     }
 }
 
-/// The routes.
-pub fn routes() -> Router<App> {
-    Router::new()
-        .route("/v2.0/vpnaas-agent/{host}/heartbeat", post(beat))
-        .route("/v2.0/vpnaas-agent/{host}/routers", get(routers))
-        .route("/v2.0/vpnaas-agent/{host}/router-states", post(states))
-        .route("/v2.0/vpnaas-agent/{host}/reports", post(report))
-        .route("/v2.0/vpnaas-agent/{host}/hints", get(hints))
+/// The routes, with their descriptions.
+pub fn endpoints() -> Vec<Endpoint> {
+    let path = |suffix| format!("/v2.0/vpnaas-agent/{{host}}/{suffix}");
+    vec![
+        Endpoint::new(
+            Method::POST,
+            path("heartbeat"),
+            beat,
+            operations::heartbeat(),
+        ),
+        Endpoint::new(
+            Method::GET,
+            path("routers"),
+            routers,
+            operations::hosted_routers(),
+        ),
+        Endpoint::new(
+            Method::POST,
+            path("router-states"),
+            states,
+            operations::router_states(),
+        ),
+        Endpoint::new(Method::POST, path("reports"), report, operations::reports()),
+        Endpoint::new(Method::GET, path("hints"), hints, operations::hints()),
+    ]
 }
 
 async fn beat(

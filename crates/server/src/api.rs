@@ -1,15 +1,18 @@
 //! HTTP routes: the Neutron v2.0 paths of every resource kind, router interface actions,
-//! tags, discovery documents (`/`, `/v2.0`, `/v2.0/extensions`) and `/openapi.json`.
+//! tags, discovery documents (`/`, `/v2.0`, `/v2.0/extensions`) and `/openapi.json`. Each
+//! route is an [`Endpoint`]: method, path, handler and OpenAPI description together, and
+//! both the router and the document are built from the one list, so they cannot drift.
 
 use std::time::Instant;
 
 use axum::body::Bytes;
 use axum::extract::{FromRequestParts, MatchedPath, OriginalUri, Request, State};
+use axum::handler::Handler;
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, put};
+use axum::routing::{MethodFilter, MethodRouter, on};
 use axum::{Json, Router};
 use serde_json::{Value, json};
 use tower::Layer;
@@ -20,6 +23,7 @@ use crate::App;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, neutron_error};
 use crate::listing::{ListQuery, project};
+use crate::openapi::{self, Operation, operations};
 use crate::service::flavors::Association;
 use crate::service::tags::{self, TagChange};
 use crate::service::{self, InterfaceChange};
@@ -33,81 +37,45 @@ pub fn service(app: App) -> ApiService {
     MapRequestLayer::new(normalize).layer(router(app))
 }
 
+/// One served operation: the method and path it answers, its handler and what the
+/// OpenAPI document says about it.
+pub struct Endpoint {
+    /// The method.
+    pub method: Method,
+    /// The path template (`/v2.0/routers/{id}`).
+    pub path: String,
+    /// Its description.
+    pub operation: Operation,
+    handler: MethodRouter<App>,
+}
+
+impl Endpoint {
+    /// `handler` answering `method` on `path`, described by `operation`.
+    pub fn new<H, T>(
+        method: Method,
+        path: impl Into<String>,
+        handler: H,
+        operation: Operation,
+    ) -> Endpoint
+    where
+        H: Handler<T, App>,
+        T: 'static,
+    {
+        let filter = MethodFilter::try_from(method.clone()).expect("a method axum routes");
+        Endpoint {
+            method,
+            path: path.into(),
+            operation,
+            handler: on(filter, handler),
+        }
+    }
+}
+
 /// The routes, without path normalisation (for in-process tests).
 pub fn router(app: App) -> Router {
-    let mut routes = Router::new()
-        .route("/", get(versions))
-        .route("/v2.0", get(resources))
-        .route("/v2.0/extensions", get(extensions))
-        .route("/v2.0/extensions/{alias}", get(extension))
-        .route("/openapi.json", get(openapi))
-        .route("/metrics", get(crate::metrics::scrape))
-        .route(
-            "/v2.0/vpn/ipsec-site-connections/{id}/events",
-            get(connection_events),
-        )
-        .route(
-            "/v2.0/routers/{id}/add_router_interface",
-            put(add_interface),
-        )
-        .route(
-            "/v2.0/routers/{id}/remove_router_interface",
-            put(remove_interface),
-        )
-        .route("/v2.0/routers/{id}/migrate_vpn_driver", put(migrate_driver))
-        .route("/v2.0/routers/{id}/vpn-agents", get(agents_of_router))
-        .route(
-            "/v2.0/agents/{id}/vpn-routers",
-            get(routers_of_agent).post(add_router_to_agent),
-        )
-        .route(
-            "/v2.0/agents/{id}/vpn-routers/{router_id}",
-            axum::routing::delete(remove_router_from_agent),
-        )
-        .route("/v2.0/service-providers", get(service_providers))
-        .route("/v2.0/ports", get(list_ports))
-        .route("/v2.0/ports/{id}", get(show_port))
-        .route(
-            "/v2.0/flavors/{id}/service_profiles",
-            axum::routing::post(associate_profile),
-        )
-        .route(
-            "/v2.0/flavors/{id}/service_profiles/{profile_id}",
-            axum::routing::delete(disassociate_profile),
-        );
-    for kind in Kind::ALL.into_iter().filter(|k| tags::taggable(*k)) {
-        routes = routes
-            .route(
-                &format!("/v2.0/{}/{{id}}/tags", kind.path()),
-                get(move |state, caller, path| list_tags(state, caller, path, kind))
-                    .put(move |state, caller, path, body| {
-                        replace_tags(state, caller, path, body, kind)
-                    })
-                    .delete(move |state, caller, path| clear_tags(state, caller, path, kind)),
-            )
-            .route(
-                &format!("/v2.0/{}/{{id}}/tags/{{tag}}", kind.path()),
-                get(move |state, caller, path| check_tag(state, caller, path, kind))
-                    .put(move |state, caller, path| add_tag(state, caller, path, kind))
-                    .delete(move |state, caller, path| remove_tag(state, caller, path, kind)),
-            );
-    }
-    for kind in Kind::ALL {
-        routes = routes
-            .route(
-                &format!("/v2.0/{}", kind.path()),
-                get(move |state, caller, uri, headers| list(state, caller, uri, headers, kind))
-                    .post(move |state, caller, body| create(state, caller, body, kind)),
-            )
-            .route(
-                &format!("/v2.0/{}/{{id}}", kind.path()),
-                get(move |state, caller, path, uri| show(state, caller, path, uri, kind))
-                    .put(move |state, caller, path, body| update(state, caller, path, body, kind))
-                    .delete(move |state, caller, path| delete(state, caller, path, kind)),
-            );
-    }
-    routes
-        .merge(crate::agent_api::routes())
+    endpoints()
+        .into_iter()
+        .fold(Router::new(), |routes, e| routes.route(&e.path, e.handler))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(app.clone(), observe_request))
@@ -146,6 +114,231 @@ where
             .map_err(unreadable)?;
         Ok(Path(value))
     }
+}
+
+/// Every operation served.
+pub fn endpoints() -> Vec<Endpoint> {
+    let mut all = discovery();
+    for kind in Kind::ALL {
+        all.extend(resource(kind));
+        if tags::taggable(kind) {
+            all.extend(tag_endpoints(kind));
+        }
+    }
+    all.extend(actions());
+    all.extend(crate::agent_api::endpoints());
+    all
+}
+
+fn discovery() -> Vec<Endpoint> {
+    use Method as M;
+    use operations::discovery as doc;
+    vec![
+        Endpoint::new(
+            M::GET,
+            "/",
+            versions,
+            doc("API versions", operations::versions()),
+        ),
+        Endpoint::new(
+            M::GET,
+            "/v2.0",
+            resources,
+            doc("resources of API v2.0", operations::resources()),
+        ),
+        Endpoint::new(
+            M::GET,
+            "/v2.0/extensions",
+            extensions,
+            doc("implemented extensions", operations::extensions()),
+        ),
+        Endpoint::new(
+            M::GET,
+            "/v2.0/extensions/{alias}",
+            extension,
+            operations::extension(),
+        ),
+        Endpoint::new(
+            M::GET,
+            "/openapi.json",
+            openapi_document,
+            doc("this document", json!({"type": "object"})),
+        ),
+        Endpoint::new(
+            M::GET,
+            "/metrics",
+            crate::metrics::scrape,
+            operations::metrics(),
+        ),
+    ]
+}
+
+/// Collection and member operations of a kind; a kind clients cannot write (agents) is
+/// only listed and shown.
+fn resource(kind: Kind) -> Vec<Endpoint> {
+    let collection = format!("/v2.0/{}", kind.path());
+    let member = format!("{collection}/{{id}}");
+    let mut endpoints = vec![
+        Endpoint::new(
+            Method::GET,
+            &collection,
+            move |state, caller, uri, headers| list(state, caller, uri, headers, kind),
+            operations::list(kind),
+        ),
+        Endpoint::new(
+            Method::GET,
+            &member,
+            move |state, caller, path, uri| show(state, caller, path, uri, kind),
+            operations::show(kind),
+        ),
+    ];
+    if openapi::writable(kind) {
+        endpoints.extend([
+            Endpoint::new(
+                Method::POST,
+                &collection,
+                move |state, caller, body| create(state, caller, body, kind),
+                operations::create(kind),
+            ),
+            Endpoint::new(
+                Method::PUT,
+                &member,
+                move |state, caller, path, body| update(state, caller, path, body, kind),
+                operations::update(kind),
+            ),
+            Endpoint::new(
+                Method::DELETE,
+                &member,
+                move |state, caller, path| delete(state, caller, path, kind),
+                operations::delete(kind),
+            ),
+        ]);
+    }
+    endpoints
+}
+
+fn tag_endpoints(kind: Kind) -> Vec<Endpoint> {
+    let all = format!("/v2.0/{}/{{id}}/tags", kind.path());
+    let one = format!("{all}/{{tag}}");
+    let doc = |method: &Method, one_tag| operations::tag_operation(kind, method, one_tag);
+    vec![
+        Endpoint::new(
+            Method::GET,
+            &all,
+            move |state, caller, path| list_tags(state, caller, path, kind),
+            doc(&Method::GET, false),
+        ),
+        Endpoint::new(
+            Method::PUT,
+            &all,
+            move |state, caller, path, body| replace_tags(state, caller, path, body, kind),
+            doc(&Method::PUT, false),
+        ),
+        Endpoint::new(
+            Method::DELETE,
+            &all,
+            move |state, caller, path| clear_tags(state, caller, path, kind),
+            doc(&Method::DELETE, false),
+        ),
+        Endpoint::new(
+            Method::GET,
+            &one,
+            move |state, caller, path| check_tag(state, caller, path, kind),
+            doc(&Method::GET, true),
+        ),
+        Endpoint::new(
+            Method::PUT,
+            &one,
+            move |state, caller, path| add_tag(state, caller, path, kind),
+            doc(&Method::PUT, true),
+        ),
+        Endpoint::new(
+            Method::DELETE,
+            &one,
+            move |state, caller, path| remove_tag(state, caller, path, kind),
+            doc(&Method::DELETE, true),
+        ),
+    ]
+}
+
+/// Actions and sub-resources beyond the collections.
+fn actions() -> Vec<Endpoint> {
+    use Method as M;
+    vec![
+        Endpoint::new(
+            M::GET,
+            "/v2.0/vpn/ipsec-site-connections/{id}/events",
+            connection_events,
+            operations::connection_events(),
+        ),
+        Endpoint::new(
+            M::PUT,
+            "/v2.0/routers/{id}/add_router_interface",
+            add_interface,
+            operations::router_interface("add_router_interface"),
+        ),
+        Endpoint::new(
+            M::PUT,
+            "/v2.0/routers/{id}/remove_router_interface",
+            remove_interface,
+            operations::router_interface("remove_router_interface"),
+        ),
+        Endpoint::new(
+            M::PUT,
+            "/v2.0/routers/{id}/migrate_vpn_driver",
+            migrate_driver,
+            operations::migrate_driver(),
+        ),
+        Endpoint::new(
+            M::GET,
+            "/v2.0/routers/{id}/vpn-agents",
+            agents_of_router,
+            operations::agents_of_router(),
+        ),
+        Endpoint::new(
+            M::GET,
+            "/v2.0/agents/{id}/vpn-routers",
+            routers_of_agent,
+            operations::routers_of_agent(),
+        ),
+        Endpoint::new(
+            M::POST,
+            "/v2.0/agents/{id}/vpn-routers",
+            add_router_to_agent,
+            operations::add_router_to_agent(),
+        ),
+        Endpoint::new(
+            M::DELETE,
+            "/v2.0/agents/{id}/vpn-routers/{router_id}",
+            remove_router_from_agent,
+            operations::remove_router_from_agent(),
+        ),
+        Endpoint::new(
+            M::GET,
+            "/v2.0/service-providers",
+            service_providers,
+            operations::service_providers(),
+        ),
+        Endpoint::new(M::GET, "/v2.0/ports", list_ports, operations::list_ports()),
+        Endpoint::new(
+            M::GET,
+            "/v2.0/ports/{id}",
+            show_port,
+            operations::show_port(),
+        ),
+        Endpoint::new(
+            M::POST,
+            "/v2.0/flavors/{id}/service_profiles",
+            associate_profile,
+            operations::associate_profile(),
+        ),
+        Endpoint::new(
+            M::DELETE,
+            "/v2.0/flavors/{id}/service_profiles/{profile_id}",
+            disassociate_profile,
+            operations::disassociate_profile(),
+        ),
+    ]
 }
 
 /// Tolerates what Neutron clients send: a `.json` suffix on API paths, a trailing slash, doubled slashes.
@@ -765,8 +958,14 @@ async fn extension(Path(alias): Path<String>) -> Response {
     }
 }
 
-async fn openapi() -> Json<Value> {
-    Json(crate::openapi::document())
+async fn openapi_document(State(app): State<App>) -> Json<Value> {
+    let endpoints = endpoints();
+    Json(openapi::document(
+        app.rules(),
+        endpoints
+            .iter()
+            .map(|e| (&e.method, e.path.as_str(), &e.operation)),
+    ))
 }
 
 async fn not_found() -> Response {

@@ -1,17 +1,21 @@
 //! `vpnaas bench api`: drives a running server over HTTP and prints latency percentiles
-//! and throughput for create, show, list (of a large collection) and delete of IKE
-//! policies. Latency runs to the last byte of the answer; list bodies are not decoded by
-//! the benchmark client, so its figure is the server's. It deletes only what it created.
+//! and throughput for create, show, list (of a large collection), update and delete of
+//! IKE policies, and for the in-use guards of a VPN site, optionally after filling other
+//! projects with background objects. Latency runs to the last byte of the answer; list
+//! bodies are not decoded by the benchmark client, so its figure is the server's. It
+//! deletes what it times; background objects stay.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use serde_json::json;
+use serde_json::{Value, json};
 use tokio::task::JoinSet;
-use vpnaas_client::Client;
+use vpnaas_client::{Client, Method};
 use vpnaas_model::Kind;
+
+use crate::bench_fixture::{self, VpnSite};
 
 /// Flags of `vpnaas bench api`.
 #[derive(Debug, clap::Args)]
@@ -25,13 +29,30 @@ pub struct BenchArgs {
     /// Show requests.
     #[arg(long, default_value_t = 20000)]
     shows: usize,
-    /// List requests (each returns every object).
+    /// List requests (each returns every object of the benchmark's project).
     #[arg(long, default_value_t = 200)]
     lists: usize,
+    /// Requests per guard (each refused because its object is in use), one at a time.
+    #[arg(long, default_value_t = 500)]
+    guard_requests: usize,
+    /// Updates of one IKE policy by `--update-clients` clients at once.
+    #[arg(long, default_value_t = 2000)]
+    updates: usize,
+    /// Clients updating the same IKE policy at once.
+    #[arg(long, default_value_t = 16)]
+    update_clients: usize,
+    /// Objects created first in other projects (spread over `--background-projects`,
+    /// each a VPN site then connections, policies and endpoint groups) and left in place:
+    /// the figures are then those of a full database.
+    #[arg(long, default_value_t = 0)]
+    background_objects: usize,
+    /// Projects the background objects are spread over.
+    #[arg(long, default_value_t = 100)]
+    background_projects: usize,
 }
 
 struct Stats {
-    name: &'static str,
+    name: String,
     latencies: Vec<Duration>,
     wall: Duration,
 }
@@ -46,7 +67,7 @@ impl Stats {
 
     fn line(&self) -> String {
         format!(
-            "{:<8} {:>7} {:>10.3} {:>10.3} {:>10.0}",
+            "{:<24} {:>7} {:>10.3} {:>10.3} {:>10.0}",
             self.name,
             self.latencies.len(),
             self.percentile(0.5),
@@ -58,7 +79,7 @@ impl Stats {
 
 /// Runs `count` calls of `call(i)` with `concurrency` in flight; returns their latencies.
 async fn drive<F, Fut>(
-    name: &'static str,
+    name: impl Into<String>,
     count: usize,
     concurrency: usize,
     call: F,
@@ -91,15 +112,187 @@ where
         latencies.extend(done??);
     }
     Ok(Stats {
-        name,
+        name: name.into(),
         latencies,
         wall: started.elapsed(),
     })
 }
 
-/// Runs the benchmark against `client` and returns the printed report.
-pub async fn run(client: &Client, args: &BenchArgs) -> Result<String> {
+/// Creates the background objects: `--background-objects` spread over
+/// `--background-projects` projects, `--concurrency` projects filled at once.
+async fn seed(admin: &Client, external: &str, run_id: &str, args: &BenchArgs) -> Result<Stats> {
+    let projects = args.background_projects.max(1);
+    let (total, external, run_id) = (
+        args.background_objects,
+        external.to_string(),
+        run_id.to_string(),
+    );
+    let admin = admin.clone();
+    drive("seed project", projects, args.concurrency, move |k| {
+        let client = admin.as_project(&format!("bench-{run_id}-bg-{k}"), "member");
+        let count = total / projects + usize::from(k < total % projects);
+        let external = external.clone();
+        async move { bench_fixture::background_project(&client, &external, count).await }
+    })
+    .await
+}
+
+/// One request that a guard refuses: what it is, and the status expected.
+struct Refused {
+    name: &'static str,
+    method: Method,
+    path: String,
+    body: Option<Value>,
+    status: u16,
+}
+
+fn refused(site: &VpnSite) -> Vec<Refused> {
+    let change = |kind: Kind| Some(json!({ kind.singular(): {"pfs": "group14"} }));
+    let at = |kind: Kind, id: &str| format!("/v2.0/{}/{id}", kind.path());
+    let interface = format!("/v2.0/routers/{}/remove_router_interface", site.router);
+    let guard = |name, method, path, body, status| Refused {
+        name,
+        method,
+        path,
+        body,
+        status,
+    };
+    vec![
+        guard(
+            "PUT ikepolicy in use",
+            Method::PUT,
+            at(Kind::IkePolicy, &site.ike),
+            change(Kind::IkePolicy),
+            409,
+        ),
+        guard(
+            "DELETE ikepolicy in use",
+            Method::DELETE,
+            at(Kind::IkePolicy, &site.ike),
+            None,
+            409,
+        ),
+        guard(
+            "PUT ipsecpolicy in use",
+            Method::PUT,
+            at(Kind::IpsecPolicy, &site.ipsec),
+            change(Kind::IpsecPolicy),
+            409,
+        ),
+        guard(
+            "DELETE ipsecpolicy in use",
+            Method::DELETE,
+            at(Kind::IpsecPolicy, &site.ipsec),
+            None,
+            409,
+        ),
+        guard(
+            "DELETE endpoint group",
+            Method::DELETE,
+            at(Kind::EndpointGroup, &site.peer_group),
+            None,
+            400,
+        ),
+        guard(
+            "DELETE vpnservice",
+            Method::DELETE,
+            at(Kind::VpnService, &site.service),
+            None,
+            409,
+        ),
+        guard(
+            "DELETE router",
+            Method::DELETE,
+            at(Kind::Router, &site.router),
+            None,
+            409,
+        ),
+        guard(
+            "DELETE subnet",
+            Method::DELETE,
+            at(Kind::Subnet, &site.subnet),
+            None,
+            409,
+        ),
+        guard(
+            "remove interface",
+            Method::PUT,
+            interface,
+            Some(json!({"subnet_id": site.subnet})),
+            409,
+        ),
+    ]
+}
+
+/// Times each guard of `site`, one request at a time; every answer must be the refusal.
+async fn guards(client: &Client, site: &VpnSite, requests: usize) -> Result<Vec<Stats>> {
+    let mut all = Vec::new();
+    for guard in refused(site) {
+        let (client, guard) = (client.clone(), Arc::new(guard));
+        let name = guard.name;
+        let stats = drive(name, requests, 1, move |_| {
+            let (client, guard) = (client.clone(), guard.clone());
+            async move {
+                let (status, body) = client
+                    .raw(guard.method.clone(), &guard.path, guard.body.as_ref())
+                    .await?;
+                anyhow::ensure!(
+                    status.as_u16() == guard.status,
+                    "{}: expected {}, got {status} {body}",
+                    guard.name,
+                    guard.status
+                );
+                Ok(())
+            }
+        })
+        .await?;
+        all.push(stats);
+    }
+    Ok(all)
+}
+
+/// Times `count` updates of one unused IKE policy by `clients` clients at once (each
+/// update changes the PFS group, which runs the in-use guard).
+async fn contended_updates(client: &Client, count: usize, clients: usize) -> Result<Stats> {
+    let policy = client.create(Kind::IkePolicy, json!({})).await?;
+    let id = policy["id"].as_str().context("id")?.to_string();
+    let stats = {
+        let (client, id) = (client.clone(), id.clone());
+        drive(
+            format!("PUT one ikepolicy x{clients}"),
+            count,
+            clients,
+            move |i| {
+                let (client, id) = (client.clone(), id.clone());
+                let pfs = if i % 2 == 0 { "group14" } else { "group5" };
+                async move {
+                    client
+                        .update(Kind::IkePolicy, &id, json!({"pfs": pfs}))
+                        .await
+                        .map(|_| ())
+                        .map_err(Into::into)
+                }
+            },
+        )
+        .await?
+    };
+    client.delete(Kind::IkePolicy, &id).await?;
+    Ok(stats)
+}
+
+/// Runs the benchmark against `admin` (an administrator's client: it makes the external
+/// network) and returns the printed report. The timed requests are a member's of a
+/// project of their own.
+pub async fn run(admin: &Client, args: &BenchArgs) -> Result<String> {
     let run_id = uuid::Uuid::new_v4().simple().to_string();
+    let client = admin.as_project(&format!("bench-{run_id}"), "member");
+    let external = bench_fixture::external_network(admin, &run_id).await?;
+    let seeded = if args.background_objects > 0 {
+        Some(seed(admin, &external, &run_id, args).await?)
+    } else {
+        None
+    };
+    let site = bench_fixture::site(&client, &external).await?;
     let ids = Arc::new(std::sync::Mutex::new(vec![String::new(); args.objects]));
     let create = {
         let (client, ids, run_id) = (client.clone(), ids.clone(), run_id.clone());
@@ -147,6 +340,8 @@ pub async fn run(client: &Client, args: &BenchArgs) -> Result<String> {
         })
         .await?
     };
+    let guards = guards(&client, &site, args.guard_requests).await?;
+    let updates = contended_updates(&client, args.updates, args.update_clients).await?;
     let delete = {
         let (client, ids) = (client.clone(), ids.clone());
         drive("delete", ids.len(), args.concurrency, move |i| {
@@ -160,17 +355,32 @@ pub async fn run(client: &Client, args: &BenchArgs) -> Result<String> {
         })
         .await?
     };
+    bench_fixture::delete_site(&client, &site).await?;
+    if seeded.is_none() {
+        admin.delete(Kind::Network, &external).await?;
+    }
     let mut report = format!(
-        "vpnaas bench api: {} (concurrency {}, list of {total} objects at concurrency 1)\n{:<8} {:>7} {:>10} {:>10} {:>10}\n",
+        "vpnaas bench api: {} (concurrency {}, list of {total} objects at concurrency 1, guards at concurrency 1)\n",
         client.base_url(),
         args.concurrency,
-        "op",
-        "n",
-        "p50 ms",
-        "p99 ms",
-        "req/s"
     );
-    for stats in [create, show, list, delete] {
+    if let Some(seeded) = &seeded {
+        report.push_str(&format!(
+            "background: {} objects in {} projects, created in {:.1} s (left in place)\n",
+            args.background_objects,
+            args.background_projects,
+            seeded.wall.as_secs_f64()
+        ));
+    }
+    report.push_str(&format!(
+        "{:<24} {:>7} {:>10} {:>10} {:>10}\n",
+        "op", "n", "p50 ms", "p99 ms", "req/s"
+    ));
+    for stats in [create, show, list]
+        .into_iter()
+        .chain(guards)
+        .chain([updates, delete])
+    {
         report.push_str(&stats.line());
         report.push('\n');
     }

@@ -3,6 +3,7 @@
 
 mod aio;
 mod bench;
+mod bench_fixture;
 mod demo;
 mod flags;
 mod lab;

@@ -111,13 +111,8 @@ impl Client {
         &self.base
     }
 
-    /// Sends a request and returns status and JSON body (`Null` when empty), errors included.
-    pub async fn raw(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<&Value>,
-    ) -> Result<(StatusCode, Value)> {
+    /// A request carrying the client's identity.
+    fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
         let mut request = self.http.request(method, format!("{}{path}", self.base));
         for (header, value) in [
             ("x-project-id", &self.identity.project),
@@ -129,6 +124,17 @@ impl Client {
                 request = request.header(header, value);
             }
         }
+        request
+    }
+
+    /// Sends a request and returns status and JSON body (`Null` when empty), errors included.
+    pub async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<(StatusCode, Value)> {
+        let mut request = self.request(method, path);
         if let Some(body) = body {
             request = request.json(body);
         }
@@ -325,7 +331,7 @@ impl Client {
 
     /// GETs a path and returns the body as text, undecoded (for benchmarks).
     pub async fn get_text(&self, path: &str) -> Result<String> {
-        let response = self.http.get(format!("{}{path}", self.base)).send().await?;
+        let response = self.request(Method::GET, path).send().await?;
         let status = response.status();
         let text = response.text().await?;
         if status.is_success() {

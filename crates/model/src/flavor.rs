@@ -135,11 +135,16 @@ pub const SERVICE_PROFILE_ATTRS: &[Attr] = &[
     ),
 ];
 
-crate::impl_resource!(Flavor, Kind::Flavor, |f| f
-    .service_profiles
-    .iter()
-    .map(|p| (Kind::ServiceProfile, p.clone()))
-    .collect());
+crate::impl_resource!(
+    Flavor,
+    Kind::Flavor,
+    |f| f
+        .service_profiles
+        .iter()
+        .map(|p| (Kind::ServiceProfile, p.clone()))
+        .collect(),
+    visible_to_all: |_f| true
+);
 crate::impl_resource!(ServiceProfile, Kind::ServiceProfile, |_p| vec![]);
 
 /// A provider as `GET /v2.0/service-providers` shows it.

@@ -106,6 +106,16 @@ impl Kind {
         Kind::ALL.into_iter().find(|k| k.store_name() == name)
     }
 
+    /// The kind whose visibility objects of this kind share, and the attribute naming
+    /// their owner of that kind: a subnet is seen by whoever sees its network (a shared or
+    /// external one is seen by every project). The object refers to its owner.
+    pub fn visible_with(self) -> Option<(Kind, &'static str)> {
+        match self {
+            Kind::Subnet => Some((Kind::Network, "network_id")),
+            _ => None,
+        }
+    }
+
     /// Policy target name (`create_<target>`), as in Neutron's policy files.
     pub fn policy_target(self) -> &'static str {
         self.singular()

@@ -555,7 +555,8 @@ pub const ROUTER_ATTRS: &[Attr] = crate::attribute_map![
     ),
 ];
 
-crate::impl_resource!(Network, Kind::Network, |_n| vec![]);
+crate::impl_resource!(Network, Kind::Network, |_n| vec![], visible_to_all: |n| n.shared
+    || n.router_external);
 crate::impl_resource!(Subnet, Kind::Subnet, |s| vec![(
     Kind::Network,
     s.network_id.clone()

@@ -16,6 +16,12 @@ pub trait Resource: Serialize + DeserializeOwned + Send + Sync {
     fn project_id(&self) -> &str;
     /// The resources it refers to, for in-use guards.
     fn references(&self) -> Vec<(Kind, String)>;
+    /// Whether every project sees it, not only its owner (a shared or external network,
+    /// a flavor). Objects of a kind with [`Kind::visible_with`] are also seen by whoever
+    /// sees what they belong to.
+    fn visible_to_all(&self) -> bool {
+        false
+    }
 }
 
 /// The attribute map of a kind.
@@ -52,10 +58,13 @@ macro_rules! attribute_map {
 }
 
 /// Implements [`Resource`] for a struct with `id` and `project_id` fields, given its
-/// kind and how to list what it refers to.
+/// kind, how to list what it refers to and, optionally, when every project sees it.
 #[macro_export]
 macro_rules! impl_resource {
     ($ty:ty, $kind:expr, |$s:ident| $refs:expr) => {
+        $crate::impl_resource!($ty, $kind, |$s| $refs, visible_to_all: |_v| false);
+    };
+    ($ty:ty, $kind:expr, |$s:ident| $refs:expr, visible_to_all: |$v:ident| $visible:expr) => {
         impl $crate::resource::Resource for $ty {
             const KIND: $crate::Kind = $kind;
             fn id(&self) -> &str {
@@ -67,6 +76,10 @@ macro_rules! impl_resource {
             fn references(&self) -> Vec<($crate::Kind, String)> {
                 let $s = self;
                 $refs
+            }
+            fn visible_to_all(&self) -> bool {
+                let $v = self;
+                $visible
             }
         }
     };

@@ -138,6 +138,17 @@ impl ListQuery {
                 .all(|(filter, wanted)| filter.matches(item, wanted))
     }
 
+    /// The one project the filters keep, when `project_id` or `tenant_id` is filtered on a
+    /// single value: an administrator's list then reads that project's rows alone.
+    pub fn single_project(&self) -> Option<&str> {
+        self.filters
+            .iter()
+            .find_map(|(key, values)| match values.as_slice() {
+                [project] if key == "project_id" || key == "tenant_id" => Some(project.as_str()),
+                _ => None,
+            })
+    }
+
     /// Whether the answer depends only on ids (no filter, sort or field selection), so
     /// documents can be sent as stored without being parsed.
     pub fn is_plain(&self) -> bool {

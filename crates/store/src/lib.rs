@@ -1,11 +1,12 @@
 //! Persistence of the desired state. The [`Store`] seam hides the database; [`SqlStore`]
 //! implements it with portable SQL (SQLite today, PostgreSQL next).
 //!
-//! Each resource is kept as one row holding its JSON document, plus one row per resource
-//! it refers to in an indexed `refs` table. In-use guards ("is this policy used by a
-//! connection?") are a lookup in `refs`, done inside the same transaction as the write
-//! they protect, so a guard and the change it allows can never interleave with another
-//! writer's.
+//! Each resource is kept as one row holding its JSON document, its owner and whether
+//! every project sees it, plus one row per resource it refers to in an indexed `refs`
+//! table. In-use guards ("is this policy used by a connection?") are a lookup in `refs`,
+//! done inside the same transaction as the write they protect, so a guard and the change
+//! it allows can never interleave with another writer's. A project's list reads only the
+//! project's rows and the shared ones, through indexes.
 
 mod schema;
 pub mod scratch;
@@ -53,6 +54,8 @@ pub struct Record {
     pub body: String,
     /// Resources it refers to.
     pub refs: Vec<(Kind, String)>,
+    /// Whether every project sees it (see [`Resource::visible_to_all`]).
+    pub visible_to_all: bool,
 }
 
 impl std::fmt::Debug for Record {
@@ -75,6 +78,7 @@ impl Record {
             // Serialising plain data structs into a String cannot fail.
             body: serde_json::to_string(resource).unwrap_or_default(),
             refs: resource.references(),
+            visible_to_all: resource.visible_to_all(),
         }
     }
 
@@ -95,6 +99,10 @@ pub trait Store: Send + Sync {
     async fn get(&self, kind: Kind, id: &str) -> Result<Option<Record>>;
     /// Every resource of a kind, oldest first.
     async fn list(&self, kind: Kind) -> Result<Vec<Record>>;
+    /// The resources of a kind a member of `project_id` sees, oldest first: the project's
+    /// own, those visible to all, and those whose [`Kind::visible_with`] owner is visible
+    /// to all. Read through indexes, so the time grows with the answer, not the database.
+    async fn list_visible(&self, kind: Kind, project_id: &str) -> Result<Vec<Record>>;
     /// Starts a write transaction; writers are serialised.
     async fn begin(&self) -> Result<Box<dyn Transaction>>;
     /// Starts a write transaction of observations (agents' status reports and
@@ -119,9 +127,17 @@ pub trait Transaction: Send {
     async fn get(&mut self, kind: Kind, id: &str) -> Result<Option<Record>>;
     /// Every resource of a kind, oldest first.
     async fn list(&mut self, kind: Kind) -> Result<Vec<Record>>;
-    /// Resources of kind `kind` that refer to `target`.
+    /// Resources of kind `kind` that refer to `target`, oldest first.
     async fn referrers(&mut self, kind: Kind, target: Kind, target_id: &str)
     -> Result<Vec<Record>>;
+    /// The id of one resource of kind `kind` that refers to `target`, if any: an in-use
+    /// guard, answered from the reference index alone.
+    async fn first_referrer(
+        &mut self,
+        kind: Kind,
+        target: Kind,
+        target_id: &str,
+    ) -> Result<Option<String>>;
     /// Inserts or replaces a resource (keeping its creation order).
     async fn put(&mut self, record: Record) -> Result<()>;
     /// Removes a resource.

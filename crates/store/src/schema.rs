@@ -34,4 +34,31 @@ pub const MIGRATIONS: &[(i64, &[&str])] = &[
             PRIMARY KEY (connection_id, seq)
         )"],
     ),
+    (
+        3,
+        &[
+            // Filled for existing rows by `DataStep::MarkVisibleToAll`.
+            "ALTER TABLE resources ADD COLUMN visible_to_all BOOLEAN NOT NULL DEFAULT FALSE",
+            // A project's list, in creation order.
+            "CREATE INDEX resources_by_project ON resources (kind, project_id, created_at, id)",
+            // What every project sees: few rows, so a partial index. The flag is also a
+            // column, so that SQLite's planner prefers it to `resources_by_kind`.
+            "CREATE INDEX resources_visible_to_all ON resources (kind, visible_to_all, created_at, id)
+             WHERE visible_to_all = TRUE",
+            // With the referrer's id, an in-use guard reads the index alone.
+            "DROP INDEX refs_by_target",
+            "CREATE INDEX refs_by_target ON refs (target_kind, target_id, kind, id)",
+        ],
+    ),
 ];
+
+/// What a migration needs besides SQL: reading the JSON documents, which portable SQL
+/// cannot do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DataStep {
+    /// Sets `visible_to_all` of the rows whose documents say every project sees them.
+    MarkVisibleToAll,
+}
+
+/// `(version, step)`: run in the migration's transaction, right after its statements.
+pub const DATA_STEPS: &[(i64, DataStep)] = &[(3, DataStep::MarkVisibleToAll)];

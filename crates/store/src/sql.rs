@@ -12,9 +12,12 @@ use async_trait::async_trait;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Row};
 use tokio::sync::{Mutex, OwnedMutexGuard};
-use vpnaas_model::Kind;
+use vpnaas_model::flavor::Flavor;
+use vpnaas_model::network::Network;
+use vpnaas_model::{Kind, Resource};
 
-use crate::{Error, Record, Result, Store, Transaction, schema};
+use crate::schema::{self, DataStep};
+use crate::{Error, Record, Result, Store, Transaction};
 
 /// Which database is behind the pool.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -137,6 +140,9 @@ impl SqlStore {
             for statement in *statements {
                 sqlx::query(*statement).execute(&mut *tx).await?;
             }
+            for (_, step) in schema::DATA_STEPS.iter().filter(|(v, _)| v == version) {
+                run_data_step(&mut tx, *step).await?;
+            }
             sqlx::query("INSERT INTO schema_migrations (version) VALUES ($1)")
                 .bind(*version)
                 .execute(&mut *tx)
@@ -148,13 +154,118 @@ impl SqlStore {
     }
 }
 
-const GET_ONE: &str =
-    "SELECT kind, id, project_id, body FROM resources WHERE kind = $1 AND id = $2";
-/// One row holding the whole collection as a JSON array of the documents, oldest first:
-/// the driver's per-row overhead costs several times more than the database's
-/// aggregation. `string_agg … ORDER BY` is the same text in SQLite (3.44+) and PostgreSQL.
-const LIST_KIND: &str =
-    "SELECT string_agg(body, ',' ORDER BY created_at, id) FROM resources WHERE kind = $1";
+/// Runs a migration's [`DataStep`] in its transaction.
+async fn run_data_step(tx: &mut sqlx::Transaction<'_, sqlx::Any>, step: DataStep) -> Result<()> {
+    match step {
+        DataStep::MarkVisibleToAll => {
+            for kind in [Kind::Network, Kind::Flavor] {
+                let rows = sqlx::query("SELECT id, body FROM resources WHERE kind = $1")
+                    .bind(kind.store_name())
+                    .fetch_all(&mut **tx)
+                    .await?;
+                for row in rows {
+                    let (id, body): (String, String) = (row.try_get(0)?, row.try_get(1)?);
+                    if document_visible_to_all(kind, &id, &body)? {
+                        sqlx::query(
+                            "UPDATE resources SET visible_to_all = TRUE WHERE kind = $1 AND id = $2",
+                        )
+                        .bind(kind.store_name())
+                        .bind(&id)
+                        .execute(&mut **tx)
+                        .await?;
+                    }
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Whether a stored document is one every project sees, by its kind's
+/// [`Resource::visible_to_all`] (only networks and flavors can be).
+fn document_visible_to_all(kind: Kind, id: &str, body: &str) -> Result<bool> {
+    fn rule<R: Resource>(kind: Kind, id: &str, body: &str) -> Result<bool> {
+        let resource: R = serde_json::from_str(body).map_err(|e| Error::Corrupt {
+            kind,
+            id: id.to_string(),
+            reason: e.to_string(),
+        })?;
+        Ok(resource.visible_to_all())
+    }
+    match kind {
+        Kind::Network => rule::<Network>(kind, id, body),
+        Kind::Flavor => rule::<Flavor>(kind, id, body),
+        _ => Ok(false),
+    }
+}
+
+/// The `visible_to_all` flag as `'1'` or `'0'`: sqlx's `Any` driver decodes no SQLite
+/// boolean.
+macro_rules! flag {
+    ($table:literal) => {
+        concat!("CASE WHEN ", $table, "visible_to_all THEN '1' ELSE '0' END")
+    };
+}
+const GET_ONE: &str = concat!(
+    "SELECT kind, id, project_id, body, ",
+    flag!(""),
+    " FROM resources WHERE kind = $1 AND id = $2"
+);
+/// One row holding the collection `FROM …` gives as a JSON array of the documents, oldest
+/// first, and their `visible_to_all` flags as a string of `0`s and `1`s in the same order:
+/// the driver's per-row overhead costs several times more than the database's aggregation.
+/// `string_agg … ORDER BY` is the same text in SQLite (3.44+) and PostgreSQL.
+macro_rules! aggregated {
+    ($($from:tt)+) => {
+        concat!(
+            "SELECT string_agg(body, ',' ORDER BY created_at, id), string_agg(",
+            flag!(""),
+            ", '' ORDER BY created_at, id) ",
+            $($from)+
+        )
+    };
+}
+/// A project's rows (`resources_by_project`) and the other projects' rows every project
+/// sees (`resources_visible_to_all`, whose condition `visible_to_all = TRUE` must appear
+/// as it is written there); the two parts are disjoint.
+macro_rules! visible {
+    () => {
+        "FROM (
+        SELECT body, created_at, id, visible_to_all FROM resources
+        WHERE kind = $1 AND project_id = $2
+        UNION ALL
+        SELECT body, created_at, id, visible_to_all FROM resources
+        WHERE kind = $1 AND visible_to_all = TRUE AND project_id <> $2"
+    };
+}
+const LIST_KIND: &str = aggregated!("FROM resources WHERE kind = $1");
+const LIST_VISIBLE: &str = aggregated!(visible!(), ") AS visible");
+/// With a third part for a kind seen with its owner's kind `$3` (subnets of shared or
+/// external networks): from the owners visible to all, through the reference index to
+/// the rows referring to them. `CROSS JOIN` keeps SQLite's planner in that order (it
+/// would otherwise scan every row of kind `$1` to save a sort).
+const LIST_VISIBLE_WITH_OWNER: &str = aggregated!(
+    visible!(),
+    "
+    UNION ALL
+    SELECT r.body, r.created_at, r.id, r.visible_to_all
+    FROM resources o CROSS JOIN refs f CROSS JOIN resources r
+    WHERE o.kind = $3 AND o.visible_to_all = TRUE
+    AND f.target_kind = $3 AND f.target_id = o.id AND f.kind = $1
+    AND r.kind = $1 AND r.id = f.id AND r.project_id <> $2 AND NOT r.visible_to_all
+    ) AS visible"
+);
+/// From the reference index to the referrers' rows, in that order (see
+/// [`LIST_VISIBLE_WITH_OWNER`] for `CROSS JOIN`).
+const REFERRERS: &str = concat!(
+    "SELECT r.kind, r.id, r.project_id, r.body, ",
+    flag!("r."),
+    " FROM refs f CROSS JOIN resources r
+    WHERE f.target_kind = $1 AND f.target_id = $2 AND f.kind = $3 AND r.kind = f.kind AND r.id = f.id
+    ORDER BY r.created_at, r.id"
+);
+const FIRST_REFERRER: &str = "SELECT id FROM refs
+    WHERE target_kind = $1 AND target_id = $2 AND kind = $3 ORDER BY id LIMIT 1";
 
 fn record_of(row: &sqlx::any::AnyRow) -> Result<Record> {
     let kind_name: String = row.try_get(0)?;
@@ -169,6 +280,7 @@ fn record_of(row: &sqlx::any::AnyRow) -> Result<Record> {
         project_id: row.try_get(2)?,
         body: row.try_get(3)?,
         refs: vec![],
+        visible_to_all: row.try_get::<String, _>(4)? == "1",
     })
 }
 
@@ -187,32 +299,61 @@ struct Owner {
 // SQLite connection keeps a read snapshot open (an earlier `fetch_one` on an aggregate
 // returned stale reads under concurrent load).
 fn records_of_aggregate(kind: Kind, rows: &[sqlx::any::AnyRow]) -> Result<Vec<Record>> {
-    let text: Option<String> = match rows.first() {
-        Some(row) => row.try_get(0)?,
-        None => None,
+    let (text, flags): (Option<String>, Option<String>) = match rows.first() {
+        Some(row) => (row.try_get(0)?, row.try_get(1)?),
+        None => (None, None),
     };
     let Some(text) = text else { return Ok(vec![]) };
-    let corrupt = |e: serde_json::Error| Error::Corrupt {
+    let flags = flags.unwrap_or_default();
+    let corrupt = |reason: String| Error::Corrupt {
         kind,
         id: "*".into(),
-        reason: e.to_string(),
+        reason,
     };
     let array = format!("[{text}]");
     let documents: Vec<&serde_json::value::RawValue> =
-        serde_json::from_str(&array).map_err(corrupt)?;
+        serde_json::from_str(&array).map_err(|e| corrupt(e.to_string()))?;
+    if documents.len() != flags.len() {
+        return Err(corrupt(
+            "documents and visibility flags differ in number".into(),
+        ));
+    }
     documents
         .into_iter()
-        .map(|body| {
-            let owner: Owner = serde_json::from_str(body.get()).map_err(corrupt)?;
+        .zip(flags.bytes())
+        .map(|(body, flag)| {
+            let owner: Owner =
+                serde_json::from_str(body.get()).map_err(|e| corrupt(e.to_string()))?;
             Ok(Record {
                 kind,
                 id: owner.id,
                 project_id: owner.project_id,
                 body: body.get().to_string(),
                 refs: vec![],
+                visible_to_all: flag == b'1',
             })
         })
         .collect()
+}
+
+/// The collection query of `kind` as seen by a member of `project_id` (`None`: by an
+/// administrator, who sees every row).
+fn list_query(
+    kind: Kind,
+    project_id: Option<&str>,
+) -> sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments> {
+    let Some(project_id) = project_id else {
+        return sqlx::query(LIST_KIND).bind(kind.store_name());
+    };
+    match kind.visible_with() {
+        None => sqlx::query(LIST_VISIBLE)
+            .bind(kind.store_name())
+            .bind(project_id),
+        Some((owner, _)) => sqlx::query(LIST_VISIBLE_WITH_OWNER)
+            .bind(kind.store_name())
+            .bind(project_id)
+            .bind(owner.store_name()),
+    }
 }
 
 fn now_nanos() -> i64 {
@@ -254,8 +395,12 @@ impl Store for SqlStore {
     }
 
     async fn list(&self, kind: Kind) -> Result<Vec<Record>> {
-        let rows = sqlx::query(LIST_KIND)
-            .bind(kind.store_name())
+        let rows = list_query(kind, None).fetch_all(&self.pool).await?;
+        records_of_aggregate(kind, &rows)
+    }
+
+    async fn list_visible(&self, kind: Kind, project_id: &str) -> Result<Vec<Record>> {
+        let rows = list_query(kind, Some(project_id))
             .fetch_all(&self.pool)
             .await?;
         records_of_aggregate(kind, &rows)
@@ -317,10 +462,7 @@ impl Transaction for SqlTransaction {
     }
 
     async fn list(&mut self, kind: Kind) -> Result<Vec<Record>> {
-        let rows = sqlx::query(LIST_KIND)
-            .bind(kind.store_name())
-            .fetch_all(&mut *self.tx)
-            .await?;
+        let rows = list_query(kind, None).fetch_all(&mut *self.tx).await?;
         records_of_aggregate(kind, &rows)
     }
 
@@ -330,31 +472,46 @@ impl Transaction for SqlTransaction {
         target: Kind,
         target_id: &str,
     ) -> Result<Vec<Record>> {
-        let rows = sqlx::query(
-            "SELECT r.kind, r.id, r.project_id, r.body FROM refs f
-             JOIN resources r ON r.kind = f.kind AND r.id = f.id
-             WHERE f.target_kind = $1 AND f.target_id = $2 AND f.kind = $3
-             ORDER BY r.created_at, r.id",
-        )
-        .bind(target.store_name())
-        .bind(target_id)
-        .bind(kind.store_name())
-        .fetch_all(&mut *self.tx)
-        .await?;
+        let rows = sqlx::query(REFERRERS)
+            .bind(target.store_name())
+            .bind(target_id)
+            .bind(kind.store_name())
+            .fetch_all(&mut *self.tx)
+            .await?;
         records_of(&rows)
+    }
+
+    async fn first_referrer(
+        &mut self,
+        kind: Kind,
+        target: Kind,
+        target_id: &str,
+    ) -> Result<Option<String>> {
+        let rows = sqlx::query(FIRST_REFERRER)
+            .bind(target.store_name())
+            .bind(target_id)
+            .bind(kind.store_name())
+            .fetch_all(&mut *self.tx)
+            .await?;
+        rows.first()
+            .map(|row| row.try_get(0).map_err(Error::from))
+            .transpose()
     }
 
     async fn put(&mut self, record: Record) -> Result<()> {
         let kind = record.kind.store_name();
         sqlx::query(
-            "INSERT INTO resources (kind, id, project_id, created_at, body) VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (kind, id) DO UPDATE SET project_id = excluded.project_id, body = excluded.body",
+            "INSERT INTO resources (kind, id, project_id, created_at, body, visible_to_all)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (kind, id) DO UPDATE SET project_id = excluded.project_id,
+             body = excluded.body, visible_to_all = excluded.visible_to_all",
         )
         .bind(kind)
         .bind(&record.id)
         .bind(&record.project_id)
         .bind(now_nanos())
         .bind(&record.body)
+        .bind(record.visible_to_all)
         .execute(&mut *self.tx)
         .await?;
         sqlx::query("DELETE FROM refs WHERE kind = $1 AND id = $2")
@@ -421,3 +578,6 @@ impl Transaction for SqlTransaction {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod query_plans;

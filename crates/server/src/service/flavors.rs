@@ -73,10 +73,10 @@ pub(super) async fn delete(
     match kind {
         Kind::Flavor => {
             load::<Flavor>(tx, id).await?;
-            if !tx
-                .referrers(Kind::VpnService, Kind::Flavor, id)
+            if tx
+                .first_referrer(Kind::VpnService, Kind::Flavor, id)
                 .await?
-                .is_empty()
+                .is_some()
             {
                 return Err(Fault::conflict(
                     "FlavorInUse",
@@ -87,10 +87,10 @@ pub(super) async fn delete(
         }
         _ => {
             load::<ServiceProfile>(tx, id).await?;
-            if !tx
-                .referrers(Kind::Flavor, Kind::ServiceProfile, id)
+            if tx
+                .first_referrer(Kind::Flavor, Kind::ServiceProfile, id)
                 .await?
-                .is_empty()
+                .is_some()
             {
                 return Err(Fault::conflict(
                     "ServiceProfileInUse",

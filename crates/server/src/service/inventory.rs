@@ -179,10 +179,10 @@ async fn delete_network(tx: &mut dyn Transaction, caller: &Caller, id: &str) -> 
             ),
         )
     };
-    if !tx
-        .referrers(Kind::Router, Kind::Network, id)
+    if tx
+        .first_referrer(Kind::Router, Kind::Network, id)
         .await?
-        .is_empty()
+        .is_some()
     {
         return Err(in_use().into());
     }
@@ -385,22 +385,21 @@ fn check_ipv6_modes(subnet: &Subnet) -> ApiResult<()> {
 }
 
 async fn subnet_has_router_port(tx: &mut dyn Transaction, subnet_id: &str) -> ApiResult<bool> {
-    Ok(!tx
-        .referrers(Kind::Router, Kind::Subnet, subnet_id)
+    Ok(tx
+        .first_referrer(Kind::Router, Kind::Subnet, subnet_id)
         .await?
-        .is_empty())
+        .is_some())
 }
 
 async fn delete_subnet(tx: &mut dyn Transaction, subnet: &Subnet) -> ApiResult<()> {
     let id = subnet.id.as_str();
     if let Some(group) = tx
-        .referrers(Kind::EndpointGroup, Kind::Subnet, id)
+        .first_referrer(Kind::EndpointGroup, Kind::Subnet, id)
         .await?
-        .first()
     {
         return Err(Fault::conflict(
             "SubnetInUseByEndpointGroup",
-            format!("Subnet {id} is used by endpoint group {}", group.id),
+            format!("Subnet {id} is used by endpoint group {group}"),
         )
         .into());
     }

@@ -41,13 +41,10 @@ pub async fn list(
     base_url: &str,
 ) -> ApiResult<String> {
     require_read(caller, kind)?;
-    let records = app.store.list(kind).await?;
-    let public = public_networks(app, caller, kind).await?;
+    let records = visible_records(app, caller, kind, query).await?;
     let liveness = scheduler::Liveness::of(app);
-    let needs_documents = !query.is_plain()
-        || matches!(kind, Kind::Agent | Kind::Flavor)
-        || redacts(caller, kind)
-        || (matches!(kind, Kind::Network | Kind::Subnet) && !caller.is_admin());
+    let needs_documents =
+        !query.is_plain() || matches!(kind, Kind::Agent | Kind::Flavor) || redacts(caller, kind);
     let (items, links): (Vec<String>, Vec<Value>) = if needs_documents {
         let mut visible_items = Vec::with_capacity(records.len());
         for record in &records {
@@ -55,18 +52,14 @@ pub async fn list(
             if kind == Kind::Agent {
                 agents::decorate_agent(&mut item, &liveness);
             }
-            if visible(caller, kind, record, &item, &public) && query.matches(&item) {
+            if query.matches(&item) {
                 visible_items.push(redact(caller, kind, item));
             }
         }
         let (page, links) = query.finish(kind, visible_items, base_url)?;
         (page.iter().map(Value::to_string).collect(), links)
     } else {
-        let mine: Vec<Record> = records
-            .into_iter()
-            .filter(|r| caller.owns(&r.project_id))
-            .collect();
-        let (page, links) = query.paginate(kind, mine, |r| Some(r.id.as_str()), base_url)?;
+        let (page, links) = query.paginate(kind, records, |r| Some(r.id.as_str()), base_url)?;
         (page.into_iter().map(|r| r.body).collect(), links)
     };
     let mut body = format!("{{\"{}\":[{}]", kind.plural(), items.join(","));
@@ -81,6 +74,25 @@ pub async fn list(
     Ok(body)
 }
 
+/// The objects of a kind the caller sees, read by the store through its indexes: a
+/// member's project and what is shared with every project; for an administrator every
+/// object, or one project's when the query keeps only that project.
+async fn visible_records(
+    app: &App,
+    caller: &Caller,
+    kind: Kind,
+    query: &ListQuery,
+) -> ApiResult<Vec<Record>> {
+    let project = match (caller.is_admin(), query.single_project()) {
+        (false, _) => Some(caller.project_id.as_str()),
+        (true, only) => only,
+    };
+    Ok(match project {
+        Some(project) => app.store.list_visible(kind, project).await?,
+        None => app.store.list(kind).await?,
+    })
+}
+
 /// Shows one visible object.
 pub async fn show(app: &App, caller: &Caller, kind: Kind, id: &str) -> ApiResult<Value> {
     require_read(caller, kind)?;
@@ -93,8 +105,7 @@ pub async fn show(app: &App, caller: &Caller, kind: Kind, id: &str) -> ApiResult
     if kind == Kind::Agent {
         agents::decorate_agent(&mut item, &scheduler::Liveness::of(app));
     }
-    let public = public_networks(app, caller, kind).await?;
-    if !visible(caller, kind, &record, &item, &public) {
+    if !visible(app, caller, &record, &item).await? {
         return Err(Fault::resource_not_found(kind, id).into());
     }
     Ok(redact(caller, kind, item))
@@ -378,39 +389,26 @@ pub(crate) async fn save<R: Resource>(tx: &mut dyn Transaction, resource: &R) ->
     Ok(serde_json::to_value(resource)?)
 }
 
-async fn public_networks(app: &App, caller: &Caller, kind: Kind) -> ApiResult<Vec<String>> {
-    if caller.is_admin() || !matches!(kind, Kind::Subnet) {
-        return Ok(vec![]);
+/// Whether the caller sees a stored object: its own, one visible to all, or one seen with
+/// an owner visible to all (a subnet of a shared or external network).
+async fn visible(app: &App, caller: &Caller, record: &Record, item: &Value) -> ApiResult<bool> {
+    if caller.owns(&record.project_id) || record.visible_to_all {
+        return Ok(true);
     }
-    let mut ids = Vec::new();
-    for record in app.store.list(Kind::Network).await? {
-        let network: Network = record.decode()?;
-        if network.shared || network.router_external {
-            ids.push(network.id);
-        }
-    }
-    Ok(ids)
-}
-
-fn visible(caller: &Caller, kind: Kind, record: &Record, item: &Value, public: &[String]) -> bool {
-    if caller.owns(&record.project_id) {
-        return true;
-    }
-    match kind {
-        Kind::Flavor => true,
-        Kind::Network => {
-            item["shared"] == Value::Bool(true) || item["router:external"] == Value::Bool(true)
-        }
-        Kind::Subnet => item["network_id"]
-            .as_str()
-            .is_some_and(|n| public.iter().any(|p| p == n)),
-        _ => false,
-    }
+    let Some((owner_kind, owner_attr)) = record.kind.visible_with() else {
+        return Ok(false);
+    };
+    let owner_id = item[owner_attr].as_str().unwrap_or_default();
+    Ok(app
+        .store
+        .get(owner_kind, owner_id)
+        .await?
+        .is_some_and(|owner| owner.visible_to_all))
 }
 
 /// Whether the caller may see a network: its own, or a shared or external one.
 pub(crate) fn network_visible(caller: &Caller, network: &Network) -> bool {
-    caller.owns(&network.project_id) || network.shared || network.router_external
+    caller.owns(&network.project_id) || network.visible_to_all()
 }
 
 /// Loads a subnet the caller may see (its own, or one on a shared or external network).

@@ -142,10 +142,10 @@ pub(super) async fn delete(
 }
 
 async fn used_by_connection(tx: &mut dyn Transaction, kind: Kind, id: &str) -> ApiResult<bool> {
-    Ok(!tx
-        .referrers(Kind::SiteConnection, kind, id)
+    Ok(tx
+        .first_referrer(Kind::SiteConnection, kind, id)
         .await?
-        .is_empty())
+        .is_some())
 }
 
 /// Policies in use may still be renamed and re-described (a deliberate difference from

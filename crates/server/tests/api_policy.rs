@@ -1,5 +1,6 @@
-//! Identity and policy: project isolation (another project's object is a 404), readers
-//! see their project's objects with secrets redacted and cannot write, token auth.
+//! Identity and policy: project isolation (another project's object is a 404, lists hold
+//! a project's own objects and the shared ones), readers see their project's objects with
+//! secrets redacted and cannot write, token auth.
 
 mod common;
 
@@ -121,6 +122,87 @@ async fn projects_are_isolated_and_admin_sees_all() {
                 .await
         ),
         (404, "IKEPolicyNotFound".into())
+    );
+}
+
+/// The ids of a list, in its order.
+async fn listed(client: &vpnaas_client::Client, kind: Kind, query: &[(&str, &str)]) -> Vec<String> {
+    let items = client.list(kind, query).await.expect("list");
+    items.iter().map(id).collect()
+}
+
+#[tokio::test]
+async fn lists_hold_the_projects_own_objects_and_what_every_project_sees() {
+    let h = start().await;
+    let admin = &h.client;
+    let (alice, bob) = (
+        h.client.as_project("alice", "member"),
+        h.client.as_project("bob", "member"),
+    );
+    let network = |client: &vpnaas_client::Client, attrs: serde_json::Value| {
+        let client = client.clone();
+        async move { id(&client.create(Kind::Network, attrs).await.expect("network")) }
+    };
+    let subnet = |client: &vpnaas_client::Client, network: String, cidr: &'static str| {
+        let client = client.clone();
+        async move {
+            id(&client
+                .create(Kind::Subnet, json!({"network_id": network, "cidr": cidr}))
+                .await
+                .expect("subnet"))
+        }
+    };
+    let shared = network(admin, json!({"shared": true})).await;
+    let external = network(admin, json!({"router:external": true})).await;
+    let hidden = network(admin, json!({})).await;
+    let bobs = network(&bob, json!({})).await;
+    let alices = network(&alice, json!({})).await;
+    let on_shared = subnet(admin, shared.clone(), "10.1.0.0/24").await;
+    let on_external = subnet(admin, external.clone(), "10.2.0.0/24").await;
+    subnet(admin, hidden.clone(), "10.3.0.0/24").await;
+    subnet(&bob, bobs.clone(), "10.4.0.0/24").await;
+    let alices_subnet = subnet(&alice, alices.clone(), "10.6.0.0/24").await;
+
+    assert_eq!(
+        listed(&alice, Kind::Network, &[]).await,
+        [shared.clone(), external.clone(), alices.clone()]
+    );
+    assert_eq!(
+        listed(&alice, Kind::Subnet, &[]).await,
+        [
+            on_shared.clone(),
+            on_external.clone(),
+            alices_subnet.clone()
+        ],
+        "subnets are seen with their networks"
+    );
+    assert_eq!(
+        listed(&alice, Kind::Subnet, &[("fields", "id")]).await,
+        listed(&alice, Kind::Subnet, &[]).await,
+        "a list decoded for its query sees the same objects"
+    );
+    assert_eq!(
+        listed(admin, Kind::Network, &[("project_id", "bob")]).await,
+        [bobs.clone()],
+        "an administrator's list of one project"
+    );
+    assert_eq!(listed(admin, Kind::Network, &[]).await.len(), 5);
+
+    admin
+        .update(Kind::Network, &shared, json!({"shared": false}))
+        .await
+        .expect("unshare");
+    assert_eq!(
+        listed(&alice, Kind::Network, &[]).await,
+        [external.clone(), alices.clone()]
+    );
+    assert_eq!(
+        listed(&alice, Kind::Subnet, &[]).await,
+        [on_external, alices_subnet]
+    );
+    assert_eq!(
+        fault(alice.show(Kind::Subnet, &on_shared).await),
+        (404, "SubnetNotFound".into())
     );
 }
 

@@ -41,7 +41,7 @@ pub async fn list(
     base_url: &str,
 ) -> ApiResult<String> {
     require_read(caller, kind)?;
-    let records = visible_records(app, caller, kind, query).await?;
+    let records = visible_records(app, caller, kind, query.single_project()).await?;
     let liveness = scheduler::Liveness::of(app);
     let needs_documents =
         !query.is_plain() || matches!(kind, Kind::Agent | Kind::Flavor) || redacts(caller, kind);
@@ -74,16 +74,16 @@ pub async fn list(
     Ok(body)
 }
 
-/// The objects of a kind the caller sees, read by the store through its indexes: a
-/// member's project and what is shared with every project; for an administrator every
-/// object, or one project's when the query keeps only that project.
-async fn visible_records(
+/// The objects of a kind the caller sees, oldest first, read by the store through its
+/// indexes: a member's project and what is shared with every project; for an
+/// administrator every object, or `only_project`'s (and the shared ones) when given.
+pub(crate) async fn visible_records(
     app: &App,
     caller: &Caller,
     kind: Kind,
-    query: &ListQuery,
+    only_project: Option<&str>,
 ) -> ApiResult<Vec<Record>> {
-    let project = match (caller.is_admin(), query.single_project()) {
+    let project = match (caller.is_admin(), only_project) {
         (false, _) => Some(caller.project_id.as_str()),
         (true, only) => only,
     };

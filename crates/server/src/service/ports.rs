@@ -71,10 +71,7 @@ pub async fn show(app: &App, caller: &Caller, id: &str) -> ApiResult<Value> {
 async fn all(app: &App, caller: &Caller) -> ApiResult<Vec<Value>> {
     caller.require_read("get_port")?;
     let mut ports = Vec::new();
-    for record in app.store.list(Kind::Router).await? {
-        if !caller.owns(&record.project_id) {
-            continue;
-        }
+    for record in super::visible_records(app, caller, Kind::Router, None).await? {
         let router: Router = record.decode()?;
         for interface in &router.interfaces {
             let network_id = match app.store.get(Kind::Subnet, &interface.subnet_id).await? {

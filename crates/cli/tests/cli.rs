@@ -413,6 +413,71 @@ async fn an_admin_picks_a_driver_with_a_flavor() {
     assert!(!out.status.success(), "an unknown driver is refused");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_benchmark_fills_other_projects_then_times_lists_and_guards() {
+    let (server, _dir) = server().await;
+    let url = server.url();
+    let flags = "bench api --objects 20 --shows 20 --lists 5 --guard-requests 5 --updates 20 \
+                 --background-objects 45 --background-projects 3";
+    let report = tokio::task::spawn_blocking(move || {
+        ok(&url, &flags.split_whitespace().collect::<Vec<_>>())
+    })
+    .await
+    .expect("join");
+    assert!(
+        report.contains("background: 45 objects in 3 projects"),
+        "{report}"
+    );
+    assert!(
+        report.contains("list of 21 objects"),
+        "its own 20 and its site's policy: {report}"
+    );
+    for guard in [
+        "PUT ikepolicy in use",
+        "DELETE subnet",
+        "remove interface",
+        "PUT one ikepolicy x16",
+    ] {
+        assert!(report.contains(guard), "{guard} missing: {report}");
+    }
+    let admin = vpnaas_client::Client::new(&server.url());
+    let mut background = Vec::new();
+    for kind in vpnaas_model::Kind::ALL.into_iter().filter(|k| {
+        k.is_vpn()
+            || matches!(
+                k,
+                vpnaas_model::Kind::Network
+                    | vpnaas_model::Kind::Subnet
+                    | vpnaas_model::Kind::Router
+            )
+    }) {
+        for object in admin.list(kind, &[]).await.expect("list") {
+            background.push(
+                object["project_id"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            );
+        }
+    }
+    let per_project = |k: usize| {
+        background
+            .iter()
+            .filter(|p| p.ends_with(&format!("-bg-{k}")))
+            .count()
+    };
+    assert_eq!(
+        (0..3).map(per_project).collect::<Vec<_>>(),
+        [15, 15, 15],
+        "the background stays, spread evenly"
+    );
+    assert_eq!(
+        background.iter().filter(|p| !p.contains("-bg-")).count(),
+        2,
+        "of the rest only the external network and its subnet stay (the background's routers use them)"
+    );
+}
+
 #[test]
 fn the_scale_benchmark_runs_a_small_fleet_of_fake_agents() {
     let out = Command::new(env!("CARGO_BIN_EXE_vpnaas"))

@@ -183,7 +183,7 @@ async fn lists_hold_the_projects_own_objects_and_what_every_project_sees() {
     );
     assert_eq!(
         listed(admin, Kind::Network, &[("project_id", "bob")]).await,
-        [bobs.clone()],
+        [bobs],
         "an administrator's list of one project"
     );
     assert_eq!(listed(admin, Kind::Network, &[]).await.len(), 5);

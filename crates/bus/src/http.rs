@@ -1,7 +1,8 @@
 //! The bus over the server's HTTP API, for an agent running in another process or on
-//! another host (`vpnaas agent --server URL`). Calls map to admin-only routes under
-//! `/v2.0/vpnaas-agent/`; `router_changed` hints are long-polled and fed to a local
-//! broadcast channel (a missed hint is healed by the agent's periodic resync).
+//! another host (`vpnaas agent --server URL`). Calls map to the admin-only routes of
+//! [`crate::protocol`]; `router_changed` hints are long-polled and fed to a local
+//! broadcast channel (a missed hint is healed by the agent's periodic resync). A refused
+//! call is [`Error::Rejected`], an unreachable or failing server [`Error::Unavailable`].
 
 use std::time::Duration;
 
@@ -9,7 +10,13 @@ use async_trait::async_trait;
 use tokio::sync::broadcast;
 use vpnaas_model::agent::{RouterChanged, RouterState, StatusReport};
 
+use crate::protocol::{Call, StatesRequest};
 use crate::{ControlPlane, Error, Result};
+
+/// The first wait after a failed hint poll, doubled after each further failure.
+const POLL_RETRY_FIRST: Duration = Duration::from_secs(1);
+/// The longest wait between failed hint polls.
+const POLL_RETRY_MAX: Duration = Duration::from_secs(30);
 
 /// The control plane of a remote server.
 #[derive(Clone)]
@@ -42,10 +49,10 @@ impl HttpControlPlane {
         }
     }
 
-    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+    fn request(&self, call: Call, host: &str) -> reqwest::RequestBuilder {
         let request = self
             .http
-            .request(method, format!("{}/v2.0/vpnaas-agent/{path}", self.base));
+            .request(call.method(), format!("{}{}", self.base, call.path(host)));
         match &self.token {
             Some(token) => request.header("x-auth-token", token),
             None => request,
@@ -54,10 +61,17 @@ impl HttpControlPlane {
 
     async fn send(&self, request: reqwest::RequestBuilder) -> Result<reqwest::Response> {
         let response = request.send().await.map_err(unavailable)?;
-        if response.status().is_success() || response.status() == reqwest::StatusCode::NOT_FOUND {
-            Ok(response)
-        } else {
-            Err(Error::Unavailable(format!("HTTP {}", response.status())))
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let why = format!(
+            "HTTP {status}: {}",
+            response.text().await.unwrap_or_default()
+        );
+        match status.is_client_error() {
+            true => Err(Error::Rejected(why)),
+            false => Err(Error::Unavailable(why)),
         }
     }
 
@@ -66,17 +80,25 @@ impl HttpControlPlane {
         let (sender, receiver) = broadcast::channel(1024);
         let (me, host) = (self.clone(), host.to_string());
         tokio::spawn(async move {
+            let mut retry = POLL_RETRY_FIRST;
             loop {
-                let polled = me
-                    .send(me.request(reqwest::Method::GET, &format!("{host}/hints")))
-                    .await;
-                let hints: Vec<RouterChanged> = match polled {
-                    Ok(response) => response.json().await.unwrap_or_default(),
-                    Err(_) => {
-                        tokio::time::sleep(Duration::from_secs(1)).await;
+                let polled = match me.send(me.request(Call::Hints, &host)).await {
+                    Ok(response) => response
+                        .json::<Vec<RouterChanged>>()
+                        .await
+                        .map_err(unavailable),
+                    Err(e) => Err(e),
+                };
+                let hints = match polled {
+                    Ok(hints) => hints,
+                    Err(error) => {
+                        tracing::warn!(%error, retry_in = ?retry, "hint poll failed");
+                        tokio::time::sleep(retry).await;
+                        retry = (retry * 2).min(POLL_RETRY_MAX);
                         continue;
                     }
                 };
+                retry = POLL_RETRY_FIRST;
                 for hint in hints {
                     if sender.send(hint).is_err() {
                         return;
@@ -91,22 +113,21 @@ impl HttpControlPlane {
 #[async_trait]
 impl ControlPlane for HttpControlPlane {
     async fn heartbeat(&self, host: &str) -> Result<()> {
-        self.send(self.request(reqwest::Method::POST, &format!("{host}/heartbeat")))
+        self.send(self.request(Call::Heartbeat, host))
             .await
             .map(|_| ())
     }
 
     async fn hosted_routers(&self, host: &str) -> Result<Vec<String>> {
-        let response = self
-            .send(self.request(reqwest::Method::GET, &format!("{host}/routers")))
-            .await?;
+        let response = self.send(self.request(Call::HostedRouters, host)).await?;
         response.json().await.map_err(unavailable)
     }
 
     async fn router_states(&self, host: &str, router_ids: &[String]) -> Result<Vec<RouterState>> {
-        let request = self
-            .request(reqwest::Method::POST, &format!("{host}/router-states"))
-            .json(&serde_json::json!({ "router_ids": router_ids }));
+        let body = StatesRequest {
+            router_ids: router_ids.to_vec(),
+        };
+        let request = self.request(Call::RouterStates, host).json(&body);
         self.send(request).await?.json().await.map_err(unavailable)
     }
 
@@ -114,9 +135,7 @@ impl ControlPlane for HttpControlPlane {
         let Some(first) = reports.first() else {
             return Ok(());
         };
-        let path = format!("{}/reports", first.host);
-        self.send(self.request(reqwest::Method::POST, &path).json(&reports))
-            .await
-            .map(|_| ())
+        let request = self.request(Call::Reports, &first.host).json(&reports);
+        self.send(request).await.map(|_| ())
     }
 }

@@ -186,7 +186,7 @@ impl Metrics {
                 })
                 .set(count);
         }
-        let liveness = crate::service::scheduler::Liveness::of(app);
+        let liveness = crate::service::liveness::Liveness::of(app);
         let agents = app.store.list(Kind::Agent).await?;
         let mut alive = 0;
         for record in &agents {

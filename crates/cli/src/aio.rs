@@ -40,11 +40,14 @@ pub struct RemoteAgentArgs {
     metrics_listen: Option<std::net::SocketAddr>,
 }
 
-/// Agent flags shared by `all-in-one` and `agent`.
-#[derive(Debug, clap::Args)]
+/// Agent flags shared by `all-in-one` and `agent`; serialized, they are the top layer of
+/// the agent's settings (named as its settings file names them, absent ones skipped).
+#[serde_with::skip_serializing_none]
+#[derive(Debug, clap::Args, serde::Serialize)]
 pub struct AgentArgs {
     /// Agent settings file (TOML, the keys of the agent's configuration).
     #[arg(long, env = "VPNAAS_AGENT_CONFIG")]
+    #[serde(skip)]
     agent_config: Option<PathBuf>,
     /// Directory of the per-router daemon files [default: /var/lib/vpnaas/agent].
     #[arg(long, env = "VPNAAS_STATE_DIR")]
@@ -79,56 +82,25 @@ pub struct AgentArgs {
     heartbeat_interval: Option<u64>,
     /// Root Libreswan's files are under (`/` when installed) [default: /].
     #[arg(long, env = "VPNAAS_LIBRESWAN_ROOT")]
+    #[serde(rename = "libreswan", serialize_with = "libreswan_root")]
     libreswan_root: Option<PathBuf>,
+}
+
+/// `--libreswan-root` as the settings file nests it: `[libreswan] root = …`.
+fn libreswan_root<S: serde::Serializer>(root: &Option<PathBuf>, s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut map = s.serialize_map(Some(1))?;
+    map.serialize_entry("root", root)?;
+    map.end()
 }
 
 impl AgentArgs {
     fn config(&self) -> Result<AgentConfig> {
-        let mut config = match &self.agent_config {
-            Some(path) => toml::from_str(
-                &std::fs::read_to_string(path)
-                    .with_context(|| format!("reading {}", path.display()))?,
-            )
-            .with_context(|| format!("parsing {}", path.display()))?,
-            None => AgentConfig {
-                host: host_name(),
-                ..AgentConfig::default()
-            },
+        let defaults = AgentConfig {
+            host: host_name(),
+            ..AgentConfig::default()
         };
-        if let Some(dir) = &self.state_dir {
-            config.state_dir = dir.clone();
-        }
-        if let Some(host) = &self.host {
-            config.host = host.clone();
-        }
-        if let Some(plane) = self.data_plane {
-            config.data_plane = plane;
-        }
-        if let Some(prefix) = &self.namespace_prefix {
-            config.namespace_prefix = prefix.clone();
-        }
-        if let Some(fabric) = &self.fabric_namespace {
-            config.fabric_namespace = fabric.clone();
-        }
-        if let Some(driver) = self.driver {
-            config.driver = driver;
-        }
-        if let Some(root) = &self.libreswan_root {
-            config.libreswan.root = root.clone();
-        }
-        if let Some(seconds) = self.resync_interval {
-            config.resync_interval = seconds;
-        }
-        if let Some(seconds) = self.heartbeat_interval {
-            config.heartbeat_interval = seconds;
-        }
-        if let Some(mode) = self.l3_mode {
-            config.l3_mode = mode;
-        }
-        if self.fake_tunnel_delay_ms.is_some() {
-            config.fake_tunnel_delay_ms = self.fake_tunnel_delay_ms;
-        }
-        Ok(config)
+        crate::layers::layered(defaults, self.agent_config.as_deref(), self)
     }
 }
 
@@ -231,4 +203,72 @@ pub async fn until_stopped() -> Result<()> {
         _ = term.recv() => {}
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Command {
+        #[command(flatten)]
+        agent: AgentArgs,
+    }
+
+    fn config(args: &[&str]) -> AgentConfig {
+        let parsed = Command::try_parse_from(std::iter::once("agent").chain(args.iter().copied()));
+        parsed
+            .expect("flags parse")
+            .agent
+            .config()
+            .expect("settings")
+    }
+
+    #[test]
+    fn agent_flags_overlay_the_file_which_overlays_the_defaults() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("agent.toml");
+        std::fs::write(
+            &file,
+            "host = \"gw-file\"\nresync_interval = 7\n[libreswan]\nstatus_interval = 2.5\n",
+        )
+        .expect("write");
+        let plain = config(&[]);
+        assert_eq!(plain.host, host_name());
+        assert_eq!(
+            plain.resync_interval,
+            AgentConfig::default().resync_interval
+        );
+        let path = file.to_str().expect("utf-8");
+        let from_file = config(&["--agent-config", path]);
+        assert_eq!(
+            (from_file.host.as_str(), from_file.resync_interval),
+            ("gw-file", 7)
+        );
+        let flagged = config(&[
+            "--agent-config",
+            path,
+            "--host",
+            "gw-flag",
+            "--libreswan-root",
+            "/opt/ls",
+        ]);
+        assert_eq!(flagged.host, "gw-flag");
+        assert_eq!(flagged.resync_interval, 7, "the file's value stays");
+        assert_eq!(flagged.libreswan.root, PathBuf::from("/opt/ls"));
+        assert_eq!(
+            flagged.libreswan.status_interval, 2.5,
+            "a nested key the flag leaves"
+        );
+    }
+
+    #[test]
+    fn the_defaults_in_the_help_are_the_agents_defaults() {
+        let mut defaults = serde_json::to_value(AgentConfig::default()).expect("json");
+        defaults["host"] = "this machine's host name".into();
+        defaults["libreswan_root"] = defaults["libreswan"]["root"].clone();
+        crate::layers::assert_help_shows(&Command::command(), &defaults);
+    }
 }

@@ -6,6 +6,7 @@ mod bench;
 mod demo;
 mod flags;
 mod lab;
+mod layers;
 mod logging;
 mod migrate;
 mod output;

@@ -189,11 +189,6 @@ impl Server {
         let _ = self.shutdown.send(true);
         let _ = self.task.await;
     }
-
-    /// Serves until the process is interrupted.
-    pub async fn wait(self) -> std::io::Result<()> {
-        self.task.await.map_err(std::io::Error::other)?
-    }
 }
 
 /// Judges agent liveness on a timer as well as on heartbeats: when every agent is dead

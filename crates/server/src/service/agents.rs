@@ -5,8 +5,8 @@
 use async_trait::async_trait;
 use serde_json::Value;
 use vpnaas_bus::{ControlPlane, Error as BusError};
-use vpnaas_model::agent::{Agent, RouterState, StatusReport, new_agent};
 use vpnaas_model::FaultClass;
+use vpnaas_model::agent::{Agent, RouterState, StatusReport, new_agent};
 use vpnaas_model::network::Router;
 
 use super::desired::router_states;

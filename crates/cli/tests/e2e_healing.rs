@@ -487,11 +487,9 @@ async fn over_nats_a_tunnel_survives_a_nats_restart() {
     assert!(lab.ping(1, 2));
     let pids = (charon_pid(&lab, 1), charon_pid(&lab, 2));
     let pinger = Pinger::start(&lab, 1, 2, 5);
-    let (mut child, port) = lab.nats.take().expect("nats");
-    let _ = child.kill();
-    let _ = child.wait();
+    let port = lab.nats.take().expect("nats").stop();
     tokio::time::sleep(Duration::from_secs(1)).await;
-    lab.nats = Some(start_nats(port));
+    lab.nats = Some(NatsServer::start_on(port));
     let (sent, received) = pinger.finish();
     assert!(sent >= 90, "the ping ran ({sent} sent)");
     assert_eq!(

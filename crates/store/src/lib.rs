@@ -8,7 +8,6 @@
 //! writer's.
 
 mod schema;
-pub mod scratch;
 mod sql;
 
 use async_trait::async_trait;

@@ -6,7 +6,7 @@ use vpnaas_model::Kind;
 use vpnaas_store::{Record, SqlStore, Store};
 
 async fn open(dir: &std::path::Path) -> SqlStore {
-    match vpnaas_store::scratch::database_url() {
+    match vpnaas_test_support::scratch::database_url() {
         Some(url) => SqlStore::open(&url).await.expect("open postgres"),
         None => SqlStore::open_sqlite_dir(dir).await.expect("open"),
     }

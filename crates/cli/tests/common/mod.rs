@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use vpnaas_client::Client;
 use vpnaas_model::Kind;
+pub use vpnaas_test_support::nats::NatsServer;
 
 /// How server and agent run.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -43,7 +44,7 @@ pub struct Lab {
     /// agent's metrics with the server's at `url`.
     pub agent_metrics: String,
     /// The lab's nats-server and its port (mode `Nats`).
-    pub nats: Option<(Child, u16)>,
+    pub nats: Option<NatsServer>,
     pub processes: Vec<Child>,
     /// How each process was started, to restart it.
     pub commands: Vec<(Vec<String>, String)>,
@@ -64,31 +65,6 @@ pub fn spawn_vpnaas(args: &[String], log: &std::path::Path) -> Child {
         .stderr(log)
         .spawn()
         .expect("start vpnaas")
-}
-
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("port")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
-/// A nats-server of the test's own on `port`, ready.
-pub fn start_nats(port: u16) -> (Child, u16) {
-    let child = Command::new("nats-server")
-        .args(["-a", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("nats-server (scripts/setup.sh installs it)");
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    (child, port)
 }
 
 pub fn require_root() {
@@ -148,11 +124,8 @@ impl Lab {
             .expect("addr")
             .port();
         let metrics_listen = format!("127.0.0.1:{metrics_port}");
-        let nats = (mode == Mode::Nats).then(|| start_nats(free_port()));
-        let bus = nats
-            .as_ref()
-            .map(|(_, port)| format!("nats://127.0.0.1:{port}"))
-            .unwrap_or_default();
+        let nats = (mode == Mode::Nats).then(NatsServer::start);
+        let bus = nats.as_ref().map(NatsServer::url).unwrap_or_default();
         let data = dir.path().join("data").to_string_lossy().into_owned();
         let agent_of = |host: String, namespaces: &str, state: &str| -> Vec<String> {
             let state = dir.path().join(state).to_string_lossy().into_owned();
@@ -634,14 +607,11 @@ impl Lab {
 impl Lab {
     /// Kills the processes this test started (server, agents, nats-server), by pid.
     pub fn kill_processes(&mut self) {
-        for process in self
-            .processes
-            .iter_mut()
-            .chain(self.nats.as_mut().map(|(c, _)| c))
-        {
+        for process in self.processes.iter_mut() {
             let _ = process.kill();
             let _ = process.wait();
         }
+        self.nats = None;
     }
 }
 

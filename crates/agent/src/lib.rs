@@ -6,16 +6,21 @@
 
 pub mod command;
 pub mod config;
+pub mod daemon;
 pub mod data_plane;
 pub mod driver;
+pub mod error;
 pub mod fake;
 #[cfg(test)]
 mod fixtures;
+pub mod hash;
 pub mod l3;
 pub mod libreswan;
 pub mod metrics;
 pub mod process;
+pub mod status;
 pub mod strongswan;
+pub mod supervisor;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -24,62 +29,16 @@ use futures::StreamExt;
 use tokio::sync::{broadcast, mpsc};
 use vpnaas_bus::ControlPlane;
 use vpnaas_model::agent::{ConnectionStatus, RouterChanged, RouterState, StatusReport};
-use vpnaas_model::enums::{Status, StatusReason};
+use vpnaas_model::enums::{DriverKind, HaRole};
 
 pub use config::{AgentConfig, DataPlane, L3Mode};
 use driver::IkeDriver;
+use error::Teardown;
+pub use error::{Error, Result};
 use libreswan::Libreswan;
 pub use metrics::Metrics;
 use metrics::Trigger;
 use strongswan::StrongSwan;
-use vpnaas_model::enums::{DriverKind, HaRole};
-
-/// An agent failure.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// A host command failed.
-    #[error("{0}")]
-    Command(String),
-    /// The IKE daemon failed.
-    #[error("IKE daemon: {0}")]
-    Daemon(String),
-    /// The server could not be reached.
-    #[error(transparent)]
-    Bus(#[from] vpnaas_bus::Error),
-}
-
-/// Result with the agent's error.
-pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-/// What to report of one connection: administratively down, daemon down, or what charon
-/// says.
-fn connection_status(
-    spec: &vpnaas_model::agent::ConnectionSpec,
-    observed: &driver::Observed,
-) -> ConnectionStatus {
-    let (status, reason, detail, traffic) = if !spec.enabled {
-        (Status::Down, StatusReason::AdminDown, String::new(), None)
-    } else if !observed.daemon_running {
-        (Status::Down, StatusReason::DaemonDown, String::new(), None)
-    } else {
-        match observed.connections.get(&spec.id) {
-            Some(state) => (
-                state.status,
-                state.reason,
-                state.detail.clone(),
-                state.traffic.clone(),
-            ),
-            None => (Status::Down, StatusReason::Connecting, String::new(), None),
-        }
-    };
-    ConnectionStatus {
-        id: spec.id.clone(),
-        status,
-        reason,
-        detail,
-        traffic,
-    }
-}
 
 /// `ids` without repeats, in their first order.
 fn distinct(ids: Vec<String>) -> Vec<String> {
@@ -161,8 +120,8 @@ impl Daemons {
         }
         metrics.data_plane(chosen.esp);
         Daemons {
-            strongswan: StrongSwan::new(config.clone(), &chosen, wake.clone(), metrics.clone()),
-            libreswan: Libreswan::new(
+            strongswan: strongswan::driver(config.clone(), &chosen, wake.clone(), metrics.clone()),
+            libreswan: libreswan::driver(
                 config.clone(),
                 chosen.kernel.refusal().map(String::from),
                 wake,
@@ -430,29 +389,17 @@ impl Agent {
     /// when its rules changed, and the daemon's connections by their own diff. An HA
     /// router's standby keeps ports without addresses and runs no daemon; a demoted agent
     /// stops the daemon before it lets go of the addresses, a promoted one takes the
-    /// addresses before it starts the daemon.
+    /// addresses before it starts the daemon; a daemon or files that would not go never
+    /// keep the addresses on a demoted agent (both agents would answer for them).
     async fn apply(&self, state: &RouterState, last: Option<&RouterState>) -> Result<()> {
         let namespace = self.config.namespace(&state.router_id);
-        let standby = state.role == HaRole::Standby;
-        if standby {
-            self.stop_daemons(&state.router_id).await?;
+        if state.role == HaRole::Standby {
+            let mut teardown = Teardown::default();
+            teardown.step(self.stop_daemons(&state.router_id).await);
+            teardown.step(self.apply_l3(&namespace, state, last).await);
+            return teardown.finish();
         }
-        if self.config.l3_mode == L3Mode::Standalone {
-            let ports_changed = last.is_none_or(|l| {
-                l.gateway != state.gateway
-                    || l.interfaces != state.interfaces
-                    || l.role != state.role
-            });
-            if ports_changed || !l3::namespace_exists(&namespace).await {
-                l3::ensure_ports(&self.config, &namespace, state).await?;
-            }
-            if ports_changed || last.is_none_or(|l| l3::nat_ruleset(l) != l3::nat_ruleset(state)) {
-                l3::apply_nat(&namespace, state).await?;
-            }
-        }
-        if standby {
-            return Ok(());
-        }
+        self.apply_l3(&namespace, state, last).await?;
         let kind = self.kind(state);
         let daemons = matches!(self.drivers, Drivers::Daemons(_));
         if daemons && last.is_none_or(|l| self.kind(l) != kind) {
@@ -466,12 +413,37 @@ impl Agent {
         self.driver(kind).ensure(&namespace, state).await
     }
 
-    /// Stops whichever IKE daemon runs for the router, with its files.
-    async fn stop_daemons(&self, router_id: &str) -> Result<()> {
-        for kind in [DriverKind::Strongswan, DriverKind::Libreswan] {
-            self.driver(kind).remove(router_id).await?;
+    /// In standalone mode, the router's ports (when they changed, or the namespace went)
+    /// and its nft table (when its rules changed).
+    async fn apply_l3(
+        &self,
+        namespace: &str,
+        state: &RouterState,
+        last: Option<&RouterState>,
+    ) -> Result<()> {
+        if self.config.l3_mode != L3Mode::Standalone {
+            return Ok(());
+        }
+        let ports_changed = last.is_none_or(|l| {
+            l.gateway != state.gateway || l.interfaces != state.interfaces || l.role != state.role
+        });
+        if ports_changed || !l3::namespace_exists(namespace).await {
+            l3::ensure_ports(&self.config, namespace, state).await?;
+        }
+        if ports_changed || last.is_none_or(|l| l3::nat_ruleset(l) != l3::nat_ruleset(state)) {
+            l3::apply_nat(namespace, state).await?;
         }
         Ok(())
+    }
+
+    /// Stops whichever IKE daemon runs for the router, with its files (each driver is
+    /// asked, whatever the other met).
+    async fn stop_daemons(&self, router_id: &str) -> Result<()> {
+        let mut teardown = Teardown::default();
+        for kind in [DriverKind::Strongswan, DriverKind::Libreswan] {
+            teardown.step(self.driver(kind).remove(router_id).await);
+        }
+        teardown.finish()
     }
 
     async fn remove(&mut self, router_id: &str) {
@@ -547,19 +519,7 @@ impl Agent {
             .driver(self.kind(state))
             .observe(&state.router_id)
             .await;
-        let connections = state
-            .connections
-            .iter()
-            .map(|c| connection_status(c, &observed))
-            .collect();
-        let report = StatusReport {
-            host: self.config.host.clone(),
-            router_id: state.router_id.clone(),
-            applied_revision: state.revision,
-            lease_epoch: state.lease_epoch,
-            daemon_running: observed.daemon_running || state.connections.iter().all(|c| !c.enabled),
-            connections,
-        };
+        let report = status::report(&self.config.host, state, &observed);
         self.reported
             .insert(state.router_id.clone(), report.connections.clone());
         self.metrics.hosted(&self.reported);
@@ -603,6 +563,7 @@ mod tests {
     use std::sync::Mutex;
 
     use serde_json::json;
+    use vpnaas_model::enums::Status;
 
     use super::*;
 

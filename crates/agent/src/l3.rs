@@ -521,6 +521,7 @@ async fn prune_unused(fabric: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fixtures::is_root;
     use vpnaas_model::agent::{ConnectionSpec, PortAddress};
 
     fn port(address: &str) -> PortAddress {
@@ -613,13 +614,5 @@ mod tests {
                 outcome.expect("every creator can use the namespace");
             }
         }
-    }
-
-    fn is_root() -> bool {
-        std::fs::read_to_string("/proc/self/status").is_ok_and(|status| {
-            status
-                .lines()
-                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
-        })
     }
 }

@@ -718,4 +718,80 @@ mod tests {
         assert_eq!(control.report_calls(), 2);
         assert_eq!(control.reports().len(), 40);
     }
+
+    /// Deletes the namespaces it names when dropped (whatever the test met).
+    struct Namespaces(Vec<String>);
+
+    impl Drop for Namespaces {
+        fn drop(&mut self) {
+            for namespace in &self.0 {
+                let _ = std::process::Command::new("ip")
+                    .args(["netns", "del", namespace])
+                    .output();
+            }
+        }
+    }
+
+    /// An HA router with a gateway port and no connection, in `role`.
+    fn gateway_router(role: &str, epoch: u64) -> RouterState {
+        serde_json::from_value(json!({
+            "router_id": "r", "revision": epoch, "admin_state_up": true, "enable_snat": false,
+            "gateway": [{"network_id": "n", "subnet_id": "s", "address": "198.51.100.2/24", "gateway": null}],
+            "interfaces": [], "services": [["s", true]], "ha": true, "role": role, "lease_epoch": epoch,
+            "connections": [],
+        }))
+        .expect("state")
+    }
+
+    /// Needs root (CI is root): the router's namespace, port and address are real.
+    #[tokio::test]
+    async fn a_demotion_drops_the_addresses_even_when_the_daemons_files_will_not_go() {
+        assert!(
+            crate::fixtures::is_root(),
+            "this test makes network namespaces: run it as root"
+        );
+        let dir = tempfile::tempdir().expect("dir");
+        let tag = &uuid::Uuid::new_v4().simple().to_string()[..8];
+        let config = AgentConfig {
+            host: "gw-a".into(),
+            state_dir: dir.path().to_path_buf(),
+            namespace_prefix: format!("vt{tag}-"),
+            fabric_namespace: format!("vt{tag}f"),
+            ..AgentConfig::default()
+        };
+        let namespace = config.namespace("r");
+        let _namespaces = Namespaces(vec![namespace.clone(), config.fabric_namespace.clone()]);
+        let control = Arc::new(Scripted::default());
+        control.set(gateway_router("active", 1));
+        let mut agent = Agent::new(config.clone(), control.clone(), Metrics::default()).await;
+        agent.sync("r", false).await;
+        let addresses = || async {
+            command::run("ip", &["-n", &namespace, "addr", "show", "dev", "qg-r"])
+                .await
+                .expect("the gateway port")
+        };
+        assert!(addresses().await.contains("198.51.100.2/24"), "active");
+
+        // The strongSwan daemon's directory cannot be removed: it is a file here.
+        let daemon_dir = config.daemon_dir("r", DriverKind::Strongswan);
+        std::fs::write(&daemon_dir, "").expect("a file in the way");
+        let demoted = gateway_router("standby", 2);
+        let error = agent
+            .apply(&demoted, agent.applied.get("r"))
+            .await
+            .expect_err("the removal failed, and says so");
+        assert!(
+            matches!(&error, Error::File { path, .. } if *path == daemon_dir),
+            "{error}"
+        );
+        assert!(
+            !addresses().await.contains("198.51.100.2"),
+            "the address is dropped all the same"
+        );
+
+        std::fs::remove_file(&daemon_dir).expect("out of the way");
+        agent.remove("r").await;
+        assert!(!l3::namespace_exists(&namespace).await);
+        assert!(!l3::namespace_exists(&config.fabric_namespace).await);
+    }
 }

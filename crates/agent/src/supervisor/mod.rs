@@ -186,20 +186,37 @@ impl<D: Daemon> Supervisor<D> {
             .into_iter()
             .filter(|spec| !slot.refused.contains_key(&spec.id))
             .collect();
+        let mut running = self
+            .running(namespace, router_id, &mut slot, &wanted)
+            .await?;
+        let converged = self.converge(&mut running, &wanted).await;
+        slot.running = Some(running);
+        converged
+    }
+
+    /// The router's daemon, running: the one known, else one an earlier agent left, else
+    /// a new one (after a crash, once its backoff allows).
+    async fn running(
+        &self,
+        namespace: &str,
+        router_id: &str,
+        slot: &mut Slot<D>,
+        wanted: &[&ConnectionSpec],
+    ) -> Result<Running<D>> {
         let known = match slot.running.take() {
-            None => self.adopt(router_id, &wanted).await,
+            None => self.adopt(router_id, wanted).await,
             known => known,
         };
-        let mut running = match known {
-            Some(running) if running.process.alive() => running,
+        match known {
+            Some(running) if running.process.alive() => Ok(running),
             dead => {
                 // A dead daemon stays known until it is started again, so that every
                 // wake-up during its backoff still counts it as a crash.
                 let crashed = dead.is_some();
-                if let Err(wait) =
+                let allowed =
                     self.restarts
-                        .may_start(router_id, crashed, &self.wake, &self.metrics)
-                {
+                        .may_start(router_id, crashed, &self.wake, &self.metrics);
+                if let Err(wait) = allowed {
                     slot.running = dead;
                     return Err(Error::Backoff {
                         daemon: D::NAME,
@@ -207,12 +224,9 @@ impl<D: Daemon> Supervisor<D> {
                     });
                 }
                 drop(dead);
-                self.start(namespace, router_id).await?
+                self.start(namespace, router_id).await
             }
-        };
-        let converged = self.converge(&mut running, &wanted).await;
-        slot.running = Some(running);
-        converged
+        }
     }
 
     /// Unloads what changed or went, loads what is new, and lets the daemon negotiate.

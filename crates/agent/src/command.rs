@@ -78,20 +78,6 @@ pub async fn delete<F: Future<Output = bool>>(
     }
 }
 
-/// Runs a program, treating "already exists" in its words as success, for tools whose
-/// only answer is words (the lab's `ip addr add`); the agent's own creations use
-/// [`create`].
-pub async fn run_idempotent(program: &str, args: &[&str]) -> Result<()> {
-    match run(program, args).await {
-        Err(Error::Command { stderr, .. })
-            if stderr.contains("File exists") || stderr.contains("already exists") =>
-        {
-            Ok(())
-        }
-        other => other.map(|_| ()),
-    }
-}
-
 /// Starts a program and lets it finish in the background (a task waits for it and logs a
 /// failure): for announcements that must not hold up a reconcile.
 pub fn run_in_background(program: &str, args: &[&str]) {

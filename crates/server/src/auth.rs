@@ -227,7 +227,9 @@ impl FromRequestParts<App> for Caller {
 /// refused, 503 when Keystone cannot be asked.
 async fn by_keystone(app: &App, token: Option<&str>) -> Result<Caller, ApiError> {
     let Some(keystone) = &app.keystone else {
-        return Err(ApiError::Internal("auth = keystone without a validator".into()));
+        return Err(ApiError::Internal(
+            "auth = keystone without a validator".into(),
+        ));
     };
     let refusal = match token {
         None => Refusal::Unauthenticated("a valid X-Auth-Token is needed".into()),

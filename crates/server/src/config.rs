@@ -320,7 +320,10 @@ mod tests {
         assert_eq!(parsed.default_driver, defaults.default_driver);
         assert_eq!(parsed.keystone.auth_url, defaults.keystone.auth_url);
         assert_eq!(parsed.keystone.username, defaults.keystone.username);
-        assert_eq!(parsed.keystone.revocation_ttl, defaults.keystone.revocation_ttl);
+        assert_eq!(
+            parsed.keystone.revocation_ttl,
+            defaults.keystone.revocation_ttl
+        );
         assert_eq!(parsed.keystone.cache_size, defaults.keystone.cache_size);
         assert_eq!(parsed.keystone.timeout, defaults.keystone.timeout);
     }

@@ -225,9 +225,9 @@ impl Keystone {
             Some(answer) => Ok(answer),
             None => {
                 let service = self.service_token(true).await?;
-                self.ask(&service, token).await?.ok_or_else(|| {
-                    unavailable("Keystone refuses vpnaas's own service token")
-                })
+                self.ask(&service, token)
+                    .await?
+                    .ok_or_else(|| unavailable("Keystone refuses vpnaas's own service token"))
             }
         }
     }
@@ -268,10 +268,9 @@ impl Keystone {
         if expires_ms <= self.clock.now_ms() {
             return Err(Refusal::Unauthenticated("the token has expired".into()));
         }
-        let project = token
-            .project
-            .filter(|p| !p.id.is_empty())
-            .ok_or_else(|| Refusal::Unauthenticated("the token is not scoped to a project".into()))?;
+        let project = token.project.filter(|p| !p.id.is_empty()).ok_or_else(|| {
+            Refusal::Unauthenticated("the token is not scoped to a project".into())
+        })?;
         let roles = token
             .roles
             .into_iter()

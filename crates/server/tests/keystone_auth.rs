@@ -41,7 +41,13 @@ struct Answer {
     body: Value,
 }
 
-async fn call(server: &Server, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Answer {
+async fn call(
+    server: &Server,
+    method: Method,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> Answer {
     let mut request = reqwest::Client::new().request(method, format!("{}{path}", server.url()));
     if let Some(token) = token {
         request = request.header("x-auth-token", token);
@@ -64,7 +70,14 @@ async fn call(server: &Server, method: Method, path: &str, token: Option<&str>, 
 }
 
 async fn list_ike(server: &Server, token: &str) -> Answer {
-    call(server, Method::GET, "/v2.0/vpn/ikepolicies", Some(token), None).await
+    call(
+        server,
+        Method::GET,
+        "/v2.0/vpn/ikepolicies",
+        Some(token),
+        None,
+    )
+    .await
 }
 
 fn names(answer: &Answer) -> Vec<String> {
@@ -97,19 +110,52 @@ async fn tokens_give_the_project_and_roles_of_their_scope() {
     let admin2 = token(&keystone, &p2.admin, &p2.name).await;
 
     let create = |name: &str| Some(json!({"ikepolicy": {"name": name}}));
-    let made = call(&server, Method::POST, "/v2.0/vpn/ikepolicies", Some(&member1), create("p1-ike")).await;
+    let made = call(
+        &server,
+        Method::POST,
+        "/v2.0/vpn/ikepolicies",
+        Some(&member1),
+        create("p1-ike"),
+    )
+    .await;
     assert_eq!(made.status, StatusCode::CREATED, "{}", made.body);
     assert_eq!(made.body["ikepolicy"]["project_id"], p1.id.as_str());
-    let made = call(&server, Method::POST, "/v2.0/vpn/ikepolicies", Some(&member2), create("p2-ike")).await;
+    let made = call(
+        &server,
+        Method::POST,
+        "/v2.0/vpn/ikepolicies",
+        Some(&member2),
+        create("p2-ike"),
+    )
+    .await;
     assert_eq!(made.status, StatusCode::CREATED, "{}", made.body);
     assert_eq!(made.body["ikepolicy"]["project_id"], p2.id.as_str());
 
-    let refused = call(&server, Method::POST, "/v2.0/vpn/ikepolicies", Some(&reader1), create("no")).await;
-    assert_eq!(refused.status, StatusCode::FORBIDDEN, "a reader may not create");
-    assert_eq!(names(&list_ike(&server, &reader1).await), ["p1-ike"], "a reader reads its project");
+    let refused = call(
+        &server,
+        Method::POST,
+        "/v2.0/vpn/ikepolicies",
+        Some(&reader1),
+        create("no"),
+    )
+    .await;
+    assert_eq!(
+        refused.status,
+        StatusCode::FORBIDDEN,
+        "a reader may not create"
+    );
+    assert_eq!(
+        names(&list_ike(&server, &reader1).await),
+        ["p1-ike"],
+        "a reader reads its project"
+    );
     assert_eq!(names(&list_ike(&server, &member1).await), ["p1-ike"]);
     assert_eq!(names(&list_ike(&server, &member2).await), ["p2-ike"]);
-    assert_eq!(names(&list_ike(&server, &admin2).await), ["p1-ike", "p2-ike"], "an admin sees all");
+    assert_eq!(
+        names(&list_ike(&server, &admin2).await),
+        ["p1-ike", "p2-ike"],
+        "an admin sees all"
+    );
 
     // The agents' API: the service role (vpnaas's own user here) and admins, nobody else.
     let service = keystone
@@ -117,12 +163,25 @@ async fn tokens_give_the_project_and_roles_of_their_scope() {
         .await
         .expect("service login");
     let agent = vpnaas_bus::http::HttpControlPlane::new(&server.url(), Some(service.clone()));
-    agent.heartbeat("host-a").await.expect("a service token may beat");
-    assert_eq!(agent.hosted_routers("host-a").await.expect("routers"), Vec::<String>::new());
+    agent
+        .heartbeat("host-a")
+        .await
+        .expect("a service token may beat");
+    assert_eq!(
+        agent.hosted_routers("host-a").await.expect("routers"),
+        Vec::<String>::new()
+    );
     let as_member = vpnaas_bus::http::HttpControlPlane::new(&server.url(), Some(member1.clone()));
-    assert!(as_member.heartbeat("host-a").await.is_err(), "a member may not act as an agent");
+    assert!(
+        as_member.heartbeat("host-a").await.is_err(),
+        "a member may not act as an agent"
+    );
     let projects_api = list_ike(&server, &service).await;
-    assert_eq!(projects_api.status, StatusCode::FORBIDDEN, "the service role is only for agents");
+    assert_eq!(
+        projects_api.status,
+        StatusCode::FORBIDDEN,
+        "the service role is only for agents"
+    );
     server.stop().await;
 }
 
@@ -139,7 +198,11 @@ async fn missing_invalid_and_revoked_tokens_get_401_with_a_keystone_challenge() 
     for token in [None, Some("not-a-token"), Some("gAAAAABnot-a-fernet-token")] {
         let answer = call(&server, Method::GET, "/v2.0/vpn/ikepolicies", token, None).await;
         assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{token:?}");
-        assert_eq!(answer.challenge.as_deref(), Some(challenge.as_str()), "{token:?}");
+        assert_eq!(
+            answer.challenge.as_deref(),
+            Some(challenge.as_str()),
+            "{token:?}"
+        );
         assert_eq!(answer.body["NeutronError"]["type"], "HTTPUnauthorized");
     }
 
@@ -171,7 +234,10 @@ async fn an_expired_token_is_refused_even_when_cached() {
         .format(&time::format_description::well_known::Rfc3339)
         .expect("format");
     let credential = reqwest::Client::new()
-        .post(format!("{}/users/{}/application_credentials", keystone.url, p1.member.id))
+        .post(format!(
+            "{}/users/{}/application_credentials",
+            keystone.url, p1.member.id
+        ))
         .header("x-auth-token", &member)
         .json(&json!({"application_credential": {"name": "short", "expires_at": expires_at}}))
         .send()
@@ -189,9 +255,16 @@ async fn an_expired_token_is_refused_even_when_cached() {
         .await
         .expect("Keystone answers");
     assert_eq!(short.status(), StatusCode::CREATED);
-    let short = short.headers()["x-subject-token"].to_str().expect("token").to_string();
+    let short = short.headers()["x-subject-token"]
+        .to_str()
+        .expect("token")
+        .to_string();
 
-    assert_eq!(list_ike(&server, &short).await.status, StatusCode::OK, "valid before expiry");
+    assert_eq!(
+        list_ike(&server, &short).await.status,
+        StatusCode::OK,
+        "valid before expiry"
+    );
     // Wait for the instant of expiry itself (revocation_ttl is longer: only the
     // expiry can end the cached answer).
     let left = expires - time::OffsetDateTime::now_utc();
@@ -217,15 +290,37 @@ async fn keystone_down_is_503_never_a_pass() {
 
     keystone.stop();
     let unchecked = list_ike(&server, &other).await;
-    assert_eq!(unchecked.status, StatusCode::SERVICE_UNAVAILABLE, "{}", unchecked.body);
-    assert_eq!(unchecked.body["NeutronError"]["type"], "HTTPServiceUnavailable");
-    let message = unchecked.body["NeutronError"]["message"].as_str().expect("message");
-    assert!(message.contains("Keystone") && message.contains("cannot be reached"), "{message}");
+    assert_eq!(
+        unchecked.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        unchecked.body
+    );
+    assert_eq!(
+        unchecked.body["NeutronError"]["type"],
+        "HTTPServiceUnavailable"
+    );
+    let message = unchecked.body["NeutronError"]["message"]
+        .as_str()
+        .expect("message");
+    assert!(
+        message.contains("Keystone") && message.contains("cannot be reached"),
+        "{message}"
+    );
     clock.advance(Duration::from_secs(ttl + 1));
     let stale = list_ike(&server, &member).await;
-    assert_eq!(stale.status, StatusCode::SERVICE_UNAVAILABLE, "{}", stale.body);
+    assert_eq!(
+        stale.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        stale.body
+    );
     let missing = call(&server, Method::GET, "/v2.0/vpn/ikepolicies", None, None).await;
-    assert_eq!(missing.status, StatusCode::UNAUTHORIZED, "no token needs no Keystone");
+    assert_eq!(
+        missing.status,
+        StatusCode::UNAUTHORIZED,
+        "no token needs no Keystone"
+    );
     server.stop().await;
 }
 
@@ -255,10 +350,18 @@ async fn openstacksdk_and_the_openstack_cli_log_in_with_passwords() {
         .args([&p2.name, &p2.member.name, &p2.member.password])
         .output()
         .await
-        .unwrap_or_else(|e| panic!("cannot run {} ({e}); run scripts/setup.sh", python.display()));
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run {} ({e}); run scripts/setup.sh",
+                python.display()
+            )
+        });
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "keystone login flow failed:\n{stdout}\n{stderr}");
+    assert!(
+        output.status.success(),
+        "keystone login flow failed:\n{stdout}\n{stderr}"
+    );
     assert!(stdout.contains("keystone login flow passed"), "{stdout}");
     server.stop().await;
 }

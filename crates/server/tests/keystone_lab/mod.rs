@@ -15,8 +15,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-/// The Keystone release the template was made with (bump with setup.sh's pin).
+/// The Keystone release the template was made with (bump with setup.sh's pin), and the
+/// template's own version (bump when `conf` or the bootstrap change).
 const PIN: &str = "30.0.0";
+const TEMPLATE: u32 = 2;
 const ADMIN_PASSWORD: &str = "s3cret";
 /// Password of vpnaas's service user.
 pub const SERVICE_PASSWORD: &str = "pw-vpnaas";
@@ -64,7 +66,7 @@ fn conf(dir: &Path) -> String {
     let d = dir.display();
     format!(
         "[DEFAULT]\nlog_file = {d}/keystone.log\n[database]\nconnection = sqlite:///{d}/keystone.db\n\
-         [token]\nprovider = fernet\nexpiration = 3600\n[fernet_tokens]\nkey_repository = {d}/fernet-keys\n\
+         [identity]\npassword_hash_rounds = 4\n[token]\nprovider = fernet\nexpiration = 3600\n[fernet_tokens]\nkey_repository = {d}/fernet-keys\n\
          [fernet_receipts]\nkey_repository = {d}/fernet-receipts\n[credential]\nkey_repository = {d}/credential-keys\n"
     )
 }
@@ -92,7 +94,7 @@ fn manage(conf: &Path, args: &[&str]) {
 /// The bootstrapped database and keys, made once per machine.
 fn template() -> PathBuf {
     let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
-    let dir = root.join(format!("keystone-template-{PIN}"));
+    let dir = root.join(format!("keystone-template-{PIN}-{TEMPLATE}"));
     let lock = std::fs::File::create(root.join(format!("keystone-template-{PIN}.lock")))
         .expect("template lock file");
     lock.lock().expect("lock the template");
@@ -147,7 +149,8 @@ impl Keystone {
         let conf_path = dir.path().join("keystone.conf");
         std::fs::write(&conf_path, conf(dir.path())).expect("conf");
         let port = vpnaas_test_support::free_port();
-        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/keystone_wsgi.py");
+        let script =
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/keystone_wsgi.py");
         let log = std::fs::File::create(dir.path().join("wsgi.log")).expect("log");
         let child = Command::new(venv().join("bin/python"))
             .arg(&script)
@@ -168,13 +171,18 @@ impl Keystone {
             _dir: dir,
         };
         keystone.wait_until_up().await;
+        let up = started.elapsed();
         keystone.admin_token = keystone
             .login("admin", ADMIN_PASSWORD, "admin")
             .await
             .expect("admin logs in");
         keystone.fix_identity_endpoint().await;
         keystone.populate().await;
-        eprintln!("keystone on {} ready in {:?}", keystone.url, started.elapsed());
+        eprintln!(
+            "keystone on {} answering after {up:?}, populated after {:?}",
+            keystone.url,
+            started.elapsed()
+        );
         keystone
     }
 
@@ -261,8 +269,12 @@ impl Keystone {
         for endpoint in endpoints["endpoints"].as_array().expect("endpoints") {
             let id = endpoint["id"].as_str().expect("id");
             let body = json!({"endpoint": {"url": self.url}});
-            self.call(reqwest::Method::PATCH, &format!("/endpoints/{id}"), Some(body))
-                .await;
+            self.call(
+                reqwest::Method::PATCH,
+                &format!("/endpoints/{id}"),
+                Some(body),
+            )
+            .await;
         }
     }
 
@@ -310,7 +322,10 @@ impl Keystone {
                 Some(json!({"project": {"name": name, "domain_id": "default"}})),
             )
             .await;
-        made["project"]["id"].as_str().expect("project id").to_string()
+        made["project"]["id"]
+            .as_str()
+            .expect("project id")
+            .to_string()
     }
 
     /// A user with `role` on `project_id`, password `pw-<name>`.

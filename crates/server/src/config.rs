@@ -26,6 +26,12 @@ pub enum AuthMode {
 #[serde(transparent)]
 pub struct Secret(pub String);
 
+impl From<String> for Secret {
+    fn from(text: String) -> Self {
+        Secret(text)
+    }
+}
+
 impl std::fmt::Debug for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Secret(***)")
@@ -291,7 +297,8 @@ http_max_connections = 1024
 auth_url = "http://127.0.0.1:5000/v3"
 # www_authenticate_uri = "https://keystone.example.com/v3"   # default: auth_url
 username = "vpnaas"
-# password = "..."                                          env VPNAAS_KEYSTONE_PASSWORD
+# password = "..."              env VPNAAS_KEYSTONE_PASSWORD, --keystone-password
+# (auth_url also: env VPNAAS_KEYSTONE_AUTH_URL, --keystone-auth-url)
 user_domain_name = "Default"
 project_name = "service"
 project_domain_name = "Default"

@@ -186,6 +186,47 @@ async fn tokens_give_the_project_and_roles_of_their_scope() {
 }
 
 #[tokio::test]
+async fn an_agent_logs_in_to_keystone_with_its_service_user() {
+    let keystone = Keystone::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = vpnaas(dir.path(), keystone.settings(), None).await;
+    let service = keystone
+        .call(Method::GET, "/projects?name=service", None)
+        .await;
+    let service = service["projects"][0]["id"]
+        .as_str()
+        .expect("service project");
+    let agent_user = keystone.user("vpnaas-agent", service, "service").await;
+    let login = |password: &str| vpnaas_bus::http::KeystoneLogin {
+        auth_url: keystone.url.clone(),
+        username: agent_user.name.clone(),
+        password: password.into(),
+        user_domain_name: "Default".into(),
+        project_name: "service".into(),
+        project_domain_name: "Default".into(),
+    };
+    let agent = vpnaas_bus::http::HttpControlPlane::with_keystone(
+        &server.url(),
+        login(&agent_user.password),
+    );
+    agent
+        .heartbeat("host-k")
+        .await
+        .expect("the agent logs in and beats");
+    agent
+        .heartbeat("host-k")
+        .await
+        .expect("and again on the same token");
+    let wrong = vpnaas_bus::http::HttpControlPlane::with_keystone(&server.url(), login("wrong"));
+    let refused = wrong.heartbeat("host-k").await;
+    assert!(
+        matches!(refused, Err(vpnaas_bus::Error::Rejected(_))),
+        "{refused:?}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn missing_invalid_and_revoked_tokens_get_401_with_a_keystone_challenge() {
     let keystone = Keystone::start().await;
     let dir = tempfile::tempdir().expect("tempdir");

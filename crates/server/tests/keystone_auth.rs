@@ -329,6 +329,26 @@ async fn keystone_down_is_503_never_a_pass() {
     let other = token(&keystone, &p1.reader, &p1.name).await;
     assert_eq!(list_ike(&server, &member).await.status, StatusCode::OK);
 
+    // A service user Keystone refuses is vpnaas's fault, not the caller's: 503, not 401.
+    let misconfigured = vpnaas_server::config::KeystoneSettings {
+        password: vpnaas_server::config::Secret("wrong".into()),
+        ..keystone.settings()
+    };
+    let other_dir = tempfile::tempdir().expect("tempdir");
+    let refused = vpnaas(other_dir.path(), misconfigured, None).await;
+    let answer = list_ike(&refused, &member).await;
+    assert_eq!(
+        answer.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        answer.body
+    );
+    let message = answer.body["NeutronError"]["message"]
+        .as_str()
+        .expect("message");
+    assert!(message.contains("service user cannot log in"), "{message}");
+    refused.stop().await;
+
     keystone.stop();
     let unchecked = list_ike(&server, &other).await;
     assert_eq!(

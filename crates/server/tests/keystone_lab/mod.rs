@@ -18,13 +18,13 @@ use serde_json::{Value, json};
 /// The Keystone release the template was made with (bump with setup.sh's pin), and the
 /// template's own version (bump when `conf` or the bootstrap change).
 const PIN: &str = "30.0.0";
-const TEMPLATE: u32 = 2;
+const TEMPLATE: u32 = 3;
 const ADMIN_PASSWORD: &str = "s3cret";
 /// Password of vpnaas's service user.
 pub const SERVICE_PASSWORD: &str = "pw-vpnaas";
 
 /// A user of a project: name and password (`pw-<name>`).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct User {
     pub name: String,
     pub password: String,
@@ -32,7 +32,7 @@ pub struct User {
 }
 
 /// A project with one user per role.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Project {
     pub id: String,
     pub name: String,
@@ -52,7 +52,7 @@ pub struct Keystone {
     /// Projects `p1` and `p2`.
     pub projects: [Project; 2],
     http: reqwest::Client,
-    _dir: tempfile::TempDir,
+    _dir: Option<tempfile::TempDir>,
 }
 
 fn venv() -> PathBuf {
@@ -91,38 +91,50 @@ fn manage(conf: &Path, args: &[&str]) {
     );
 }
 
-/// The bootstrapped database and keys, made once per machine.
-fn template() -> PathBuf {
+/// The bootstrapped and populated database and keys, made once per machine: the
+/// `keystone-manage` steps, then Keystone started on it to create the projects and users
+/// (their ids kept in `lab.json`).
+async fn template() -> PathBuf {
     let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
     let dir = root.join(format!("keystone-template-{PIN}-{TEMPLATE}"));
     let lock = std::fs::File::create(root.join(format!("keystone-template-{PIN}.lock")))
         .expect("template lock file");
     lock.lock().expect("lock the template");
-    if !dir.join("done").exists() {
-        let started = Instant::now();
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("template dir");
-        let conf_path = dir.join("keystone.conf");
-        std::fs::write(&conf_path, conf(&dir)).expect("template conf");
-        let user = ["--keystone-user", "root", "--keystone-group", "root"];
-        manage(&conf_path, &["db_sync"]);
-        manage(&conf_path, &[&["fernet_setup"][..], &user].concat());
-        manage(&conf_path, &[&["credential_setup"][..], &user].concat());
-        manage(
-            &conf_path,
-            &[
-                "bootstrap",
-                "--bootstrap-password",
-                ADMIN_PASSWORD,
-                "--bootstrap-public-url",
-                "http://127.0.0.1:1/v3",
-                "--bootstrap-region-id",
-                "RegionOne",
-            ],
-        );
-        std::fs::write(dir.join("done"), "").expect("mark the template");
-        eprintln!("keystone template made in {:?}", started.elapsed());
+    if dir.join("done").exists() {
+        return dir;
     }
+    let started = Instant::now();
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("template dir");
+    let conf_path = dir.join("keystone.conf");
+    std::fs::write(&conf_path, conf(&dir)).expect("template conf");
+    let user = ["--keystone-user", "root", "--keystone-group", "root"];
+    manage(&conf_path, &["db_sync"]);
+    manage(&conf_path, &[&["fernet_setup"][..], &user].concat());
+    manage(&conf_path, &[&["credential_setup"][..], &user].concat());
+    manage(
+        &conf_path,
+        &[
+            "bootstrap",
+            "--bootstrap-password",
+            ADMIN_PASSWORD,
+            "--bootstrap-public-url",
+            "http://127.0.0.1:1/v3",
+            "--bootstrap-region-id",
+            "RegionOne",
+        ],
+    );
+    let managed = started.elapsed();
+    let mut keystone = Keystone::serve(&dir, None).await;
+    keystone.populate().await;
+    let lab = serde_json::to_string(&keystone.projects).expect("json");
+    keystone.stop();
+    std::fs::write(dir.join("lab.json"), lab).expect("lab.json");
+    std::fs::write(dir.join("done"), "").expect("mark the template");
+    eprintln!(
+        "keystone template made in {:?} (keystone-manage {managed:?})",
+        started.elapsed()
+    );
     dir
 }
 
@@ -140,18 +152,35 @@ fn copy_tree(from: &Path, to: &Path) {
 }
 
 impl Keystone {
-    /// Starts one and fills it with projects `p1`, `p2` and the service user.
+    /// Starts one (from a copy of the template) with projects `p1`, `p2` and the
+    /// service user.
     pub async fn start() -> Keystone {
         let started = Instant::now();
-        let template = template();
+        let template = template().await;
         let dir = tempfile::tempdir().expect("tempdir");
         copy_tree(&template, dir.path());
-        let conf_path = dir.path().join("keystone.conf");
-        std::fs::write(&conf_path, conf(dir.path())).expect("conf");
+        let lab = std::fs::read_to_string(dir.path().join("lab.json")).expect("lab.json");
+        let projects = serde_json::from_str(&lab).expect("lab.json parses");
+        let path = dir.path().to_path_buf();
+        let mut keystone = Keystone::serve(&path, Some(dir)).await;
+        keystone.projects = projects;
+        keystone.fix_identity_endpoint().await;
+        eprintln!(
+            "keystone on {} ready after {:?}",
+            keystone.url,
+            started.elapsed()
+        );
+        keystone
+    }
+
+    /// Serves the database and keys in `dir` on a free port, as its admin.
+    async fn serve(dir: &Path, owned: Option<tempfile::TempDir>) -> Keystone {
+        let conf_path = dir.join("keystone.conf");
+        std::fs::write(&conf_path, conf(dir)).expect("conf");
         let port = vpnaas_test_support::free_port();
         let script =
             PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/keystone_wsgi.py");
-        let log = std::fs::File::create(dir.path().join("wsgi.log")).expect("log");
+        let log = std::fs::File::create(dir.join("wsgi.log")).expect("log");
         let child = Command::new(venv().join("bin/python"))
             .arg(&script)
             .args(["127.0.0.1", &port.to_string()])
@@ -168,21 +197,13 @@ impl Keystone {
             admin_token: String::new(),
             projects: [empty_project(), empty_project()],
             http: reqwest::Client::new(),
-            _dir: dir,
+            _dir: owned,
         };
         keystone.wait_until_up().await;
-        let up = started.elapsed();
         keystone.admin_token = keystone
             .login("admin", ADMIN_PASSWORD, "admin")
             .await
             .expect("admin logs in");
-        keystone.fix_identity_endpoint().await;
-        keystone.populate().await;
-        eprintln!(
-            "keystone on {} answering after {up:?}, populated after {:?}",
-            keystone.url,
-            started.elapsed()
-        );
         keystone
     }
 

@@ -19,6 +19,10 @@ use crate::auth::Caller;
 use crate::clock::Clock;
 use crate::config::KeystoneSettings;
 
+/// The longest token sent to Keystone: Fernet tokens are ~250 characters, JWS ones ~800;
+/// a longer value is refused here rather than making Keystone parse it.
+const MAX_TOKEN_LEN: usize = 8192;
+
 /// The service token is renewed this long before it expires.
 const RENEW_BEFORE_MS: u64 = 60_000;
 
@@ -186,6 +190,9 @@ impl Keystone {
 
     /// The caller a token stands for.
     pub async fn authenticate(&self, token: &str) -> Result<Caller, Refusal> {
+        if token.len() > MAX_TOKEN_LEN {
+            return Err(Refusal::Unauthenticated("the token is too long".into()));
+        }
         let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         let ttl_ms = self.settings.revocation_ttl.saturating_mul(1000);
         let cached = self.lock_cache().get(&key, self.clock.now_ms(), ttl_ms);
@@ -254,6 +261,9 @@ impl Keystone {
             StatusCode::NOT_FOUND => Err(Refusal::Unauthenticated(
                 "the token is invalid, expired or revoked".into(),
             )),
+            StatusCode::BAD_REQUEST => {
+                Err(Refusal::Unauthenticated("the token is malformed".into()))
+            }
             StatusCode::UNAUTHORIZED => Ok(None),
             StatusCode::FORBIDDEN => Err(unavailable(
                 "vpnaas's service user may not validate tokens (it needs the admin or service role)",

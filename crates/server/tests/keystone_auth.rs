@@ -236,7 +236,16 @@ async fn missing_invalid_and_revoked_tokens_get_401_with_a_keystone_challenge() 
     let server = vpnaas(dir.path(), settings, Some(clock.clone())).await;
     let challenge = format!("Keystone uri=\"{}\"", keystone.url);
 
-    for token in [None, Some("not-a-token"), Some("gAAAAABnot-a-fernet-token")] {
+    let unscoped = keystone.login_unscoped("p1-member", "pw-p1-member").await;
+    let long = "a".repeat(20_000);
+    let refused = [
+        None,
+        Some("not-a-token"),
+        Some("gAAAAABnot-a-fernet-token"),
+        Some(long.as_str()),
+        Some(unscoped.as_str()),
+    ];
+    for token in refused {
         let answer = call(&server, Method::GET, "/v2.0/vpn/ikepolicies", token, None).await;
         assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{token:?}");
         assert_eq!(

@@ -256,6 +256,24 @@ impl Keystone {
         )
     }
 
+    /// A token of no project (unscoped).
+    pub async fn login_unscoped(&self, user: &str, password: &str) -> String {
+        let body = json!({"auth": {"identity": {"methods": ["password"], "password": {
+            "user": {"name": user, "domain": {"id": "default"}, "password": password}}}}});
+        let r = self
+            .http
+            .post(format!("{}/auth/tokens?nocatalog", self.url))
+            .json(&body)
+            .send()
+            .await
+            .expect("Keystone answers");
+        assert_eq!(r.status(), 201, "unscoped login");
+        r.headers()["x-subject-token"]
+            .to_str()
+            .expect("token")
+            .to_string()
+    }
+
     /// Calls the Keystone API as its admin.
     pub async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
         let mut request = self

@@ -189,7 +189,10 @@ async fn tokens_give_the_project_and_roles_of_their_scope() {
 async fn an_agent_logs_in_to_keystone_with_its_service_user() {
     let keystone = Keystone::start().await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let server = vpnaas(dir.path(), keystone.settings(), None).await;
+    let clock = Arc::new(ManualClock::starting_now());
+    let settings = keystone.settings();
+    let ttl = settings.revocation_ttl;
+    let server = vpnaas(dir.path(), settings, Some(clock.clone())).await;
     let service = keystone
         .call(Method::GET, "/projects?name=service", None)
         .await;
@@ -217,6 +220,29 @@ async fn an_agent_logs_in_to_keystone_with_its_service_user() {
         .heartbeat("host-k")
         .await
         .expect("and again on the same token");
+    // Disabling the user revokes its tokens: once the server honours that, the agent's
+    // call is refused, and its next call logs in afresh.
+    let user_path = format!("/users/{}", agent_user.id);
+    let enabled = |on: bool| Some(json!({"user": {"enabled": on}}));
+    keystone
+        .call(Method::PATCH, &user_path, enabled(false))
+        .await;
+    keystone
+        .call(Method::PATCH, &user_path, enabled(true))
+        .await;
+    // Keystone's revocation event also covers tokens issued later within its second
+    // (token times have whole seconds): a login must come after that second.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    clock.advance(Duration::from_secs(ttl + 1));
+    let revoked = agent.heartbeat("host-k").await;
+    assert!(
+        matches!(revoked, Err(vpnaas_bus::Error::Rejected(ref why)) if why.contains("401")),
+        "{revoked:?}"
+    );
+    agent
+        .heartbeat("host-k")
+        .await
+        .expect("the agent logged in again after the 401");
     let wrong = vpnaas_bus::http::HttpControlPlane::with_keystone(&server.url(), login("wrong"));
     let refused = wrong.heartbeat("host-k").await;
     assert!(

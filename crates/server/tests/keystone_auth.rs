@@ -182,6 +182,19 @@ async fn tokens_give_the_project_and_roles_of_their_scope() {
         StatusCode::FORBIDDEN,
         "the service role is only for agents"
     );
+
+    // /metrics on the API: an admin's token, not a member's, and not without one.
+    let metrics = |token: Option<String>| {
+        let server = &server;
+        async move {
+            call(server, Method::GET, "/metrics", token.as_deref(), None)
+                .await
+                .status
+        }
+    };
+    assert_eq!(metrics(Some(admin2.clone())).await, StatusCode::OK);
+    assert_eq!(metrics(Some(member1.clone())).await, StatusCode::FORBIDDEN);
+    assert_eq!(metrics(None).await, StatusCode::UNAUTHORIZED);
     server.stop().await;
 }
 

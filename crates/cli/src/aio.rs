@@ -7,8 +7,9 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use prometheus_client::registry::Registry;
 use vpnaas_agent::{Agent, AgentConfig, DataPlane, L3Mode, Metrics};
-use vpnaas_bus::http::HttpControlPlane;
+use vpnaas_bus::http::{HttpControlPlane, KeystoneLogin};
 use vpnaas_model::enums::DriverKind;
+use vpnaas_server::config::Secret;
 use vpnaas_server::service::agents::LocalControlPlane;
 use vpnaas_server::{App, Server, Settings};
 
@@ -38,6 +39,66 @@ pub struct RemoteAgentArgs {
     /// Address to serve the agent's Prometheus `/metrics` on (none by default).
     #[arg(long, env = "VPNAAS_AGENT_METRICS_LISTEN")]
     metrics_listen: Option<std::net::SocketAddr>,
+    #[command(flatten)]
+    keystone: AgentKeystoneArgs,
+}
+
+/// How `vpnaas agent` logs in to Keystone when the server uses `auth = "keystone"`: a
+/// user with the `service` (or `admin`) role, its token renewed before it expires.
+#[derive(Debug, clap::Args)]
+pub struct AgentKeystoneArgs {
+    /// Keystone's v3 endpoint; given, the agent logs in there instead of using --token.
+    #[arg(long = "keystone-auth-url", env = "VPNAAS_AGENT_KEYSTONE_AUTH_URL")]
+    auth_url: Option<String>,
+    /// The agent's Keystone user (default: vpnaas-agent).
+    #[arg(long = "keystone-username", env = "VPNAAS_AGENT_KEYSTONE_USERNAME")]
+    username: Option<String>,
+    /// Its password (prefer the variable to the flag).
+    #[arg(
+        long = "keystone-password",
+        env = "VPNAAS_AGENT_KEYSTONE_PASSWORD",
+        hide_env_values = true
+    )]
+    password: Option<Secret>,
+    /// The project its token is scoped to (default: service).
+    #[arg(
+        long = "keystone-project-name",
+        env = "VPNAAS_AGENT_KEYSTONE_PROJECT_NAME"
+    )]
+    project_name: Option<String>,
+    /// The domain of the user and of the project (default: Default).
+    #[arg(
+        long = "keystone-domain-name",
+        env = "VPNAAS_AGENT_KEYSTONE_DOMAIN_NAME"
+    )]
+    domain_name: Option<String>,
+}
+
+impl AgentKeystoneArgs {
+    /// The login, when a Keystone is named.
+    fn login(&self) -> Result<Option<KeystoneLogin>> {
+        let Some(auth_url) = &self.auth_url else {
+            return Ok(None);
+        };
+        let password = self.password.clone().context(
+            "--keystone-auth-url needs --keystone-password (or VPNAAS_AGENT_KEYSTONE_PASSWORD)",
+        )?;
+        let domain = self.domain_name.clone().unwrap_or_else(|| "Default".into());
+        Ok(Some(KeystoneLogin {
+            auth_url: auth_url.clone(),
+            username: self
+                .username
+                .clone()
+                .unwrap_or_else(|| "vpnaas-agent".into()),
+            password: password.0,
+            user_domain_name: domain.clone(),
+            project_name: self
+                .project_name
+                .clone()
+                .unwrap_or_else(|| "service".into()),
+            project_domain_name: domain,
+        }))
+    }
 }
 
 /// Agent flags shared by `all-in-one` and `agent`; serialized, they are the top layer of
@@ -143,7 +204,10 @@ pub async fn run_agent(args: &RemoteAgentArgs, token: Option<String>) -> Result<
             (control, hints)
         }
         None => {
-            let control = Arc::new(HttpControlPlane::new(&args.server, token));
+            let control = Arc::new(match args.keystone.login()? {
+                Some(login) => HttpControlPlane::with_keystone(&args.server, login),
+                None => HttpControlPlane::new(&args.server, token),
+            });
             let hints = control.hints(&config.host);
             (control, hints)
         }

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
+use vpnaas_server::config::Secret;
 use vpnaas_server::service::agents::LocalControlPlane;
 use vpnaas_server::{AuthMode, Server, Settings};
 
@@ -46,6 +47,26 @@ pub struct ServerArgs {
     #[arg(long, env = "VPNAAS_BUS")]
     #[serde(skip)]
     pub bus: Option<String>,
+    /// `[keystone]` settings given as flags or variables.
+    #[command(flatten)]
+    keystone: KeystoneArgs,
+}
+
+/// The `[keystone]` settings most often given outside the file: where Keystone is and the
+/// service user's password (better in a variable than in a world-readable file).
+#[serde_with::skip_serializing_none]
+#[derive(Debug, clap::Args, serde::Serialize)]
+struct KeystoneArgs {
+    /// Keystone's v3 endpoint for --auth keystone.
+    #[arg(long = "keystone-auth-url", env = "VPNAAS_KEYSTONE_AUTH_URL")]
+    auth_url: Option<String>,
+    /// Password of vpnaas's Keystone service user (prefer the variable to the flag).
+    #[arg(
+        long = "keystone-password",
+        env = "VPNAAS_KEYSTONE_PASSWORD",
+        hide_env_values = true
+    )]
+    password: Option<Secret>,
 }
 
 impl ServerArgs {
@@ -109,6 +130,25 @@ mod tests {
         assert_eq!(settings.agent_down_time, 20);
         assert_eq!(settings.auth, AuthMode::Noauth, "the flag wins");
         assert_eq!(settings.listen, Settings::default().listen);
+    }
+
+    #[test]
+    fn the_keystone_password_flag_joins_the_files_keystone_table() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("server.toml");
+        let text = "auth = \"keystone\"\n[keystone]\nauth_url = \"http://ks:5000/v3\"\nusername = \"vpn\"\n";
+        std::fs::write(&file, text).expect("write");
+        let path = file.to_str().expect("utf-8");
+        let args = ["server", "--config", path, "--keystone-password", "pw"];
+        let settings = Command::try_parse_from(args)
+            .expect("flags parse")
+            .server
+            .settings()
+            .expect("settings");
+        assert_eq!(settings.keystone.password.0, "pw");
+        assert_eq!(settings.keystone.auth_url, "http://ks:5000/v3");
+        assert_eq!(settings.keystone.username, "vpn");
+        assert_eq!(settings.keystone.project_name, "service", "defaults stay");
     }
 
     #[test]

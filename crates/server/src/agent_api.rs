@@ -1,4 +1,4 @@
-//! The bus over HTTP, server side: admin-only routes under `/v2.0/vpnaas-agent/{host}/`
+//! The bus over HTTP, server side: routes for admins and the `service` role under `/v2.0/vpnaas-agent/{host}/`
 //! through which a remote agent registers, fetches its routers' desired state, reports
 //! status and long-polls its `router_changed` hints.
 
@@ -88,7 +88,7 @@ async fn beat(
     caller: Caller,
     Path(host): Path<String>,
 ) -> ApiResult<StatusCode> {
-    caller.require_admin("vpnaas_agent")?;
+    caller.require_agent("vpnaas_agent")?;
     app.hint_queues.queue(&app, &host).await;
     heartbeat(&app, &host).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -99,7 +99,7 @@ async fn routers(
     caller: Caller,
     Path(host): Path<String>,
 ) -> ApiResult<Json<Vec<String>>> {
-    caller.require_admin("vpnaas_agent")?;
+    caller.require_agent("vpnaas_agent")?;
     let hosted = LocalControlPlane::new(app)
         .hosted_routers(&host)
         .await
@@ -113,7 +113,7 @@ async fn states(
     Path(host): Path<String>,
     body: Bytes,
 ) -> ApiResult<Json<Vec<vpnaas_model::agent::RouterState>>> {
-    caller.require_admin("vpnaas_agent")?;
+    caller.require_agent("vpnaas_agent")?;
     let request: StatesRequest = serde_json::from_slice(&body)
         .map_err(|_| Fault::http_bad_request("Malformed desired-state request"))?;
     Ok(Json(router_states(&app, &host, &request.router_ids).await?))
@@ -125,7 +125,7 @@ async fn report(
     Path(host): Path<String>,
     body: Bytes,
 ) -> ApiResult<StatusCode> {
-    caller.require_admin("vpnaas_agent")?;
+    caller.require_agent("vpnaas_agent")?;
     app.metrics.report_received(body.len());
     let reports: Vec<StatusReport> = serde_json::from_slice(&body)
         .map_err(|_| Fault::http_bad_request("Malformed status reports"))?;
@@ -141,7 +141,7 @@ async fn hints(
     caller: Caller,
     Path(host): Path<String>,
 ) -> ApiResult<Json<Vec<RouterChanged>>> {
-    caller.require_admin("vpnaas_agent")?;
+    caller.require_agent("vpnaas_agent")?;
     let queue = app.hint_queues.queue(&app, &host).await;
     let mut queue = queue.lock().await;
     if !queue.caught_up {

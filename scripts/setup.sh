@@ -57,4 +57,13 @@ if [ "$(cat .venv/clients.txt 2>/dev/null)" != "$PYTHON_CLIENTS" ] || [ ! -x .ve
   .venv/bin/pip install -q --disable-pip-version-check $PYTHON_CLIENTS
   echo "$PYTHON_CLIENTS" > .venv/clients.txt
 fi
+# Keystone, pinned, in a virtualenv of its own (its dependencies clash with the clients'),
+# for the tests of `auth = "keystone"`; they serve it with scripts/keystone_wsgi.py.
+KEYSTONE="keystone==30.0.0"
+if [ "$(cat .venv-keystone/keystone.txt 2>/dev/null)" != "$KEYSTONE" ] || [ ! -x .venv-keystone/bin/keystone-manage ]; then
+  echo "setup: installing $KEYSTONE into .venv-keystone"
+  [ -x .venv-keystone/bin/python ] || python3 -m venv .venv-keystone || /usr/bin/python3 -m venv .venv-keystone
+  .venv-keystone/bin/pip install -q --disable-pip-version-check "$KEYSTONE"
+  echo "$KEYSTONE" > .venv-keystone/keystone.txt
+fi
 echo "setup: done"

@@ -3,13 +3,13 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use vpnaas_model::enums::DriverKind;
 
 /// Where ESP runs, as configured (the TOML key, `VPNAAS_DATA_PLANE` and `--data-plane`
 /// all parse through this one definition). What `Auto` resolves to at agent start is a
 /// [`crate::data_plane::Esp`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
 #[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum DataPlane {
@@ -34,7 +34,7 @@ impl std::fmt::Display for DataPlane {
 }
 
 /// Who owns the router namespaces.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
 #[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum L3Mode {
@@ -47,7 +47,7 @@ pub enum L3Mode {
 }
 
 /// A network backed by an existing bridge instead of an agent-managed one.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct BridgeMapping {
     /// Network id.
@@ -60,7 +60,7 @@ pub struct BridgeMapping {
 }
 
 /// Everything the agent needs to run.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AgentConfig {
     /// This agent's host name (unique among agents).
@@ -96,7 +96,7 @@ pub struct AgentConfig {
 }
 
 /// Libreswan settings.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LibreswanConfig {
     /// The root its files are under (`usr/libexec/ipsec/pluto`, …): `/` when installed,
@@ -126,7 +126,7 @@ impl LibreswanConfig {
 /// `timeout * base^n` seconds, and the peer is declared dead when the last one goes
 /// unanswered. strongSwan ignores `dpd.timeout` with IKEv2, so this schedule, not the
 /// connection's timeout, decides how fast a silently dead IKEv2 peer is noticed.
-#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Retransmit {
     /// Seconds before the first retransmit.

@@ -160,6 +160,7 @@ fn verdict(stderr: &str) -> KernelEsp {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fixtures::is_root;
 
     #[test]
     fn auto_follows_the_kernel_and_the_log_line_says_why() {
@@ -229,17 +230,6 @@ mod tests {
             verdict("unshare: unshare failed: Operation not permitted\n"),
             KernelEsp::Unknown("unshare: unshare failed: Operation not permitted".into())
         );
-    }
-
-    fn is_root() -> bool {
-        std::fs::read_to_string("/proc/self/status")
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find(|l| l.starts_with("Uid:"))
-                    .and_then(|l| l.split_whitespace().nth(1).map(|uid| uid == "0"))
-            })
-            .unwrap_or(false)
     }
 
     /// `CONFIG_INET_ESP` of the running kernel, when its configuration can be read.

@@ -14,7 +14,8 @@ use vpnaas_model::enums::{Status, StatusReason};
 use vpnaas_model::site_connection::Traffic;
 
 use crate::Result;
-use crate::driver::{ConnectionState, IkeDriver, Observed};
+use crate::driver::IkeDriver;
+use crate::status::{ConnectionState, Observed};
 
 /// A router's fake tunnels: connection id → (spec, when it was loaded).
 type Tunnels = HashMap<String, (ConnectionSpec, Instant)>;

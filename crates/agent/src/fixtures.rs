@@ -16,3 +16,12 @@ pub fn connection(id: &str, mtu: u32) -> Value {
         "dpd": {}, "initiator": "bi-directional", "mtu": mtu,
     })
 }
+
+/// Whether the tests run as root (those that make namespaces need it, and say so).
+pub fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status").is_ok_and(|status| {
+        status
+            .lines()
+            .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+    })
+}

@@ -10,8 +10,10 @@ use ipnet::IpNet;
 use vpnaas_model::agent::RouterState;
 use vpnaas_model::enums::HaRole;
 
-use crate::command::{run, run_idempotent, run_in_background, run_removal, run_with_input};
+use crate::command::{create, delete, run, run_in_background, run_with_input};
 use crate::config::AgentConfig;
+use crate::error::Teardown;
+use crate::hash::stable_hash;
 use crate::{Error, Result};
 
 /// Prefix of gateway ports inside a router namespace.
@@ -46,9 +48,16 @@ async fn ip_in(namespace: &str, args: &[&str]) -> Result<String> {
     }
 }
 
+/// Whether a namespace has a link named `link` (false when the namespace is gone).
+async fn link_exists(namespace: &str, link: &str) -> bool {
+    ip_in(namespace, &["link", "show", "dev", link])
+        .await
+        .is_ok()
+}
+
 /// Creates a namespace (if missing) with loopback up.
 pub async fn ensure_namespace(name: &str) -> Result<()> {
-    run_idempotent("ip", &["netns", "add", name]).await?;
+    create("ip", &["netns", "add", name], || namespace_exists(name)).await?;
     wait_until_mounted(name).await?;
     run("ip", &["-n", name, "link", "set", "lo", "up"]).await?;
     Ok(())
@@ -62,18 +71,18 @@ pub async fn ensure_namespace(name: &str) -> Result<()> {
 async fn wait_until_mounted(name: &str) -> Result<()> {
     use std::os::unix::fs::MetadataExt as _;
     let dir = std::path::Path::new("/run/netns");
-    let device = |path: &std::path::Path| std::fs::metadata(path).map(|m| m.dev());
+    let file = dir.join(name);
+    let device = |path: &std::path::Path| {
+        std::fs::metadata(path)
+            .map(|m| m.dev())
+            .map_err(Error::file(path))
+    };
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     loop {
-        match (device(dir), device(&dir.join(name))) {
-            (Ok(parent), Ok(file)) if parent != file => return Ok(()),
-            (Err(e), _) | (_, Err(e)) => {
-                return Err(Error::Command(format!("namespace {name}: {e}")));
-            }
+        match (device(dir)?, device(&file)?) {
+            (parent, file) if parent != file => return Ok(()),
             _ if std::time::Instant::now() > deadline => {
-                return Err(Error::Command(format!(
-                    "namespace {name}: its creator never mounted it"
-                )));
+                return Err(Error::Unmounted(name.to_string()));
             }
             _ => tokio::time::sleep(std::time::Duration::from_millis(5)).await,
         }
@@ -101,26 +110,17 @@ pub async fn ensure_bridge(config: &AgentConfig, network_id: &str) -> Result<(St
     let (namespace, bridge) = bridge_for(config, network_id);
     if namespace == config.fabric_namespace {
         ensure_namespace(&namespace).await?;
-        if ip_in(&namespace, &["link", "show", "dev", &bridge])
-            .await
-            .is_err()
-        {
-            run_idempotent(
+        if !link_exists(&namespace, &bridge).await {
+            create(
                 "ip",
                 &["-n", &namespace, "link", "add", &bridge, "type", "bridge"],
+                || link_exists(&namespace, &bridge),
             )
             .await?;
         }
     }
     ip_in(&namespace, &["link", "set", &bridge, "up"]).await?;
     Ok((namespace, bridge))
-}
-
-/// FNV-1a: a hash that is the same in every process and on every host.
-fn stable_hash(text: &str) -> u64 {
-    text.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
-        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
-    })
 }
 
 /// The MAC address of a router's port: derived from the router and the port, so an HA
@@ -292,7 +292,7 @@ pub async fn ensure_ports(
 ) -> Result<()> {
     // The router's directory marks the namespace as this agent's (see remove_leftovers).
     let dir = config.router_dir(&state.router_id);
-    std::fs::create_dir_all(&dir).map_err(|e| Error::Command(format!("{}: {e}", dir.display())))?;
+    std::fs::create_dir_all(&dir).map_err(Error::file(&dir))?;
     ensure_namespace(namespace).await?;
     run(
         "ip",
@@ -340,9 +340,7 @@ pub async fn ensure_ports(
 }
 
 async fn remove_stale_ports(namespace: &str, wanted: &[String]) -> Result<()> {
-    let shown = run("ip", &["-n", namespace, "-j", "link", "show"]).await?;
-    let parsed: serde_json::Value =
-        serde_json::from_str(&shown).map_err(|e| Error::Command(format!("ip -j link: {e}")))?;
+    let parsed = links(namespace).await?;
     for link in parsed.as_array().into_iter().flatten() {
         let Some(name) = link["ifname"].as_str() else {
             continue;
@@ -414,27 +412,52 @@ pub async fn apply_nat(namespace: &str, state: &RouterState) -> Result<()> {
     Ok(())
 }
 
+/// A namespace's links, as `ip -j link show` lists them.
+async fn links(namespace: &str) -> Result<serde_json::Value> {
+    let shown = run("ip", &["-n", namespace, "-j", "link", "show"]).await?;
+    serde_json::from_str(&shown).map_err(|source| Error::Json {
+        command: "ip -j link show",
+        source,
+    })
+}
+
+/// Deletes a link of a namespace (gone already, or with its namespace, is fine).
+async fn delete_link(namespace: &str, link: &str) -> Result<()> {
+    delete(
+        "ip",
+        &["-n", namespace, "link", "del", "dev", link],
+        || async { !link_exists(namespace, link).await },
+    )
+    .await
+}
+
+/// Deletes a namespace (gone already is fine).
+async fn delete_namespace(namespace: &str) -> Result<()> {
+    delete("ip", &["netns", "del", namespace], || async {
+        !namespace_exists(namespace).await
+    })
+    .await
+}
+
 /// Deletes a namespace with its ports and rules. Its links are deleted first: deleting a
 /// veth end removes its peer (in the fabric) at once, whereas the kernel destroys the
 /// links of a deleted namespace later, so a bridge would still look used right after.
+/// Every link is tried, and the namespace deleted, whatever failed before.
 pub async fn remove_namespace(namespace: &str) -> Result<()> {
     if !namespace_exists(namespace).await {
         return Ok(());
     }
-    if let Ok(shown) = run("ip", &["-n", namespace, "-j", "link", "show"]).await {
-        let links: serde_json::Value = serde_json::from_str(&shown).unwrap_or_default();
-        for name in links
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|l| l["ifname"].as_str())
-        {
+    let mut teardown = Teardown::default();
+    if let Ok(links) = links(namespace).await {
+        let names = links.as_array().into_iter().flatten();
+        for name in names.filter_map(|l| l["ifname"].as_str()) {
             if name != "lo" {
-                run_removal("ip", &["-n", namespace, "link", "del", "dev", name]).await?;
+                teardown.step(delete_link(namespace, name).await);
             }
         }
     }
-    run_removal("ip", &["netns", "del", namespace]).await
+    teardown.step(delete_namespace(namespace).await);
+    teardown.finish()
 }
 
 /// Deletes agent-managed bridges that nothing is plugged into any more, and the fabric
@@ -463,12 +486,13 @@ async fn vanishing(namespace: &str) -> bool {
     false
 }
 
+/// Deletes every unused bridge (each tried, whatever failed before), then the fabric if
+/// it holds nothing else.
 async fn prune_unused(fabric: &str) -> Result<()> {
-    let shown = run("ip", &["-n", fabric, "-j", "link", "show"]).await?;
-    let links: serde_json::Value =
-        serde_json::from_str(&shown).map_err(|e| Error::Command(format!("ip -j link: {e}")))?;
+    let links = links(fabric).await?;
     let links = links.as_array().cloned().unwrap_or_default();
     let name = |l: &serde_json::Value| l["ifname"].as_str().unwrap_or_default().to_string();
+    let mut teardown = Teardown::default();
     let mut remaining = 0;
     for link in &links {
         let link_name = name(link);
@@ -479,21 +503,25 @@ async fn prune_unused(fabric: &str) -> Result<()> {
         let used = links
             .iter()
             .any(|l| l["master"].as_str() == Some(link_name.as_str()));
-        if is_bridge && !used {
-            run_removal("ip", &["-n", fabric, "link", "del", "dev", &link_name]).await?;
-        } else {
+        let deleted = is_bridge
+            && !used
+            && teardown
+                .step(delete_link(fabric, &link_name).await)
+                .is_some();
+        if !deleted {
             remaining += 1;
         }
     }
     if remaining == 0 {
-        run_removal("ip", &["netns", "del", fabric]).await?;
+        teardown.step(delete_namespace(fabric).await);
     }
-    Ok(())
+    teardown.finish()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fixtures::is_root;
     use vpnaas_model::agent::{ConnectionSpec, PortAddress};
 
     fn port(address: &str) -> PortAddress {
@@ -586,13 +614,5 @@ mod tests {
                 outcome.expect("every creator can use the namespace");
             }
         }
-    }
-
-    fn is_root() -> bool {
-        std::fs::read_to_string("/proc/self/status").is_ok_and(|status| {
-            status
-                .lines()
-                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
-        })
     }
 }

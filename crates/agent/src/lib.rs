@@ -3,19 +3,30 @@
 //! daemon with its connections), and reports what it observes. Level-triggered: a
 //! `router_changed` hint, the periodic resync, a daemon event and an agent restart all run
 //! the same reconcile, so a lost message or a crash is healed by the next pass.
+//!
+//! `supervisor` runs one IKE daemon per router for the `strongswan` and `libreswan`
+//! drivers, which supply only what differs (`daemon::Daemon`); `status` makes reports of
+//! what a daemon shows; `l3` plumbs namespaces, ports and NAT; `fake` simulates tunnels.
 
 pub mod command;
 pub mod config;
+pub mod daemon;
 pub mod data_plane;
 pub mod driver;
+pub mod error;
 pub mod fake;
 #[cfg(test)]
 mod fixtures;
+pub mod hash;
 pub mod l3;
 pub mod libreswan;
 pub mod metrics;
 pub mod process;
+pub mod status;
 pub mod strongswan;
+pub mod supervisor;
+#[cfg(test)]
+mod tests;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -24,62 +35,16 @@ use futures::StreamExt;
 use tokio::sync::{broadcast, mpsc};
 use vpnaas_bus::ControlPlane;
 use vpnaas_model::agent::{ConnectionStatus, RouterChanged, RouterState, StatusReport};
-use vpnaas_model::enums::{Status, StatusReason};
+use vpnaas_model::enums::{DriverKind, HaRole};
 
 pub use config::{AgentConfig, DataPlane, L3Mode};
 use driver::IkeDriver;
+use error::Teardown;
+pub use error::{Error, Result};
 use libreswan::Libreswan;
 pub use metrics::Metrics;
 use metrics::Trigger;
 use strongswan::StrongSwan;
-use vpnaas_model::enums::{DriverKind, HaRole};
-
-/// An agent failure.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// A host command failed.
-    #[error("{0}")]
-    Command(String),
-    /// The IKE daemon failed.
-    #[error("IKE daemon: {0}")]
-    Daemon(String),
-    /// The server could not be reached.
-    #[error(transparent)]
-    Bus(#[from] vpnaas_bus::Error),
-}
-
-/// Result with the agent's error.
-pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-/// What to report of one connection: administratively down, daemon down, or what charon
-/// says.
-fn connection_status(
-    spec: &vpnaas_model::agent::ConnectionSpec,
-    observed: &driver::Observed,
-) -> ConnectionStatus {
-    let (status, reason, detail, traffic) = if !spec.enabled {
-        (Status::Down, StatusReason::AdminDown, String::new(), None)
-    } else if !observed.daemon_running {
-        (Status::Down, StatusReason::DaemonDown, String::new(), None)
-    } else {
-        match observed.connections.get(&spec.id) {
-            Some(state) => (
-                state.status,
-                state.reason,
-                state.detail.clone(),
-                state.traffic.clone(),
-            ),
-            None => (Status::Down, StatusReason::Connecting, String::new(), None),
-        }
-    };
-    ConnectionStatus {
-        id: spec.id.clone(),
-        status,
-        reason,
-        detail,
-        traffic,
-    }
-}
 
 /// `ids` without repeats, in their first order.
 fn distinct(ids: Vec<String>) -> Vec<String> {
@@ -161,8 +126,8 @@ impl Daemons {
         }
         metrics.data_plane(chosen.esp);
         Daemons {
-            strongswan: StrongSwan::new(config.clone(), &chosen, wake.clone(), metrics.clone()),
-            libreswan: Libreswan::new(
+            strongswan: strongswan::driver(config.clone(), &chosen, wake.clone(), metrics.clone()),
+            libreswan: libreswan::driver(
                 config.clone(),
                 chosen.kernel.refusal().map(String::from),
                 wake,
@@ -430,29 +395,17 @@ impl Agent {
     /// when its rules changed, and the daemon's connections by their own diff. An HA
     /// router's standby keeps ports without addresses and runs no daemon; a demoted agent
     /// stops the daemon before it lets go of the addresses, a promoted one takes the
-    /// addresses before it starts the daemon.
+    /// addresses before it starts the daemon; a daemon or files that would not go never
+    /// keep the addresses on a demoted agent (both agents would answer for them).
     async fn apply(&self, state: &RouterState, last: Option<&RouterState>) -> Result<()> {
         let namespace = self.config.namespace(&state.router_id);
-        let standby = state.role == HaRole::Standby;
-        if standby {
-            self.stop_daemons(&state.router_id).await?;
+        if state.role == HaRole::Standby {
+            let mut teardown = Teardown::default();
+            teardown.step(self.stop_daemons(&state.router_id).await);
+            teardown.step(self.apply_l3(&namespace, state, last).await);
+            return teardown.finish();
         }
-        if self.config.l3_mode == L3Mode::Standalone {
-            let ports_changed = last.is_none_or(|l| {
-                l.gateway != state.gateway
-                    || l.interfaces != state.interfaces
-                    || l.role != state.role
-            });
-            if ports_changed || !l3::namespace_exists(&namespace).await {
-                l3::ensure_ports(&self.config, &namespace, state).await?;
-            }
-            if ports_changed || last.is_none_or(|l| l3::nat_ruleset(l) != l3::nat_ruleset(state)) {
-                l3::apply_nat(&namespace, state).await?;
-            }
-        }
-        if standby {
-            return Ok(());
-        }
+        self.apply_l3(&namespace, state, last).await?;
         let kind = self.kind(state);
         let daemons = matches!(self.drivers, Drivers::Daemons(_));
         if daemons && last.is_none_or(|l| self.kind(l) != kind) {
@@ -466,12 +419,37 @@ impl Agent {
         self.driver(kind).ensure(&namespace, state).await
     }
 
-    /// Stops whichever IKE daemon runs for the router, with its files.
-    async fn stop_daemons(&self, router_id: &str) -> Result<()> {
-        for kind in [DriverKind::Strongswan, DriverKind::Libreswan] {
-            self.driver(kind).remove(router_id).await?;
+    /// In standalone mode, the router's ports (when they changed, or the namespace went)
+    /// and its nft table (when its rules changed).
+    async fn apply_l3(
+        &self,
+        namespace: &str,
+        state: &RouterState,
+        last: Option<&RouterState>,
+    ) -> Result<()> {
+        if self.config.l3_mode != L3Mode::Standalone {
+            return Ok(());
+        }
+        let ports_changed = last.is_none_or(|l| {
+            l.gateway != state.gateway || l.interfaces != state.interfaces || l.role != state.role
+        });
+        if ports_changed || !l3::namespace_exists(namespace).await {
+            l3::ensure_ports(&self.config, namespace, state).await?;
+        }
+        if ports_changed || last.is_none_or(|l| l3::nat_ruleset(l) != l3::nat_ruleset(state)) {
+            l3::apply_nat(namespace, state).await?;
         }
         Ok(())
+    }
+
+    /// Stops whichever IKE daemon runs for the router, with its files (each driver is
+    /// asked, whatever the other met).
+    async fn stop_daemons(&self, router_id: &str) -> Result<()> {
+        let mut teardown = Teardown::default();
+        for kind in [DriverKind::Strongswan, DriverKind::Libreswan] {
+            teardown.step(self.driver(kind).remove(router_id).await);
+        }
+        teardown.finish()
     }
 
     async fn remove(&mut self, router_id: &str) {
@@ -547,19 +525,7 @@ impl Agent {
             .driver(self.kind(state))
             .observe(&state.router_id)
             .await;
-        let connections = state
-            .connections
-            .iter()
-            .map(|c| connection_status(c, &observed))
-            .collect();
-        let report = StatusReport {
-            host: self.config.host.clone(),
-            router_id: state.router_id.clone(),
-            applied_revision: state.revision,
-            lease_epoch: state.lease_epoch,
-            daemon_running: observed.daemon_running || state.connections.iter().all(|c| !c.enabled),
-            connections,
-        };
+        let report = status::report(&self.config.host, state, &observed);
         self.reported
             .insert(state.router_id.clone(), report.connections.clone());
         self.metrics.hosted(&self.reported);
@@ -595,166 +561,5 @@ impl Agent {
                 self.resync_soon = true;
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::sync::Mutex;
-
-    use serde_json::json;
-
-    use super::*;
-
-    /// A server answering from a table the test edits; it keeps the reports it takes and
-    /// counts the desired-state calls.
-    #[derive(Default)]
-    struct Scripted {
-        states: Mutex<HashMap<String, RouterState>>,
-        /// The reports, as they came: one list per call.
-        reports: Mutex<Vec<Vec<StatusReport>>>,
-        state_calls: Mutex<usize>,
-    }
-
-    impl Scripted {
-        fn set(&self, state: RouterState) {
-            let mut states = self.states.lock().expect("states");
-            states.insert(state.router_id.clone(), state);
-        }
-
-        fn reports(&self) -> Vec<StatusReport> {
-            self.reports.lock().expect("reports").concat()
-        }
-
-        fn report_calls(&self) -> usize {
-            self.reports.lock().expect("reports").len()
-        }
-
-        fn state_calls(&self) -> usize {
-            *self.state_calls.lock().expect("calls")
-        }
-    }
-
-    #[async_trait::async_trait]
-    impl ControlPlane for Scripted {
-        async fn heartbeat(&self, _host: &str) -> vpnaas_bus::Result<()> {
-            Ok(())
-        }
-
-        async fn hosted_routers(&self, _host: &str) -> vpnaas_bus::Result<Vec<String>> {
-            Ok(self
-                .states
-                .lock()
-                .expect("states")
-                .keys()
-                .cloned()
-                .collect())
-        }
-
-        async fn router_states(
-            &self,
-            _host: &str,
-            router_ids: &[String],
-        ) -> vpnaas_bus::Result<Vec<RouterState>> {
-            *self.state_calls.lock().expect("calls") += 1;
-            let states = self.states.lock().expect("states");
-            Ok(router_ids
-                .iter()
-                .filter_map(|id| states.get(id).cloned())
-                .collect())
-        }
-
-        async fn reports(&self, reports: Vec<StatusReport>) -> vpnaas_bus::Result<()> {
-            self.reports.lock().expect("reports").push(reports);
-            Ok(())
-        }
-    }
-
-    fn state(ha: bool, role: &str, epoch: u64) -> RouterState {
-        serde_json::from_value(json!({
-            "router_id": "r", "revision": epoch, "admin_state_up": true, "gateway": [], "enable_snat": false,
-            "interfaces": [], "services": [["s", true]], "ha": ha, "role": role, "lease_epoch": epoch,
-            "connections": [crate::fixtures::connection("c", 1500)],
-        }))
-        .expect("state")
-    }
-
-    /// An agent with fake tunnels (up 10 ms after they are loaded) and no L3 of its own.
-    async fn agent(control: Arc<Scripted>, dir: &std::path::Path) -> Agent {
-        let config = AgentConfig {
-            host: "gw-a".into(),
-            state_dir: dir.to_path_buf(),
-            l3_mode: L3Mode::External,
-            fake_tunnel_delay_ms: Some(10),
-            ..AgentConfig::default()
-        };
-        Agent::new(config, control, Metrics::default()).await
-    }
-
-    /// Brings router `r` up: applied, tunnel up, ACTIVE reported.
-    async fn up(agent: &mut Agent) {
-        agent.sync("r", false).await;
-        let woken = agent.wake.recv().await.expect("the tunnel comes up");
-        agent.on_events(vec![woken]).await;
-    }
-
-    #[tokio::test]
-    async fn an_ha_routers_daemon_event_asks_the_server_and_a_lost_router_is_let_go() {
-        let dir = tempfile::tempdir().expect("dir");
-        let control = Arc::new(Scripted::default());
-        control.set(state(true, "active", 1));
-        let mut agent = agent(control.clone(), dir.path()).await;
-        up(&mut agent).await;
-        let reports = control.reports();
-        let last = reports.last().expect("reported");
-        assert_eq!(
-            (last.lease_epoch, last.connections[0].status),
-            (1, Status::Active)
-        );
-
-        // Meanwhile the server handed the router to another agent: this one is standby.
-        control.set(state(true, "standby", 2));
-        let calls = control.state_calls();
-        agent.on_events(vec!["r".into()]).await;
-        assert_eq!(control.state_calls(), calls + 1, "asked the server first");
-        let observed = agent.driver(DriverKind::Strongswan).observe("r").await;
-        assert!(
-            !observed.daemon_running,
-            "the daemon of a router it lost is stopped"
-        );
-        assert_eq!(
-            control.reports().len(),
-            reports.len(),
-            "a standby does not report"
-        );
-    }
-
-    #[tokio::test]
-    async fn a_daemon_event_of_a_router_that_is_not_ha_needs_no_server() {
-        let dir = tempfile::tempdir().expect("dir");
-        let control = Arc::new(Scripted::default());
-        control.set(state(false, "active", 1));
-        let mut agent = agent(control.clone(), dir.path()).await;
-        up(&mut agent).await;
-        let calls = control.state_calls();
-        agent.on_events(vec!["r".into()]).await;
-        assert_eq!(control.state_calls(), calls);
-    }
-
-    #[tokio::test]
-    async fn a_full_resync_sends_its_reports_in_one_call_per_batch() {
-        let dir = tempfile::tempdir().expect("dir");
-        let control = Arc::new(Scripted::default());
-        for n in 0..40 {
-            let mut s = state(false, "active", 1);
-            s.router_id = format!("r{n}");
-            s.connections[0].id = format!("c{n}");
-            control.set(s);
-        }
-        let mut agent = agent(control.clone(), dir.path()).await;
-        agent.resync_all(true).await.expect("resync");
-        assert_eq!(control.state_calls(), 2, "40 routers: batches of 32 and 8");
-        assert_eq!(control.report_calls(), 2);
-        assert_eq!(control.reports().len(), 40);
     }
 }

@@ -1,12 +1,24 @@
 //! Daemon processes, whatever the daemon: liveness by pid (a zombie counts as dead),
-//! reaping, stopping by pid only, and the restart backoff of a daemon that keeps dying.
+//! reaping, and a [`Process`] held by a pidfd, so that signals and exit waits reach the
+//! process that was checked, never one that later reuses its pid. Signals are sent with
+//! rustix, not by running `kill`; exits are awaited on the pidfd, not polled.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
+use rustix::event::epoll;
+use rustix::process::{Pid, PidfdFlags, Signal};
+use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use tokio::time::Instant;
+
+use crate::{Error, Result};
+
+/// How long a daemon has to exit after SIGTERM before it gets SIGKILL.
+const TERM_PATIENCE: Duration = Duration::from_secs(2);
 
 /// Whether `pid` runs (a zombie waiting for its parent does not).
 pub fn alive(pid: u32) -> bool {
@@ -36,94 +48,258 @@ pub fn reap(mut child: tokio::process::Child, name: &'static str) -> JoinHandle<
     })
 }
 
-/// Waits (at most `within`) until `pid` no longer runs. A daemon's sockets close while
-/// it is still exiting: whoever reacts to that must let it finish first, or it would
-/// still look alive.
-pub async fn wait_exit(pid: u32, within: Duration) {
-    let deadline = Instant::now() + within;
-    while alive(pid) && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
-/// SIGTERM, then SIGKILL after 2 s.
+/// SIGTERM, then SIGKILL after 2 s, to whatever runs as `pid` now; a failure is logged.
+/// For a pid the caller has just checked; a daemon of the agent's own is a [`Process`].
 pub async fn terminate(pid: u32) {
-    let _ = crate::command::run("kill", &["-TERM", &pid.to_string()]).await;
-    for _ in 0..100 {
-        if !alive(pid) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    if let Some(process) = Process::open(pid)
+        && let Err(error) = process.terminate().await
+    {
+        tracing::warn!(%error, pid, "cannot stop a process");
     }
-    let _ = crate::command::run("kill", &["-KILL", &pid.to_string()]).await;
 }
 
-/// A daemon that ran this long is healthy again: its next restart is immediate.
-const HEALTHY_AFTER: Duration = Duration::from_secs(60);
-/// Longest wait between restarts of a daemon that keeps dying.
-const MAX_RESTART_DELAY: Duration = Duration::from_secs(30);
-/// The first wait after a crash that follows a recent start.
-const FIRST_DELAY: Duration = Duration::from_millis(500);
-
-#[derive(Clone, Copy)]
-struct Starts {
-    last: Instant,
-    delay: Duration,
+/// SIGKILL to whatever runs as `pid` now (a power cut in a lab); gone already is fine.
+pub fn kill(pid: u32) -> Result<()> {
+    match Process::open(pid) {
+        Some(process) => process.signal(Signal::KILL),
+        None => Ok(()),
+    }
 }
 
-/// Restart history per router: a crashed daemon is restarted at once, then after 0.5 s,
-/// 1 s, 2 s … up to 30 s while it keeps dying.
-#[derive(Default)]
-pub struct Backoff(Mutex<HashMap<String, Starts>>);
+/// A running process, held by a pidfd where the kernel has them (Linux 5.3), by its pid
+/// otherwise.
+#[derive(Debug)]
+pub struct Process {
+    pid: u32,
+    pidfd: Option<OwnedFd>,
+}
 
-impl Backoff {
-    /// After a crash: how long to wait before starting again (`None`: now).
-    fn wait(&self, router_id: &str) -> Option<Duration> {
-        let starts = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        let entry = starts.get(router_id)?;
-        let wait_until = entry.last + entry.delay;
-        let now = Instant::now();
-        (wait_until > now).then(|| wait_until - now)
-    }
-
-    /// Before (re)starting a router's daemon (`crashed`: it died on its own): `Err(wait)`
-    /// while its backoff runs, after which `wake` is told the router's id; otherwise the
-    /// start is recorded (and a restart after a crash counted).
-    pub fn may_start(
-        &self,
-        router_id: &str,
-        crashed: bool,
-        wake: &tokio::sync::mpsc::UnboundedSender<String>,
-        metrics: &crate::Metrics,
-    ) -> Result<(), Duration> {
-        if let Some(wait) = crashed.then(|| self.wait(router_id)).flatten() {
-            let (wake, router) = (wake.clone(), router_id.to_string());
-            tokio::spawn(async move {
-                tokio::time::sleep(wait).await;
-                let _ = wake.send(router);
-            });
-            return Err(wait);
-        }
-        self.started(router_id, crashed);
-        if crashed {
-            metrics.daemon_restarted();
-        }
-        Ok(())
-    }
-
-    /// Records a start. After a crash the next delay doubles unless the daemon had run for
-    /// a minute; a start that follows no crash resets it.
-    fn started(&self, router_id: &str, after_crash: bool) {
-        let mut starts = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Instant::now();
-        let delay = match starts.get(router_id) {
-            Some(last)
-                if after_crash && now.saturating_duration_since(last.last) < HEALTHY_AFTER =>
-            {
-                (last.delay * 2).clamp(FIRST_DELAY, MAX_RESTART_DELAY)
-            }
-            _ => FIRST_DELAY,
+impl Process {
+    /// The process `pid`, if it runs.
+    pub fn open(pid: u32) -> Option<Process> {
+        let raw = Pid::from_raw(i32::try_from(pid).ok()?)?;
+        let pidfd = match rustix::process::pidfd_open(raw, PidfdFlags::empty()) {
+            Ok(fd) => Some(fd),
+            Err(rustix::io::Errno::NOSYS) => None,
+            Err(_) => return None,
         };
-        starts.insert(router_id.to_string(), Starts { last: now, delay });
+        alive(pid).then_some(Process { pid, pidfd })
+    }
+
+    /// The process `pid`, if it runs as `name` (checked once it is held: a pid recycled
+    /// after the check no longer reaches the holder).
+    pub fn named(pid: u32, name: &str) -> Option<Process> {
+        Process::open(pid).filter(|_| is_named(pid, name))
+    }
+
+    /// The process a pid file names, if it runs as `name`.
+    pub fn from_pid_file(path: &Path, name: &str) -> Option<Process> {
+        let pid = std::fs::read_to_string(path).ok()?.trim().parse().ok()?;
+        Process::named(pid, name)
+    }
+
+    /// Its pid.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Whether it still runs.
+    pub fn alive(&self) -> bool {
+        alive(self.pid)
+    }
+
+    /// Sends `signal`; a process gone already is fine.
+    pub fn signal(&self, signal: Signal) -> Result<()> {
+        let sent = match &self.pidfd {
+            Some(fd) => rustix::process::pidfd_send_signal(fd, signal),
+            None => i32::try_from(self.pid)
+                .ok()
+                .and_then(Pid::from_raw)
+                .map_or(Err(rustix::io::Errno::SRCH), |pid| {
+                    rustix::process::kill_process(pid, signal)
+                }),
+        };
+        match sent {
+            Ok(()) | Err(rustix::io::Errno::SRCH) => Ok(()),
+            Err(errno) => Err(Error::Signal {
+                pid: self.pid,
+                source: errno.into(),
+            }),
+        }
+    }
+
+    /// Resolves when it has exited (a zombie has).
+    pub async fn exited(&self) {
+        let waiting = self
+            .pidfd
+            .as_ref()
+            .and_then(|fd| Exits::get()?.watch(fd.as_fd()));
+        match waiting {
+            Some(mut waiting) => {
+                let _ = (&mut waiting.exited).await;
+            }
+            None => {
+                while self.alive() {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+
+    /// Waits (at most `within`) until it exits; whether it did.
+    pub async fn exits_within(&self, within: Duration) -> bool {
+        tokio::time::timeout(within, self.exited()).await.is_ok() || !self.alive()
+    }
+
+    /// SIGTERM, then SIGKILL if it has not exited after 2 s.
+    pub async fn terminate(self) -> Result<()> {
+        self.signal(Signal::TERM)?;
+        if self.exits_within(TERM_PATIENCE).await {
+            return Ok(());
+        }
+        tracing::warn!(pid = self.pid, "no exit 2 s after SIGTERM: SIGKILL");
+        self.signal(Signal::KILL)
+    }
+}
+
+/// The exits awaited: one thread blocks in epoll on the pidfds of the processes whose
+/// exit someone awaits (a pidfd turns readable when its process exits) and tells each
+/// waiter. (tokio's reactor would take pidfds too, but only through `unsafe`.)
+struct Exits {
+    epoll: OwnedFd,
+    waiters: Mutex<HashMap<u64, oneshot::Sender<()>>>,
+    next: AtomicU64,
+}
+
+/// One wait for an exit; dropping it withdraws the pidfd from the watch.
+struct Waiting<'a> {
+    exits: &'a Exits,
+    pidfd: BorrowedFd<'a>,
+    token: u64,
+    exited: oneshot::Receiver<()>,
+}
+
+impl Exits {
+    /// The exit watch, started on first use (`None` where epoll is unavailable).
+    fn get() -> Option<&'static Exits> {
+        static EXITS: OnceLock<Option<Arc<Exits>>> = OnceLock::new();
+        EXITS.get_or_init(Exits::start).as_deref()
+    }
+
+    fn start() -> Option<Arc<Exits>> {
+        let exits = Arc::new(Exits {
+            epoll: epoll::create(epoll::CreateFlags::CLOEXEC).ok()?,
+            waiters: Mutex::default(),
+            next: AtomicU64::new(0),
+        });
+        let watcher = exits.clone();
+        std::thread::Builder::new()
+            .name("process-exits".into())
+            .spawn(move || watcher.run())
+            .ok()?;
+        Some(exits)
+    }
+
+    fn run(&self) {
+        let mut events = Vec::with_capacity(64);
+        loop {
+            events.clear();
+            if epoll::wait(
+                &self.epoll,
+                rustix::buffer::spare_capacity(&mut events),
+                None,
+            )
+            .is_err()
+            {
+                continue;
+            }
+            let mut waiters = self.waiters.lock().unwrap_or_else(PoisonError::into_inner);
+            for event in &events {
+                if let Some(waiter) = waiters.remove(&event.data.u64()) {
+                    let _ = waiter.send(());
+                }
+            }
+        }
+    }
+
+    fn watch<'a>(&'a self, pidfd: BorrowedFd<'a>) -> Option<Waiting<'a>> {
+        let token = self.next.fetch_add(1, Ordering::Relaxed);
+        let (tell, exited) = oneshot::channel();
+        self.waiters
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(token, tell);
+        let waiting = Waiting {
+            exits: self,
+            pidfd,
+            token,
+            exited,
+        };
+        let flags = epoll::EventFlags::IN | epoll::EventFlags::ONESHOT;
+        epoll::add(&self.epoll, pidfd, epoll::EventData::new_u64(token), flags).ok()?;
+        Some(waiting)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        let _ = epoll::delete(&self.exits.epoll, self.pidfd);
+        self.exits
+            .waiters
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.token);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sleeper() -> tokio::process::Child {
+        tokio::process::Command::new("sleep")
+            .arg("30")
+            .kill_on_drop(true)
+            .spawn()
+            .expect("sleep")
+    }
+
+    #[tokio::test]
+    async fn a_held_process_is_stopped_and_its_exit_is_seen() {
+        let child = sleeper();
+        let pid = child.id().expect("pid");
+        let reaped = reap(child, "sleep");
+        let process = Process::named(pid, "sleep").expect("running");
+        assert!(
+            Process::named(pid, "charon").is_none(),
+            "not by another name"
+        );
+        let watcher = Process::open(pid).expect("running");
+        let exit = tokio::spawn(async move { watcher.exited().await });
+        process.terminate().await.expect("terminate");
+        exit.await.expect("the exit is seen");
+        reaped.await.expect("reaped");
+        assert!(!alive(pid));
+        assert!(
+            Process::open(pid).is_none(),
+            "a reaped process cannot be held"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_pid_file_names_the_process_only_while_it_runs_as_named() {
+        let dir = tempfile::tempdir().expect("dir");
+        let file = dir.path().join("sleep.pid");
+        assert!(Process::from_pid_file(&file, "sleep").is_none(), "no file");
+        let child = sleeper();
+        let pid = child.id().expect("pid");
+        let reaped = reap(child, "sleep");
+        std::fs::write(&file, format!("{pid}\n")).expect("pid file");
+        let process = Process::from_pid_file(&file, "sleep").expect("named");
+        assert_eq!(process.pid(), pid);
+        kill(pid).expect("SIGKILL");
+        reaped.await.expect("reaped");
+        assert!(Process::from_pid_file(&file, "sleep").is_none(), "gone");
+        kill(pid).expect("killing what is gone is fine");
     }
 }

@@ -8,6 +8,7 @@
 
 pub mod http;
 pub mod nats;
+pub mod protocol;
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -19,9 +20,13 @@ use vpnaas_model::agent::{RouterChanged, RouterState, StatusReport};
 /// A bus failure.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
-    /// The server could not be reached or failed; try again later.
+    /// The server could not be reached or failed; try again later, with backoff.
     #[error("control plane unavailable: {0}")]
     Unavailable(String),
+    /// The server refused the call (a 4xx: a bad token, a call it does not know): the same
+    /// call will be refused again, so repeating it at once only adds load.
+    #[error("control plane refused the call: {0}")]
+    Rejected(String),
 }
 
 /// Result with the bus's error.

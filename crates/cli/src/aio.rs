@@ -7,8 +7,9 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use prometheus_client::registry::Registry;
 use vpnaas_agent::{Agent, AgentConfig, DataPlane, L3Mode, Metrics};
-use vpnaas_bus::http::HttpControlPlane;
+use vpnaas_bus::http::{HttpControlPlane, KeystoneLogin};
 use vpnaas_model::enums::DriverKind;
+use vpnaas_server::config::Secret;
 use vpnaas_server::service::agents::LocalControlPlane;
 use vpnaas_server::{App, Server, Settings};
 
@@ -38,13 +39,76 @@ pub struct RemoteAgentArgs {
     /// Address to serve the agent's Prometheus `/metrics` on (none by default).
     #[arg(long, env = "VPNAAS_AGENT_METRICS_LISTEN")]
     metrics_listen: Option<std::net::SocketAddr>,
+    #[command(flatten)]
+    keystone: AgentKeystoneArgs,
 }
 
-/// Agent flags shared by `all-in-one` and `agent`.
+/// How `vpnaas agent` logs in to Keystone when the server uses `auth = "keystone"`: a
+/// user with the `service` (or `admin`) role, its token renewed before it expires.
 #[derive(Debug, clap::Args)]
+pub struct AgentKeystoneArgs {
+    /// Keystone's v3 endpoint; given, the agent logs in there instead of using --token.
+    #[arg(long = "keystone-auth-url", env = "VPNAAS_AGENT_KEYSTONE_AUTH_URL")]
+    auth_url: Option<String>,
+    /// The agent's Keystone user (default: vpnaas-agent).
+    #[arg(long = "keystone-username", env = "VPNAAS_AGENT_KEYSTONE_USERNAME")]
+    username: Option<String>,
+    /// Its password (prefer the variable to the flag).
+    #[arg(
+        long = "keystone-password",
+        env = "VPNAAS_AGENT_KEYSTONE_PASSWORD",
+        hide_env_values = true
+    )]
+    password: Option<Secret>,
+    /// The project its token is scoped to (default: service).
+    #[arg(
+        long = "keystone-project-name",
+        env = "VPNAAS_AGENT_KEYSTONE_PROJECT_NAME"
+    )]
+    project_name: Option<String>,
+    /// The domain of the user and of the project (default: Default).
+    #[arg(
+        long = "keystone-domain-name",
+        env = "VPNAAS_AGENT_KEYSTONE_DOMAIN_NAME"
+    )]
+    domain_name: Option<String>,
+}
+
+impl AgentKeystoneArgs {
+    /// The login, when a Keystone is named.
+    fn login(&self) -> Result<Option<KeystoneLogin>> {
+        let Some(auth_url) = &self.auth_url else {
+            return Ok(None);
+        };
+        let password = self.password.clone().context(
+            "--keystone-auth-url needs --keystone-password (or VPNAAS_AGENT_KEYSTONE_PASSWORD)",
+        )?;
+        let domain = self.domain_name.clone().unwrap_or_else(|| "Default".into());
+        Ok(Some(KeystoneLogin {
+            auth_url: auth_url.clone(),
+            username: self
+                .username
+                .clone()
+                .unwrap_or_else(|| "vpnaas-agent".into()),
+            password: password.0,
+            user_domain_name: domain.clone(),
+            project_name: self
+                .project_name
+                .clone()
+                .unwrap_or_else(|| "service".into()),
+            project_domain_name: domain,
+        }))
+    }
+}
+
+/// Agent flags shared by `all-in-one` and `agent`; serialized, they are the top layer of
+/// the agent's settings (named as its settings file names them, absent ones skipped).
+#[serde_with::skip_serializing_none]
+#[derive(Debug, clap::Args, serde::Serialize)]
 pub struct AgentArgs {
     /// Agent settings file (TOML, the keys of the agent's configuration).
     #[arg(long, env = "VPNAAS_AGENT_CONFIG")]
+    #[serde(skip)]
     agent_config: Option<PathBuf>,
     /// Directory of the per-router daemon files [default: /var/lib/vpnaas/agent].
     #[arg(long, env = "VPNAAS_STATE_DIR")]
@@ -79,56 +143,25 @@ pub struct AgentArgs {
     heartbeat_interval: Option<u64>,
     /// Root Libreswan's files are under (`/` when installed) [default: /].
     #[arg(long, env = "VPNAAS_LIBRESWAN_ROOT")]
+    #[serde(rename = "libreswan", serialize_with = "libreswan_root")]
     libreswan_root: Option<PathBuf>,
+}
+
+/// `--libreswan-root` as the settings file nests it: `[libreswan] root = …`.
+fn libreswan_root<S: serde::Serializer>(root: &Option<PathBuf>, s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut map = s.serialize_map(Some(1))?;
+    map.serialize_entry("root", root)?;
+    map.end()
 }
 
 impl AgentArgs {
     fn config(&self) -> Result<AgentConfig> {
-        let mut config = match &self.agent_config {
-            Some(path) => toml::from_str(
-                &std::fs::read_to_string(path)
-                    .with_context(|| format!("reading {}", path.display()))?,
-            )
-            .with_context(|| format!("parsing {}", path.display()))?,
-            None => AgentConfig {
-                host: host_name(),
-                ..AgentConfig::default()
-            },
+        let defaults = AgentConfig {
+            host: host_name(),
+            ..AgentConfig::default()
         };
-        if let Some(dir) = &self.state_dir {
-            config.state_dir = dir.clone();
-        }
-        if let Some(host) = &self.host {
-            config.host = host.clone();
-        }
-        if let Some(plane) = self.data_plane {
-            config.data_plane = plane;
-        }
-        if let Some(prefix) = &self.namespace_prefix {
-            config.namespace_prefix = prefix.clone();
-        }
-        if let Some(fabric) = &self.fabric_namespace {
-            config.fabric_namespace = fabric.clone();
-        }
-        if let Some(driver) = self.driver {
-            config.driver = driver;
-        }
-        if let Some(root) = &self.libreswan_root {
-            config.libreswan.root = root.clone();
-        }
-        if let Some(seconds) = self.resync_interval {
-            config.resync_interval = seconds;
-        }
-        if let Some(seconds) = self.heartbeat_interval {
-            config.heartbeat_interval = seconds;
-        }
-        if let Some(mode) = self.l3_mode {
-            config.l3_mode = mode;
-        }
-        if self.fake_tunnel_delay_ms.is_some() {
-            config.fake_tunnel_delay_ms = self.fake_tunnel_delay_ms;
-        }
-        Ok(config)
+        crate::layers::layered(defaults, self.agent_config.as_deref(), self)
     }
 }
 
@@ -171,7 +204,10 @@ pub async fn run_agent(args: &RemoteAgentArgs, token: Option<String>) -> Result<
             (control, hints)
         }
         None => {
-            let control = Arc::new(HttpControlPlane::new(&args.server, token));
+            let control = Arc::new(match args.keystone.login()? {
+                Some(login) => HttpControlPlane::with_keystone(&args.server, login),
+                None => HttpControlPlane::new(&args.server, token),
+            });
             let hints = control.hints(&config.host);
             (control, hints)
         }
@@ -231,4 +267,72 @@ pub async fn until_stopped() -> Result<()> {
         _ = term.recv() => {}
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Command {
+        #[command(flatten)]
+        agent: AgentArgs,
+    }
+
+    fn config(args: &[&str]) -> AgentConfig {
+        let parsed = Command::try_parse_from(std::iter::once("agent").chain(args.iter().copied()));
+        parsed
+            .expect("flags parse")
+            .agent
+            .config()
+            .expect("settings")
+    }
+
+    #[test]
+    fn agent_flags_overlay_the_file_which_overlays_the_defaults() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("agent.toml");
+        std::fs::write(
+            &file,
+            "host = \"gw-file\"\nresync_interval = 7\n[libreswan]\nstatus_interval = 2.5\n",
+        )
+        .expect("write");
+        let plain = config(&[]);
+        assert_eq!(plain.host, host_name());
+        assert_eq!(
+            plain.resync_interval,
+            AgentConfig::default().resync_interval
+        );
+        let path = file.to_str().expect("utf-8");
+        let from_file = config(&["--agent-config", path]);
+        assert_eq!(
+            (from_file.host.as_str(), from_file.resync_interval),
+            ("gw-file", 7)
+        );
+        let flagged = config(&[
+            "--agent-config",
+            path,
+            "--host",
+            "gw-flag",
+            "--libreswan-root",
+            "/opt/ls",
+        ]);
+        assert_eq!(flagged.host, "gw-flag");
+        assert_eq!(flagged.resync_interval, 7, "the file's value stays");
+        assert_eq!(flagged.libreswan.root, PathBuf::from("/opt/ls"));
+        assert_eq!(
+            flagged.libreswan.status_interval, 2.5,
+            "a nested key the flag leaves"
+        );
+    }
+
+    #[test]
+    fn the_defaults_in_the_help_are_the_agents_defaults() {
+        let mut defaults = serde_json::to_value(AgentConfig::default()).expect("json");
+        defaults["host"] = "this machine's host name".into();
+        defaults["libreswan_root"] = defaults["libreswan"]["root"].clone();
+        crate::layers::assert_help_shows(&Command::command(), &defaults);
+    }
 }

@@ -7,6 +7,7 @@ mod bench_fixture;
 mod demo;
 mod flags;
 mod lab;
+mod layers;
 mod logging;
 mod migrate;
 mod output;

@@ -1,5 +1,5 @@
 //! `vpnaas server`: settings from defaults, then `--config FILE`, then `VPNAAS_*`
-//! environment variables and flags (clap reads both; flags win).
+//! environment variables and flags (`layers`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -7,14 +7,18 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
+use vpnaas_server::config::Secret;
 use vpnaas_server::service::agents::LocalControlPlane;
 use vpnaas_server::{AuthMode, Server, Settings};
 
-/// Flags of `vpnaas server`.
-#[derive(Debug, clap::Args)]
+/// Flags of `vpnaas server`; serialized, they are the top layer of the settings (named as
+/// the settings file names them, absent ones skipped).
+#[serde_with::skip_serializing_none]
+#[derive(Debug, clap::Args, serde::Serialize)]
 pub struct ServerArgs {
     /// TOML settings file (see `vpnaas default-config`).
     #[arg(long, env = "VPNAAS_CONFIG")]
+    #[serde(skip)]
     config: Option<PathBuf>,
     /// Address to listen on [default: 127.0.0.1:9696].
     #[arg(long, env = "VPNAAS_LISTEN")]
@@ -41,38 +45,34 @@ pub struct ServerArgs {
     /// Bus to the agents: `nats://host:4222` (agents then need no route to this server);
     /// without it agents reach the server over HTTP.
     #[arg(long, env = "VPNAAS_BUS")]
+    #[serde(skip)]
     pub bus: Option<String>,
+    /// `[keystone]` settings given as flags or variables.
+    #[command(flatten)]
+    keystone: KeystoneArgs,
+}
+
+/// The `[keystone]` settings most often given outside the file: where Keystone is and the
+/// service user's password (better in a variable than in a world-readable file).
+#[serde_with::skip_serializing_none]
+#[derive(Debug, clap::Args, serde::Serialize)]
+struct KeystoneArgs {
+    /// Keystone's v3 endpoint for --auth keystone.
+    #[arg(long = "keystone-auth-url", env = "VPNAAS_KEYSTONE_AUTH_URL")]
+    auth_url: Option<String>,
+    /// Password of vpnaas's Keystone service user (prefer the variable to the flag).
+    #[arg(
+        long = "keystone-password",
+        env = "VPNAAS_KEYSTONE_PASSWORD",
+        hide_env_values = true
+    )]
+    password: Option<Secret>,
 }
 
 impl ServerArgs {
     /// The settings in effect.
     pub fn settings(&self) -> Result<Settings> {
-        let mut settings = match &self.config {
-            Some(path) => Settings::from_file(path)?,
-            None => Settings::default(),
-        };
-        if let Some(listen) = self.listen {
-            settings.listen = listen;
-        }
-        if let Some(dir) = &self.data_dir {
-            settings.data_dir = dir.clone();
-        }
-        if let Some(url) = &self.database_url {
-            settings.database_url = Some(url.clone());
-        }
-        if let Some(auth) = self.auth {
-            settings.auth = auth;
-        }
-        if let Some(path) = &self.tokens_file {
-            settings.tokens_file = Some(path.clone());
-        }
-        if let Some(allow) = self.allow_weak_algorithms {
-            settings.allow_weak_algorithms = allow;
-        }
-        if let Some(seconds) = self.agent_down_time {
-            settings.agent_down_time = seconds;
-        }
-        Ok(settings)
+        crate::layers::layered(Settings::default(), self.config.as_deref(), self)
     }
 }
 
@@ -101,4 +101,59 @@ pub async fn run(args: &ServerArgs) -> Result<()> {
     tracing::info!("shutting down");
     server.stop().await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Command {
+        #[command(flatten)]
+        server: ServerArgs,
+    }
+
+    #[test]
+    fn server_flags_overlay_the_file_which_overlays_the_defaults() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("server.toml");
+        std::fs::write(&file, "agent_down_time = 20\nauth = \"token\"\n").expect("write");
+        let path = file.to_str().expect("utf-8");
+        let parsed = Command::try_parse_from(["server", "--config", path, "--auth", "noauth"]);
+        let settings = parsed
+            .expect("flags parse")
+            .server
+            .settings()
+            .expect("settings");
+        assert_eq!(settings.agent_down_time, 20);
+        assert_eq!(settings.auth, AuthMode::Noauth, "the flag wins");
+        assert_eq!(settings.listen, Settings::default().listen);
+    }
+
+    #[test]
+    fn the_keystone_password_flag_joins_the_files_keystone_table() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("server.toml");
+        let text = "auth = \"keystone\"\n[keystone]\nauth_url = \"http://ks:5000/v3\"\nusername = \"vpn\"\n";
+        std::fs::write(&file, text).expect("write");
+        let path = file.to_str().expect("utf-8");
+        let args = ["server", "--config", path, "--keystone-password", "pw"];
+        let settings = Command::try_parse_from(args)
+            .expect("flags parse")
+            .server
+            .settings()
+            .expect("settings");
+        assert_eq!(settings.keystone.password.0, "pw");
+        assert_eq!(settings.keystone.auth_url, "http://ks:5000/v3");
+        assert_eq!(settings.keystone.username, "vpn");
+        assert_eq!(settings.keystone.project_name, "service", "defaults stay");
+    }
+
+    #[test]
+    fn the_defaults_in_the_help_are_the_settings_defaults() {
+        let defaults = serde_json::to_value(Settings::default()).expect("json");
+        crate::layers::assert_help_shows(&Command::command(), &defaults);
+    }
 }

@@ -283,7 +283,7 @@ fn a_misspelt_enum_flag_is_a_usage_error_naming_the_valid_values() {
         ),
         (
             &["server", "--auth", "tokn"],
-            "[possible values: noauth, token]",
+            "[possible values: noauth, token, keystone]",
         ),
         (
             &["router", "migrate-driver", "r1", "--to", "plutoo"],

@@ -24,16 +24,9 @@ impl Drop for ServerProcess {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 fn start_server() -> ServerProcess {
     let dir = tempfile::tempdir().expect("tempdir");
-    let port = free_port();
+    let port = vpnaas_test_support::free_port();
     let child = Command::new(env!("CARGO_BIN_EXE_vpnaas"))
         .args(["server", "--listen", &format!("127.0.0.1:{port}")])
         .arg("--data-dir")

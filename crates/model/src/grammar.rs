@@ -44,17 +44,29 @@ pub fn check_name(text: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Whether a name may never hold `c`, wherever it stands: what `check_name` refuses one
+/// character at a time (the OpenAPI document builds its pattern from it).
+pub fn refused_in_name(c: char) -> bool {
+    c.is_control()
+        || invisible(c).is_some()
+        || FORBIDDEN_IN_NAMES.contains(&c)
+        || lookalike(c).is_some()
+}
+
+/// Whether a description may never hold `c`: what `check_description` refuses.
+pub fn refused_in_description(c: char) -> bool {
+    (c.is_control() && c != '\n' && c != '\t') || invisible(c).is_some()
+}
+
 /// Checks a `description`: at most 255 characters, visible, no control characters but
 /// newlines and tabs.
 pub fn check_description(text: &str) -> Result<(), String> {
     check_len(text)?;
-    if text
-        .chars()
-        .any(|c| c.is_control() && c != '\n' && c != '\t')
-    {
+    check_visible(text)?;
+    if text.chars().any(refused_in_description) {
         return Err("contains control characters".into());
     }
-    check_visible(text)
+    Ok(())
 }
 
 /// Checks that a string shows what it holds: no invisible formatting characters (zero-width

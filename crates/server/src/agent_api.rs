@@ -1,4 +1,4 @@
-//! The bus over HTTP, server side: admin-only routes under `/v2.0/vpnaas-agent/{host}/`
+//! The bus over HTTP, server side: routes for admins and the `service` role under `/v2.0/vpnaas-agent/{host}/`
 //! through which a remote agent registers, fetches its routers' desired state, reports
 //! status and long-polls its `router_changed` hints.
 
@@ -9,9 +9,10 @@ use std::time::Duration;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{Method, StatusCode};
+use axum::http::StatusCode;
 use tokio::sync::{Mutex, broadcast};
 use vpnaas_bus::ControlPlane;
+use vpnaas_bus::protocol::{Call, StatesRequest};
 use vpnaas_model::Error as Fault;
 use vpnaas_model::agent::{RouterChanged, StatusReport};
 
@@ -20,7 +21,8 @@ use crate::api::{Endpoint, Path};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::openapi::operations;
-use crate::service::agents::{LocalControlPlane, heartbeat, router_states};
+use crate::service::agents::{LocalControlPlane, heartbeat};
+use crate::service::desired::router_states;
 use crate::service::status::apply_reports;
 
 /// How long a hint poll waits for news before answering with none.
@@ -53,31 +55,32 @@ impl HintQueues {
     }
 }
 
-/// The routes, with their descriptions.
+/// The routes of the agent protocol, with their descriptions.
 pub fn endpoints() -> Vec<Endpoint> {
-    let path = |suffix| format!("/v2.0/vpnaas-agent/{{host}}/{suffix}");
-    vec![
-        Endpoint::new(
-            Method::POST,
-            path("heartbeat"),
-            beat,
-            operations::heartbeat(),
-        ),
-        Endpoint::new(
-            Method::GET,
-            path("routers"),
-            routers,
-            operations::hosted_routers(),
-        ),
-        Endpoint::new(
-            Method::POST,
-            path("router-states"),
-            states,
-            operations::router_states(),
-        ),
-        Endpoint::new(Method::POST, path("reports"), report, operations::reports()),
-        Endpoint::new(Method::GET, path("hints"), hints, operations::hints()),
-    ]
+    Call::ALL
+        .into_iter()
+        .map(|call| {
+            let template = call.template();
+            match call {
+                Call::Heartbeat => {
+                    Endpoint::new(call.method(), template, beat, operations::heartbeat())
+                }
+                Call::HostedRouters => Endpoint::new(
+                    call.method(),
+                    template,
+                    routers,
+                    operations::hosted_routers(),
+                ),
+                Call::RouterStates => {
+                    Endpoint::new(call.method(), template, states, operations::router_states())
+                }
+                Call::Reports => {
+                    Endpoint::new(call.method(), template, report, operations::reports())
+                }
+                Call::Hints => Endpoint::new(call.method(), template, hints, operations::hints()),
+            }
+        })
+        .collect()
 }
 
 async fn beat(
@@ -85,7 +88,7 @@ async fn beat(
     caller: Caller,
     Path(host): Path<String>,
 ) -> ApiResult<StatusCode> {
-    caller.require_admin("vpnaas_agent")?;
+    caller.require_agent("vpnaas_agent")?;
     app.hint_queues.queue(&app, &host).await;
     heartbeat(&app, &host).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -96,18 +99,12 @@ async fn routers(
     caller: Caller,
     Path(host): Path<String>,
 ) -> ApiResult<Json<Vec<String>>> {
-    caller.require_admin("vpnaas_agent")?;
+    caller.require_agent("vpnaas_agent")?;
     let hosted = LocalControlPlane::new(app)
         .hosted_routers(&host)
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok(Json(hosted))
-}
-
-/// Which routers' desired states an agent asks for.
-#[derive(serde::Deserialize)]
-struct StatesRequest {
-    router_ids: Vec<String>,
 }
 
 async fn states(
@@ -116,7 +113,7 @@ async fn states(
     Path(host): Path<String>,
     body: Bytes,
 ) -> ApiResult<Json<Vec<vpnaas_model::agent::RouterState>>> {
-    caller.require_admin("vpnaas_agent")?;
+    caller.require_agent("vpnaas_agent")?;
     let request: StatesRequest = serde_json::from_slice(&body)
         .map_err(|_| Fault::http_bad_request("Malformed desired-state request"))?;
     Ok(Json(router_states(&app, &host, &request.router_ids).await?))
@@ -128,7 +125,7 @@ async fn report(
     Path(host): Path<String>,
     body: Bytes,
 ) -> ApiResult<StatusCode> {
-    caller.require_admin("vpnaas_agent")?;
+    caller.require_agent("vpnaas_agent")?;
     app.metrics.report_received(body.len());
     let reports: Vec<StatusReport> = serde_json::from_slice(&body)
         .map_err(|_| Fault::http_bad_request("Malformed status reports"))?;
@@ -144,7 +141,7 @@ async fn hints(
     caller: Caller,
     Path(host): Path<String>,
 ) -> ApiResult<Json<Vec<RouterChanged>>> {
-    caller.require_admin("vpnaas_agent")?;
+    caller.require_agent("vpnaas_agent")?;
     let queue = app.hint_queues.queue(&app, &host).await;
     let mut queue = queue.lock().await;
     if !queue.caught_up {

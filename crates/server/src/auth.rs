@@ -1,7 +1,9 @@
 //! Who is calling, and what they may do. `noauth` trusts identity headers as Neutron's
-//! noauth does; `token` maps `X-Auth-Token` to a project and roles from a file.
+//! noauth does; `token` maps `X-Auth-Token` to a project and roles from a file;
+//! `keystone` has Keystone validate it ([`crate::keystone`]).
 //! Roles: `admin` sees and changes everything; `member` its own project's objects;
-//! `reader` may only list and show its own project's objects, with secrets redacted.
+//! `reader` may only list and show its own project's objects, with secrets redacted;
+//! `service` (Neutron's role for other services) may use only the agents' API.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -13,6 +15,7 @@ use serde::Deserialize;
 use crate::App;
 use crate::config::AuthMode;
 use crate::error::ApiError;
+use crate::keystone::Refusal;
 use vpnaas_model::Error as Fault;
 
 /// The identity of a request.
@@ -57,6 +60,14 @@ impl Caller {
     /// Fails with 403 unless the caller may write.
     pub fn require_write(&self, action: &str) -> Result<(), Fault> {
         if self.can_write() {
+            Ok(())
+        } else {
+            Err(Fault::forbidden(action))
+        }
+    }
+    /// Fails with 403 unless the caller is an admin or a service (the agents' API).
+    pub fn require_agent(&self, action: &str) -> Result<(), Fault> {
+        if self.is_admin() || self.has("service") {
             Ok(())
         } else {
             Err(Fault::forbidden(action))
@@ -207,27 +218,50 @@ impl FromRequestParts<App> for Caller {
             AuthMode::Token => header(parts, "x-auth-token")
                 .and_then(|token| app.tokens.0.get(token).cloned())
                 .ok_or_else(|| Fault::unauthorized().into()),
+            AuthMode::Keystone => by_keystone(app, header(parts, "x-auth-token")).await,
         }
     }
+}
+
+/// The caller of `token` by Keystone's word: 401 with a challenge when it is missing or
+/// refused, 503 when Keystone cannot be asked.
+async fn by_keystone(app: &App, token: Option<&str>) -> Result<Caller, ApiError> {
+    let Some(keystone) = &app.keystone else {
+        return Err(ApiError::Internal(
+            "auth = keystone without a validator".into(),
+        ));
+    };
+    let refusal = match token {
+        None => Refusal::Unauthenticated("a valid X-Auth-Token is needed".into()),
+        Some(token) => match keystone.authenticate(token).await {
+            Ok(caller) => return Ok(caller),
+            Err(refusal) => refusal,
+        },
+    };
+    Err(match refusal {
+        Refusal::Unauthenticated(_) => ApiError::Challenge(refusal.fault(), keystone.challenge()),
+        Refusal::Unavailable(_) => ApiError::Fault(refusal.fault()),
+    })
 }
 
 /// Whether a request may read `/metrics` on the API: anyone under noauth (what the API
 /// itself allows); under token auth only a token of an admin or of the `metrics` role,
 /// sent as `X-Auth-Token` or as `Authorization: Bearer` (what Prometheus sends). A
 /// scraper without a token uses `metrics_listen`, an address of its own.
-pub fn may_scrape(app: &App, headers: &axum::http::HeaderMap) -> Result<(), Fault> {
-    if app.settings.auth == AuthMode::Noauth {
-        return Ok(());
-    }
+pub async fn may_scrape(app: &App, headers: &axum::http::HeaderMap) -> Result<(), ApiError> {
     let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let token = text("x-auth-token")
         .or_else(|| text("authorization").and_then(|v| v.strip_prefix("Bearer ").map(str::trim)));
-    let caller = token
-        .and_then(|token| app.tokens.0.get(token))
-        .ok_or_else(Fault::unauthorized)?;
+    let caller = match app.settings.auth {
+        AuthMode::Noauth => return Ok(()),
+        AuthMode::Token => token
+            .and_then(|token| app.tokens.0.get(token).cloned())
+            .ok_or_else(Fault::unauthorized)?,
+        AuthMode::Keystone => by_keystone(app, token).await?,
+    };
     if caller.is_admin() || caller.has("metrics") {
         Ok(())
     } else {
-        Err(Fault::forbidden("get_metrics"))
+        Err(Fault::forbidden("get_metrics").into())
     }
 }

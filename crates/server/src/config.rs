@@ -4,11 +4,11 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use vpnaas_model::enums::DriverKind;
 
 /// How callers are identified.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
 #[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum AuthMode {
@@ -17,10 +17,86 @@ pub enum AuthMode {
     Noauth,
     /// Static tokens from a file, sent as `X-Auth-Token`.
     Token,
+    /// `X-Auth-Token` validated by Keystone v3 (settings in `[keystone]`).
+    Keystone,
+}
+
+/// A secret setting: read and written as plain text, never shown by `Debug`.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl From<String> for Secret {
+    fn from(text: String) -> Self {
+        Secret(text)
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// How `auth = "keystone"` reaches Keystone: the service user that validates callers'
+/// tokens, and how long answers are trusted.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KeystoneSettings {
+    /// Keystone's v3 endpoint, e.g. `http://keystone.example.com:5000/v3`.
+    pub auth_url: String,
+    /// The endpoint named in `WWW-Authenticate` on a 401; default `auth_url`.
+    pub www_authenticate_uri: Option<String>,
+    /// The service user's name.
+    pub username: String,
+    /// The service user's password.
+    pub password: Secret,
+    /// The service user's domain (by name).
+    pub user_domain_name: String,
+    /// The project the service user's token is scoped to.
+    pub project_name: String,
+    /// That project's domain (by name).
+    pub project_domain_name: String,
+    /// Seconds a validated token is trusted without asking Keystone again: a revoked
+    /// token is refused at most this long after its revocation.
+    pub revocation_ttl: u64,
+    /// Validated tokens remembered at most (the least recently checked go first).
+    pub cache_size: usize,
+    /// Seconds to wait for Keystone before answering 503.
+    pub timeout: f64,
+}
+
+impl Default for KeystoneSettings {
+    fn default() -> Self {
+        KeystoneSettings {
+            auth_url: "http://127.0.0.1:5000/v3".into(),
+            www_authenticate_uri: None,
+            username: "vpnaas".into(),
+            password: Secret::default(),
+            user_domain_name: "Default".into(),
+            project_name: "service".into(),
+            project_domain_name: "Default".into(),
+            revocation_ttl: 30,
+            cache_size: 10_000,
+            timeout: 5.0,
+        }
+    }
+}
+
+impl KeystoneSettings {
+    /// The v3 endpoint without a trailing slash.
+    pub fn base(&self) -> &str {
+        self.auth_url.trim_end_matches('/')
+    }
+
+    /// The endpoint a refused client is told to authenticate at.
+    pub fn challenge_uri(&self) -> &str {
+        self.www_authenticate_uri.as_deref().unwrap_or(self.base())
+    }
 }
 
 /// Everything the server needs to start.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Settings {
     /// Address to listen on.
@@ -29,10 +105,12 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// Database URL; default `sqlite://<data_dir>/vpnaas.db`.
     pub database_url: Option<String>,
-    /// `noauth` or `token`.
+    /// `noauth`, `token` or `keystone`.
     pub auth: AuthMode,
     /// Tokens file for `auth = "token"`.
     pub tokens_file: Option<PathBuf>,
+    /// Keystone for `auth = "keystone"`.
+    pub keystone: KeystoneSettings,
     /// Project of header-less requests under noauth.
     pub default_project: String,
     /// Accept `sha1` and `3des` in policies.
@@ -66,6 +144,7 @@ impl Default for Settings {
             database_url: None,
             auth: AuthMode::Noauth,
             tokens_file: None,
+            keystone: KeystoneSettings::default(),
             default_project: "admin".into(),
             allow_weak_algorithms: false,
             agent_down_time: 75,
@@ -169,7 +248,8 @@ data_dir = "/var/lib/vpnaas"
 
 # Identity: "noauth" trusts X-Project-Id / X-User-Id / X-Roles headers (a request without
 # them acts as default_project with the admin role: local single-user use only);
-# "token" maps X-Auth-Token values to a project and roles from tokens_file.
+# "token" maps X-Auth-Token values to a project and roles from tokens_file;
+# "keystone" has Keystone v3 validate X-Auth-Token (see [keystone] at the end).
 auth = "noauth"
 default_project = "admin"
 # tokens_file = "/etc/vpnaas/tokens.toml"
@@ -205,6 +285,31 @@ http_max_connections = 1024
 # token or one with the "metrics" role (X-Auth-Token, or Authorization: Bearer as
 # Prometheus sends it). This serves /metrics to anyone on an address of its own.
 # metrics_listen = "127.0.0.1:9698"
+
+# auth = "keystone": each X-Auth-Token is validated as keystonemiddleware does
+# (GET /v3/auth/tokens with X-Subject-Token, by a service user of its own). The project is
+# the token's project scope; roles as Neutron's default policy reads them: admin, member,
+# reader, and service (only the agents' API, /v2.0/vpnaas-agent/). A missing or invalid
+# token is answered 401 with WWW-Authenticate: Keystone uri="..."; Keystone unreachable
+# is answered 503. The service user needs the admin or service role in its project
+# (Keystone's identity:validate_token policy).
+[keystone]
+auth_url = "http://127.0.0.1:5000/v3"
+# www_authenticate_uri = "https://keystone.example.com/v3"   # default: auth_url
+username = "vpnaas"
+# password = "..."              env VPNAAS_KEYSTONE_PASSWORD, --keystone-password
+# (auth_url also: env VPNAAS_KEYSTONE_AUTH_URL, --keystone-auth-url)
+user_domain_name = "Default"
+project_name = "service"
+project_domain_name = "Default"
+# A validated token is trusted until it expires or for revocation_ttl seconds, whichever
+# is sooner, then asked about again: a revoked token is refused within revocation_ttl.
+revocation_ttl = 30
+# Validated tokens remembered (by a SHA-256 of the token; the least recently checked go
+# first when full).
+cache_size = 10000
+# Seconds to wait for Keystone before answering 503.
+timeout = 5.0
 "#;
 
 #[cfg(test)]
@@ -220,5 +325,23 @@ mod tests {
         assert_eq!(parsed.auth, defaults.auth);
         assert!(!parsed.allow_weak_algorithms);
         assert_eq!(parsed.default_driver, defaults.default_driver);
+        assert_eq!(parsed.keystone.auth_url, defaults.keystone.auth_url);
+        assert_eq!(parsed.keystone.username, defaults.keystone.username);
+        assert_eq!(
+            parsed.keystone.revocation_ttl,
+            defaults.keystone.revocation_ttl
+        );
+        assert_eq!(parsed.keystone.cache_size, defaults.keystone.cache_size);
+        assert_eq!(parsed.keystone.timeout, defaults.keystone.timeout);
+    }
+
+    #[test]
+    fn keystone_settings_parse_and_hide_the_password() {
+        let text = "auth = \"keystone\"\n[keystone]\nauth_url = \"http://ks:5000/v3/\"\npassword = \"pw-secret\"\n";
+        let parsed: Settings = toml::from_str(text).expect("parses");
+        assert_eq!(parsed.auth, AuthMode::Keystone);
+        assert_eq!(parsed.keystone.password.0, "pw-secret");
+        assert_eq!(parsed.keystone.challenge_uri(), "http://ks:5000/v3");
+        assert!(!format!("{parsed:?}").contains("pw-secret"));
     }
 }

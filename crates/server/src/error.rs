@@ -17,6 +17,10 @@ pub enum ApiError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] vpnaas_store::Error),
+    /// 401 from `auth = "keystone"`: the fault, and where to get a token
+    /// (`WWW-Authenticate`).
+    #[error("{0}")]
+    Challenge(Fault, String),
     /// A bug: a state the code believed impossible.
     #[error("internal error: {0}")]
     Internal(String),
@@ -47,6 +51,16 @@ impl IntoResponse for ApiError {
         match self {
             ApiError::Fault(fault) => {
                 neutron_error(status_of(fault.class), fault.kind, &fault.message)
+            }
+            ApiError::Challenge(fault, challenge) => {
+                let mut response =
+                    neutron_error(status_of(fault.class), fault.kind, &fault.message);
+                if let Ok(value) = axum::http::HeaderValue::from_str(&challenge) {
+                    response
+                        .headers_mut()
+                        .insert(axum::http::header::WWW_AUTHENTICATE, value);
+                }
+                response
             }
             other => {
                 tracing::error!(error = %other, "request failed");

@@ -8,6 +8,7 @@ pub mod clock;
 pub mod config;
 pub mod edge;
 pub mod error;
+pub mod keystone;
 pub mod listing;
 pub mod metrics;
 pub mod openapi;
@@ -33,6 +34,8 @@ pub struct App {
     pub settings: Arc<Settings>,
     /// Tokens for `auth = "token"`.
     pub tokens: Arc<auth::Tokens>,
+    /// The token validator for `auth = "keystone"`.
+    pub keystone: Option<Arc<keystone::Keystone>>,
     /// Tells agents that their routers changed.
     pub notifier: Arc<dyn vpnaas_bus::Notifier>,
     /// Hints waiting for remote agents' polls.
@@ -50,6 +53,10 @@ impl App {
     /// server counts as started at that clock's now.
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.started_at = clock.now_secs();
+        if self.keystone.is_some() {
+            let settings = self.settings.keystone.clone();
+            self.keystone = Some(Arc::new(keystone::Keystone::new(settings, clock.clone())));
+        }
         self.clock = clock;
         self
     }
@@ -108,12 +115,19 @@ pub async fn build_app_with(
                 "auth = \"token\" needs tokens_file".into(),
             ));
         }
-        (AuthMode::Noauth, _) => auth::Tokens::default(),
+        (AuthMode::Noauth | AuthMode::Keystone, _) => auth::Tokens::default(),
     };
+    let keystone = (settings.auth == AuthMode::Keystone).then(|| {
+        Arc::new(keystone::Keystone::new(
+            settings.keystone.clone(),
+            Arc::new(SystemClock),
+        ))
+    });
     Ok(App {
         store: Arc::new(store),
         settings: Arc::new(settings),
         tokens: Arc::new(tokens),
+        keystone,
         notifier,
         hint_queues: Arc::default(),
         metrics: Arc::new(metrics::Metrics::new(registry)),
@@ -188,11 +202,6 @@ impl Server {
         self.sweeper.abort();
         let _ = self.shutdown.send(true);
         let _ = self.task.await;
-    }
-
-    /// Serves until the process is interrupted.
-    pub async fn wait(self) -> std::io::Result<()> {
-        self.task.await.map_err(std::io::Error::other)?
     }
 }
 

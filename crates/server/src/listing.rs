@@ -275,7 +275,7 @@ fn is_attribute(kind: Kind, key: &str) -> bool {
 
 /// What a query does with an attribute it names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Use {
+pub enum Use {
     Filter,
     Sort,
     Field,
@@ -296,12 +296,22 @@ fn attribute_for(kind: Kind, key: &str, usage: Use) -> Result<&'static Attr, Fau
         .iter()
         .find(|a| a.name == key)
         .ok_or_else(|| invalid(""))?;
-    let shape = attr.ty.shape();
     match usage {
         Use::Filter | Use::Sort if attr.secret => Err(invalid(&format!(": {key} is a secret"))),
-        Use::Filter if shape == Shape::Dict => Err(invalid("")),
-        Use::Sort if shape != Shape::Scalar => Err(invalid("")),
+        _ if !serves(attr, usage) => Err(invalid("")),
         _ => Ok(attr),
+    }
+}
+
+/// Whether a query may use `attr` for `usage`: secrets are neither filters nor sort keys,
+/// dictionaries are no filters, and only scalars sort. The OpenAPI document offers what
+/// this admits.
+pub fn serves(attr: &Attr, usage: Use) -> bool {
+    let shape = attr.ty.shape();
+    match usage {
+        Use::Filter => !attr.secret && shape != Shape::Dict,
+        Use::Sort => !attr.secret && shape == Shape::Scalar,
+        Use::Field => true,
     }
 }
 

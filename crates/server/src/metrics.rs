@@ -186,7 +186,7 @@ impl Metrics {
                 })
                 .set(count);
         }
-        let liveness = crate::service::scheduler::Liveness::of(app);
+        let liveness = crate::service::liveness::Liveness::of(app);
         let agents = app.store.list(Kind::Agent).await?;
         let mut alive = 0;
         for record in &agents {
@@ -218,7 +218,7 @@ pub fn exposition(text: String) -> Response {
 
 /// `GET /metrics` of the API server (anonymous only under noauth).
 pub async fn scrape(State(app): State<App>, headers: axum::http::HeaderMap) -> ApiResult<Response> {
-    crate::auth::may_scrape(&app, &headers)?;
+    crate::auth::may_scrape(&app, &headers).await?;
     scrape_anonymously(State(app)).await
 }
 

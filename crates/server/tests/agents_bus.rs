@@ -648,3 +648,62 @@ async fn with_every_agent_dead_the_servers_own_sweep_marks_their_routers() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test]
+async fn a_refused_agent_call_is_rejected_and_an_unreachable_server_unavailable() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tokens = dir.path().join("tokens.toml");
+    std::fs::write(
+        &tokens,
+        "[[token]]\ntoken = \"t-alice\"\nproject_id = \"alice\"\nroles = [\"member\"]\n",
+    )
+    .expect("write tokens");
+    let h = start_with(|s| {
+        s.auth = vpnaas_server::AuthMode::Token;
+        s.tokens_file = Some(tokens.clone());
+    })
+    .await;
+    for token in [None, Some("t-alice".to_string())] {
+        let agent = vpnaas_bus::http::HttpControlPlane::new(&h.server.url(), token);
+        let refused = agent.heartbeat("gw-1").await;
+        assert!(
+            matches!(refused, Err(vpnaas_bus::Error::Rejected(_))),
+            "{refused:?}"
+        );
+    }
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", closed.local_addr().expect("address"));
+    drop(closed);
+    let unreachable = vpnaas_bus::http::HttpControlPlane::new(&url, None)
+        .heartbeat("gw-1")
+        .await;
+    assert!(
+        matches!(unreachable, Err(vpnaas_bus::Error::Unavailable(_))),
+        "{unreachable:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_refused_hint_poll_backs_off_instead_of_spinning() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let polls = Arc::new(AtomicUsize::new(0));
+    let counted = polls.clone();
+    let refusing = axum::Router::new().fallback(move || {
+        counted.fetch_add(1, Ordering::SeqCst);
+        async { axum::http::StatusCode::NOT_FOUND }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("address"));
+    let serving = tokio::spawn(async move { axum::serve(listener, refusing).await });
+    let mut hints = vpnaas_bus::http::HttpControlPlane::new(&url, None).hints("gw-1");
+    // Backing off 1 s, then 2 s: within 2.5 s at most two polls, however fast the machine
+    // (a slower one polls less). Spinning on the refusal made thousands.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let seen = polls.load(Ordering::SeqCst);
+    assert!((1..=2).contains(&seen), "{seen} polls in 2.5 s");
+    assert!(hints.try_recv().is_err(), "a refusal is no hint");
+    serving.abort();
+}

@@ -12,7 +12,7 @@ use vpnaas_server::Server;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_servers_racing_on_one_database_never_break_a_guard() {
-    let url = vpnaas_store::scratch::postgres_database();
+    let url = vpnaas_test_support::scratch::postgres_database();
     let (dir_a, dir_b) = (
         tempfile::tempdir().expect("tempdir"),
         tempfile::tempdir().expect("tempdir"),

@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,49 +17,7 @@ use vpnaas_model::agent::{ConnectionStatus, RouterChanged, StatusReport};
 use vpnaas_model::enums::{Status, StatusReason};
 use vpnaas_server::service::agents::LocalControlPlane;
 use vpnaas_server::{Server, build_app_with};
-
-/// A nats-server this test started, killed (by pid) when dropped.
-struct Nats {
-    child: Child,
-    port: u16,
-}
-
-impl Nats {
-    fn start(port: u16) -> Nats {
-        let child = Command::new("nats-server")
-            .args(["-a", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("nats-server (scripts/setup.sh installs it)");
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Nats { child, port }
-    }
-
-    fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for Nats {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("port")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
+use vpnaas_test_support::nats::NatsServer;
 
 /// A server on the shared database whose agents' bus is NATS.
 async fn server_on_nats(url: &str, database: &str, dir: &tempfile::TempDir) -> Server {
@@ -94,9 +51,8 @@ async fn next_hint(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_agent_on_nats_works_with_two_servers_and_survives_a_nats_restart() {
-    let port = free_port();
-    let mut nats = Nats::start(port);
-    let database = vpnaas_store::scratch::postgres_database();
+    let mut nats = NatsServer::start();
+    let database = vpnaas_test_support::scratch::postgres_database();
     let (dir_a, dir_b) = (
         tempfile::tempdir().expect("tempdir"),
         tempfile::tempdir().expect("tempdir"),
@@ -168,13 +124,13 @@ async fn an_agent_on_nats_works_with_two_servers_and_survives_a_nats_restart() {
         "ACTIVE"
     );
 
-    drop(nats);
+    let port = nats.stop();
     assert!(
         agent.heartbeat("gw-1").await.is_err(),
         "without NATS a call fails (and the agent retries)"
     );
     while hints.try_recv().is_ok() {}
-    nats = Nats::start(port);
+    nats = NatsServer::start_on(port);
     let hint = next_hint(&mut hints, Duration::from_secs(20)).await;
     assert_eq!(
         hint.router_id, s.router,

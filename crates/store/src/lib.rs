@@ -9,7 +9,6 @@
 //! project's rows and the shared ones, through indexes.
 
 mod schema;
-pub mod scratch;
 mod sql;
 
 use async_trait::async_trait;

@@ -7,7 +7,7 @@ use vpnaas_model::Kind;
 use vpnaas_store::{Record, SqlStore, Store};
 
 async fn open(dir: &std::path::Path) -> SqlStore {
-    match vpnaas_store::scratch::database_url() {
+    match vpnaas_test_support::scratch::database_url() {
         Some(url) => SqlStore::open(&url).await.expect("open postgres"),
         None => SqlStore::open_sqlite_dir(dir).await.expect("open"),
     }
@@ -287,7 +287,7 @@ fn network_document(id: &str, project: &str, shared: bool, external: bool) -> St
 #[tokio::test]
 async fn upgrading_marks_the_shared_rows_already_stored() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let url = vpnaas_store::scratch::database_url().unwrap_or_else(|| {
+    let url = vpnaas_test_support::scratch::database_url().unwrap_or_else(|| {
         format!(
             "sqlite://{}?mode=rwc",
             dir.path().join("vpnaas.db").display()

@@ -106,7 +106,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn names_follow_the_reference_table() {
+    fn pluto_names_follow_the_reference_table() {
         assert_eq!(cipher(EncryptionAlgorithm::Aes256Gcm16), "aes_gcm_c256");
         assert_eq!(cipher(EncryptionAlgorithm::Aes128Ccm8), "aes_ccm_a128");
         assert_eq!(cipher(EncryptionAlgorithm::Aes192Ccm12), "aes_ccm_b192");

@@ -8,11 +8,22 @@
 //! 006 #2: "c1", type=ESP, add_time=1700000000, inBytes=168, outBytes=168, maxBytes=2^63B, id='203.0.113.2'
 //! ```
 //!
-//! The parser never fails: a line it does not know is skipped.
+//! The parser never fails: a line it does not know is skipped. What it finds becomes an
+//! [`SaView`] per connection; the failures pluto's log explains are learnt as the log
+//! grows.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::io::{Read, Seek, SeekFrom};
+use std::path::Path;
 
+use vpnaas_model::agent::ConnectionSpec;
 use vpnaas_model::enums::StatusReason;
+use vpnaas_model::site_connection::Traffic;
+
+use super::{Control, SharedFailures, Whack};
+use crate::Result;
+use crate::daemon::{Loaded, Observation};
+use crate::status::{SaView, learn_failure};
 
 /// What pluto says of one connection (all instances `<id>/<n>x<m>` of a multi-subnet
 /// connection count as one).
@@ -172,6 +183,79 @@ pub fn child_established(msg: &str) -> bool {
     msg.contains("established Child SA") || msg.contains("IPsec SA established")
 }
 
+/// Separates `--status` from `--trafficstatus` in what [`read`] returns.
+const TRAFFIC_MARK: &str = "\n--- trafficstatus ---\n";
+
+/// `whack --status` and `--trafficstatus`, one text.
+pub(super) async fn read(whack: &Whack) -> Result<String> {
+    let status = whack.run(&["--status"]).await?;
+    let traffic = whack.run(&["--trafficstatus"]).await.unwrap_or_default();
+    Ok(format!("{status}{TRAFFIC_MARK}{traffic}"))
+}
+
+/// What pluto shows of the loaded connections; `None` when it does not answer.
+pub(super) async fn observe(control: &Control, loaded: &Loaded) -> Option<Observation> {
+    let text = read(&control.whack).await.ok()?;
+    let (status_text, traffic_text) = text.split_once(TRAFFIC_MARK).unwrap_or((&text, ""));
+    let mut sas = parse_status(status_text);
+    add_traffic(&mut sas, traffic_text);
+    Some(Observation {
+        sas: loaded
+            .values()
+            .map(|spec| (spec.id.clone(), sa_view(&sas, spec)))
+            .collect(),
+        failures: control
+            .failures
+            .lock()
+            .map(|f| f.clone())
+            .unwrap_or_default(),
+    })
+}
+
+/// A connection's SAs: up when every (local, peer) CIDR pair has its child SA.
+fn sa_view(sas: &Sas, spec: &ConnectionSpec) -> SaView {
+    let pairs = spec.local_cidrs.len() * spec.peer_cidrs.len();
+    let seen = sas.get(&spec.id).cloned().unwrap_or_default();
+    SaView {
+        ike_up: seen.ike_established,
+        children_up: seen.children.len() >= pairs.max(1),
+        proposal: String::new(),
+        traffic: Traffic {
+            bytes_in: seen.bytes_in,
+            bytes_out: seen.bytes_out,
+            ..Traffic::default()
+        },
+    }
+}
+
+/// Reads what pluto logged since `offset`; returns whether a connection's verdict changed.
+pub(super) fn learn_from_log(log: &Path, offset: &mut u64, failures: &SharedFailures) -> bool {
+    let Ok(mut file) = std::fs::File::open(log) else {
+        return false;
+    };
+    let mut text = String::new();
+    if file.seek(SeekFrom::Start(*offset)).is_err() || file.read_to_string(&mut text).is_err() {
+        return false;
+    }
+    *offset += text.len() as u64;
+    let Ok(mut failures) = failures.lock() else {
+        return false;
+    };
+    let mut changed = false;
+    for line in text.lines() {
+        let Some(connection) = log_connection(line) else {
+            continue;
+        };
+        if child_established(line) {
+            changed |= failures.remove(connection).is_some();
+        } else if let Some(reason) = classify(line) {
+            let detail = line.split_once('"').map_or(line, |(_, rest)| rest);
+            changed |= learn_failure(&mut failures, connection, reason, format!("\"{detail}"));
+        }
+    }
+    changed
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -191,6 +275,28 @@ mod tests {
             _ => include_str!("fixtures/libreswan-5.2-trafficstatus.txt"),
         };
         (status.to_string(), traffic.to_string())
+    }
+
+    #[test]
+    fn the_kernels_refusal_in_plutos_log_outlasts_the_peers_notify() {
+        let dir = tempfile::tempdir().expect("dir");
+        let log = dir.path().join("pluto.log");
+        std::fs::write(
+            &log,
+            "\"c1\" #2: netlink response for Add SA esp.8deab154@203.0.113.1: Protocol not supported (errno 93)\n\
+             \"c1\" #3: IKE_AUTH response rejected Child SA with TS_UNACCEPTABLE\n",
+        )
+        .expect("log");
+        let failures = SharedFailures::default();
+        let mut offset = 0;
+        assert!(learn_from_log(&log, &mut offset, &failures));
+        let failures = failures.lock().expect("lock");
+        let (reason, detail) = &failures["c1"];
+        assert_eq!(*reason, StatusReason::KernelRefused);
+        assert!(
+            detail.contains("Protocol not supported (errno 93)"),
+            "{detail}"
+        );
     }
 
     #[test]

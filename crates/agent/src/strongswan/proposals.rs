@@ -85,7 +85,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn names_follow_the_reference_table() {
+    fn charon_names_follow_the_reference_table() {
         assert_eq!(encryption(EncryptionAlgorithm::Aes256Gcm16), "aes256gcm16");
         assert_eq!(encryption(EncryptionAlgorithm::Aes128Ccm8), "aes128ccm8");
         assert_eq!(encryption(EncryptionAlgorithm::Aes192Ctr), "aes192ctr");

@@ -147,7 +147,7 @@ impl Gateway {
     /// A power cut: the agent is killed, and so is everything in its namespaces, which go.
     pub async fn power_off(&self) -> Result<()> {
         if let Some(pid) = self.running_pid() {
-            command::run("kill", &["-KILL", &pid.to_string()]).await?;
+            process::kill(pid)?;
         }
         power_off(&self.namespace_prefix).await
     }
@@ -177,8 +177,9 @@ impl Gateway {
 pub async fn power_off(namespace_prefix: &str) -> Result<()> {
     for namespace in l3::namespaces_with_prefix(namespace_prefix).await {
         let pids = command::run("ip", &["netns", "pids", &namespace]).await?;
-        for pid in pids.split_whitespace() {
-            let _ = command::run("kill", &["-KILL", pid]).await;
+        for pid in pids.split_whitespace().filter_map(|pid| pid.parse().ok()) {
+            // Gone already is fine: the namespace is what is being emptied.
+            let _ = process::kill(pid);
         }
         l3::remove_namespace(&namespace).await?;
     }

@@ -294,13 +294,14 @@ async fn plug_host(
     )
     .await?;
     command::run("ip", &["-n", &host, "link", "set", "eth0", "up"]).await?;
-    command::run_idempotent(
+    // `replace`: the same address again is no error, so a second `lab up` passes here.
+    command::run(
         "ip",
         &[
             "-n",
             &host,
             "addr",
-            "add",
+            "replace",
             &format!("{address}/24"),
             "dev",
             "eth0",

@@ -79,10 +79,7 @@ impl Operation {
     /// Refusals with these statuses, each a `NeutronError`.
     pub fn refuses(mut self, statuses: &[u16]) -> Self {
         for status in statuses {
-            self.responses.insert(
-                status.to_string(),
-                json!({"description": "refused", "content": {"application/json": {"schema": reference("NeutronError")}}}),
-            );
+            self.responses.insert(status.to_string(), refusal());
         }
         self
     }
@@ -116,7 +113,16 @@ pub fn document<'a>(
             .or_insert_with(|| path_item(path))
             .as_object_mut()
             .expect("a path item is an object");
-        item.insert(method.as_str().to_ascii_lowercase(), operation.render());
+        let mut rendered = operation.render();
+        if path.contains('{') {
+            // `api::Path` refuses a parameter holding a control character on every route.
+            rendered["responses"]
+                .as_object_mut()
+                .expect("responses are an object")
+                .entry("400")
+                .or_insert_with(refusal);
+        }
+        item.insert(method.as_str().to_ascii_lowercase(), rendered);
     }
     json!({
         "openapi": "3.0.3",
@@ -146,9 +152,14 @@ fn path_item(path: &str) -> Value {
 
 fn path_parameter(name: &str) -> Value {
     match name {
-        "tag" => json!({"type": "string", "minLength": 1, "maxLength": 255}),
-        _ => json!({"type": "string", "minLength": 1}),
+        "tag" => json!({"type": "string", "maxLength": 255, "pattern": pattern::NO_CONTROL}),
+        _ => json!({"type": "string", "pattern": pattern::NO_CONTROL}),
     }
+}
+
+/// A refusal's answer: a `NeutronError`.
+fn refusal() -> Value {
+    json!({"description": "refused", "content": {"application/json": {"schema": reference("NeutronError")}}})
 }
 
 fn reference(name: &str) -> Value {

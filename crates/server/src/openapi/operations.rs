@@ -3,8 +3,11 @@
 
 use axum::http::Method;
 use serde_json::{Value, json};
+use vpnaas_model::attr::{Attr, AttrType};
 use vpnaas_model::enums::{DriverKind, HaRole, Status, StatusReason};
 use vpnaas_model::{Kind, attributes};
+
+use crate::listing::{Use, serves};
 
 use super::schemas::{envelope, list_schema, output_object};
 use super::{Operation, RESOURCE_ERRORS, reference};
@@ -15,9 +18,23 @@ fn repeated(name: &str, items: Value, description: &str) -> Value {
            "style": "form", "explode": true, "schema": {"type": "array", "items": items}})
 }
 
-fn attribute_names(kind: Kind) -> Value {
-    let names: Vec<&str> = attributes(kind).iter().map(|a| a.name).collect();
+/// The names of the attributes of `kind` a query may use for `usage`.
+fn attribute_names(kind: Kind, usage: Use) -> Value {
+    let names: Vec<&str> = attributes(kind)
+        .iter()
+        .filter(|a| serves(a, usage))
+        .map(|a| a.name)
+        .collect();
     json!({"type": "string", "enum": names})
+}
+
+/// A filter's value as the server converts it: booleans and integers must be ones.
+fn filter_value(attr: &Attr) -> Value {
+    match attr.ty {
+        AttrType::Bool => json!({"type": "boolean"}),
+        AttrType::Int(_) => json!({"type": "integer"}),
+        _ => json!({"type": "string"}),
+    }
 }
 
 /// `listing::ListQuery`'s parameters for a collection of `kind`.
@@ -25,12 +42,12 @@ fn list_parameters(kind: Kind) -> Vec<Value> {
     let mut parameters = vec![
         repeated(
             "fields",
-            attribute_names(kind),
+            attribute_names(kind, Use::Field),
             "attributes to return (all when absent)",
         ),
         repeated(
             "sort_key",
-            attribute_names(kind),
+            attribute_names(kind, Use::Sort),
             "attributes to sort by, in order",
         ),
         repeated(
@@ -45,13 +62,18 @@ fn list_parameters(kind: Kind) -> Vec<Value> {
                "schema": {"type": "string"}}),
         json!({"name": "page_reverse", "in": "query", "required": false, "schema": {"type": "boolean"}}),
     ];
-    parameters.extend(attributes(kind).iter().map(|a| {
-        repeated(
-            a.name,
-            json!({"type": "string"}),
-            "filter; repeated, it matches any of its values",
-        )
-    }));
+    parameters.extend(
+        attributes(kind)
+            .iter()
+            .filter(|a| serves(a, Use::Filter))
+            .map(|a| {
+                repeated(
+                    a.name,
+                    filter_value(a),
+                    "filter; repeated, it matches any of its values",
+                )
+            }),
+    );
     if attributes(kind).iter().any(|a| a.name == "tags") {
         parameters.extend(["tags-any", "not-tags", "not-tags-any"].map(|name| {
             repeated(
@@ -89,7 +111,7 @@ pub fn show(kind: Kind) -> Operation {
     Operation::new(kind.plural(), format!("show a {}", kind.singular()))
         .query(vec![repeated(
             "fields",
-            attribute_names(kind),
+            attribute_names(kind, Use::Field),
             "attributes to return (all when absent)",
         )])
         .answers(200, "the object", envelope(kind, ""))

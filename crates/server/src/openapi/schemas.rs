@@ -154,10 +154,12 @@ fn input_schema(attr: &Attr, rules: Rules) -> Value {
     let mut schema = match attr.ty {
         AttrType::Uuid => json!({"type": "string", "format": "uuid"}),
         AttrType::UuidOrNull => json!({"type": "string", "format": "uuid", "nullable": true}),
-        AttrType::ProjectId => json!({"type": "string", "minLength": 1, "maxLength": 255}),
-        AttrType::Name => json!({"type": "string", "maxLength": 255, "pattern": pattern::NAME}),
+        AttrType::ProjectId => {
+            json!({"type": "string", "maxLength": 255, "pattern": pattern::NO_CONTROL})
+        }
+        AttrType::Name => json!({"type": "string", "maxLength": 255, "pattern": pattern::name()}),
         AttrType::Description => {
-            json!({"type": "string", "maxLength": 255, "pattern": pattern::DESCRIPTION})
+            json!({"type": "string", "pattern": pattern::description()})
         }
         AttrType::Enum(values, weak) => enum_input(values, weak, rules),
         AttrType::Bool => json!({"type": "boolean"}),
@@ -171,7 +173,7 @@ fn input_schema(attr: &Attr, rules: Rules) -> Value {
             "pattern": if allow_empty { pattern::IDENTITY_OR_EMPTY } else { pattern::IDENTITY }}),
         AttrType::PeerAddress => peer_address(),
         AttrType::Psk => {
-            json!({"type": "string", "minLength": 1, "maxLength": 255, "pattern": pattern::PSK})
+            json!({"type": "string", "minLength": 1, "maxLength": 255, "pattern": pattern::NO_CONTROL})
         }
         AttrType::StringList => json!({"type": "array", "items": {"type": "string"}}),
         AttrType::Cidr => pattern::cidr(),
@@ -249,8 +251,9 @@ fn dpd() -> Value {
 fn peer_address() -> Value {
     let mut schema = pattern::ip();
     schema["maxLength"] = json!(255);
+    schema["not"] = pattern::unfit_peer();
     schema["description"] = json!(
-        "an IP address; a host name is also accepted and resolved once, at request time (400 VPNPeerAddressNotResolved when it does not resolve)"
+        "an IP address other than unspecified, loopback, link-local, multicast or broadcast ones; a host name is also accepted and resolved once, at request time (400 VPNPeerAddressNotResolved when it does not resolve)"
     );
     schema
 }

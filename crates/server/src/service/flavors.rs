@@ -325,9 +325,9 @@ pub async fn migrate_router(
         service.provider = Some(driver);
         tx.as_mut().save(&service).await?;
     }
-    let touched = super::agents::bump(tx.as_mut(), router_id).await?;
+    let touched = super::notify::bump(tx.as_mut(), router_id).await?;
     tx.commit().await?;
-    super::agents::notify(app, touched.into_iter().collect());
+    super::notify::notify(app, touched.into_iter().collect());
     tracing::info!(router = router_id, from = %previous, to = %driver, "VPN driver migration requested");
     Ok(
         json!({"router_id": router_id, "driver": driver, "previous_driver": previous, "services": services.len()}),

@@ -907,7 +907,7 @@ pub async fn change_router_interface(
     router.standard.touch(&timestamp());
     tx.save(&router).await?;
     tx.commit().await?;
-    super::agents::notify(app, super::agents::touched(&router).into_iter().collect());
+    super::notify::notify(app, super::notify::touched(&router).into_iter().collect());
     Ok(json!({
         "id": router.id, "tenant_id": router.tenant_id, "project_id": router.project_id,
         "port_id": port_id, "subnet_id": subnet.id, "subnet_ids": [subnet.id], "network_id": subnet.network_id,

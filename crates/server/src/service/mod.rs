@@ -3,8 +3,11 @@
 //! one store transaction so a guard and the change it allows cannot be split.
 
 pub mod agents;
+pub mod desired;
 pub mod flavors;
 mod inventory;
+pub mod liveness;
+pub mod notify;
 pub mod ports;
 pub mod scheduler;
 pub mod status;
@@ -42,7 +45,7 @@ pub async fn list(
 ) -> ApiResult<String> {
     require_read(caller, kind)?;
     let records = visible_records(app, caller, kind, query.single_project()).await?;
-    let liveness = scheduler::Liveness::of(app);
+    let liveness = liveness::Liveness::of(app);
     let needs_documents =
         !query.is_plain() || matches!(kind, Kind::Agent | Kind::Flavor) || redacts(caller, kind);
     let (items, links): (Vec<String>, Vec<Value>) = if needs_documents {
@@ -103,7 +106,7 @@ pub async fn show(app: &App, caller: &Caller, kind: Kind, id: &str) -> ApiResult
         .ok_or_else(|| Fault::resource_not_found(kind, id))?;
     let mut item: Value = serde_json::from_str(&record.body)?;
     if kind == Kind::Agent {
-        agents::decorate_agent(&mut item, &scheduler::Liveness::of(app));
+        agents::decorate_agent(&mut item, &liveness::Liveness::of(app));
     }
     if !visible(app, caller, &record, &item).await? {
         return Err(Fault::resource_not_found(kind, id).into());
@@ -182,7 +185,7 @@ pub async fn create(app: &App, caller: &Caller, kind: Kind, body: Value) -> ApiR
     };
     let touched = touched_by(tx.as_mut(), kind, &created).await?;
     tx.commit().await?;
-    agents::notify(app, touched);
+    notify::notify(app, touched);
     Ok(created)
 }
 
@@ -221,7 +224,7 @@ async fn initial_reason(
     }) else {
         return Ok(None);
     };
-    let liveness = scheduler::Liveness::of(app);
+    let liveness = liveness::Liveness::of(app);
     let agents: Vec<Agent> = tx.load_all().await?;
     let placement = scheduler::Placement::of(&agents, &[], &liveness);
     Ok(status::initial_reason(
@@ -233,7 +236,7 @@ async fn initial_reason(
 /// agent that registers later picks up unscheduled routers).
 async fn schedule(app: &App, tx: &mut dyn Transaction, created: Value) -> ApiResult<Value> {
     let mut router: Router = serde_json::from_value(created)?;
-    let (mut placement, _) = scheduler::Placement::load(tx, &scheduler::Liveness::of(app)).await?;
+    let (mut placement, _) = scheduler::Placement::load(tx, &liveness::Liveness::of(app)).await?;
     scheduler::reschedule(&mut router, &mut placement, false);
     router.standard.revision_number = 1;
     save(tx, &router).await
@@ -245,11 +248,11 @@ async fn touched_by(
     tx: &mut dyn Transaction,
     kind: Kind,
     doc: &Value,
-) -> ApiResult<Vec<agents::Touched>> {
+) -> ApiResult<Vec<notify::Touched>> {
     let router_id = match kind {
         Kind::Router => {
             let router: Router = serde_json::from_value(doc.clone())?;
-            return Ok(agents::touched(&router).into_iter().collect());
+            return Ok(notify::touched(&router).into_iter().collect());
         }
         Kind::VpnService => doc["router_id"].as_str().map(String::from),
         Kind::SiteConnection => {
@@ -261,7 +264,7 @@ async fn touched_by(
         _ => None,
     };
     match router_id {
-        Some(id) => Ok(agents::bump(tx, &id).await?.into_iter().collect()),
+        Some(id) => Ok(notify::bump(tx, &id).await?.into_iter().collect()),
         None => Ok(vec![]),
     }
 }
@@ -301,7 +304,7 @@ pub async fn update(
     };
     let touched = touched_by(tx.as_mut(), kind, &updated).await?;
     tx.commit().await?;
-    agents::notify(app, touched);
+    notify::notify(app, touched);
     Ok(updated)
 }
 
@@ -331,13 +334,13 @@ pub async fn delete(app: &App, caller: &Caller, kind: Kind, id: &str) -> ApiResu
         (Kind::Router, Some(doc)) => {
             let mut router: Router = serde_json::from_value(doc)?;
             router.standard.revision_number += 1;
-            agents::touched(&router).into_iter().collect()
+            notify::touched(&router).into_iter().collect()
         }
         (_, Some(doc)) => touched_by(tx.as_mut(), kind, &doc).await?,
         (_, None) => vec![],
     };
     tx.commit().await?;
-    agents::notify(app, touched);
+    notify::notify(app, touched);
     Ok(())
 }
 

@@ -19,7 +19,8 @@ use vpnaas_model::network::Router;
 use vpnaas_model::{Error as Fault, Kind};
 use vpnaas_store::Transaction;
 
-use super::agents::{Touched, notify, told, touched};
+use super::liveness::Liveness;
+use super::notify::{Touched, notify, told, touched};
 use super::status::{Hosting, clear_no_agent, mark_agent_down, mark_hosting};
 use crate::App;
 use crate::auth::Caller;
@@ -143,41 +144,6 @@ pub fn reschedule(router: &mut Router, placement: &mut Placement, may_move: bool
             .collect(),
         failed_over,
     })
-}
-
-/// How agent liveness is judged at one moment: an agent is live while its last
-/// heartbeat is at most `down_after` seconds old.
-#[derive(Debug, Clone, Copy)]
-pub struct Liveness {
-    /// Now, in milliseconds since the epoch.
-    pub now_ms: u64,
-    /// `agent_down_time`, in seconds.
-    pub down_after: u64,
-    /// When this server started, in seconds since the epoch.
-    pub server_up_since: u64,
-}
-
-impl Liveness {
-    /// Liveness by the server's clock and settings, now.
-    pub fn of(app: &App) -> Liveness {
-        Liveness {
-            now_ms: app.clock.now_ms(),
-            down_after: app.settings.agent_down_time,
-            server_up_since: app.started_at,
-        }
-    }
-
-    /// Whether the agent beat recently enough.
-    pub fn alive(&self, agent: &Agent) -> bool {
-        agent.alive_at(self.now_ms, self.down_after)
-    }
-
-    /// Whether routers of silent agents may move: after a server outage every agent's
-    /// heartbeat looks old until it beats again, so nothing moves before this server has
-    /// run for `down_after`.
-    pub fn may_move(&self) -> bool {
-        (self.now_ms / 1000).saturating_sub(self.server_up_since) >= self.down_after
-    }
 }
 
 /// Reschedules every router that lacks an agent: unscheduled ones always, those of a dead

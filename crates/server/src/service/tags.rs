@@ -8,7 +8,7 @@ use vpnaas_model::network::{Network, Router, Subnet};
 use vpnaas_model::standard_attr::HasStandardAttrs;
 use vpnaas_model::{Error as Fault, Kind, Resource, grammar};
 
-use super::{agents, fetch, save, timestamp, touched_by};
+use super::{fetch, notify, save, timestamp, touched_by};
 use crate::App;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
@@ -107,7 +107,7 @@ async fn apply<R: Resource + HasStandardAttrs>(
     let doc = save(tx.as_mut(), &resource).await?;
     let touched = touched_by(tx.as_mut(), R::KIND, &doc).await?;
     tx.commit().await?;
-    agents::notify(app, touched);
+    notify::notify(app, touched);
     Ok(answer)
 }
 

@@ -21,7 +21,7 @@ pub struct Harness {
 pub fn settings(dir: &std::path::Path) -> Settings {
     let remembered = dir.join("database-url");
     let database_url = std::fs::read_to_string(&remembered).ok().or_else(|| {
-        let url = vpnaas_store::scratch::database_url()?;
+        let url = vpnaas_test_support::scratch::database_url()?;
         std::fs::write(&remembered, &url).expect("remember the database");
         Some(url)
     });

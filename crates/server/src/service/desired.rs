@@ -1,0 +1,249 @@
+//! A router's desired state, as its agent fetches it: gateway and interface addresses,
+//! and every connection of its VPN services with the policies, endpoint CIDRs and secret
+//! it needs, built from one store snapshot.
+
+use std::collections::HashMap;
+
+use ipnet::IpNet;
+use vpnaas_model::Kind;
+use vpnaas_model::agent::{ConnectionSpec, PortAddress, RouterState};
+use vpnaas_model::endpoint_group::EndpointGroup;
+use vpnaas_model::network::{Router, Subnet};
+use vpnaas_model::policy::{IkePolicy, IpsecPolicy};
+use vpnaas_model::site_connection::SiteConnection;
+use vpnaas_model::vpn_service::VpnService;
+use vpnaas_store::Transaction;
+
+use crate::App;
+use crate::error::{ApiError, ApiResult};
+
+/// Builds the desired states for `host` of those of `router_ids` it holds (as standby:
+/// the same state, marked so), from one snapshot; objects several routers share (their
+/// policies, the external subnet) are read once.
+pub async fn router_states(
+    app: &App,
+    host: &str,
+    router_ids: &[String],
+) -> ApiResult<Vec<RouterState>> {
+    let mut tx = app.store.read().await?;
+    let mut reads = Reads::default();
+    let mut states = Vec::with_capacity(router_ids.len());
+    for router_id in router_ids {
+        states.extend(router_state(tx.as_mut(), &mut reads, host, router_id).await?);
+    }
+    Ok(states)
+}
+
+/// One router's desired state for `host`, if it holds the router.
+async fn router_state(
+    tx: &mut dyn Transaction,
+    reads: &mut Reads,
+    host: &str,
+    router_id: &str,
+) -> ApiResult<Option<RouterState>> {
+    let Some(router) = tx.load::<Router>(router_id).await? else {
+        return Ok(None);
+    };
+    let Some(role) = router.role_of(host) else {
+        return Ok(None);
+    };
+    let mut gateway = Vec::new();
+    if let Some(info) = &router.external_gateway_info {
+        for fixed in &info.external_fixed_ips {
+            gateway.push(
+                port_address(
+                    tx,
+                    reads,
+                    &info.network_id,
+                    &fixed.subnet_id,
+                    &fixed.ip_address,
+                )
+                .await?,
+            );
+        }
+    }
+    let mut interfaces = Vec::new();
+    for interface in &router.interfaces {
+        let Some(subnet) = reads.load::<Subnet>(tx, &interface.subnet_id).await? else {
+            continue;
+        };
+        interfaces.push(
+            port_address(
+                tx,
+                reads,
+                &subnet.network_id,
+                &subnet.id,
+                &interface.ip_address,
+            )
+            .await?,
+        );
+    }
+    let services: Vec<VpnService> = tx.load_referrers(Kind::Router, router_id).await?;
+    let mut connections = Vec::new();
+    for service in &services {
+        for conn in tx
+            .load_referrers::<SiteConnection>(Kind::VpnService, &service.id)
+            .await?
+        {
+            connections.extend(connection_spec(tx, reads, &router, service, conn).await?);
+        }
+    }
+    Ok(Some(RouterState {
+        router_id: router.id.clone(),
+        revision: router.standard.revision_number,
+        admin_state_up: router.admin_state_up,
+        gateway,
+        enable_snat: router
+            .external_gateway_info
+            .as_ref()
+            .is_some_and(|g| g.enable_snat),
+        interfaces,
+        services: services
+            .iter()
+            .map(|s| (s.id.clone(), s.admin_state_up))
+            .collect(),
+        connections,
+        driver: services.iter().find_map(|s| s.provider),
+        ha: router.ha,
+        role,
+        lease_epoch: router.lease_epoch,
+    }))
+}
+
+async fn port_address(
+    tx: &mut dyn Transaction,
+    reads: &mut Reads,
+    network_id: &str,
+    subnet_id: &str,
+    ip: &str,
+) -> ApiResult<PortAddress> {
+    let subnet: Subnet = reads
+        .load(tx, subnet_id)
+        .await?
+        .ok_or_else(|| ApiError::Internal(format!("subnet {subnet_id} vanished")))?;
+    let cidr: IpNet = subnet
+        .cidr
+        .parse()
+        .map_err(|_| ApiError::Internal("stored cidr".into()))?;
+    let address = IpNet::new(
+        ip.parse()
+            .map_err(|_| ApiError::Internal("stored address".into()))?,
+        cidr.prefix_len(),
+    )
+    .map_err(|_| ApiError::Internal("prefix".into()))?;
+    Ok(PortAddress {
+        network_id: network_id.to_string(),
+        subnet_id: subnet_id.to_string(),
+        address,
+        gateway: subnet.gateway_ip.and_then(|g| g.parse().ok()),
+    })
+}
+
+fn cidrs(texts: &[String]) -> Vec<IpNet> {
+    texts
+        .iter()
+        .filter_map(|c| c.parse::<IpNet>().ok())
+        .map(|c| c.trunc())
+        .collect()
+}
+
+async fn connection_spec(
+    tx: &mut dyn Transaction,
+    reads: &mut Reads,
+    router: &Router,
+    service: &VpnService,
+    conn: SiteConnection,
+) -> ApiResult<Option<ConnectionSpec>> {
+    let (Some(ike), Some(ipsec)) = (
+        reads.load::<IkePolicy>(tx, &conn.ikepolicy_id).await?,
+        reads.load::<IpsecPolicy>(tx, &conn.ipsecpolicy_id).await?,
+    ) else {
+        return Ok(None);
+    };
+    let (local_cidrs, peer_cidrs) = match &service.subnet_id {
+        Some(subnet_id) => {
+            let subnet: Option<Subnet> = reads.load(tx, subnet_id).await?;
+            (
+                subnet.map(|s| cidrs(&[s.cidr])).unwrap_or_default(),
+                cidrs(&conn.peer_cidrs),
+            )
+        }
+        None => {
+            let mut local = Vec::new();
+            if let Some(group) = load_group(tx, reads, &conn.local_ep_group_id).await? {
+                for subnet_id in &group.endpoints {
+                    if let Some(subnet) = reads.load::<Subnet>(tx, subnet_id).await? {
+                        local.extend(cidrs(&[subnet.cidr]));
+                    }
+                }
+            }
+            let peer = load_group(tx, reads, &conn.peer_ep_group_id)
+                .await?
+                .map(|g| cidrs(&g.endpoints))
+                .unwrap_or_default();
+            (local, peer)
+        }
+    };
+    let Ok(peer_address) = conn.peer_address.parse::<std::net::IpAddr>() else {
+        return Ok(None);
+    };
+    let Some(local_address) = router.gateway_ip(if peer_address.is_ipv4() { 4 } else { 6 }) else {
+        return Ok(None);
+    };
+    let local_id = if conn.local_id.is_empty() {
+        local_address.to_string()
+    } else {
+        conn.local_id.clone()
+    };
+    Ok(Some(ConnectionSpec {
+        enabled: service.admin_state_up && conn.admin_state_up && router.admin_state_up,
+        service_id: service.id.clone(),
+        local_address,
+        local_id,
+        peer_address,
+        peer_id: conn.peer_id.clone(),
+        psk: conn.psk.clone(),
+        local_cidrs,
+        peer_cidrs,
+        ike,
+        ipsec,
+        dpd: conn.dpd.clone(),
+        initiator: conn.initiator,
+        mtu: conn.mtu,
+        id: conn.id,
+    }))
+}
+
+async fn load_group(
+    tx: &mut dyn Transaction,
+    reads: &mut Reads,
+    id: &Option<String>,
+) -> ApiResult<Option<EndpointGroup>> {
+    match id {
+        Some(id) => reads.load(tx, id).await,
+        None => Ok(None),
+    }
+}
+
+/// The objects read while building one desired state, each fetched once: a router's
+/// connections usually share their policies and subnets.
+#[derive(Default)]
+struct Reads(HashMap<(Kind, String), Option<String>>);
+
+impl Reads {
+    async fn load<R: vpnaas_model::Resource>(
+        &mut self,
+        tx: &mut dyn Transaction,
+        id: &str,
+    ) -> ApiResult<Option<R>> {
+        let key = (R::KIND, id.to_string());
+        if !self.0.contains_key(&key) {
+            let body = tx.get(R::KIND, id).await?.map(|r| r.body);
+            self.0.insert(key.clone(), body);
+        }
+        match self.0.get(&key).and_then(Option::as_ref) {
+            Some(body) => Ok(Some(serde_json::from_str(body)?)),
+            None => Ok(None),
+        }
+    }
+}

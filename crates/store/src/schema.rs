@@ -45,7 +45,8 @@ pub const MIGRATIONS: &[(i64, &[&str])] = &[
             // column, so that SQLite's planner prefers it to `resources_by_kind`.
             "CREATE INDEX resources_visible_to_all ON resources (kind, visible_to_all, created_at, id)
              WHERE visible_to_all = TRUE",
-            // With the referrer's id, an in-use guard reads the index alone.
+            // With the referrer's id, an in-use guard reads the index alone (and SQLite
+            // prefers it to the primary key, which would read every reference of a kind).
             "DROP INDEX refs_by_target",
             "CREATE INDEX refs_by_target ON refs (target_kind, target_id, kind, id)",
         ],

@@ -19,6 +19,121 @@ pub enum FaultClass {
     Unavailable,
 }
 
+/// Declares [`FaultKind`] with each name written once: the variant is the name clients see.
+macro_rules! fault_kinds {
+    ($($name:ident),* $(,)?) => {
+        /// Neutron's exception class names, the `NeutronError.type` clients see and match on
+        /// (openstacksdk and the `openstack` CLI map some to their own exceptions).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum FaultKind {
+            $(
+                #[doc = concat!("`", stringify!($name), "`")]
+                $name,
+            )*
+        }
+
+        impl FaultKind {
+            /// The name, as Neutron spells it.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(FaultKind::$name => stringify!($name),)*
+                }
+            }
+        }
+    };
+}
+
+fault_kinds! {
+    AgentNotFound,
+    AvailabilityZoneNotFound,
+    BadRequest,
+    DNSNameServersExhausted,
+    DefaultExternalNetworkExists,
+    EndpointGroupInUse,
+    ExternalNetworkHasNoSubnet,
+    FlavorDisabled,
+    FlavorInUse,
+    FlavorNotFound,
+    FlavorServiceProfileBindingExists,
+    FlavorServiceProfileBindingNotFound,
+    HTTPBadRequest,
+    HTTPInternalServerError,
+    HTTPMethodNotAllowed,
+    HTTPNotFound,
+    HTTPRequestEntityTooLarge,
+    HTTPRequestHeaderFieldsTooLarge,
+    HTTPRequestTimeout,
+    HTTPRequestURITooLong,
+    HTTPServiceUnavailable,
+    HTTPUnauthorized,
+    HTTPUnsupportedMediaType,
+    HostRoutesExhausted,
+    IKEPolicyInUse,
+    IKEPolicyNotFound,
+    IPsecPolicyInUse,
+    IPsecPolicyNotFound,
+    IPsecSiteConnectionDpdIntervalValueError,
+    IPsecSiteConnectionMtuError,
+    IPsecSiteConnectionNotFound,
+    InvalidEndpointGroup,
+    InvalidEndpointInEndpointGroup,
+    InvalidInput,
+    InvalidInputSubnetServiceType,
+    InvalidIpForSubnet,
+    InvalidRoutes,
+    InvalidServiceType,
+    InvalidSubnetServiceType,
+    IpAddressAlreadyAllocated,
+    IpAddressGenerationFailure,
+    IpsecValidationFailure,
+    MalformedRequestBody,
+    MissingEndpointForEndpointGroup,
+    MissingPeerCidrs,
+    MissingRequiredEndpointGroup,
+    MixedIPVersionsForIPSecConnection,
+    MixedIPVersionsForIPSecEndpoints,
+    MixedIPVersionsForPeerCidrs,
+    NetworkInUse,
+    NetworkNotFound,
+    NoProviderFoundForFlavor,
+    NonExistingSubnetInEndpointGroup,
+    PeerCidrsInvalid,
+    PolicyNotAuthorized,
+    PortNotFound,
+    RouterHasNoVPNService,
+    RouterHostedByVPNAgent,
+    RouterInUse,
+    RouterInterfaceInUseByRoute,
+    RouterInterfaceNotFoundForSubnet,
+    RouterIsNotExternal,
+    RouterNotFound,
+    RouterNotHostedByVPNAgent,
+    RoutesExhausted,
+    ServiceProfileInUse,
+    ServiceProfileNotFound,
+    SubnetInUse,
+    SubnetInUseByEndpointGroup,
+    SubnetInUseByIPsecSiteConnection,
+    SubnetInUseByVPNService,
+    SubnetIsNotConnectedToRouter,
+    SubnetNotFound,
+    SubnetPoolNotFound,
+    TagNotFound,
+    VPNDriverCannotRun,
+    VPNDriverConflict,
+    VPNEndpointGroupNotFound,
+    VPNPeerAddressNotResolved,
+    VPNServiceInUse,
+    VPNServiceNotFound,
+    WrongEndpointGroupType,
+}
+
+impl std::fmt::Display for FaultKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// A refusal with its Neutron exception class name and a human message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{kind}: {message}")]
@@ -26,7 +141,7 @@ pub struct Error {
     /// HTTP class of the answer.
     pub class: FaultClass,
     /// Neutron exception class name, e.g. `IKEPolicyInUse`.
-    pub kind: &'static str,
+    pub kind: FaultKind,
     /// Message for the user; never contains a secret.
     pub message: String,
 }
@@ -36,7 +151,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     /// A fault of any class.
-    pub fn new(class: FaultClass, kind: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(class: FaultClass, kind: FaultKind, message: impl Into<String>) -> Self {
         Error {
             class,
             kind,
@@ -44,20 +159,20 @@ impl Error {
         }
     }
     /// 400 with the given Neutron class.
-    pub fn bad_request(kind: &'static str, message: impl Into<String>) -> Self {
+    pub fn bad_request(kind: FaultKind, message: impl Into<String>) -> Self {
         Self::new(FaultClass::BadRequest, kind, message)
     }
     /// 404 with the given Neutron class.
-    pub fn not_found(kind: &'static str, message: impl Into<String>) -> Self {
+    pub fn not_found(kind: FaultKind, message: impl Into<String>) -> Self {
         Self::new(FaultClass::NotFound, kind, message)
     }
     /// 409 with the given Neutron class.
-    pub fn conflict(kind: &'static str, message: impl Into<String>) -> Self {
+    pub fn conflict(kind: FaultKind, message: impl Into<String>) -> Self {
         Self::new(FaultClass::Conflict, kind, message)
     }
     /// Neutron's generic malformed-request answer (`HTTPBadRequest`).
     pub fn http_bad_request(message: impl Into<String>) -> Self {
-        Self::bad_request("HTTPBadRequest", message)
+        Self::bad_request(FaultKind::HTTPBadRequest, message)
     }
     /// An attribute that failed its validator: "Invalid input for X. Reason: Y."
     pub fn invalid_attribute(attr: &str, reason: impl std::fmt::Display) -> Self {
@@ -67,14 +182,14 @@ impl Error {
     /// converted to boolean"); validators answer [`Error::invalid_attribute`] instead.
     pub fn conversion(reason: impl std::fmt::Display) -> Self {
         Self::bad_request(
-            "InvalidInput",
+            FaultKind::InvalidInput,
             format!("Invalid input for operation: {reason}."),
         )
     }
     /// A tenant string that failed vpnaas's strict grammar (`InvalidInput`).
     pub fn invalid_input(attr: &str, reason: impl std::fmt::Display) -> Self {
         Self::bad_request(
-            "InvalidInput",
+            FaultKind::InvalidInput,
             format!("Invalid input for operation: Invalid input for {attr}. Reason: {reason}."),
         )
     }
@@ -82,7 +197,7 @@ impl Error {
     pub fn forbidden(action: &str) -> Self {
         Self::new(
             FaultClass::Forbidden,
-            "PolicyNotAuthorized",
+            FaultKind::PolicyNotAuthorized,
             format!("rule:{action} is disallowed by policy"),
         )
     }
@@ -90,7 +205,7 @@ impl Error {
     pub fn unauthorized() -> Self {
         Self::new(
             FaultClass::Unauthorized,
-            "HTTPUnauthorized",
+            FaultKind::HTTPUnauthorized,
             "Authentication required: a valid X-Auth-Token is needed",
         )
     }
@@ -98,35 +213,47 @@ impl Error {
     pub fn resource_not_found(kind: crate::Kind, id: &str) -> Self {
         let (class_name, message) = match kind {
             crate::Kind::IkePolicy => (
-                "IKEPolicyNotFound",
+                FaultKind::IKEPolicyNotFound,
                 format!("IKEPolicy {id} could not be found"),
             ),
             crate::Kind::IpsecPolicy => (
-                "IPsecPolicyNotFound",
+                FaultKind::IPsecPolicyNotFound,
                 format!("IPsecPolicy {id} could not be found"),
             ),
             crate::Kind::VpnService => (
-                "VPNServiceNotFound",
+                FaultKind::VPNServiceNotFound,
                 format!("VPNService {id} could not be found"),
             ),
             crate::Kind::SiteConnection => (
-                "IPsecSiteConnectionNotFound",
+                FaultKind::IPsecSiteConnectionNotFound,
                 format!("ipsec_site_connection {id} not found"),
             ),
             crate::Kind::EndpointGroup => (
-                "VPNEndpointGroupNotFound",
+                FaultKind::VPNEndpointGroupNotFound,
                 format!("Endpoint group {id} could not be found"),
             ),
             crate::Kind::Network => (
-                "NetworkNotFound",
+                FaultKind::NetworkNotFound,
                 format!("Network {id} could not be found."),
             ),
-            crate::Kind::Subnet => ("SubnetNotFound", format!("Subnet {id} could not be found.")),
-            crate::Kind::Router => ("RouterNotFound", format!("Router {id} could not be found")),
-            crate::Kind::Agent => ("AgentNotFound", format!("Agent {id} could not be found")),
-            crate::Kind::Flavor => ("FlavorNotFound", format!("Flavor {id} could not be found.")),
+            crate::Kind::Subnet => (
+                FaultKind::SubnetNotFound,
+                format!("Subnet {id} could not be found."),
+            ),
+            crate::Kind::Router => (
+                FaultKind::RouterNotFound,
+                format!("Router {id} could not be found"),
+            ),
+            crate::Kind::Agent => (
+                FaultKind::AgentNotFound,
+                format!("Agent {id} could not be found"),
+            ),
+            crate::Kind::Flavor => (
+                FaultKind::FlavorNotFound,
+                format!("Flavor {id} could not be found."),
+            ),
             crate::Kind::ServiceProfile => (
-                "ServiceProfileNotFound",
+                FaultKind::ServiceProfileNotFound,
                 format!("Service Profile {id} could not be found."),
             ),
         };
@@ -135,8 +262,8 @@ impl Error {
     /// `IKEPolicyInUse` / `IPsecPolicyInUse` (409).
     pub fn policy_in_use(kind: crate::Kind, id: &str) -> Self {
         let (class_name, label) = match kind {
-            crate::Kind::IkePolicy => ("IKEPolicyInUse", "IKEPolicy"),
-            _ => ("IPsecPolicyInUse", "IPsecPolicy"),
+            crate::Kind::IkePolicy => (FaultKind::IKEPolicyInUse, "IKEPolicy"),
+            _ => (FaultKind::IPsecPolicyInUse, "IPsecPolicy"),
         };
         Self::conflict(
             class_name,

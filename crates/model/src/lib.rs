@@ -21,6 +21,6 @@ pub mod site_connection;
 pub mod standard_attr;
 pub mod vpn_service;
 
-pub use error::{Error, FaultClass, Result};
+pub use error::{Error, FaultClass, FaultKind, Result};
 pub use kind::Kind;
 pub use resource::{Resource, attributes};

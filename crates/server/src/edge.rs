@@ -11,6 +11,7 @@
 
 use std::sync::Arc;
 use std::time::Duration;
+use vpnaas_model::FaultKind;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -140,7 +141,7 @@ async fn refuse_overloaded(tcp: TcpStream, _permit: OwnedSemaphorePermit) {
     let refuse = tower::service_fn(|_: Request<Incoming>| async {
         let mut answer = neutron_error(
             StatusCode::SERVICE_UNAVAILABLE,
-            "HTTPServiceUnavailable",
+            FaultKind::HTTPServiceUnavailable,
             "The server is serving as many connections as it may; retry shortly.",
         );
         answer.headers_mut().insert(
@@ -174,14 +175,14 @@ async fn guard_request(State(limits): State<EdgePolicy>, request: Request, next:
         Ok(Err(_)) => {
             return neutron_error(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                "HTTPRequestEntityTooLarge",
+                FaultKind::HTTPRequestEntityTooLarge,
                 &format!("Request body larger than {MAX_BODY_BYTES} bytes"),
             );
         }
         Err(_) => {
             let mut answer = neutron_error(
                 StatusCode::REQUEST_TIMEOUT,
-                "HTTPRequestTimeout",
+                FaultKind::HTTPRequestTimeout,
                 &format!(
                     "The request body did not arrive within {} s",
                     limits.body_timeout.as_secs_f64()
@@ -204,7 +205,7 @@ fn oversized_head(request: &Request) -> Option<Response> {
     if uri > MAX_URI_BYTES {
         return Some(neutron_error(
             StatusCode::URI_TOO_LONG,
-            "HTTPRequestURITooLong",
+            FaultKind::HTTPRequestURITooLong,
             &format!("Request URI of {uri} bytes; at most {MAX_URI_BYTES} are accepted"),
         ));
     }
@@ -216,7 +217,7 @@ fn oversized_head(request: &Request) -> Option<Response> {
     if headers.len() > MAX_HEADERS || bytes > MAX_HEADER_BYTES {
         return Some(neutron_error(
             StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            "HTTPRequestHeaderFieldsTooLarge",
+            FaultKind::HTTPRequestHeaderFieldsTooLarge,
             &format!(
                 "{} headers of {bytes} bytes; at most {MAX_HEADERS} headers of {MAX_HEADER_BYTES} bytes are accepted",
                 headers.len()
@@ -237,7 +238,7 @@ fn foreign_host(request: &Request, allowed: Option<&[String]>) -> Option<Respons
     }
     Some(neutron_error(
         StatusCode::BAD_REQUEST,
-        "HTTPBadRequest",
+        FaultKind::HTTPBadRequest,
         &format!(
             "Host '{}' is not one this server answers to (allowed_hosts)",
             name.escape_default()
@@ -283,7 +284,7 @@ fn not_json(request: &Request) -> Option<Response> {
     }
     Some(neutron_error(
         StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        "HTTPUnsupportedMediaType",
+        FaultKind::HTTPUnsupportedMediaType,
         &format!(
             "The request body must be application/json, not '{}'",
             media.escape_default()

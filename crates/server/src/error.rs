@@ -6,6 +6,7 @@ use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
+use vpnaas_model::FaultKind;
 use vpnaas_model::{Error as Fault, FaultClass};
 
 /// A failed request.
@@ -41,8 +42,8 @@ fn status_of(class: FaultClass) -> StatusCode {
 }
 
 /// Renders a Neutron error body.
-pub fn neutron_error(status: StatusCode, kind: &str, message: &str) -> Response {
-    let body = json!({"NeutronError": {"type": kind, "message": message, "detail": ""}});
+pub fn neutron_error(status: StatusCode, kind: FaultKind, message: &str) -> Response {
+    let body = json!({"NeutronError": {"type": kind.name(), "message": message, "detail": ""}});
     (status, Json(body)).into_response()
 }
 
@@ -66,7 +67,7 @@ impl IntoResponse for ApiError {
                 tracing::error!(error = %other, "request failed");
                 neutron_error(
                     StatusCode::INTERNAL_SERVER_ERROR,
-                    "HTTPInternalServerError",
+                    FaultKind::HTTPInternalServerError,
                     "Request Failed: internal server error while processing your request.",
                 )
             }

@@ -14,6 +14,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use vpnaas_model::Error as Fault;
 use vpnaas_model::FaultClass;
+use vpnaas_model::FaultKind;
 
 use crate::auth::Caller;
 use crate::clock::Clock;
@@ -41,12 +42,12 @@ impl Refusal {
         match self {
             Refusal::Unauthenticated(why) => Fault::new(
                 FaultClass::Unauthorized,
-                "HTTPUnauthorized",
+                FaultKind::HTTPUnauthorized,
                 format!("Authentication required: {why}"),
             ),
             Refusal::Unavailable(why) => Fault::new(
                 FaultClass::Unavailable,
-                "HTTPServiceUnavailable",
+                FaultKind::HTTPServiceUnavailable,
                 format!("The identity service (Keystone) is unavailable: {why}"),
             ),
         }

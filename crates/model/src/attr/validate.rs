@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, FaultKind, Result};
 use crate::grammar;
 
 use super::{Attr, AttrType, DPD_SECONDS, IntProblem, IntRange, LIFETIME_SECONDS, Rules};
@@ -424,13 +424,13 @@ fn validate_service_types(value: Value) -> Result<Value> {
     for item in &items {
         let Some(text) = as_str(item) else {
             return Err(Error::bad_request(
-                "InvalidInputSubnetServiceType",
+                FaultKind::InvalidInputSubnetServiceType,
                 format!("Subnet service type {} is not a string.", plain(item)),
             ));
         };
         if !SERVICE_TYPE_PREFIXES.iter().any(|p| text.starts_with(p)) {
             return Err(Error::bad_request(
-                "InvalidSubnetServiceType",
+                FaultKind::InvalidSubnetServiceType,
                 format!("Subnet service type {text} does not correspond to a valid device owner."),
             ));
         }
@@ -460,7 +460,7 @@ fn validate_az_hints(name: &str, value: Value) -> Result<Value> {
         .map_err(|why| Error::invalid_attribute(name, why))?;
     match zones.first() {
         Some(zone) => Err(Error::not_found(
-            "AvailabilityZoneNotFound",
+            FaultKind::AvailabilityZoneNotFound,
             format!("AvailabilityZone {zone} could not be found."),
         )),
         None => Ok(value),

@@ -6,6 +6,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
+use vpnaas_model::FaultKind;
 use vpnaas_model::Kind;
 
 use crate::App;
@@ -297,7 +298,7 @@ async fn extension(Path(alias): Path<String>) -> Response {
         Some(found) => Json(json!({ "extension": extension_doc(found) })).into_response(),
         None => neutron_error(
             StatusCode::NOT_FOUND,
-            "HTTPNotFound",
+            FaultKind::HTTPNotFound,
             &format!("Extension with alias {alias} does not exist"),
         ),
     }

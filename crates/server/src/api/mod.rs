@@ -21,6 +21,7 @@ use axum::routing::{MethodFilter, MethodRouter, on};
 use serde_json::{Value, json};
 use tower::Layer;
 use tower::util::MapRequestLayer;
+use vpnaas_model::FaultKind;
 use vpnaas_model::{Error as Fault, Kind};
 
 use crate::App;
@@ -180,7 +181,7 @@ async fn observe_request(State(app): State<App>, request: Request, next: Next) -
 async fn not_found() -> Response {
     neutron_error(
         StatusCode::NOT_FOUND,
-        "HTTPNotFound",
+        FaultKind::HTTPNotFound,
         "The resource could not be found.",
     )
 }
@@ -188,7 +189,7 @@ async fn not_found() -> Response {
 async fn method_not_allowed() -> Response {
     neutron_error(
         StatusCode::METHOD_NOT_ALLOWED,
-        "HTTPMethodNotAllowed",
+        FaultKind::HTTPMethodNotAllowed,
         "The method is not allowed for this resource.",
     )
 }
@@ -210,7 +211,7 @@ pub(super) fn parse_body(body: &Bytes, kind: Kind) -> ApiResult<Value> {
                 unreadable()
             } else {
                 Fault::bad_request(
-                    "MalformedRequestBody",
+                    FaultKind::MalformedRequestBody,
                     "Malformed request body: Cannot understand JSON.",
                 )
                 .into()

@@ -5,6 +5,7 @@
 //! services of a router must agree, since a router runs one IKE daemon.
 
 use serde_json::{Map, Value, json};
+use vpnaas_model::FaultKind;
 use vpnaas_model::capability;
 use vpnaas_model::enums::DriverKind;
 use vpnaas_model::flavor::{Flavor, ServiceProfile};
@@ -79,7 +80,7 @@ pub(super) async fn delete(
                 .is_some()
             {
                 return Err(Fault::conflict(
-                    "FlavorInUse",
+                    FaultKind::FlavorInUse,
                     format!("Flavor {id} is used by at least one service."),
                 )
                 .into());
@@ -93,7 +94,7 @@ pub(super) async fn delete(
                 .is_some()
             {
                 return Err(Fault::conflict(
-                    "ServiceProfileInUse",
+                    FaultKind::ServiceProfileInUse,
                     format!("Service Profile {id} is used by some service instance."),
                 )
                 .into());
@@ -119,7 +120,7 @@ pub async fn associate(
     load::<ServiceProfile>(tx, profile_id).await?;
     if flavor.service_profiles.iter().any(|p| p == profile_id) {
         return Err(Fault::conflict(
-            "FlavorServiceProfileBindingExists",
+            FaultKind::FlavorServiceProfileBindingExists,
             format!("Service Profile {profile_id} is already associated with flavor {flavor_id}."),
         )
         .into());
@@ -142,7 +143,7 @@ pub async fn disassociate(
     flavor.service_profiles.retain(|p| p != profile_id);
     if flavor.service_profiles.len() == before {
         return Err(Fault::not_found(
-            "FlavorServiceProfileBindingNotFound",
+            FaultKind::FlavorServiceProfileBindingNotFound,
             format!("Service Profile {profile_id} is not associated with flavor {flavor_id}."),
         )
         .into());
@@ -164,7 +165,7 @@ pub async fn choose_driver(
     let flavor: Flavor = load(tx, flavor_id).await?;
     if flavor.service_type != vpnaas_model::flavor::VPN_SERVICE_TYPE {
         return Err(Fault::bad_request(
-            "InvalidServiceType",
+            FaultKind::InvalidServiceType,
             format!("Service type {} is not supported", flavor.service_type),
         )
         .into());
@@ -172,7 +173,7 @@ pub async fn choose_driver(
     if !flavor.enabled {
         return Err(Fault::new(
             vpnaas_model::error::FaultClass::Unavailable,
-            "FlavorDisabled",
+            FaultKind::FlavorDisabled,
             "Flavor is not enabled.",
         )
         .into());
@@ -185,7 +186,7 @@ pub async fn choose_driver(
         }
     }
     Err(Fault::not_found(
-        "NoProviderFoundForFlavor",
+        FaultKind::NoProviderFoundForFlavor,
         format!("No provider found for flavor {flavor_id}"),
     )
     .into())
@@ -208,7 +209,7 @@ pub async fn check_router_driver(
         let theirs = other.provider.unwrap_or(DriverKind::Strongswan);
         if theirs != driver {
             return Err(Fault::conflict(
-                "VPNDriverConflict",
+                FaultKind::VPNDriverConflict,
                 format!(
                     "Router {router_id} runs its VPN on the {theirs} driver (service {}); a service on the {driver} driver cannot share it: one router runs one IKE daemon",
                     other.id
@@ -223,7 +224,7 @@ pub async fn check_router_driver(
 /// Refuses a connection whose policies the driver cannot negotiate (400 naming the field).
 pub fn check_policies(driver: DriverKind, ike: &IkePolicy, ipsec: &IpsecPolicy) -> ApiResult<()> {
     capability::check(driver, ike, ipsec)
-        .map_err(|u| Fault::bad_request("VPNDriverCannotRun", u.to_string()).into())
+        .map_err(|u| Fault::bad_request(FaultKind::VPNDriverCannotRun, u.to_string()).into())
 }
 
 /// Refuses moving a router to `driver` when one of its connections could not run there.
@@ -243,7 +244,10 @@ pub async fn check_router_connections(
             let ike: IkePolicy = load(tx, &conn.ikepolicy_id).await?;
             let ipsec: IpsecPolicy = load(tx, &conn.ipsecpolicy_id).await?;
             capability::check(driver, &ike, &ipsec).map_err(|u| {
-                Fault::bad_request("VPNDriverCannotRun", format!("connection {}: {u}", conn.id))
+                Fault::bad_request(
+                    FaultKind::VPNDriverCannotRun,
+                    format!("connection {}: {u}", conn.id),
+                )
             })?;
         }
     }
@@ -314,7 +318,7 @@ pub async fn migrate_router(
         .await?;
     if services.is_empty() {
         return Err(Fault::bad_request(
-            "RouterHasNoVPNService",
+            FaultKind::RouterHasNoVPNService,
             format!("Router {router_id} has no VPN service to migrate"),
         )
         .into());

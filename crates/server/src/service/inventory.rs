@@ -7,6 +7,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 use serde_json::{Map, Value, json};
+use vpnaas_model::FaultKind;
 use vpnaas_model::endpoint_group::EndpointGroup;
 use vpnaas_model::enums::EndpointType;
 use vpnaas_model::grammar;
@@ -132,7 +133,7 @@ async fn check_one_default(tx: &mut dyn Transaction, network: &Network) -> ApiRe
         .find(|n| n.is_default && n.id != network.id);
     match other {
         Some(other) => Err(Fault::conflict(
-            "DefaultExternalNetworkExists",
+            FaultKind::DefaultExternalNetworkExists,
             format!("A default external network already exists: {}.", other.id),
         )
         .into()),
@@ -173,7 +174,7 @@ async fn delete_network(tx: &mut dyn Transaction, caller: &Caller, id: &str) -> 
     let network = fetch_writable_network(tx, caller, id).await?;
     let in_use = || {
         Fault::conflict(
-            "NetworkInUse",
+            FaultKind::NetworkInUse,
             format!(
                 "Unable to complete operation on network {id}. There are one or more ports still in use on the network."
             ),
@@ -207,7 +208,7 @@ async fn create_subnet(
     let mut network = fetch_writable_network(tx, caller, &network_id).await?;
     if let Some(pool) = fields.get("subnetpool_id").and_then(Value::as_str) {
         return Err(Fault::not_found(
-            "SubnetPoolNotFound",
+            FaultKind::SubnetPoolNotFound,
             format!("Subnet pool {pool} could not be found."),
         )
         .into());
@@ -237,7 +238,7 @@ async fn create_subnet(
             .map_err(|_| ApiError::Internal("stored cidr".into()))?;
         if other_net.contains(&cidr.network()) || cidr.contains(&other_net.network()) {
             return Err(Fault::bad_request(
-                "InvalidInput",
+                FaultKind::InvalidInput,
                 format!("Invalid input for operation: Requested subnet with cidr: {cidr_text} for network: {network_id} overlaps with another subnet."),
             )
             .into());
@@ -289,7 +290,7 @@ async fn update_subnet(
             && subnet_has_router_port(tx, id).await?
         {
             return Err(Fault::conflict(
-                "SubnetInUse",
+                FaultKind::SubnetInUse,
                 format!("Unable to complete operation on subnet {id}: the gateway_ip is held by a router interface."),
             )
             .into());
@@ -312,14 +313,14 @@ async fn update_subnet(
 fn check_stored_only_attrs(subnet: &Subnet, subject: &str) -> ApiResult<()> {
     if subnet.dns_nameservers.len() > MAX_DNS_NAMESERVERS {
         return Err(Fault::bad_request(
-            "DNSNameServersExhausted",
+            FaultKind::DNSNameServersExhausted,
             format!("Unable to complete operation for {subject}. The number of DNS nameservers exceeds the limit {MAX_DNS_NAMESERVERS}."),
         )
         .into());
     }
     if subnet.host_routes.len() > MAX_HOST_ROUTES {
         return Err(Fault::bad_request(
-            "HostRoutesExhausted",
+            FaultKind::HostRoutesExhausted,
             format!("Unable to complete operation for {subject}. The number of host routes exceeds the limit {MAX_HOST_ROUTES}."),
         )
         .into());
@@ -398,14 +399,14 @@ async fn delete_subnet(tx: &mut dyn Transaction, subnet: &Subnet) -> ApiResult<(
         .await?
     {
         return Err(Fault::conflict(
-            "SubnetInUseByEndpointGroup",
+            FaultKind::SubnetInUseByEndpointGroup,
             format!("Subnet {id} is used by endpoint group {group}"),
         )
         .into());
     }
     if subnet_has_router_port(tx, id).await? {
         return Err(Fault::conflict(
-            "SubnetInUse",
+            FaultKind::SubnetInUse,
             format!("Unable to complete operation on subnet {id}: One or more ports have an IP allocation from this subnet."),
         )
         .into());
@@ -429,7 +430,7 @@ fn check_gateway(cidr: IpNet, given: &Value) -> ApiResult<IpAddr> {
         || (cidr.addr().is_ipv4() && ip == cidr.broadcast())
     {
         return Err(Fault::bad_request(
-            "InvalidInput",
+            FaultKind::InvalidInput,
             format!("Invalid input for operation: Gateway {text} is not a valid host address in subnet {cidr}."),
         )
         .into());
@@ -518,7 +519,7 @@ async fn no_router_flavor(tx: &mut dyn Transaction, flavor_id: &str) -> ApiError
     match tx.get(Kind::Flavor, flavor_id).await {
         Ok(None) => Fault::resource_not_found(Kind::Flavor, flavor_id).into(),
         Ok(Some(_)) => Fault::bad_request(
-            "BadRequest",
+            FaultKind::BadRequest,
             format!(
                 "Bad router request: flavor {flavor_id} is not a router (L3_ROUTER_NAT) flavor."
             ),
@@ -543,7 +544,7 @@ async fn update_router(
     }
     if updated.distributed != router.distributed && router.admin_state_up {
         return Err(Fault::bad_request(
-            "BadRequest",
+            FaultKind::BadRequest,
             "Bad router request: Cannot change the 'distributed' attribute of active routers. Please set router admin_state_up to False prior to upgrade.",
         )
         .into());
@@ -573,7 +574,7 @@ async fn update_router(
 async fn check_routes(tx: &mut dyn Transaction, router: &Router) -> ApiResult<()> {
     if router.routes.len() > MAX_ROUTES {
         return Err(Fault::bad_request(
-            "RoutesExhausted",
+            FaultKind::RoutesExhausted,
             format!(
                 "Unable to complete operation for {}. The number of routes exceeds the maximum {MAX_ROUTES}.",
                 router.id
@@ -586,7 +587,7 @@ async fn check_routes(tx: &mut dyn Transaction, router: &Router) -> ApiResult<()
     for route in &router.routes {
         let invalid = |why: &str| {
             Fault::bad_request(
-                "InvalidRoutes",
+                FaultKind::InvalidRoutes,
                 format!(
                     "Invalid format for routes: [{{'destination': '{}', 'nexthop': '{}'}}], {why}",
                     route.destination, route.nexthop
@@ -659,7 +660,7 @@ fn check_no_route_through(router: &Router, subnet: &Subnet) -> ApiResult<()> {
     });
     if in_use {
         return Err(Fault::conflict(
-            "RouterInterfaceInUseByRoute",
+            FaultKind::RouterInterfaceInUseByRoute,
             format!(
                 "Router interface for subnet {} on router {} cannot be deleted, as it is required by one or more routes.",
                 subnet.id, router.id
@@ -674,7 +675,11 @@ async fn delete_router(tx: &mut dyn Transaction, caller: &Caller, id: &str) -> A
     let router: Router = fetch(tx, caller, id).await?;
     check_no_vpn_service(tx, id).await?;
     if !router.interfaces.is_empty() {
-        return Err(Fault::conflict("RouterInUse", format!("Router {id} still has ports")).into());
+        return Err(Fault::conflict(
+            FaultKind::RouterInUse,
+            format!("Router {id} still has ports"),
+        )
+        .into());
     }
     tx.delete(Kind::Router, id).await?;
     Ok(())
@@ -690,7 +695,7 @@ async fn check_no_vpn_service(tx: &mut dyn Transaction, router_id: &str) -> ApiR
     }
     let ids: Vec<&str> = services.iter().map(|s| s.id.as_str()).collect();
     Err(Fault::conflict(
-        "RouterInUse",
+        FaultKind::RouterInUse,
         format!(
             "Router {router_id} is currently used by VPN service(s) ({})",
             ids.join(", ")
@@ -718,7 +723,7 @@ async fn gateway_for(
         .ok_or_else(|| Fault::resource_not_found(Kind::Network, network_id))?;
     if !network.router_external {
         return Err(Fault::bad_request(
-            "BadRequest",
+            FaultKind::BadRequest,
             format!("Bad router request: Network {network_id} is not an external network."),
         )
         .into());
@@ -751,7 +756,7 @@ async fn gateway_for(
                 .ok_or_else(|| ApiError::Internal("dangling subnet".into()))?;
             let ip = allocate(&subnet, &taken).ok_or_else(|| {
                 Fault::conflict(
-                    "IpAddressGenerationFailure",
+                    FaultKind::IpAddressGenerationFailure,
                     format!("No more IP addresses available on network {network_id}."),
                 )
             })?;
@@ -804,7 +809,7 @@ async fn requested_address(
             (None, Some(ip)) => s.cidr.parse::<IpNet>().is_ok_and(|c| c.contains(&ip)),
             (None, None) => false,
         })
-        .ok_or_else(|| Fault::bad_request("BadRequest", format!("Bad router request: no subnet of network {} matches the requested external_fixed_ips.", network.id)))?;
+        .ok_or_else(|| Fault::bad_request(FaultKind::BadRequest, format!("Bad router request: no subnet of network {} matches the requested external_fixed_ips.", network.id)))?;
     let ip = match wanted_ip {
         Some(ip) => {
             let cidr: IpNet = subnet
@@ -813,14 +818,14 @@ async fn requested_address(
                 .map_err(|_| ApiError::Internal("stored cidr".into()))?;
             if !cidr.contains(&ip) {
                 return Err(Fault::bad_request(
-                    "InvalidIpForSubnet",
+                    FaultKind::InvalidIpForSubnet,
                     format!("IP address {ip} is not a valid IP for the specified subnet."),
                 )
                 .into());
             }
             if taken.contains(&ip) {
                 return Err(Fault::conflict(
-                    "IpAddressAlreadyAllocated",
+                    FaultKind::IpAddressAlreadyAllocated,
                     format!("IP address {ip} already allocated in subnet {}", subnet.id),
                 )
                 .into());
@@ -829,7 +834,7 @@ async fn requested_address(
         }
         None => allocate(subnet, taken).ok_or_else(|| {
             Fault::conflict(
-                "IpAddressGenerationFailure",
+                FaultKind::IpAddressGenerationFailure,
                 format!("No more IP addresses available on network {}.", network.id),
             )
         })?,
@@ -920,7 +925,7 @@ fn interface_subnet(body: &Value) -> ApiResult<String> {
     };
     if map.contains_key("port_id") {
         return Err(Fault::bad_request(
-            "BadRequest",
+            FaultKind::BadRequest,
             "Bad router request: only subnet_id is supported by vpnaas",
         )
         .into());
@@ -931,7 +936,7 @@ fn interface_subnet(body: &Value) -> ApiResult<String> {
         .unwrap_or_default();
     grammar::check_uuid(id).map_err(|_| {
         Fault::bad_request(
-            "BadRequest",
+            FaultKind::BadRequest,
             "Bad router request: Either subnet_id or port_id must be specified",
         )
     })?;
@@ -945,7 +950,7 @@ async fn add_interface(
 ) -> ApiResult<String> {
     let bad = |msg: String| {
         ApiError::from(Fault::bad_request(
-            "BadRequest",
+            FaultKind::BadRequest,
             format!("Bad router request: {msg}"),
         ))
     };
@@ -985,7 +990,7 @@ async fn add_interface(
         .find(|r| r.has_interface_on(&subnet.id))
     {
         return Err(Fault::conflict(
-            "IpAddressAlreadyAllocated",
+            FaultKind::IpAddressAlreadyAllocated,
             format!(
                 "IP address {gateway} already allocated in subnet {} (router {})",
                 subnet.id, holder.id
@@ -1013,7 +1018,7 @@ async fn remove_interface(
         .position(|i| i.subnet_id == subnet.id)
         .ok_or_else(|| {
             Fault::not_found(
-                "RouterInterfaceNotFoundForSubnet",
+                FaultKind::RouterInterfaceNotFoundForSubnet,
                 format!(
                     "Router {} has no interface on subnet {}",
                     router.id, subnet.id
@@ -1027,7 +1032,7 @@ async fn remove_interface(
     {
         if service.subnet_id.as_deref() == Some(subnet.id.as_str()) {
             return Err(Fault::conflict(
-                "SubnetInUseByVPNService",
+                FaultKind::SubnetInUseByVPNService,
                 format!("Subnet {} is used by VPNService {}", subnet.id, service.id),
             )
             .into());
@@ -1038,7 +1043,7 @@ async fn remove_interface(
         {
             if local_group_holds(tx, &conn, &subnet.id).await? {
                 return Err(Fault::conflict(
-                    "SubnetInUseByIPsecSiteConnection",
+                    FaultKind::SubnetInUseByIPsecSiteConnection,
                     format!(
                         "Subnet {} is used by ipsec site connection {}",
                         subnet.id, conn.id

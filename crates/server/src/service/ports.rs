@@ -4,6 +4,7 @@
 //! ports: no gateway ports, no DHCP, no instances.
 
 use serde_json::{Value, json};
+use vpnaas_model::FaultKind;
 use vpnaas_model::network::{Router, RouterInterface, Subnet};
 use vpnaas_model::{Error as Fault, Kind};
 
@@ -64,7 +65,11 @@ pub async fn show(app: &App, caller: &Caller, id: &str) -> ApiResult<Value> {
         .find(|port| port["id"] == id)
         .map(|port| json!({ "port": port }))
         .ok_or_else(|| {
-            Fault::not_found("PortNotFound", format!("Port {id} could not be found.")).into()
+            Fault::not_found(
+                FaultKind::PortNotFound,
+                format!("Port {id} could not be found."),
+            )
+            .into()
         })
 }
 

@@ -13,6 +13,7 @@
 use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
+use vpnaas_model::FaultKind;
 use vpnaas_model::agent::{Agent, ConnectionEvent};
 use vpnaas_model::enums::HaRole;
 use vpnaas_model::network::Router;
@@ -310,7 +311,7 @@ pub async fn add_router(
     let mut router = router_by_id(tx.as_mut(), router_id).await?;
     if router.agent_host.as_deref() == Some(agent.host.as_str()) {
         return Err(Fault::conflict(
-            "RouterHostedByVPNAgent",
+            FaultKind::RouterHostedByVPNAgent,
             format!(
                 "The router {router_id} has been already hosted by a VPN agent {}.",
                 agent.id
@@ -343,7 +344,7 @@ pub async fn remove_router(
     let mut router = router_by_id(tx.as_mut(), router_id).await?;
     if router.role_of(&agent.host).is_none() {
         return Err(Fault::not_found(
-            "RouterNotHostedByVPNAgent",
+            FaultKind::RouterNotHostedByVPNAgent,
             format!("The router {router_id} is not hosted by VPN agent {agent_id}."),
         )
         .into());

@@ -3,6 +3,7 @@
 //! stored with the resource; every change bumps its revision, as any update does.
 
 use serde_json::Value;
+use vpnaas_model::FaultKind;
 use vpnaas_model::attr::plain;
 use vpnaas_model::network::{Network, Router, Subnet};
 use vpnaas_model::standard_attr::HasStandardAttrs;
@@ -141,5 +142,9 @@ fn check_tag_text(tag: &str) -> ApiResult<()> {
 }
 
 fn tag_not_found(tag: &str) -> ApiError {
-    Fault::not_found("TagNotFound", format!("Tag {tag} could not be found.")).into()
+    Fault::not_found(
+        FaultKind::TagNotFound,
+        format!("Tag {tag} could not be found."),
+    )
+    .into()
 }

@@ -5,6 +5,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 use serde_json::{Map, Value, json};
+use vpnaas_model::FaultKind;
 use vpnaas_model::endpoint_group::EndpointGroup;
 use vpnaas_model::enums::{DriverKind, EndpointType, Status, TransformProtocol};
 use vpnaas_model::grammar::{self, PeerAddress};
@@ -31,7 +32,7 @@ pub async fn resolve_peer(fields: &Map<String, Value>) -> Resolved {
         .unwrap_or_default();
     let not_resolved = || {
         Fault::bad_request(
-            "VPNPeerAddressNotResolved",
+            FaultKind::VPNPeerAddressNotResolved,
             format!("Peer address {text} cannot be resolved"),
         )
     };
@@ -116,7 +117,7 @@ pub(super) async fn delete(
             let _: EndpointGroup = fetch(tx, caller, id).await?;
             if used_by_connection(tx, kind, id).await? {
                 return Err(Fault::bad_request(
-                    "EndpointGroupInUse",
+                    FaultKind::EndpointGroupInUse,
                     format!("Endpoint group {id} is in use and cannot be deleted"),
                 )
                 .into());
@@ -126,7 +127,7 @@ pub(super) async fn delete(
             let _: VpnService = fetch(tx, caller, id).await?;
             if used_by_connection(tx, kind, id).await? {
                 return Err(Fault::conflict(
-                    "VPNServiceInUse",
+                    FaultKind::VPNServiceInUse,
                     format!("VPNService {id} is still in use"),
                 )
                 .into());
@@ -178,7 +179,7 @@ async fn create_vpn_service(
     super::flavors::check_router_driver(tx, &router_id, driver, None).await?;
     if router.external_gateway_info.is_none() {
         return Err(Fault::bad_request(
-            "RouterIsNotExternal",
+            FaultKind::RouterIsNotExternal,
             format!("Router {router_id} has no external network gateway set"),
         )
         .into());
@@ -206,7 +207,7 @@ async fn create_vpn_service(
 
 fn not_connected(subnet_id: &str, router_id: &str) -> Fault {
     Fault::bad_request(
-        "SubnetIsNotConnectedToRouter",
+        FaultKind::SubnetIsNotConnectedToRouter,
         format!("Subnet {subnet_id} is not connected to Router {router_id}"),
     )
 }
@@ -229,13 +230,13 @@ async fn check_endpoints(
     let kind = group.endpoint_type;
     let invalid = |endpoint: &str, why: &str| {
         Fault::bad_request(
-            "InvalidEndpointInEndpointGroup",
+            FaultKind::InvalidEndpointInEndpointGroup,
             format!("Endpoint '{endpoint}' is invalid for group type '{kind}': {why}"),
         )
     };
     if group.endpoints.is_empty() {
         return Err(Fault::bad_request(
-            "MissingEndpointForEndpointGroup",
+            FaultKind::MissingEndpointForEndpointGroup,
             format!("No endpoints specified for endpoint group '{}'", group.name),
         )
         .into());
@@ -255,7 +256,7 @@ async fn check_endpoints(
                 grammar::check_uuid(endpoint).map_err(|_| invalid(endpoint, "Invalid UUID"))?;
                 if fetch_visible_subnet(tx, caller, endpoint).await.is_err() {
                     return Err(Fault::bad_request(
-                        "NonExistingSubnetInEndpointGroup",
+                        FaultKind::NonExistingSubnetInEndpointGroup,
                         format!("Subnet {endpoint} in endpoint group does not exist"),
                     )
                     .into());
@@ -293,7 +294,7 @@ async fn create_connection(
     let ipsec: IpsecPolicy = fetch(tx, caller, &text("ipsecpolicy_id")).await?;
     if ipsec.transform_protocol == TransformProtocol::AhEsp {
         return Err(Fault::bad_request(
-            "IpsecValidationFailure",
+            FaultKind::IpsecValidationFailure,
             "IPSec does not support IPsec Policy attribute transform_protocol with value 'ah-esp'",
         )
         .into());
@@ -347,7 +348,7 @@ async fn check_connection(
     };
     if conn.dpd.timeout <= conn.dpd.interval {
         return Err(Fault::bad_request(
-            "IPsecSiteConnectionDpdIntervalValueError",
+            FaultKind::IPsecSiteConnectionDpdIntervalValueError,
             "ipsec_site_connection dpd_timeout is equal to or less than dpd_interval",
         )
         .into());
@@ -363,7 +364,7 @@ async fn check_connection(
     let peer_version = if peer.is_ipv4() { 4 } else { 6 };
     if router.gateway_ip(peer_version).is_none() {
         return Err(Fault::bad_request(
-            "ExternalNetworkHasNoSubnet",
+            FaultKind::ExternalNetworkHasNoSubnet,
             format!(
                 "Router's {} external network has no IPv{peer_version} subnet",
                 router.id
@@ -378,7 +379,7 @@ fn check_mtu(mtu: u32, local_version: u8) -> ApiResult<()> {
     let minimum = if local_version == 6 { 1280 } else { 68 };
     if mtu < minimum {
         return Err(Fault::bad_request(
-            "IPsecSiteConnectionMtuError",
+            FaultKind::IPsecSiteConnectionMtuError,
             format!("ipsec_site_connection MTU {mtu} is too small for ipv{local_version}"),
         )
         .into());
@@ -404,7 +405,7 @@ async fn check_legacy_mode(
 ) -> ApiResult<u8> {
     if conn.peer_cidrs.is_empty() {
         return Err(Fault::bad_request(
-            "MissingPeerCidrs",
+            FaultKind::MissingPeerCidrs,
             "Missing peer CIDRs for IPsec site-to-site connection",
         )
         .into());
@@ -416,7 +417,7 @@ async fn check_legacy_mode(
     if local || peer {
         let (suffix, which) = which(local, peer);
         return Err(Fault::bad_request(
-            "InvalidEndpointGroup",
+            FaultKind::InvalidEndpointGroup,
             format!("Endpoint group{suffix} {which} cannot be specified, when VPN Service has subnet specified"),
         )
         .into());
@@ -424,7 +425,7 @@ async fn check_legacy_mode(
     let subnet: Subnet = fetch_visible_subnet(tx, caller, subnet_id).await?;
     let peer_version = single_version(&conn.peer_cidrs).ok_or_else(|| {
         Fault::bad_request(
-            "MixedIPVersionsForPeerCidrs",
+            FaultKind::MixedIPVersionsForPeerCidrs,
             "Peer CIDRs do not have the same IP version, as required for IPSec site-to-site connection",
         )
     })?;
@@ -444,7 +445,7 @@ async fn check_endpoint_group_mode(
 ) -> ApiResult<u8> {
     if !conn.peer_cidrs.is_empty() {
         return Err(Fault::bad_request(
-            "PeerCidrsInvalid",
+            FaultKind::PeerCidrsInvalid,
             "Peer CIDRs cannot be specified, when using endpoint groups",
         )
         .into());
@@ -455,7 +456,7 @@ async fn check_endpoint_group_mode(
             conn.peer_ep_group_id.is_none(),
         );
         return Err(Fault::bad_request(
-            "MissingRequiredEndpointGroup",
+            FaultKind::MissingRequiredEndpointGroup,
             format!("Missing endpoint group{suffix} {which} for IPSec site-to-site connection"),
         )
         .into());
@@ -468,7 +469,7 @@ async fn check_endpoint_group_mode(
     ] {
         if group.endpoint_type != expected {
             return Err(Fault::bad_request(
-                "WrongEndpointGroupType",
+                FaultKind::WrongEndpointGroupType,
                 format!(
                     "Endpoint group {role} type is '{}' and should be '{expected}'",
                     group.endpoint_type
@@ -487,7 +488,7 @@ async fn check_endpoint_group_mode(
     }
     let mixed = |group: &EndpointGroup| {
         Fault::bad_request(
-            "MixedIPVersionsForIPSecEndpoints",
+            FaultKind::MixedIPVersionsForIPSecEndpoints,
             format!(
                 "Endpoints in group {} do not have the same IP version, as required for IPSec site-to-site connection",
                 group.id
@@ -504,7 +505,7 @@ async fn check_endpoint_group_mode(
 
 fn mixed_connection() -> Fault {
     Fault::bad_request(
-        "MixedIPVersionsForIPSecConnection",
+        FaultKind::MixedIPVersionsForIPSecConnection,
         "IP versions are not compatible between peer and local endpoints",
     )
 }

@@ -67,19 +67,22 @@ pub type Failures = HashMap<String, Failure>;
 /// child SA this host's data plane refused (`KERNEL_REFUSED`, `CHILD_SA_FAILED`) stays the
 /// reason until a child SA comes up: what follows it (the peer's notify answering the
 /// failed exchange, a retry refused the same way) is its consequence, and would send the
-/// user to check algorithms.
+/// user to check algorithms. A failed authentication is never such a consequence (it
+/// comes before any child SA), so it always replaces one: a refusal logged for the
+/// connection's previous settings, and read after they changed, must not hide it.
 pub fn learn_failure(
     failures: &mut Failures,
     connection: &str,
     reason: StatusReason,
     detail: String,
 ) -> bool {
-    if failures.get(connection).is_some_and(|(known, _)| {
+    let after_a_refused_child = failures.get(connection).is_some_and(|(known, _)| {
         matches!(
             known,
             StatusReason::KernelRefused | StatusReason::ChildSaFailed
         )
-    }) {
+    });
+    if after_a_refused_child && reason != StatusReason::AuthFailed {
         return false;
     }
     failures.insert(connection.to_string(), (reason, detail));
@@ -206,6 +209,24 @@ mod tests {
                 "Protocol not supported (93)".into()
             )
         );
+    }
+
+    #[test]
+    fn a_failed_authentication_replaces_a_kernel_refusal() {
+        let mut failures = Failures::new();
+        learn_failure(
+            &mut failures,
+            "c1",
+            StatusReason::KernelRefused,
+            "Protocol not supported (93)".into(),
+        );
+        assert!(learn_failure(
+            &mut failures,
+            "c1",
+            StatusReason::AuthFailed,
+            "AUTHENTICATION_FAILED".into()
+        ));
+        assert_eq!(failures["c1"].0, StatusReason::AuthFailed);
     }
 
     #[test]

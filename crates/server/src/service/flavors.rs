@@ -25,39 +25,56 @@ async fn load<R: vpnaas_model::Resource>(tx: &mut dyn Transaction, id: &str) -> 
         .ok_or_else(|| Fault::resource_not_found(R::KIND, id).into())
 }
 
+/// The kinds whose use cases live here (`service::Owner` routes them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum FlavorKind {
+    Flavor,
+    ServiceProfile,
+}
+
+impl FlavorKind {
+    /// The kind, as the store and the API name it.
+    pub(super) fn kind(self) -> Kind {
+        match self {
+            FlavorKind::Flavor => Kind::Flavor,
+            FlavorKind::ServiceProfile => Kind::ServiceProfile,
+        }
+    }
+}
+
 pub(super) async fn create(
     tx: &mut dyn Transaction,
     caller: &Caller,
-    kind: Kind,
+    kind: FlavorKind,
     fields: Map<String, Value>,
 ) -> ApiResult<Value> {
-    caller.require_admin(&format!("create_{}", kind.singular()))?;
+    caller.require_admin(&format!("create_{}", kind.kind().singular()))?;
     match kind {
-        Kind::Flavor => {
+        FlavorKind::Flavor => {
             save(
                 tx,
                 &build::<Flavor>(fields, vec![("service_profiles", json!([]))])?,
             )
             .await
         }
-        _ => save(tx, &build::<ServiceProfile>(fields, vec![])?).await,
+        FlavorKind::ServiceProfile => save(tx, &build::<ServiceProfile>(fields, vec![])?).await,
     }
 }
 
 pub(super) async fn update(
     tx: &mut dyn Transaction,
     caller: &Caller,
-    kind: Kind,
+    kind: FlavorKind,
     id: &str,
     changes: Map<String, Value>,
 ) -> ApiResult<Value> {
-    caller.require_admin(&format!("update_{}", kind.singular()))?;
+    caller.require_admin(&format!("update_{}", kind.kind().singular()))?;
     match kind {
-        Kind::Flavor => {
+        FlavorKind::Flavor => {
             let flavor: Flavor = load(tx, id).await?;
             save(tx, &changed(&flavor, changes)?).await
         }
-        _ => {
+        FlavorKind::ServiceProfile => {
             let profile: ServiceProfile = load(tx, id).await?;
             save(tx, &changed(&profile, changes)?).await
         }
@@ -67,12 +84,12 @@ pub(super) async fn update(
 pub(super) async fn delete(
     tx: &mut dyn Transaction,
     caller: &Caller,
-    kind: Kind,
+    kind: FlavorKind,
     id: &str,
 ) -> ApiResult<()> {
-    caller.require_admin(&format!("delete_{}", kind.singular()))?;
+    caller.require_admin(&format!("delete_{}", kind.kind().singular()))?;
     match kind {
-        Kind::Flavor => {
+        FlavorKind::Flavor => {
             load::<Flavor>(tx, id).await?;
             if tx
                 .first_referrer(Kind::VpnService, Kind::Flavor, id)
@@ -86,7 +103,7 @@ pub(super) async fn delete(
                 .into());
             }
         }
-        _ => {
+        FlavorKind::ServiceProfile => {
             load::<ServiceProfile>(tx, id).await?;
             if tx
                 .first_referrer(Kind::Flavor, Kind::ServiceProfile, id)
@@ -101,7 +118,7 @@ pub(super) async fn delete(
             }
         }
     }
-    tx.delete(kind, id).await?;
+    tx.delete(kind.kind(), id).await?;
     Ok(())
 }
 

@@ -40,14 +40,22 @@ const MAX_HOST_ROUTES: usize = 20;
 /// Neutron's default `max_routes` of a router.
 const MAX_ROUTES: usize = 30;
 
+/// The kinds whose use cases live here (`service::Owner` routes them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum InventoryKind {
+    Network,
+    Subnet,
+    Router,
+}
+
 pub(super) async fn create(
     tx: &mut dyn Transaction,
     caller: &Caller,
-    kind: Kind,
+    kind: InventoryKind,
     fields: Map<String, Value>,
 ) -> ApiResult<Value> {
     match kind {
-        Kind::Network => {
+        InventoryKind::Network => {
             check_network_attrs(caller, &fields)?;
             let mtu = fields.get("mtu").cloned().unwrap_or(json!(1500));
             let mut network: Network = build(
@@ -62,20 +70,20 @@ pub(super) async fn create(
             check_one_default(tx, &network).await?;
             save(tx, &network).await
         }
-        Kind::Subnet => create_subnet(tx, caller, fields).await,
-        _ => create_router(tx, caller, fields).await,
+        InventoryKind::Subnet => create_subnet(tx, caller, fields).await,
+        InventoryKind::Router => create_router(tx, caller, fields).await,
     }
 }
 
 pub(super) async fn update(
     tx: &mut dyn Transaction,
     caller: &Caller,
-    kind: Kind,
+    kind: InventoryKind,
     id: &str,
     changes: Map<String, Value>,
 ) -> ApiResult<Value> {
     match kind {
-        Kind::Network => {
+        InventoryKind::Network => {
             check_network_attrs(caller, &changes)?;
             let network: Network = fetch_writable_network(tx, caller, id).await?;
             let mut updated = changed(&network, changes)?;
@@ -86,24 +94,24 @@ pub(super) async fn update(
             }
             save(tx, &updated).await
         }
-        Kind::Subnet => update_subnet(tx, caller, id, changes).await,
-        _ => update_router(tx, caller, id, changes).await,
+        InventoryKind::Subnet => update_subnet(tx, caller, id, changes).await,
+        InventoryKind::Router => update_router(tx, caller, id, changes).await,
     }
 }
 
 pub(super) async fn delete(
     tx: &mut dyn Transaction,
     caller: &Caller,
-    kind: Kind,
+    kind: InventoryKind,
     id: &str,
 ) -> ApiResult<()> {
     match kind {
-        Kind::Network => delete_network(tx, caller, id).await,
-        Kind::Subnet => {
+        InventoryKind::Network => delete_network(tx, caller, id).await,
+        InventoryKind::Subnet => {
             let subnet: Subnet = fetch(tx, caller, id).await?;
             delete_subnet(tx, &subnet).await
         }
-        _ => delete_router(tx, caller, id).await,
+        InventoryKind::Router => delete_router(tx, caller, id).await,
     }
 }
 

@@ -55,67 +55,90 @@ pub async fn resolve_peer(fields: &Map<String, Value>) -> Resolved {
     }
 }
 
+/// The kinds whose use cases live here (`service::Owner` routes them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum VpnKind {
+    IkePolicy,
+    IpsecPolicy,
+    EndpointGroup,
+    VpnService,
+    SiteConnection,
+}
+
+impl VpnKind {
+    /// The kind, as the store and the API name it.
+    pub(super) fn kind(self) -> Kind {
+        match self {
+            VpnKind::IkePolicy => Kind::IkePolicy,
+            VpnKind::IpsecPolicy => Kind::IpsecPolicy,
+            VpnKind::EndpointGroup => Kind::EndpointGroup,
+            VpnKind::VpnService => Kind::VpnService,
+            VpnKind::SiteConnection => Kind::SiteConnection,
+        }
+    }
+}
+
 pub(super) async fn create(
     tx: &mut dyn Transaction,
     caller: &Caller,
-    kind: Kind,
+    kind: VpnKind,
     fields: Map<String, Value>,
     resolved: Option<Resolved>,
 ) -> ApiResult<Value> {
     match kind {
-        Kind::IkePolicy => save(tx, &build::<IkePolicy>(fields, vec![])?).await,
-        Kind::IpsecPolicy => save(tx, &build::<IpsecPolicy>(fields, vec![])?).await,
-        Kind::EndpointGroup => create_endpoint_group(tx, caller, fields).await,
-        Kind::VpnService => create_vpn_service(tx, caller, fields).await,
-        _ => create_connection(tx, caller, fields, resolved).await,
+        VpnKind::IkePolicy => save(tx, &build::<IkePolicy>(fields, vec![])?).await,
+        VpnKind::IpsecPolicy => save(tx, &build::<IpsecPolicy>(fields, vec![])?).await,
+        VpnKind::EndpointGroup => create_endpoint_group(tx, caller, fields).await,
+        VpnKind::VpnService => create_vpn_service(tx, caller, fields).await,
+        VpnKind::SiteConnection => create_connection(tx, caller, fields, resolved).await,
     }
 }
 
 pub(super) async fn update(
     tx: &mut dyn Transaction,
     caller: &Caller,
-    kind: Kind,
+    kind: VpnKind,
     id: &str,
     changes: Map<String, Value>,
     resolved: Option<Resolved>,
 ) -> ApiResult<Value> {
     match kind {
-        Kind::IkePolicy => update_policy::<IkePolicy>(tx, caller, id, changes).await,
-        Kind::IpsecPolicy => update_policy::<IpsecPolicy>(tx, caller, id, changes).await,
-        Kind::EndpointGroup => {
+        VpnKind::IkePolicy => update_policy::<IkePolicy>(tx, caller, id, changes).await,
+        VpnKind::IpsecPolicy => update_policy::<IpsecPolicy>(tx, caller, id, changes).await,
+        VpnKind::EndpointGroup => {
             let group: EndpointGroup = fetch(tx, caller, id).await?;
             save(tx, &changed(&group, changes)?).await
         }
-        Kind::VpnService => {
+        VpnKind::VpnService => {
             let service: VpnService = fetch(tx, caller, id).await?;
             save(tx, &changed(&service, changes)?).await
         }
-        _ => update_connection(tx, caller, id, changes, resolved).await,
+        VpnKind::SiteConnection => update_connection(tx, caller, id, changes, resolved).await,
     }
 }
 
 pub(super) async fn delete(
     tx: &mut dyn Transaction,
     caller: &Caller,
-    kind: Kind,
+    kind: VpnKind,
     id: &str,
 ) -> ApiResult<()> {
     match kind {
-        Kind::IkePolicy => {
+        VpnKind::IkePolicy => {
             let _: IkePolicy = fetch(tx, caller, id).await?;
-            if used_by_connection(tx, kind, id).await? {
-                return Err(Fault::policy_in_use(kind, id).into());
+            if used_by_connection(tx, kind.kind(), id).await? {
+                return Err(Fault::policy_in_use(kind.kind(), id).into());
             }
         }
-        Kind::IpsecPolicy => {
+        VpnKind::IpsecPolicy => {
             let _: IpsecPolicy = fetch(tx, caller, id).await?;
-            if used_by_connection(tx, kind, id).await? {
-                return Err(Fault::policy_in_use(kind, id).into());
+            if used_by_connection(tx, kind.kind(), id).await? {
+                return Err(Fault::policy_in_use(kind.kind(), id).into());
             }
         }
-        Kind::EndpointGroup => {
+        VpnKind::EndpointGroup => {
             let _: EndpointGroup = fetch(tx, caller, id).await?;
-            if used_by_connection(tx, kind, id).await? {
+            if used_by_connection(tx, kind.kind(), id).await? {
                 return Err(Fault::bad_request(
                     FaultKind::EndpointGroupInUse,
                     format!("Endpoint group {id} is in use and cannot be deleted"),
@@ -123,9 +146,9 @@ pub(super) async fn delete(
                 .into());
             }
         }
-        Kind::VpnService => {
+        VpnKind::VpnService => {
             let _: VpnService = fetch(tx, caller, id).await?;
-            if used_by_connection(tx, kind, id).await? {
+            if used_by_connection(tx, kind.kind(), id).await? {
                 return Err(Fault::conflict(
                     FaultKind::VPNServiceInUse,
                     format!("VPNService {id} is still in use"),
@@ -133,12 +156,12 @@ pub(super) async fn delete(
                 .into());
             }
         }
-        _ => {
+        VpnKind::SiteConnection => {
             let _: SiteConnection = fetch(tx, caller, id).await?;
             tx.delete_events(id).await?;
         }
     }
-    tx.delete(kind, id).await?;
+    tx.delete(kind.kind(), id).await?;
     Ok(())
 }
 

@@ -105,9 +105,18 @@ pub enum Error {
         /// charon's `errmsg`.
         message: String,
     },
-    /// A connection the daemon's configuration language cannot hold.
+    /// An algorithm or group the daemon lacks (a connection its configuration cannot hold).
     #[error(transparent)]
-    Conf(#[from] crate::libreswan::conf::ConfError),
+    Unsupported(#[from] crate::libreswan::proposals::Unsupported),
+    /// A value that fails the strict grammar where a daemon's configuration is written
+    /// (never stored by the API; checked again before it reaches a file).
+    #[error("{field}: {reason}")]
+    Invalid {
+        /// Which value.
+        field: &'static str,
+        /// Why.
+        reason: String,
+    },
     /// The server could not be reached.
     #[error(transparent)]
     Bus(#[from] vpnaas_bus::Error),

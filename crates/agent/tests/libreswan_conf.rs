@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::{Value, json};
-use vpnaas_agent::libreswan::conf::{self, ConfError, Conn};
+use vpnaas_agent::Error;
+use vpnaas_agent::libreswan::conf::{self, Conn};
 use vpnaas_model::agent::ConnectionSpec;
 
 fn tools() -> PathBuf {
@@ -263,7 +264,7 @@ fn what_libreswan_cannot_negotiate_is_refused_and_algparse_agrees() {
         };
         let s = spec(ike, ipsec, json!({}));
         match Conn::of(&s) {
-            Err(ConfError::Unsupported(u)) => assert_eq!(u.field, field),
+            Err(Error::Unsupported(u)) => assert_eq!(u.field, field),
             other => panic!("{field}: {other:?}"),
         }
         assert!(

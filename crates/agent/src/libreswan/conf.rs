@@ -15,23 +15,8 @@ use vpnaas_model::enums::{
 };
 use vpnaas_model::grammar;
 
-use super::proposals::{self, Unsupported};
-
-/// Why a connection cannot be written.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfError {
-    /// An algorithm Libreswan lacks.
-    #[error(transparent)]
-    Unsupported(#[from] Unsupported),
-    /// A value that fails the strict grammar (never stored by the API; checked again).
-    #[error("{field}: {reason}")]
-    Invalid {
-        /// Which value.
-        field: &'static str,
-        /// Why.
-        reason: String,
-    },
-}
+use super::proposals;
+use crate::error::{Error, Result};
 
 /// An IKE identity as Libreswan reads it: an address, or `@name` (a bare host name would
 /// make pluto resolve it in DNS; strongSwan takes it as an FQDN identity, and so do we).
@@ -40,8 +25,8 @@ pub struct Identity(String);
 
 impl Identity {
     /// Checks `text` against the identity grammar and gives it Libreswan's form.
-    pub fn parse(field: &'static str, text: &str) -> Result<Identity, ConfError> {
-        grammar::check_identity(text).map_err(|reason| ConfError::Invalid { field, reason })?;
+    pub fn parse(field: &'static str, text: &str) -> Result<Identity> {
+        grammar::check_identity(text).map_err(|reason| Error::Invalid { field, reason })?;
         let form = if text.parse::<IpAddr>().is_ok() || text.contains('@') {
             text.to_string()
         } else {
@@ -100,8 +85,8 @@ fn subnets(key: &'static str, plural: &'static str, cidrs: &[IpNet]) -> (&'stati
 
 impl Conn {
     /// The section of a connection; `Err` when Libreswan cannot express it.
-    pub fn of(spec: &ConnectionSpec) -> Result<Conn, ConfError> {
-        grammar::check_uuid(&spec.id).map_err(|reason| ConfError::Invalid {
+    pub fn of(spec: &ConnectionSpec) -> Result<Conn> {
+        grammar::check_uuid(&spec.id).map_err(|reason| Error::Invalid {
             field: "id",
             reason,
         })?;
@@ -189,7 +174,7 @@ pub fn render(conns: &[Conn]) -> String {
 }
 
 /// `ipsec.secrets`: one PSK per connection, bound to its two identities.
-pub fn secrets(specs: &[&ConnectionSpec]) -> Result<String, ConfError> {
+pub fn secrets(specs: &[&ConnectionSpec]) -> Result<String> {
     let mut out = String::new();
     for spec in specs {
         let local = Identity::parse("local_id", &spec.local_id)?;

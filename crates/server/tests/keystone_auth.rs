@@ -376,6 +376,11 @@ async fn keystone_down_is_503_never_a_pass() {
     let member = token(&keystone, &p1.member, &p1.name).await;
     let other = token(&keystone, &p1.reader, &p1.name).await;
     assert_eq!(list_ike(&server, &member).await.status, StatusCode::OK);
+    let document = call(&server, Method::GET, "/openapi.json", None, None).await;
+    assert!(
+        document.body["paths"]["/v2.0/vpn/ikepolicies"]["get"]["responses"]["503"].is_object(),
+        "the document says a token check may find Keystone down"
+    );
 
     // A service user Keystone refuses is vpnaas's fault, not the caller's: 503, not 401.
     let misconfigured = vpnaas_server::config::KeystoneSettings {

@@ -308,6 +308,7 @@ async fn openapi_document(State(app): State<App>) -> Json<Value> {
     let endpoints = super::endpoints();
     Json(openapi::document(
         app.rules(),
+        app.settings.auth,
         endpoints
             .iter()
             .map(|e| (&e.method, e.path.as_str(), &e.operation)),

@@ -13,6 +13,8 @@ use serde_json::{Map, Value, json};
 use vpnaas_model::attr::{Post, Rules};
 use vpnaas_model::{Kind, attributes};
 
+use crate::config::AuthMode;
+
 /// Error statuses of the operations on resources: a bad request, no identity, no right,
 /// nothing there, a conflict with the stored state.
 const RESOURCE_ERRORS: &[u16] = &[400, 401, 403, 404, 409];
@@ -101,9 +103,11 @@ impl Operation {
     }
 }
 
-/// The whole document, for a server applying `rules`, over the operations it serves.
+/// The whole document, for a server applying `rules` and identifying callers by `auth`,
+/// over the operations it serves.
 pub fn document<'a>(
     rules: Rules,
+    auth: AuthMode,
     operations: impl IntoIterator<Item = (&'a Method, &'a str, &'a Operation)>,
 ) -> Value {
     let mut paths = Map::new();
@@ -121,6 +125,13 @@ pub fn document<'a>(
                 .expect("responses are an object")
                 .entry("400")
                 .or_insert_with(refusal);
+        }
+        let responses = rendered["responses"]
+            .as_object_mut()
+            .expect("responses are an object");
+        if auth == AuthMode::Keystone && responses.contains_key("401") {
+            // Where a token is checked, Keystone may be unreachable: 503, never a pass.
+            responses.entry("503").or_insert_with(refusal);
         }
         item.insert(method.as_str().to_ascii_lowercase(), rendered);
     }

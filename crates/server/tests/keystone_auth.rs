@@ -110,26 +110,18 @@ async fn tokens_give_the_project_and_roles_of_their_scope() {
     let admin2 = token(&keystone, &p2.admin, &p2.name).await;
 
     let create = |name: &str| Some(json!({"ikepolicy": {"name": name}}));
-    let made = call(
-        &server,
-        Method::POST,
-        "/v2.0/vpn/ikepolicies",
-        Some(&member1),
-        create("p1-ike"),
-    )
-    .await;
-    assert_eq!(made.status, StatusCode::CREATED, "{}", made.body);
-    assert_eq!(made.body["ikepolicy"]["project_id"], p1.id.as_str());
-    let made = call(
-        &server,
-        Method::POST,
-        "/v2.0/vpn/ikepolicies",
-        Some(&member2),
-        create("p2-ike"),
-    )
-    .await;
-    assert_eq!(made.status, StatusCode::CREATED, "{}", made.body);
-    assert_eq!(made.body["ikepolicy"]["project_id"], p2.id.as_str());
+    for (member, project, name) in [(&member1, p1, "p1-ike"), (&member2, p2, "p2-ike")] {
+        let made = call(
+            &server,
+            Method::POST,
+            "/v2.0/vpn/ikepolicies",
+            Some(member),
+            create(name),
+        )
+        .await;
+        assert_eq!(made.status, StatusCode::CREATED, "{}", made.body);
+        assert_eq!(made.body["ikepolicy"]["project_id"], project.id.as_str());
+    }
 
     let refused = call(
         &server,

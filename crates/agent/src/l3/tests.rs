@@ -1,0 +1,95 @@
+//! Tests of the router namespaces' plumbing.
+
+use super::*;
+use crate::fixtures::is_root;
+use vpnaas_model::agent::{ConnectionSpec, PortAddress};
+
+fn port(address: &str) -> PortAddress {
+    PortAddress {
+        network_id: "n".into(),
+        subnet_id: "s".into(),
+        address: address.parse().expect("cidr"),
+        gateway: None,
+    }
+}
+
+/// A connection to two peer subnets.
+fn connection(mtu: u32) -> ConnectionSpec {
+    let mut spec = crate::fixtures::connection("c", mtu);
+    spec["peer_cidrs"] = serde_json::json!(["10.2.0.0/24", "10.3.0.0/24"]);
+    serde_json::from_value(spec).expect("spec")
+}
+
+#[test]
+fn port_names_fit_linux_and_macs_are_the_same_on_every_agent() {
+    let router = "6f1c2d3e-4b5a-4c6d-8e7f-9a0b1c2d3e4f";
+    let mac = port_mac(router, "qg-6f1c2d3e4b5");
+    assert_eq!(mac, port_mac(router, "qg-6f1c2d3e4b5"));
+    assert_ne!(mac, port_mac(router, "qr-0a1b2c3d4e5"));
+    assert!(mac.starts_with("02:") && mac.len() == 17, "{mac}");
+    let config = |host: &str| AgentConfig {
+        host: host.into(),
+        ..AgentConfig::default()
+    };
+    let (one, two) = (agent_tag(&config("gw-1")), agent_tag(&config("gw-2")));
+    assert_eq!(one.len(), 3);
+    assert_ne!(one, two);
+    assert!(one.chars().all(|c| c.is_ascii_alphanumeric()));
+}
+
+#[test]
+fn exemptions_come_before_snat_and_tcp_is_clamped_to_the_mtu() {
+    let state = RouterState {
+        router_id: "r".into(),
+        revision: 1,
+        admin_state_up: true,
+        gateway: vec![port("203.0.113.2/24")],
+        enable_snat: true,
+        interfaces: vec![port("10.1.0.1/24")],
+        services: vec![],
+        connections: vec![connection(1400)],
+        driver: None,
+        ha: false,
+        role: HaRole::Active,
+        lease_epoch: 0,
+    };
+    let rules = nat_ruleset(&state);
+    let exempt = rules
+        .find("ip saddr 10.1.0.0/24 ip daddr 10.3.0.0/24 accept")
+        .expect("exemption");
+    let snat = rules.find("snat to 203.0.113.2").expect("snat");
+    assert!(exempt < snat, "{rules}");
+    assert_eq!(rules.matches("maxseg size set 1360").count(), 4, "{rules}");
+    assert!(
+        rules.contains("ip saddr { 10.1.0.0/24 } ip daddr != { 10.1.0.0/24 } snat to 203.0.113.2")
+    );
+}
+
+/// Needs root (CI is root): namespaces are real.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_namespace_created_by_many_at_once_is_usable_by_each() {
+    assert!(
+        std::fs::metadata("/proc/self/ns/net").is_ok() && is_root(),
+        "this test creates network namespaces: run it as root"
+    );
+    for round in 0..5 {
+        let name = format!(
+            "vt{}-{round}",
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        );
+        let creators: Vec<_> = (0..6)
+            .map(|_| {
+                let name = name.clone();
+                tokio::spawn(async move { ensure_namespace(&name).await })
+            })
+            .collect();
+        let mut outcomes = Vec::new();
+        for creator in creators {
+            outcomes.push(creator.await.expect("join"));
+        }
+        let _ = run("ip", &["netns", "delete", &name]).await;
+        for outcome in outcomes {
+            outcome.expect("every creator can use the namespace");
+        }
+    }
+}

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use vpnaas_server::config::Secret;
 use vpnaas_server::service::agents::LocalControlPlane;
-use vpnaas_server::{AuthMode, Server, Settings};
+use vpnaas_server::{AuthMode, InventoryMode, Server, Settings};
 
 /// Flags of `vpnaas server`; serialized, they are the top layer of the settings (named as
 /// the settings file names them, absent ones skipped).
@@ -47,9 +47,26 @@ pub struct ServerArgs {
     #[arg(long, env = "VPNAAS_BUS")]
     #[serde(skip)]
     pub bus: Option<String>,
+    /// Where routers, subnets and networks come from: vpnaas's own, or a running
+    /// Neutron's (see docs/openstack.md) [default: builtin].
+    #[arg(long, env = "VPNAAS_INVENTORY", value_enum)]
+    inventory: Option<InventoryMode>,
     /// `[keystone]` settings given as flags or variables.
     #[command(flatten)]
     keystone: KeystoneArgs,
+    /// `[neutron]` settings given as flags or variables.
+    #[command(flatten)]
+    neutron: NeutronArgs,
+}
+
+/// Where Neutron is, for --inventory neutron.
+#[serde_with::skip_serializing_none]
+#[derive(Debug, clap::Args, serde::Serialize)]
+struct NeutronArgs {
+    /// Neutron's internal API endpoint for --inventory neutron (not the cloud's HTTP
+    /// front) [default: http://127.0.0.1:9696].
+    #[arg(long = "neutron-url", env = "VPNAAS_NEUTRON_URL")]
+    url: Option<String>,
 }
 
 /// The `[keystone]` settings most often given outside the file: where Keystone is and the

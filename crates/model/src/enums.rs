@@ -332,6 +332,10 @@ wire_enum!(
         /// No live agent hosts the router, so nothing applies the connection: start an
         /// agent (`vpnaas agent`, or `vpnaas all-in-one`) on a gateway host.
         NoAgent = "NO_AGENT",
+        /// Neutron deleted the router the VPN service is on (`inventory = "neutron"`), by a
+        /// request that did not pass through vpnaas: nothing runs for it any more; delete
+        /// the VPN service.
+        RouterDeleted = "ROUTER_DELETED",
     }
 );
 

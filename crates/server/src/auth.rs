@@ -13,7 +13,7 @@ use axum::http::request::Parts;
 use serde::Deserialize;
 
 use crate::App;
-use crate::config::AuthMode;
+use crate::config::{AuthMode, Secret};
 use crate::error::ApiError;
 use crate::keystone::Refusal;
 use vpnaas_model::Error as Fault;
@@ -27,6 +27,10 @@ pub struct Caller {
     pub user_id: String,
     /// Roles, lower-case.
     pub roles: Vec<String>,
+    /// The Keystone token the caller came with, passed on when vpnaas asks Neutron on
+    /// its behalf (`inventory = "neutron"`), so that Neutron's own rules decide what the
+    /// caller sees.
+    pub token: Option<Secret>,
 }
 
 impl Caller {
@@ -129,6 +133,7 @@ impl Tokens {
                     project_id: t.project_id,
                     user_id: t.user_id,
                     roles: lower(t.roles),
+                    token: None,
                 };
                 (t.token, caller)
             })
@@ -197,6 +202,7 @@ fn from_headers(parts: &Parts, default_project: &str) -> Result<Caller, Fault> {
             project_id: default_project.into(),
             user_id: user,
             roles: vec!["admin".into()],
+            token: None,
         },
         (project, roles) => Caller {
             project_id: project.unwrap_or(default_project).into(),
@@ -205,6 +211,7 @@ fn from_headers(parts: &Parts, default_project: &str) -> Result<Caller, Fault> {
                 || vec!["member".into()],
                 |r| lower(r.split(',').map(String::from).collect()),
             ),
+            token: None,
         },
     })
 }
@@ -234,7 +241,12 @@ async fn by_keystone(app: &App, token: Option<&str>) -> Result<Caller, ApiError>
     let refusal = match token {
         None => Refusal::Unauthenticated("a valid X-Auth-Token is needed".into()),
         Some(token) => match keystone.authenticate(token).await {
-            Ok(caller) => return Ok(caller),
+            Ok(caller) => {
+                return Ok(Caller {
+                    token: Some(Secret(token.to_string())),
+                    ..caller
+                });
+            }
             Err(refusal) => refusal,
         },
     };

@@ -95,6 +95,51 @@ impl KeystoneSettings {
     }
 }
 
+/// Where the routers, subnets and networks VPN services live on come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[serde(rename_all = "lowercase")]
+pub enum InventoryMode {
+    /// vpnaas's own minimal inventory, served at `/v2.0/networks|subnets|routers`.
+    #[default]
+    Builtin,
+    /// A running Neutron's (settings in `[neutron]`): vpnaas keeps a copy of the objects
+    /// its VPN services use, and serves no inventory of its own.
+    Neutron,
+}
+
+/// How `inventory = "neutron"` reaches Neutron.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NeutronSettings {
+    /// Neutron's API endpoint behind any HTTP front (its internal URL), e.g.
+    /// `http://neutron.internal:9696`: vpnaas forwards the router and subnet changes it
+    /// has allowed there.
+    pub url: String,
+    /// Seconds between checks that the routers VPN services use still exist in Neutron
+    /// unchanged (changes made behind the HTTP front are noticed this fast).
+    pub poll_interval: f64,
+    /// Seconds to wait for Neutron before answering 503.
+    pub timeout: f64,
+}
+
+impl Default for NeutronSettings {
+    fn default() -> Self {
+        NeutronSettings {
+            url: "http://127.0.0.1:9696".into(),
+            poll_interval: 2.0,
+            timeout: 10.0,
+        }
+    }
+}
+
+impl NeutronSettings {
+    /// The endpoint without a trailing slash.
+    pub fn base(&self) -> &str {
+        self.url.trim_end_matches('/')
+    }
+}
+
 /// Everything the server needs to start.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -111,6 +156,10 @@ pub struct Settings {
     pub tokens_file: Option<PathBuf>,
     /// Keystone for `auth = "keystone"`.
     pub keystone: KeystoneSettings,
+    /// `builtin` or `neutron`.
+    pub inventory: InventoryMode,
+    /// Neutron for `inventory = "neutron"`.
+    pub neutron: NeutronSettings,
     /// Project of header-less requests under noauth.
     pub default_project: String,
     /// Accept `sha1` and `3des` in policies.
@@ -145,6 +194,8 @@ impl Default for Settings {
             auth: AuthMode::Noauth,
             tokens_file: None,
             keystone: KeystoneSettings::default(),
+            inventory: InventoryMode::Builtin,
+            neutron: NeutronSettings::default(),
             default_project: "admin".into(),
             allow_weak_algorithms: false,
             agent_down_time: 75,

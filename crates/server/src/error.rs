@@ -22,6 +22,10 @@ pub enum ApiError {
     /// (`WWW-Authenticate`).
     #[error("{0}")]
     Challenge(Fault, String),
+    /// An error Neutron answered to a request vpnaas made on the caller's behalf
+    /// (`inventory = "neutron"`), passed on as it came: status and `NeutronError` body.
+    #[error("Neutron answered {0}")]
+    Passed(StatusCode, axum::body::Bytes),
     /// A bug: a state the code believed impossible.
     #[error("internal error: {0}")]
     Internal(String),
@@ -63,6 +67,12 @@ impl IntoResponse for ApiError {
                 }
                 response
             }
+            ApiError::Passed(status, body) => (
+                status,
+                [(axum::http::header::CONTENT_TYPE, "application/json")],
+                body,
+            )
+                .into_response(),
             other => {
                 tracing::error!(error = %other, "request failed");
                 neutron_error(

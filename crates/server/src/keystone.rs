@@ -292,12 +292,13 @@ impl Keystone {
             project_id: project.id,
             user_id: token.user.map(|u| u.id).unwrap_or_default(),
             roles,
+            token: None,
         };
         Ok((caller, expires_ms))
     }
 
     /// vpnaas's own token, logged in for when missing, near its expiry or `renew`.
-    async fn service_token(&self, renew: bool) -> Result<String, Refusal> {
+    pub(crate) async fn service_token(&self, renew: bool) -> Result<String, Refusal> {
         let mut held = self.service.lock().await;
         let now_ms = self.clock.now_ms();
         if let Some(token) = held.as_ref()
@@ -375,6 +376,7 @@ mod tests {
             project_id: project.into(),
             user_id: String::new(),
             roles: vec!["member".into()],
+            token: None,
         }
     }
 

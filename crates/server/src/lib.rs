@@ -11,6 +11,7 @@ pub mod error;
 pub mod keystone;
 pub mod listing;
 pub mod metrics;
+pub mod neutron;
 pub mod openapi;
 pub mod service;
 
@@ -23,7 +24,7 @@ use vpnaas_store::{SqlStore, Store};
 
 use clock::{Clock, SystemClock};
 
-pub use config::{AuthMode, Settings};
+pub use config::{AuthMode, InventoryMode, Settings};
 
 /// Shared state of every request.
 #[derive(Clone)]
@@ -36,6 +37,8 @@ pub struct App {
     pub tokens: Arc<auth::Tokens>,
     /// The token validator for `auth = "keystone"`.
     pub keystone: Option<Arc<keystone::Keystone>>,
+    /// The Neutron whose routers and subnets VPN services use (`inventory = "neutron"`).
+    pub neutron: Option<Arc<neutron::Neutron>>,
     /// Tells agents that their routers changed.
     pub notifier: Arc<dyn vpnaas_bus::Notifier>,
     /// Hints waiting for remote agents' polls.
@@ -56,6 +59,7 @@ impl App {
         if self.keystone.is_some() {
             let settings = self.settings.keystone.clone();
             self.keystone = Some(Arc::new(keystone::Keystone::new(settings, clock.clone())));
+            self.neutron = neutron_client(&self.settings, &self.keystone);
         }
         self.clock = clock;
         self
@@ -81,6 +85,9 @@ pub enum StartError {
     /// The tokens file could not be read.
     #[error("{0}")]
     Tokens(String),
+    /// The settings cannot work together.
+    #[error("{0}")]
+    Settings(String),
     /// The address could not be bound.
     #[error("cannot listen on {0}: {1}")]
     Listen(SocketAddr, std::io::Error),
@@ -123,11 +130,18 @@ pub async fn build_app_with(
             Arc::new(SystemClock),
         ))
     });
+    if settings.inventory == InventoryMode::Neutron && settings.auth == AuthMode::Token {
+        return Err(StartError::Settings(
+            "inventory = \"neutron\" needs auth = \"keystone\" (or \"noauth\" for a test cloud): Neutron knows nothing of vpnaas's own tokens".into(),
+        ));
+    }
+    let neutron = neutron_client(&settings, &keystone);
     Ok(App {
         store: Arc::new(store),
         settings: Arc::new(settings),
         tokens: Arc::new(tokens),
         keystone,
+        neutron,
         notifier,
         hint_queues: Arc::default(),
         metrics: Arc::new(metrics::Metrics::new(registry)),
@@ -136,13 +150,23 @@ pub async fn build_app_with(
     })
 }
 
+/// The client of Neutron under `inventory = "neutron"`.
+fn neutron_client(
+    settings: &Settings,
+    keystone: &Option<Arc<keystone::Keystone>>,
+) -> Option<Arc<neutron::Neutron>> {
+    (settings.inventory == InventoryMode::Neutron)
+        .then(|| Arc::new(neutron::Neutron::new(settings.neutron.clone(), keystone.clone())))
+}
+
 /// A running server.
 pub struct Server {
     /// The address it listens on (useful with port 0).
     pub addr: SocketAddr,
     shutdown: tokio::sync::watch::Sender<bool>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
-    sweeper: tokio::task::AbortHandle,
+    /// The liveness sweep, and under `inventory = "neutron"` the follower of Neutron.
+    background: Vec<tokio::task::AbortHandle>,
 }
 
 impl Server {
@@ -164,7 +188,10 @@ impl Server {
             .local_addr()
             .map_err(|e| StartError::Listen(listen, e))?;
         let (shutdown, stop) = tokio::sync::watch::channel(false);
-        let sweeper = tokio::spawn(sweep_periodically(app.clone())).abort_handle();
+        let mut background = vec![tokio::spawn(sweep_periodically(app.clone())).abort_handle()];
+        if let Some(neutron) = app.neutron.clone() {
+            background.push(tokio::spawn(neutron::watch::follow(app.clone(), neutron)).abort_handle());
+        }
         let policy = app.settings.edge_policy();
         if let Some(listen) = app.settings.metrics_listen {
             let private = TcpListener::bind(listen)
@@ -188,7 +215,7 @@ impl Server {
             addr,
             shutdown,
             task,
-            sweeper,
+            background,
         })
     }
 
@@ -199,7 +226,9 @@ impl Server {
 
     /// Stops accepting requests and waits for the server to finish.
     pub async fn stop(self) {
-        self.sweeper.abort();
+        for task in &self.background {
+            task.abort();
+        }
         let _ = self.shutdown.send(true);
         let _ = self.task.await;
     }

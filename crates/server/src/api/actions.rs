@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 use vpnaas_model::Kind;
 
-use crate::App;
+use crate::{App, InventoryMode};
 use crate::auth::Caller;
 use crate::error::ApiResult;
 use crate::openapi::operations;
@@ -19,28 +19,16 @@ use crate::service::{self, InterfaceChange};
 use super::resources::{list_ports, show_port};
 use super::{Endpoint, Path, parse_body};
 
-/// Actions and sub-resources beyond the collections.
-/// The action routes.
-pub(super) fn endpoints() -> Vec<Endpoint> {
+/// The action routes; those of the built-in inventory (router interfaces, ports) only
+/// with it.
+pub(super) fn endpoints(inventory: InventoryMode) -> Vec<Endpoint> {
     use Method as M;
-    vec![
+    let mut all = vec![
         Endpoint::new(
             M::GET,
             "/v2.0/vpn/ipsec-site-connections/{id}/events",
             connection_events,
             operations::connection_events(),
-        ),
-        Endpoint::new(
-            M::PUT,
-            "/v2.0/routers/{id}/add_router_interface",
-            add_interface,
-            operations::router_interface("add_router_interface"),
-        ),
-        Endpoint::new(
-            M::PUT,
-            "/v2.0/routers/{id}/remove_router_interface",
-            remove_interface,
-            operations::router_interface("remove_router_interface"),
         ),
         Endpoint::new(
             M::PUT,
@@ -78,13 +66,6 @@ pub(super) fn endpoints() -> Vec<Endpoint> {
             service_providers,
             operations::service_providers(),
         ),
-        Endpoint::new(M::GET, "/v2.0/ports", list_ports, operations::list_ports()),
-        Endpoint::new(
-            M::GET,
-            "/v2.0/ports/{id}",
-            show_port,
-            operations::show_port(),
-        ),
         Endpoint::new(
             M::POST,
             "/v2.0/flavors/{id}/service_profiles",
@@ -96,6 +77,36 @@ pub(super) fn endpoints() -> Vec<Endpoint> {
             "/v2.0/flavors/{id}/service_profiles/{profile_id}",
             disassociate_profile,
             operations::disassociate_profile(),
+        ),
+    ];
+    if inventory == InventoryMode::Builtin {
+        all.extend(inventory_endpoints());
+    }
+    all
+}
+
+/// Router interfaces and ports of the built-in inventory.
+fn inventory_endpoints() -> Vec<Endpoint> {
+    use Method as M;
+    vec![
+        Endpoint::new(
+            M::PUT,
+            "/v2.0/routers/{id}/add_router_interface",
+            add_interface,
+            operations::router_interface("add_router_interface"),
+        ),
+        Endpoint::new(
+            M::PUT,
+            "/v2.0/routers/{id}/remove_router_interface",
+            remove_interface,
+            operations::router_interface("remove_router_interface"),
+        ),
+        Endpoint::new(M::GET, "/v2.0/ports", list_ports, operations::list_ports()),
+        Endpoint::new(
+            M::GET,
+            "/v2.0/ports/{id}",
+            show_port,
+            operations::show_port(),
         ),
     ]
 }

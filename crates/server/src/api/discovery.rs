@@ -305,7 +305,7 @@ async fn extension(Path(alias): Path<String>) -> Response {
 }
 
 async fn openapi_document(State(app): State<App>) -> Json<Value> {
-    let endpoints = super::endpoints();
+    let endpoints = super::endpoints(app.settings.inventory);
     Json(openapi::document(
         app.rules(),
         app.settings.auth,

@@ -24,7 +24,7 @@ use tower::util::MapRequestLayer;
 use vpnaas_model::FaultKind;
 use vpnaas_model::{Error as Fault, Kind};
 
-use crate::App;
+use crate::{App, InventoryMode};
 use crate::error::{ApiError, ApiResult, neutron_error};
 use crate::openapi::Operation;
 use crate::service::tags::{self};
@@ -74,7 +74,7 @@ impl Endpoint {
 
 /// The routes, without path normalisation (for in-process tests).
 pub fn router(app: App) -> Router {
-    endpoints()
+    endpoints(app.settings.inventory)
         .into_iter()
         .fold(Router::new(), |routes, e| routes.route(&e.path, e.handler))
         .fallback(not_found)
@@ -117,17 +117,26 @@ where
     }
 }
 
-/// Every operation served.
-pub fn endpoints() -> Vec<Endpoint> {
+/// Every operation served with the given inventory: under `inventory = "neutron"`,
+/// Neutron serves networks, subnets, routers and ports, and vpnaas only the router and
+/// subnet changes it must allow first ([`crate::neutron::front`]).
+pub fn endpoints(inventory: InventoryMode) -> Vec<Endpoint> {
+    let ours = |kind: Kind| {
+        inventory == InventoryMode::Builtin
+            || !matches!(kind, Kind::Network | Kind::Subnet | Kind::Router)
+    };
     let mut all = discovery::endpoints();
-    for kind in Kind::ALL {
+    for kind in Kind::ALL.into_iter().filter(|k| ours(*k)) {
         all.extend(resources::of_kind(kind));
         if tags::taggable(kind) {
             all.extend(resources::tags_of(kind));
         }
     }
-    all.extend(actions::endpoints());
+    all.extend(actions::endpoints(inventory));
     all.extend(crate::agent_api::endpoints());
+    if inventory == InventoryMode::Neutron {
+        all.extend(crate::neutron::front::endpoints());
+    }
     all
 }
 

@@ -5,6 +5,7 @@
 pub mod agents;
 pub mod desired;
 pub mod flavors;
+pub mod guards;
 mod inventory;
 pub mod liveness;
 pub mod notify;
@@ -188,6 +189,10 @@ pub async fn create(app: &App, caller: &Caller, kind: Kind, body: Value) -> ApiR
         Kind::SiteConnection => Some(vpn::resolve_peer(&fields).await),
         _ => None,
     };
+    if let Some(neutron) = &app.neutron {
+        let touched = crate::neutron::mirror::admit(app, neutron, caller, kind, &fields).await?;
+        notify::notify(app, touched);
+    }
     let mut tx = app.store.begin().await?;
     if kind == Kind::VpnService {
         let flavor = fields.get("flavor_id").and_then(Value::as_str);

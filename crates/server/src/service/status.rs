@@ -92,7 +92,8 @@ pub async fn mark_agent_down(
     detail: &str,
     now_ms: u64,
 ) -> ApiResult<Vec<ConnectionEvent>> {
-    mark_router(tx, router_id, StatusReason::AgentDown, detail, now_ms).await
+    let outcome = Outcome::unattended(StatusReason::AgentDown);
+    mark_router(tx, router_id, outcome, detail, now_ms).await
 }
 
 /// Says of a router that no live agent speaks for it (`NO_AGENT` or `AGENT_DOWN`), on
@@ -105,15 +106,51 @@ pub async fn mark_hosting(
     now_ms: u64,
 ) -> ApiResult<Vec<ConnectionEvent>> {
     match hosting.verdict() {
-        Some((reason, detail)) => mark_router(tx, router_id, reason, detail, now_ms).await,
+        Some((reason, detail)) => {
+            mark_router(tx, router_id, Outcome::unattended(reason), detail, now_ms).await
+        }
         None => Ok(vec![]),
+    }
+}
+
+/// Neutron no longer has the router (`inventory = "neutron"`): its connections not
+/// administratively down become `DOWN` and its services `ERROR`, with `ROUTER_DELETED`.
+pub async fn mark_router_gone(
+    tx: &mut dyn Transaction,
+    router_id: &str,
+    detail: &str,
+    now_ms: u64,
+) -> ApiResult<Vec<ConnectionEvent>> {
+    let outcome = Outcome {
+        reason: StatusReason::RouterDeleted,
+        connection: |_| Status::Down,
+        service: |_| Status::Error,
+    };
+    mark_router(tx, router_id, outcome, detail, now_ms).await
+}
+
+/// What the server says of a router's connections and services when it speaks for them.
+struct Outcome {
+    reason: StatusReason,
+    connection: fn(Status) -> Status,
+    service: fn(Status) -> Status,
+}
+
+impl Outcome {
+    /// Nobody attends to them: what was never up stays pending, the rest is down.
+    fn unattended(reason: StatusReason) -> Outcome {
+        Outcome {
+            reason,
+            connection: unattended,
+            service: unattended,
+        }
     }
 }
 
 async fn mark_router(
     tx: &mut dyn Transaction,
     router_id: &str,
-    reason: StatusReason,
+    outcome: Outcome,
     detail: &str,
     now_ms: u64,
 ) -> ApiResult<Vec<ConnectionEvent>> {
@@ -125,17 +162,17 @@ async fn mark_router(
             }
             let verdict = ConnectionStatus {
                 id: conn.id.clone(),
-                status: unattended(conn.status),
-                reason,
+                status: (outcome.connection)(conn.status),
+                reason: outcome.reason,
                 detail: detail.into(),
                 traffic: conn.traffic.clone(),
             };
             transitions.extend(record_observation(tx, &mut conn, &verdict, now_ms).await?);
         }
-        let status = unattended(service.status);
-        if (service.status, service.status_reason) != (status, Some(reason)) {
+        let status = (outcome.service)(service.status);
+        if (service.status, service.status_reason) != (status, Some(outcome.reason)) {
             service.status = status;
-            service.status_reason = Some(reason);
+            service.status_reason = Some(outcome.reason);
             tx.save(&service).await?;
         }
     }

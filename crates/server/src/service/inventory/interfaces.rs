@@ -4,18 +4,14 @@
 use ipnet::IpNet;
 use serde_json::{Value, json};
 use vpnaas_model::FaultKind;
-use vpnaas_model::endpoint_group::EndpointGroup;
-use vpnaas_model::enums::EndpointType;
 use vpnaas_model::grammar;
 use vpnaas_model::network::{Router, RouterInterface, Subnet};
-use vpnaas_model::site_connection::SiteConnection;
-use vpnaas_model::vpn_service::VpnService;
 use vpnaas_model::{Error as Fault, Kind};
 use vpnaas_store::Transaction;
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::service::{fetch, fetch_visible_subnet, timestamp};
+use crate::service::{fetch, fetch_visible_subnet, guards, timestamp};
 
 use super::*;
 
@@ -167,46 +163,6 @@ pub(super) async fn remove_interface(
             )
         })?;
     check_no_route_through(router, subnet)?;
-    for service in tx
-        .load_referrers::<VpnService>(Kind::Router, &router.id)
-        .await?
-    {
-        if service.subnet_id.as_deref() == Some(subnet.id.as_str()) {
-            return Err(Fault::conflict(
-                FaultKind::SubnetInUseByVPNService,
-                format!("Subnet {} is used by VPNService {}", subnet.id, service.id),
-            )
-            .into());
-        }
-        for conn in tx
-            .load_referrers::<SiteConnection>(Kind::VpnService, &service.id)
-            .await?
-        {
-            if local_group_holds(tx, &conn, &subnet.id).await? {
-                return Err(Fault::conflict(
-                    FaultKind::SubnetInUseByIPsecSiteConnection,
-                    format!(
-                        "Subnet {} is used by ipsec site connection {}",
-                        subnet.id, conn.id
-                    ),
-                )
-                .into());
-            }
-        }
-    }
+    guards::interface_unused(tx, &router.id, &subnet.id).await?;
     Ok(router.interfaces.remove(position).port_id)
-}
-
-pub(super) async fn local_group_holds(
-    tx: &mut dyn Transaction,
-    conn: &SiteConnection,
-    subnet_id: &str,
-) -> ApiResult<bool> {
-    let Some(group_id) = &conn.local_ep_group_id else {
-        return Ok(false);
-    };
-    let group: Option<EndpointGroup> = tx.load(group_id).await?;
-    Ok(group.is_some_and(|g| {
-        g.endpoint_type == EndpointType::Subnet && g.endpoints.iter().any(|e| e == subnet_id)
-    }))
 }

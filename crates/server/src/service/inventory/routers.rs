@@ -12,7 +12,7 @@ use vpnaas_store::Transaction;
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::service::{changed, fetch, network_visible, save, timestamp};
+use crate::service::{changed, fetch, guards, network_visible, save, timestamp};
 
 use super::*;
 
@@ -43,7 +43,7 @@ pub(super) async fn update_router(
     let mut updated = changed(&router, changes)?;
     updated.standard.touch(&timestamp());
     if updated.ha != router.ha {
-        check_no_vpn_service(tx, id).await?;
+        guards::router_unused(tx, id).await?;
     }
     if updated.distributed != router.distributed && router.admin_state_up {
         return Err(Fault::bad_request(
@@ -62,7 +62,7 @@ pub(super) async fn update_router(
                 .as_ref()
                 .map(|g| (&g.network_id, &g.external_fixed_ips));
         if moved {
-            check_no_vpn_service(tx, id).await?;
+            guards::router_unused(tx, id).await?;
         }
         updated.external_gateway_info = gateway;
     }
@@ -183,7 +183,7 @@ pub(super) async fn delete_router(
     id: &str,
 ) -> ApiResult<()> {
     let router: Router = fetch(tx, caller, id).await?;
-    check_no_vpn_service(tx, id).await?;
+    guards::router_unused(tx, id).await?;
     if !router.interfaces.is_empty() {
         return Err(Fault::conflict(
             FaultKind::RouterInUse,
@@ -193,28 +193,6 @@ pub(super) async fn delete_router(
     }
     tx.delete(Kind::Router, id).await?;
     Ok(())
-}
-
-/// `RouterInUse` when any VPN service runs on the router (its gateway must stay put).
-pub(super) async fn check_no_vpn_service(
-    tx: &mut dyn Transaction,
-    router_id: &str,
-) -> ApiResult<()> {
-    let services = tx
-        .referrers(Kind::VpnService, Kind::Router, router_id)
-        .await?;
-    if services.is_empty() {
-        return Ok(());
-    }
-    let ids: Vec<&str> = services.iter().map(|s| s.id.as_str()).collect();
-    Err(Fault::conflict(
-        FaultKind::RouterInUse,
-        format!(
-            "Router {router_id} is currently used by VPN service(s) ({})",
-            ids.join(", ")
-        ),
-    )
-    .into())
 }
 
 /// Resolves a requested gateway: keeps the current addresses when the network and the

@@ -14,7 +14,7 @@ use vpnaas_store::Transaction;
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::service::{build, changed, fetch, save, timestamp};
+use crate::service::{build, changed, fetch, guards, save, timestamp};
 
 use super::*;
 
@@ -146,16 +146,7 @@ pub(super) async fn subnet_has_router_port(
 
 pub(super) async fn delete_subnet(tx: &mut dyn Transaction, subnet: &Subnet) -> ApiResult<()> {
     let id = subnet.id.as_str();
-    if let Some(group) = tx
-        .first_referrer(Kind::EndpointGroup, Kind::Subnet, id)
-        .await?
-    {
-        return Err(Fault::conflict(
-            FaultKind::SubnetInUseByEndpointGroup,
-            format!("Subnet {id} is used by endpoint group {group}"),
-        )
-        .into());
-    }
+    guards::subnet_unused_by_groups(tx, id).await?;
     if subnet_has_router_port(tx, id).await? {
         return Err(Fault::conflict(
             FaultKind::SubnetInUse,

@@ -1,0 +1,284 @@
+//! The requests the cloud's HTTP front sends to vpnaas before Neutron (`inventory =
+//! "neutron"`): deleting a router or a subnet, changing a router's gateway or HA mode,
+//! removing a router interface or external gateways. Neutron's own VPN plugin refuses
+//! these from inside Neutron while a VPN service needs the object; vpnaas, outside it,
+//! refuses them with the same errors (`RouterInUse`, `SubnetInUseByVPNService`, …) and
+//! passes everything else on to Neutron unchanged, as the caller, answering what Neutron
+//! answers. After a change passed on, the copy of a router in use is read again.
+
+use axum::body::Bytes;
+use axum::extract::{OriginalUri, State};
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::Value;
+use vpnaas_model::network::Router;
+use vpnaas_model::{Error as Fault, FaultKind, Kind};
+
+use super::{Acting, Neutron, mirror};
+use crate::App;
+use crate::api::{Endpoint, Path};
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::openapi::Operation;
+use crate::service::{guards, notify};
+
+/// The guarded operations, for the API's route list.
+pub fn endpoints() -> Vec<Endpoint> {
+    let guarded = |summary: &str| {
+        Operation::new("neutron", summary)
+            .answers_empty(200, "Neutron's answer, passed on")
+            .refuses(&[400, 401, 404, 409, 503])
+    };
+    vec![
+        Endpoint::new(
+            Method::DELETE,
+            "/v2.0/routers/{id}",
+            delete_router,
+            guarded("delete a Neutron router, unless a VPN service is on it"),
+        ),
+        Endpoint::new(
+            Method::PUT,
+            "/v2.0/routers/{id}",
+            update_router,
+            guarded("update a Neutron router, unless it moves the gateway a VPN service uses"),
+        ),
+        Endpoint::new(
+            Method::PUT,
+            "/v2.0/routers/{id}/remove_router_interface",
+            remove_interface,
+            guarded("remove a router interface, unless a VPN service or connection uses the subnet"),
+        ),
+        Endpoint::new(
+            Method::PUT,
+            "/v2.0/routers/{id}/remove_external_gateways",
+            remove_gateways,
+            guarded("remove external gateways, unless a VPN service is on the router"),
+        ),
+        Endpoint::new(
+            Method::DELETE,
+            "/v2.0/subnets/{id}",
+            delete_subnet,
+            guarded("delete a Neutron subnet, unless a VPN service or endpoint group uses it"),
+        ),
+    ]
+}
+
+/// The request as it came, to pass on.
+struct Passed {
+    method: Method,
+    uri: OriginalUri,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+fn neutron_of(app: &App) -> ApiResult<&Neutron> {
+    app.neutron
+        .as_deref()
+        .ok_or_else(|| ApiError::Internal("inventory = neutron without a Neutron client".into()))
+}
+
+async fn delete_router(
+    State(app): State<App>,
+    caller: Caller,
+    Path(id): Path<String>,
+    uri: OriginalUri,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let mut tx = app.store.read().await?;
+    guards::router_unused(tx.as_mut(), &id).await?;
+    drop(tx);
+    let request = Passed { method: Method::DELETE, uri, headers, body: Bytes::new() };
+    pass_on(&app, &caller, request, None).await
+}
+
+async fn update_router(
+    State(app): State<App>,
+    caller: Caller,
+    Path(id): Path<String>,
+    uri: OriginalUri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let change: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let change = &change["router"];
+    let mut tx = app.store.read().await?;
+    if let Some(held) = tx.load::<Router>(&id).await?
+        && (moves_gateway(&held, change) || changes_ha(&held, change))
+    {
+        guards::router_unused(tx.as_mut(), &id).await?;
+    }
+    drop(tx);
+    let request = Passed { method: Method::PUT, uri, headers, body };
+    pass_on(&app, &caller, request, Some(&id)).await
+}
+
+/// Whether a router update moves or removes the gateway the copy holds.
+fn moves_gateway(held: &Router, change: &Value) -> bool {
+    let Some(requested) = change.get("external_gateway_info") else {
+        return false;
+    };
+    let Some(current) = &held.external_gateway_info else {
+        return false;
+    };
+    if requested.get("network_id").and_then(Value::as_str) != Some(current.network_id.as_str()) {
+        return true;
+    }
+    match requested.get("external_fixed_ips").and_then(Value::as_array) {
+        None => false,
+        Some(asked) => {
+            let held_ips: Vec<&str> =
+                current.external_fixed_ips.iter().map(|f| f.ip_address.as_str()).collect();
+            asked.iter().any(|fixed| {
+                fixed
+                    .get("ip_address")
+                    .and_then(Value::as_str)
+                    .is_none_or(|ip| !held_ips.contains(&ip))
+            })
+        }
+    }
+}
+
+fn changes_ha(held: &Router, change: &Value) -> bool {
+    change
+        .get("ha")
+        .and_then(Value::as_bool)
+        .is_some_and(|ha| ha != held.ha)
+}
+
+async fn remove_interface(
+    State(app): State<App>,
+    caller: Caller,
+    Path(id): Path<String>,
+    uri: OriginalUri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let neutron = neutron_of(&app)?;
+    let asked: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let subnets = match (asked["subnet_id"].as_str(), asked["port_id"].as_str()) {
+        (Some(subnet), _) => vec![subnet.to_string()],
+        (None, Some(port)) => subnets_of_port(neutron, &caller, port).await?,
+        (None, None) => vec![],
+    };
+    let mut tx = app.store.read().await?;
+    for subnet in &subnets {
+        guards::interface_unused(tx.as_mut(), &id, subnet).await?;
+    }
+    drop(tx);
+    let request = Passed { method: Method::PUT, uri, headers, body };
+    pass_on(&app, &caller, request, Some(&id)).await
+}
+
+/// The subnets of a port the caller names (none when Neutron does not show it to the
+/// caller: Neutron then refuses the request itself).
+async fn subnets_of_port(neutron: &Neutron, caller: &Caller, port: &str) -> ApiResult<Vec<String>> {
+    let Some(port) = neutron.show(Acting::For(caller), "ports", port).await? else {
+        return Ok(vec![]);
+    };
+    Ok(port["fixed_ips"]
+        .as_array()
+        .map(|ips| {
+            ips.iter()
+                .filter_map(|ip| ip["subnet_id"].as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default())
+}
+
+async fn remove_gateways(
+    State(app): State<App>,
+    caller: Caller,
+    Path(id): Path<String>,
+    uri: OriginalUri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let mut tx = app.store.read().await?;
+    guards::router_unused(tx.as_mut(), &id).await?;
+    drop(tx);
+    let request = Passed { method: Method::PUT, uri, headers, body };
+    pass_on(&app, &caller, request, Some(&id)).await
+}
+
+async fn delete_subnet(
+    State(app): State<App>,
+    caller: Caller,
+    Path(id): Path<String>,
+    uri: OriginalUri,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let mut tx = app.store.read().await?;
+    if let Some(service) = tx.first_referrer(Kind::VpnService, Kind::Subnet, &id).await? {
+        return Err(Fault::conflict(
+            FaultKind::SubnetInUseByVPNService,
+            format!("Subnet {id} is used by VPNService {service}"),
+        )
+        .into());
+    }
+    guards::subnet_unused_by_groups(tx.as_mut(), &id).await?;
+    drop(tx);
+    let request = Passed { method: Method::DELETE, uri, headers, body: Bytes::new() };
+    pass_on(&app, &caller, request, None).await
+}
+
+/// Sends the request on to Neutron as the caller and answers what Neutron answered;
+/// after a change to a router vpnaas holds a copy of, reads it again.
+async fn pass_on(
+    app: &App,
+    caller: &Caller,
+    request: Passed,
+    router_id: Option<&str>,
+) -> ApiResult<Response> {
+    let neutron = neutron_of(app)?;
+    let mut headers = HeaderMap::new();
+    for name in ["content-type", "accept", "x-openstack-request-id"] {
+        if let Some(value) = request.headers.get(name) {
+            headers.insert(name, value.clone());
+        }
+    }
+    let path = request
+        .uri
+        .path_and_query()
+        .map_or_else(|| request.uri.path().to_string(), |p| p.as_str().to_string());
+    let answer = neutron
+        .send(Acting::For(caller), request.method, &path, headers, request.body)
+        .await?;
+    if answer.status.is_success()
+        && let Some(id) = router_id
+    {
+        refresh(app, neutron, id).await;
+    }
+    let mut response = (answer.status, answer.body).into_response();
+    for name in ["content-type", "x-openstack-request-id"] {
+        if let Some(value) = answer.headers.get(name) {
+            response.headers_mut().insert(name, value.clone());
+        }
+    }
+    if response.status() == StatusCode::NO_CONTENT {
+        response.headers_mut().remove("content-type");
+    }
+    Ok(response)
+}
+
+/// Reads a router again if vpnaas holds a copy (a failure is left to the next poll).
+async fn refresh(app: &App, neutron: &Neutron, router_id: &str) {
+    let held = match app.store.get(Kind::Router, router_id).await {
+        Ok(held) => held.is_some(),
+        Err(error) => {
+            tracing::warn!(%error, "cannot read the router copy");
+            return;
+        }
+    };
+    if !held {
+        return;
+    }
+    let ids = [router_id.to_string()];
+    let result = match mirror::fetch(neutron, &ids, &[]).await {
+        Ok(found) => mirror::store(app, found).await,
+        Err(error) => Err(error.into()),
+    };
+    match result {
+        Ok(touched) => notify::notify(app, touched),
+        Err(error) => tracing::warn!(%error, router_id, "cannot read the router again"),
+    }
+}

@@ -155,8 +155,12 @@ fn neutron_client(
     settings: &Settings,
     keystone: &Option<Arc<keystone::Keystone>>,
 ) -> Option<Arc<neutron::Neutron>> {
-    (settings.inventory == InventoryMode::Neutron)
-        .then(|| Arc::new(neutron::Neutron::new(settings.neutron.clone(), keystone.clone())))
+    (settings.inventory == InventoryMode::Neutron).then(|| {
+        Arc::new(neutron::Neutron::new(
+            settings.neutron.clone(),
+            keystone.clone(),
+        ))
+    })
 }
 
 /// A running server.
@@ -190,7 +194,8 @@ impl Server {
         let (shutdown, stop) = tokio::sync::watch::channel(false);
         let mut background = vec![tokio::spawn(sweep_periodically(app.clone())).abort_handle()];
         if let Some(neutron) = app.neutron.clone() {
-            background.push(tokio::spawn(neutron::watch::follow(app.clone(), neutron)).abort_handle());
+            background
+                .push(tokio::spawn(neutron::watch::follow(app.clone(), neutron)).abort_handle());
         }
         let policy = app.settings.edge_policy();
         if let Some(listen) = app.settings.metrics_listen {

@@ -9,12 +9,12 @@ use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 use vpnaas_model::Kind;
 
-use crate::{App, InventoryMode};
 use crate::auth::Caller;
 use crate::error::ApiResult;
 use crate::openapi::operations;
 use crate::service::flavors::Association;
 use crate::service::{self, InterfaceChange};
+use crate::{App, InventoryMode};
 
 use super::resources::{list_ports, show_port};
 use super::{Endpoint, Path, parse_body};

@@ -24,10 +24,10 @@ use tower::util::MapRequestLayer;
 use vpnaas_model::FaultKind;
 use vpnaas_model::{Error as Fault, Kind};
 
-use crate::{App, InventoryMode};
 use crate::error::{ApiError, ApiResult, neutron_error};
 use crate::openapi::Operation;
 use crate::service::tags::{self};
+use crate::{App, InventoryMode};
 
 /// The API as the HTTP edge serves it: paths normalised, then routed.
 pub type ApiService = tower::util::MapRequest<Router, fn(Request) -> Request>;

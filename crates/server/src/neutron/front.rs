@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 use vpnaas_model::network::Router;
 use vpnaas_model::{Error as Fault, FaultKind, Kind};
+use vpnaas_store::Transaction;
 
 use super::{Acting, Neutron, mirror};
 use crate::App;
@@ -46,7 +47,9 @@ pub fn endpoints() -> Vec<Endpoint> {
             Method::PUT,
             "/v2.0/routers/{id}/remove_router_interface",
             remove_interface,
-            guarded("remove a router interface, unless a VPN service or connection uses the subnet"),
+            guarded(
+                "remove a router interface, unless a VPN service or connection uses the subnet",
+            ),
         ),
         Endpoint::new(
             Method::PUT,
@@ -85,9 +88,16 @@ async fn delete_router(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let mut tx = app.store.read().await?;
-    guards::router_unused(tx.as_mut(), &id).await?;
+    if guarded_for(&caller, tx.as_mut(), Kind::Router, &id).await? {
+        guards::router_unused(tx.as_mut(), &id).await?;
+    }
     drop(tx);
-    let request = Passed { method: Method::DELETE, uri, headers, body: Bytes::new() };
+    let request = Passed {
+        method: Method::DELETE,
+        uri,
+        headers,
+        body: Bytes::new(),
+    };
     pass_on(&app, &caller, request, None).await
 }
 
@@ -103,12 +113,18 @@ async fn update_router(
     let change = &change["router"];
     let mut tx = app.store.read().await?;
     if let Some(held) = tx.load::<Router>(&id).await?
+        && caller.owns(&held.project_id)
         && (moves_gateway(&held, change) || changes_ha(&held, change))
     {
         guards::router_unused(tx.as_mut(), &id).await?;
     }
     drop(tx);
-    let request = Passed { method: Method::PUT, uri, headers, body };
+    let request = Passed {
+        method: Method::PUT,
+        uri,
+        headers,
+        body,
+    };
     pass_on(&app, &caller, request, Some(&id)).await
 }
 
@@ -123,11 +139,17 @@ fn moves_gateway(held: &Router, change: &Value) -> bool {
     if requested.get("network_id").and_then(Value::as_str) != Some(current.network_id.as_str()) {
         return true;
     }
-    match requested.get("external_fixed_ips").and_then(Value::as_array) {
+    match requested
+        .get("external_fixed_ips")
+        .and_then(Value::as_array)
+    {
         None => false,
         Some(asked) => {
-            let held_ips: Vec<&str> =
-                current.external_fixed_ips.iter().map(|f| f.ip_address.as_str()).collect();
+            let held_ips: Vec<&str> = current
+                .external_fixed_ips
+                .iter()
+                .map(|f| f.ip_address.as_str())
+                .collect();
             asked.iter().any(|fixed| {
                 fixed
                     .get("ip_address")
@@ -161,11 +183,18 @@ async fn remove_interface(
         (None, None) => vec![],
     };
     let mut tx = app.store.read().await?;
-    for subnet in &subnets {
-        guards::interface_unused(tx.as_mut(), &id, subnet).await?;
+    if guarded_for(&caller, tx.as_mut(), Kind::Router, &id).await? {
+        for subnet in &subnets {
+            guards::interface_unused(tx.as_mut(), &id, subnet).await?;
+        }
     }
     drop(tx);
-    let request = Passed { method: Method::PUT, uri, headers, body };
+    let request = Passed {
+        method: Method::PUT,
+        uri,
+        headers,
+        body,
+    };
     pass_on(&app, &caller, request, Some(&id)).await
 }
 
@@ -194,9 +223,16 @@ async fn remove_gateways(
     body: Bytes,
 ) -> ApiResult<Response> {
     let mut tx = app.store.read().await?;
-    guards::router_unused(tx.as_mut(), &id).await?;
+    if guarded_for(&caller, tx.as_mut(), Kind::Router, &id).await? {
+        guards::router_unused(tx.as_mut(), &id).await?;
+    }
     drop(tx);
-    let request = Passed { method: Method::PUT, uri, headers, body };
+    let request = Passed {
+        method: Method::PUT,
+        uri,
+        headers,
+        body,
+    };
     pass_on(&app, &caller, request, Some(&id)).await
 }
 
@@ -208,17 +244,47 @@ async fn delete_subnet(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let mut tx = app.store.read().await?;
-    if let Some(service) = tx.first_referrer(Kind::VpnService, Kind::Subnet, &id).await? {
+    if guarded_for(&caller, tx.as_mut(), Kind::Subnet, &id).await? {
+        subnet_unused(tx.as_mut(), &id).await?;
+    }
+    drop(tx);
+    let request = Passed {
+        method: Method::DELETE,
+        uri,
+        headers,
+        body: Bytes::new(),
+    };
+    pass_on(&app, &caller, request, None).await
+}
+
+/// `SubnetInUseByVPNService` or `SubnetInUseByEndpointGroup` while VPN objects name it.
+async fn subnet_unused(tx: &mut dyn Transaction, id: &str) -> ApiResult<()> {
+    if let Some(service) = tx
+        .first_referrer(Kind::VpnService, Kind::Subnet, id)
+        .await?
+    {
         return Err(Fault::conflict(
             FaultKind::SubnetInUseByVPNService,
             format!("Subnet {id} is used by VPNService {service}"),
         )
         .into());
     }
-    guards::subnet_unused_by_groups(tx.as_mut(), &id).await?;
-    drop(tx);
-    let request = Passed { method: Method::DELETE, uri, headers, body: Bytes::new() };
-    pass_on(&app, &caller, request, None).await
+    guards::subnet_unused_by_groups(tx, id).await
+}
+
+/// Whether the guards speak to this caller: they do for the object's own project (and
+/// admins); to anyone else the request goes on to Neutron, which answers as it answers
+/// them (not found), so that a guard never reveals another project's object.
+async fn guarded_for(
+    caller: &Caller,
+    tx: &mut dyn Transaction,
+    kind: Kind,
+    id: &str,
+) -> ApiResult<bool> {
+    Ok(match tx.get(kind, id).await? {
+        Some(record) => caller.owns(&record.project_id),
+        None => true,
+    })
 }
 
 /// Sends the request on to Neutron as the caller and answers what Neutron answered;
@@ -236,12 +302,18 @@ async fn pass_on(
             headers.insert(name, value.clone());
         }
     }
-    let path = request
-        .uri
-        .path_and_query()
-        .map_or_else(|| request.uri.path().to_string(), |p| p.as_str().to_string());
+    let path = request.uri.path_and_query().map_or_else(
+        || request.uri.path().to_string(),
+        |p| p.as_str().to_string(),
+    );
     let answer = neutron
-        .send(Acting::For(caller), request.method, &path, headers, request.body)
+        .send(
+            Acting::For(caller),
+            request.method,
+            &path,
+            headers,
+            request.body,
+        )
         .await?;
     if answer.status.is_success()
         && let Some(id) = router_id

@@ -51,10 +51,18 @@ pub async fn fetch(
     router_ids: &[String],
     subnet_ids: &[String],
 ) -> Result<Found, Error> {
-    let mut routers: Vec<Router> = typed(neutron.list_ids("routers", "id", router_ids, &[]).await?)?;
+    let mut routers: Vec<Router> =
+        typed(neutron.list_ids("routers", "id", router_ids, &[]).await?)?;
     let found_ids: Vec<String> = routers.iter().map(|r| r.id.clone()).collect();
-    let owners: Vec<(&str, &str)> = INTERFACE_OWNERS.iter().map(|o| ("device_owner", *o)).collect();
-    let ports: Vec<Port> = typed(neutron.list_ids("ports", "device_id", &found_ids, &owners).await?)?;
+    let owners: Vec<(&str, &str)> = INTERFACE_OWNERS
+        .iter()
+        .map(|o| ("device_owner", *o))
+        .collect();
+    let ports: Vec<Port> = typed(
+        neutron
+            .list_ids("ports", "device_id", &found_ids, &owners)
+            .await?,
+    )?;
     for router in &mut routers {
         router.interfaces = interfaces_of(&router.id, &ports);
     }
@@ -63,7 +71,12 @@ pub async fn fetch(
     for router in &routers {
         if let Some(gateway) = &router.external_gateway_info {
             wanted_networks.insert(gateway.network_id.clone());
-            wanted_subnets.extend(gateway.external_fixed_ips.iter().map(|f| f.subnet_id.clone()));
+            wanted_subnets.extend(
+                gateway
+                    .external_fixed_ips
+                    .iter()
+                    .map(|f| f.subnet_id.clone()),
+            );
         }
         wanted_subnets.extend(router.interfaces.iter().map(|i| i.subnet_id.clone()));
     }
@@ -116,8 +129,9 @@ fn typed<T: DeserializeOwned>(items: Vec<Value>) -> Result<Vec<T>, Error> {
     items
         .into_iter()
         .map(|item| {
-            serde_json::from_value(item)
-                .map_err(|e| Error::Unavailable(format!("Neutron sent an object vpnaas cannot read: {e}")))
+            serde_json::from_value(item).map_err(|e| {
+                Error::Unavailable(format!("Neutron sent an object vpnaas cannot read: {e}"))
+            })
         })
         .collect()
 }
@@ -267,7 +281,13 @@ fn endpoints(fields: &Map<String, Value>) -> Vec<String> {
     fields
         .get("endpoints")
         .and_then(Value::as_array)
-        .map(|items| items.iter().filter_map(Value::as_str).map(String::from).collect())
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(Value::as_str)
+                .map(String::from)
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -316,7 +336,11 @@ pub async fn drop_unused(app: &App, router_ids: &[String]) -> ApiResult<Vec<Touc
     let mut tx = app.store.begin().await?;
     let mut touched = Vec::new();
     for id in router_ids {
-        if !tx.referrers(Kind::VpnService, Kind::Router, id).await?.is_empty() {
+        if !tx
+            .referrers(Kind::VpnService, Kind::Router, id)
+            .await?
+            .is_empty()
+        {
             continue;
         }
         if let Some(mut router) = tx.load::<Router>(id).await? {

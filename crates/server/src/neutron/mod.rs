@@ -145,7 +145,13 @@ impl Neutron {
             .collect();
         let path = format!("/v2.0/{collection}?{}", query.join("&"));
         let answer = self
-            .send(Acting::Service, Method::GET, &path, HeaderMap::new(), Bytes::new())
+            .send(
+                Acting::Service,
+                Method::GET,
+                &path,
+                HeaderMap::new(),
+                Bytes::new(),
+            )
             .await?;
         let mut doc = json_of(answer)?;
         match doc[collection].take() {
@@ -167,7 +173,8 @@ impl Neutron {
     ) -> Result<Vec<Value>, Error> {
         let mut found = Vec::new();
         for batch in ids.chunks(IDS_PER_REQUEST) {
-            let mut filters: Vec<(&str, &str)> = batch.iter().map(|id| (key, id.as_str())).collect();
+            let mut filters: Vec<(&str, &str)> =
+                batch.iter().map(|id| (key, id.as_str())).collect();
             filters.extend_from_slice(more);
             found.extend(self.list(collection, &filters).await?);
         }
@@ -185,7 +192,12 @@ impl Neutron {
     ) -> Result<Answer, Error> {
         self.identify(acting, &mut headers, false).await?;
         let answer = self
-            .attempt(method.clone(), path_and_query, headers.clone(), body.clone())
+            .attempt(
+                method.clone(),
+                path_and_query,
+                headers.clone(),
+                body.clone(),
+            )
             .await?;
         // The service user's token may have been revoked or expired early: log in again
         // once.
@@ -232,7 +244,13 @@ impl Neutron {
         headers: &mut HeaderMap,
         renew: bool,
     ) -> Result<(), Error> {
-        for name in ["x-auth-token", "x-project-id", "x-tenant-id", "x-roles", "x-user-id"] {
+        for name in [
+            "x-auth-token",
+            "x-project-id",
+            "x-tenant-id",
+            "x-roles",
+            "x-user-id",
+        ] {
             headers.remove(name);
         }
         let mut set = |name: &'static str, value: &str| match value.parse() {
@@ -252,14 +270,15 @@ impl Neutron {
                 }
             },
             (Acting::Service, Some(keystone)) => {
-                let token = keystone
-                    .service_token(renew)
-                    .await
-                    .map_err(|refusal| match refusal {
-                        Refusal::Unauthenticated(why) | Refusal::Unavailable(why) => {
-                            Error::Unavailable(why)
-                        }
-                    })?;
+                let token =
+                    keystone
+                        .service_token(renew)
+                        .await
+                        .map_err(|refusal| match refusal {
+                            Refusal::Unauthenticated(why) | Refusal::Unavailable(why) => {
+                                Error::Unavailable(why)
+                            }
+                        })?;
                 set("x-auth-token", &token)
             }
             (Acting::Service, None) => {

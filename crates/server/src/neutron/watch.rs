@@ -43,5 +43,8 @@ pub async fn check(
         .collect();
     touched.extend(mirror::drop_unused(app, &stale).await?);
     notify::notify(app, touched);
-    Ok(unused.into_iter().filter(|id| !stale.contains(id)).collect())
+    Ok(unused
+        .into_iter()
+        .filter(|id| !stale.contains(id))
+        .collect())
 }

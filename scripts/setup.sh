@@ -89,7 +89,9 @@ fi
 # Debian's Python, whose headers (python3-dev) build uWSGI; the venv's bin first on PATH
 # while it builds, since uWSGI's build asks `python` on PATH which libpython to link (another
 # Python's libpython cannot load the venv's standard library). .venv-neutron/neutron.txt
-# records the pins and the constraints' checksum: a changed pin remakes the venv.
+# records the pins and the constraints' checksum: a changed pin remakes the venv. No pip
+# cache: a uWSGI wheel cached from a build under another Python would link the wrong
+# libpython.
 NEUTRON="neutron==29.0.0 neutron-vpnaas==29.0.0 uWSGI PyMySQL"
 NEUTRON_STAMP="$NEUTRON $(sha256sum scripts/neutron-constraints.txt | cut -d' ' -f1)"
 if [ "$(cat .venv-neutron/neutron.txt 2>/dev/null)" != "$NEUTRON_STAMP" ] || [ ! -x .venv-neutron/bin/uwsgi ]; then
@@ -98,7 +100,7 @@ if [ "$(cat .venv-neutron/neutron.txt 2>/dev/null)" != "$NEUTRON_STAMP" ] || [ !
   /usr/bin/python3 -m venv .venv-neutron
   # shellcheck disable=SC2086 # one requirement per word
   PATH="$PWD/.venv-neutron/bin:$PATH" .venv-neutron/bin/pip install -q --disable-pip-version-check \
-    -c scripts/neutron-constraints.txt $NEUTRON
+    --no-cache-dir -c scripts/neutron-constraints.txt $NEUTRON
   echo "$NEUTRON_STAMP" > .venv-neutron/neutron.txt
 fi
 echo "setup: done"

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use vpnaas_test_support::front::{Front, VPNAAS_ROUTES};
+use vpnaas_test_support::front::Front;
 use vpnaas_test_support::keystone::Keystone;
 use vpnaas_test_support::neutron::{Identity, Neutron, NeutronOptions};
 use vpnaas_test_support::skip_without_openstack;
@@ -130,7 +130,7 @@ async fn the_front_sends_vpnaas_routes_to_vpnaas_and_the_rest_to_neutron() {
     }
     let neutron = Neutron::start(&NeutronOptions::headers()).await;
     let stand_in = StandIn::start().await;
-    let front = Front::start(&stand_in.url, &neutron.url, VPNAAS_ROUTES);
+    let front = Front::start(&stand_in.url, &neutron.url);
     let admin = Identity::headers("lab-admin", &["admin"]);
     let http = reqwest::Client::new();
     let call = async |method: Method, path: &str| {
@@ -151,6 +151,9 @@ async fn the_front_sends_vpnaas_routes_to_vpnaas_and_the_rest_to_neutron() {
         (Method::PUT, "/v2.0/routers/x/remove_router_interface"),
         (Method::PUT, "/v2.0/routers/x/remove_external_gateways.json"),
         (Method::DELETE, "/v2.0/subnets/x"),
+        (Method::GET, "/v2.0/service-providers"),
+        (Method::GET, "/v2.0/routers/x/vpn-agents"),
+        (Method::GET, "/v2.0/agents/x/vpn-routers"),
     ];
     for (method, path) in &to_vpnaas {
         let (status, body) = call(method.clone(), path).await;

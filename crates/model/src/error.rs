@@ -265,7 +265,7 @@ impl Error {
     pub fn id_exists(kind: crate::Kind, id: &str) -> Self {
         Self::conflict(
             FaultKind::Conflict,
-            format!("A {} with id {id} already exists", kind.singular()),
+            format!("{} {id} already exists", kind.singular()),
         )
     }
     /// `IKEPolicyInUse` / `IPsecPolicyInUse` (409).

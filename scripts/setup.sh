@@ -22,6 +22,24 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
+# MariaDB and haproxy for the Neutron lab, which starts private instances of both (own
+# datadir, socket and port; own config): installed with a policy-rc.d that tells apt not
+# to start their system services, which nothing here uses. python3-dev builds uWSGI.
+need_apt=()
+for pkg in mariadb-server haproxy python3-dev; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
+done
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "setup: apt-get install ${need_apt[*]} (their services not started)"
+  policy=/usr/sbin/policy-rc.d
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod +x "$policy"
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+  fi
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
 # Libreswan for its driver's tests. Debian's libreswan package conflicts with
 # strongswan-charon (installing it would remove charon), so its .deb is unpacked into a
 # folder instead; the agent's `libreswan_root` and the tests point there.
@@ -65,5 +83,22 @@ if [ "$(cat .venv-keystone/keystone.txt 2>/dev/null)" != "$KEYSTONE" ] || [ ! -x
   [ -x .venv-keystone/bin/python ] || python3 -m venv .venv-keystone || /usr/bin/python3 -m venv .venv-keystone
   .venv-keystone/bin/pip install -q --disable-pip-version-check "$KEYSTONE"
   echo "$KEYSTONE" > .venv-keystone/keystone.txt
+fi
+# neutron 29 + neutron-vpnaas 29 API under uWSGI, for the tests against a real Neutron
+# (vpnaas-test-support's `neutron` lab); each version pinned by scripts/neutron-constraints.txt.
+# Debian's Python, whose headers (python3-dev) build uWSGI; the venv's bin first on PATH
+# while it builds, since uWSGI's build asks `python` on PATH which libpython to link (another
+# Python's libpython cannot load the venv's standard library). .venv-neutron/neutron.txt
+# records the pins and the constraints' checksum: a changed pin remakes the venv.
+NEUTRON="neutron==29.0.0 neutron-vpnaas==29.0.0 uWSGI PyMySQL"
+NEUTRON_STAMP="$NEUTRON $(sha256sum scripts/neutron-constraints.txt | cut -d' ' -f1)"
+if [ "$(cat .venv-neutron/neutron.txt 2>/dev/null)" != "$NEUTRON_STAMP" ] || [ ! -x .venv-neutron/bin/uwsgi ]; then
+  echo "setup: installing $NEUTRON into .venv-neutron"
+  rm -rf .venv-neutron
+  /usr/bin/python3 -m venv .venv-neutron
+  # shellcheck disable=SC2086 # one requirement per word
+  PATH="$PWD/.venv-neutron/bin:$PATH" .venv-neutron/bin/pip install -q --disable-pip-version-check \
+    -c scripts/neutron-constraints.txt $NEUTRON
+  echo "$NEUTRON_STAMP" > .venv-neutron/neutron.txt
 fi
 echo "setup: done"

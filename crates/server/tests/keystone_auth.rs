@@ -1,21 +1,20 @@
-//! `auth = "keystone"` against a real Keystone 30 of each test's own (`keystone_lab`):
+//! `auth = "keystone"` against a real Keystone 30 of each test's own (test-support's lab):
 //! project and roles from the token, 401 with `WWW-Authenticate` for a missing, invalid,
 //! expired or revoked token, the `service` role on the agents' API, 503 (never a pass)
 //! when Keystone is down, and password logins of openstacksdk and the `openstack` CLI.
 
 mod common;
-mod keystone_lab;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use keystone_lab::Keystone;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use vpnaas_bus::ControlPlane;
 use vpnaas_server::clock::ManualClock;
 use vpnaas_server::{AuthMode, Server, Settings};
+use vpnaas_test_support::keystone::{self, Keystone};
 
 /// A vpnaas server validating tokens against `keystone` settings, on `clock` if given.
 async fn vpnaas(
@@ -91,7 +90,7 @@ fn names(answer: &Answer) -> Vec<String> {
     names
 }
 
-async fn token(keystone: &Keystone, user: &keystone_lab::User, project: &str) -> String {
+async fn token(keystone: &Keystone, user: &keystone::User, project: &str) -> String {
     keystone
         .login(&user.name, &user.password, project)
         .await
@@ -102,7 +101,7 @@ async fn token(keystone: &Keystone, user: &keystone_lab::User, project: &str) ->
 async fn tokens_give_the_project_and_roles_of_their_scope() {
     let keystone = Keystone::start().await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let server = vpnaas(dir.path(), keystone.settings(), None).await;
+    let server = vpnaas(dir.path(), common::keystone_settings(&keystone), None).await;
     let [p1, p2] = &keystone.projects;
     let member1 = token(&keystone, &p1.member, &p1.name).await;
     let reader1 = token(&keystone, &p1.reader, &p1.name).await;
@@ -151,7 +150,7 @@ async fn tokens_give_the_project_and_roles_of_their_scope() {
 
     // The agents' API: the service role (vpnaas's own user here) and admins, nobody else.
     let service = keystone
-        .login("vpnaas", keystone_lab::SERVICE_PASSWORD, "service")
+        .login("vpnaas", keystone::SERVICE_PASSWORD, "service")
         .await
         .expect("service login");
     let agent = vpnaas_bus::http::HttpControlPlane::new(&server.url(), Some(service.clone()));
@@ -195,7 +194,7 @@ async fn an_agent_logs_in_to_keystone_with_its_service_user() {
     let keystone = Keystone::start().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let clock = Arc::new(ManualClock::starting_now());
-    let settings = keystone.settings();
+    let settings = common::keystone_settings(&keystone);
     let ttl = settings.revocation_ttl;
     let server = vpnaas(dir.path(), settings, Some(clock.clone())).await;
     let service = keystone
@@ -262,7 +261,7 @@ async fn missing_invalid_and_revoked_tokens_get_401_with_a_keystone_challenge() 
     let keystone = Keystone::start().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let clock = Arc::new(ManualClock::starting_now());
-    let settings = keystone.settings();
+    let settings = common::keystone_settings(&keystone);
     let ttl = settings.revocation_ttl;
     let server = vpnaas(dir.path(), settings, Some(clock.clone())).await;
     let challenge = format!("Keystone uri=\"{}\"", keystone.url);
@@ -306,7 +305,7 @@ async fn missing_invalid_and_revoked_tokens_get_401_with_a_keystone_challenge() 
 async fn an_expired_token_is_refused_even_when_cached() {
     let keystone = Keystone::start().await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let server = vpnaas(dir.path(), keystone.settings(), None).await;
+    let server = vpnaas(dir.path(), common::keystone_settings(&keystone), None).await;
     let p1 = &keystone.projects[0];
     // Keystone caps a token's expiry at its application credential's.
     let member = token(&keystone, &p1.member, &p1.name).await;
@@ -361,7 +360,7 @@ async fn keystone_down_is_503_never_a_pass() {
     let mut keystone = Keystone::start().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let clock = Arc::new(ManualClock::starting_now());
-    let settings = keystone.settings();
+    let settings = common::keystone_settings(&keystone);
     let ttl = settings.revocation_ttl;
     let server = vpnaas(dir.path(), settings, Some(clock.clone())).await;
     let p1 = &keystone.projects[0];
@@ -377,7 +376,7 @@ async fn keystone_down_is_503_never_a_pass() {
     // A service user Keystone refuses is vpnaas's fault, not the caller's: 503, not 401.
     let misconfigured = vpnaas_server::config::KeystoneSettings {
         password: vpnaas_server::config::Secret("wrong".into()),
-        ..keystone.settings()
+        ..common::keystone_settings(&keystone)
     };
     let other_dir = tempfile::tempdir().expect("tempdir");
     let refused = vpnaas(other_dir.path(), misconfigured, None).await;
@@ -441,8 +440,8 @@ fn python() -> PathBuf {
 async fn openstacksdk_and_the_openstack_cli_log_in_with_passwords() {
     let keystone = Keystone::start().await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let server = vpnaas(dir.path(), keystone.settings(), None).await;
-    keystone.register_network(&server.url()).await;
+    let server = vpnaas(dir.path(), common::keystone_settings(&keystone), None).await;
+    keystone.register_endpoint("network", &server.url()).await;
     let python = python();
     let script =
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/compat/keystone_login_flow.py");

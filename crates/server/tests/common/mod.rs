@@ -239,3 +239,17 @@ pub async fn start_on_manual_clock(agent_down_time: u64) -> Clocked {
         dir,
     }
 }
+
+/// vpnaas's `[keystone]` settings for a lab Keystone: its URL and vpnaas's service user.
+pub fn keystone_settings(
+    keystone: &vpnaas_test_support::keystone::Keystone,
+) -> vpnaas_server::config::KeystoneSettings {
+    use vpnaas_test_support::keystone::{SERVICE_PASSWORD, SERVICE_PROJECT, SERVICE_USER};
+    vpnaas_server::config::KeystoneSettings {
+        auth_url: keystone.url.clone(),
+        username: SERVICE_USER.into(),
+        password: vpnaas_server::config::Secret(SERVICE_PASSWORD.into()),
+        project_name: SERVICE_PROJECT.into(),
+        ..Default::default()
+    }
+}

@@ -5,9 +5,9 @@
 //! and `bootstrap` take ~14 s, so they run once per machine into a template under the
 //! target directory (under a file lock); each Keystone starts from a copy of it.
 //! Through the API it then gets two projects with an admin, a member and a reader each,
-//! and vpnaas's service user (role `service` in project `service`).
-
-#![allow(dead_code)]
+//! and two service users in project `service`: vpnaas's (role `service`) and Neutron's
+//! (role `admin`, as a real deployment gives it, so keystonemiddleware may validate
+//! tokens).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -18,10 +18,18 @@ use serde_json::{Value, json};
 /// The Keystone release the template was made with (bump with setup.sh's pin), and the
 /// template's own version (bump when `conf` or the bootstrap change).
 const PIN: &str = "30.0.0";
-const TEMPLATE: u32 = 3;
+const TEMPLATE: u32 = 4;
 const ADMIN_PASSWORD: &str = "s3cret";
+/// Name of vpnaas's service user.
+pub const SERVICE_USER: &str = "vpnaas";
 /// Password of vpnaas's service user.
 pub const SERVICE_PASSWORD: &str = "pw-vpnaas";
+/// Name of Neutron's service user.
+pub const NEUTRON_USER: &str = "neutron";
+/// Password of Neutron's service user.
+pub const NEUTRON_PASSWORD: &str = "pw-neutron";
+/// The project of both service users.
+pub const SERVICE_PROJECT: &str = "service";
 
 /// A user of a project: name and password (`pw-<name>`).
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -55,9 +63,10 @@ pub struct Keystone {
     _dir: Option<tempfile::TempDir>,
 }
 
-fn venv() -> PathBuf {
+/// The virtualenv Keystone runs from.
+pub fn venv() -> PathBuf {
     std::env::var_os("VPNAAS_TEST_KEYSTONE_VENV").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv-keystone"),
+        || crate::workspace_root().join(".venv-keystone"),
         PathBuf::from,
     )
 }
@@ -95,7 +104,7 @@ fn manage(conf: &Path, args: &[&str]) {
 /// `keystone-manage` steps, then Keystone started on it to create the projects and users
 /// (their ids kept in `lab.json`).
 async fn template() -> PathBuf {
-    let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let root = crate::target_tmp();
     let dir = root.join(format!("keystone-template-{PIN}-{TEMPLATE}"));
     let lock = std::fs::File::create(root.join(format!("keystone-template-{PIN}.lock")))
         .expect("template lock file");
@@ -138,19 +147,6 @@ async fn template() -> PathBuf {
     dir
 }
 
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("read template") {
-        let entry = entry.expect("entry");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("type").is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).expect("copy");
-        }
-    }
-}
-
 impl Keystone {
     /// Starts one (from a copy of the template) with projects `p1`, `p2` and the
     /// service user.
@@ -158,7 +154,7 @@ impl Keystone {
         let started = Instant::now();
         let template = template().await;
         let dir = tempfile::tempdir().expect("tempdir");
-        copy_tree(&template, dir.path());
+        crate::copy_tree(&template, dir.path());
         let lab = std::fs::read_to_string(dir.path().join("lab.json")).expect("lab.json");
         let projects = serde_json::from_str(&lab).expect("lab.json parses");
         let path = dir.path().to_path_buf();
@@ -177,9 +173,8 @@ impl Keystone {
     async fn serve(dir: &Path, owned: Option<tempfile::TempDir>) -> Keystone {
         let conf_path = dir.join("keystone.conf");
         std::fs::write(&conf_path, conf(dir)).expect("conf");
-        let port = vpnaas_test_support::free_port();
-        let script =
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/keystone_wsgi.py");
+        let port = crate::free_port();
+        let script = crate::workspace_root().join("scripts/keystone_wsgi.py");
         let log = std::fs::File::create(dir.join("wsgi.log")).expect("log");
         let child = Command::new(venv().join("bin/python"))
             .arg(&script)
@@ -317,14 +312,15 @@ impl Keystone {
         }
     }
 
-    /// Puts vpnaas at `url` in the catalog as the `network` service, where openstacksdk
-    /// and the `openstack` CLI look for Neutron.
-    pub async fn register_network(&self, url: &str) {
+    /// Puts `url` in the catalog (public and internal, region `RegionOne`) as a service
+    /// of `service_type`: `network` is where openstacksdk and the `openstack` CLI look for
+    /// Neutron (vpnaas itself, or the front before both).
+    pub async fn register_endpoint(&self, service_type: &str, url: &str) {
         let service = self
             .call(
                 reqwest::Method::POST,
                 "/services",
-                Some(json!({"service": {"type": "network", "name": "vpnaas"}})),
+                Some(json!({"service": {"type": service_type, "name": service_type}})),
             )
             .await;
         let id = service["service"]["id"].as_str().expect("service id");
@@ -393,9 +389,11 @@ impl Keystone {
     }
 
     async fn populate(&mut self) {
-        let service = self.project("service").await;
-        let vpnaas = self.user("vpnaas", &service, "service").await;
+        let service = self.project(SERVICE_PROJECT).await;
+        let vpnaas = self.user(SERVICE_USER, &service, "service").await;
         assert_eq!(vpnaas.password, SERVICE_PASSWORD);
+        let neutron = self.user(NEUTRON_USER, &service, "admin").await;
+        assert_eq!(neutron.password, NEUTRON_PASSWORD);
         for n in 0..self.projects.len() {
             let name = format!("p{}", n + 1);
             let id = self.project(&name).await;
@@ -406,15 +404,6 @@ impl Keystone {
                 id,
                 name,
             };
-        }
-    }
-
-    /// vpnaas's `[keystone]` settings for this Keystone.
-    pub fn settings(&self) -> vpnaas_server::config::KeystoneSettings {
-        vpnaas_server::config::KeystoneSettings {
-            auth_url: self.url.clone(),
-            password: vpnaas_server::config::Secret(SERVICE_PASSWORD.into()),
-            ..Default::default()
         }
     }
 }

@@ -4,6 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
+# The OpenStack lab's tests (Keystone, Neutron, the haproxy front) fail instead of skipping
+# when setup.sh left something out.
+export VPNAAS_TEST_REQUIRE_OPENSTACK=1
 ./scripts/services.sh
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 /// The Keystone release the template was made with (bump with setup.sh's pin), and the
 /// template's own version (bump when `conf` or the bootstrap change).
 const PIN: &str = "30.0.0";
-const TEMPLATE: u32 = 4;
+const TEMPLATE: u32 = 5;
 const ADMIN_PASSWORD: &str = "s3cret";
 /// Name of vpnaas's service user.
 pub const SERVICE_USER: &str = "vpnaas";
@@ -128,6 +128,9 @@ async fn template() -> PathBuf {
             "--bootstrap-password",
             ADMIN_PASSWORD,
             "--bootstrap-public-url",
+            "http://127.0.0.1:1/v3",
+            // keystonemiddleware (Neutron's) looks for the internal one
+            "--bootstrap-internal-url",
             "http://127.0.0.1:1/v3",
             "--bootstrap-region-id",
             "RegionOne",

@@ -147,7 +147,7 @@ pub fn uwsgi(dir: &Path, venv: &Path, port: u16, workers: u32) -> String {
          master = true\nprocesses = {workers}\nthreads = 1\nenable-threads = true\nlazy-apps = true\n\
          buffer-size = 65535\n\
          # uWSGI's http-socket breaks kept-alive connections after ~100 requests\n\
-         add-header = Connection: close\n\
+         add-header = Connection: close\ndisable-logging = true\n\
          die-on-term = true\nexit-on-reload = false\n\
          # a worker that cannot load neutron ends uWSGI (the test shows why) instead of answering 500\n\
          need-app = true\n",

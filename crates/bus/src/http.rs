@@ -215,8 +215,9 @@ impl ControlPlane for HttpControlPlane {
     }
 }
 
-/// Logs in to Keystone; the token and how long it lives.
-async fn keystone_token(
+/// Logs in to Keystone with a password; the token and how long it lives. Also how
+/// `vpnaas import neutron` logs in.
+pub async fn keystone_token(
     http: &reqwest::Client,
     login: &KeystoneLogin,
 ) -> Result<(String, Duration)> {
@@ -244,7 +245,7 @@ async fn keystone_token(
     let status = response.status();
     if !status.is_success() {
         return Err(Error::Rejected(format!(
-            "Keystone refused the agent's login as {} ({status})",
+            "Keystone refused the login of {} ({status})",
             login.username
         )));
     }

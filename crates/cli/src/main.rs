@@ -6,6 +6,7 @@ mod bench;
 mod bench_fixture;
 mod demo;
 mod flags;
+mod import;
 mod lab;
 mod layers;
 mod logging;
@@ -112,12 +113,35 @@ fn cli() -> Command {
             "all-in-one",
             "Run the API server, an agent and their bus in one process (SQLite)",
         ))
+        .subcommand(import_command())
         .subcommand(lab_command())
         .subcommand(bench_command());
     for kind in Kind::ALL {
         cli = cli.subcommand(resource_cmd::command(kind));
     }
     cli
+}
+
+fn import_command() -> Command {
+    Command::new("import")
+        .about("Move VPN objects from another system into vpnaas")
+        .subcommand_required(true)
+        .subcommand(
+            command_with::<import::ImportArgs>(
+                "neutron",
+                "Import every VPN object of a running neutron-vpnaas, with the same ids",
+            )
+            .long_about(
+                "Import a running neutron-vpnaas: its IKE and IPsec policies, endpoint groups, \
+                 VPN services and IPsec site connections (PSKs included), read with an \
+                 administrator's Keystone login (--os-* or OS_*), are created in vpnaas with \
+                 the same ids, projects and attributes. What vpnaas refuses is reported with \
+                 its reason and the import goes on; objects already imported are compared and \
+                 updated where they differ, so running it again changes nothing. vpnaas is \
+                 called with --token (or --project/--roles under noauth) or else with the \
+                 Keystone token. Exits non-zero when any object was refused or differs.",
+            ),
+        )
 }
 
 fn lab_command() -> Command {
@@ -200,6 +224,21 @@ async fn run(matches: &clap::ArgMatches) -> Result<String> {
             Ok(String::new())
         }
         "lab" => run_lab(&global, args).await,
+        "import" => {
+            let Some(("neutron", args)) = args.subcommand() else {
+                anyhow::bail!("missing import source")
+            };
+            let has_identity =
+                global.token.is_some() || global.project.is_some() || global.roles.is_some();
+            import::run(
+                &global.client(),
+                has_identity,
+                global.format,
+                &import::ImportArgs::from_arg_matches(args)?,
+            )
+            .await?;
+            Ok(String::new())
+        }
         "bench" => match args.subcommand() {
             Some(("api", bench_args)) => {
                 bench::run(

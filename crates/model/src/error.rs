@@ -47,6 +47,7 @@ fault_kinds! {
     AgentNotFound,
     AvailabilityZoneNotFound,
     BadRequest,
+    Conflict,
     DNSNameServersExhausted,
     DefaultExternalNetworkExists,
     EndpointGroupInUse,
@@ -258,6 +259,14 @@ impl Error {
             ),
         };
         Self::not_found(class_name, message)
+    }
+    /// 409 `Conflict` (neutron-lib's generic conflict): an administrator chose the id of
+    /// an object that exists.
+    pub fn id_exists(kind: crate::Kind, id: &str) -> Self {
+        Self::conflict(
+            FaultKind::Conflict,
+            format!("{} {id} already exists", kind.singular()),
+        )
     }
     /// `IKEPolicyInUse` / `IPsecPolicyInUse` (409).
     pub fn policy_in_use(kind: crate::Kind, id: &str) -> Self {

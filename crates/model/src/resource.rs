@@ -47,7 +47,7 @@ pub fn attributes(kind: Kind) -> &'static [Attr] {
 macro_rules! attribute_map {
     ($($attr:expr),* $(,)?) => {
         &[
-            $crate::attr::Attr::new("id", $crate::attr::AttrType::Uuid, $crate::attr::Post::Forbidden, false, "UUID, assigned by the server"),
+            $crate::attr::Attr::new("id", $crate::attr::AttrType::Uuid, $crate::attr::Post::AdminOnly, false, "UUID, assigned by the server; an administrator may choose it on POST (a vpnaas extension, for imports: 409 if it exists)"),
             $crate::attr::Attr::new("tenant_id", $crate::attr::AttrType::ProjectId, $crate::attr::Post::Optional, false, "owning project (alias of project_id)"),
             $crate::attr::Attr::new("project_id", $crate::attr::AttrType::ProjectId, $crate::attr::Post::Optional, false, "owning project"),
             $crate::attr::Attr::new("name", $crate::attr::AttrType::Name, $crate::attr::Post::Default($crate::attr::empty_string), true, "human-readable name"),

@@ -389,3 +389,68 @@ async fn under_token_auth_metrics_need_a_token_or_their_own_address() {
         "noauth keeps /metrics anonymous"
     );
 }
+
+/// An administrator may choose an object's id on POST (vpnaas's extension for imports),
+/// for any project; the id must be a new UUID. Anyone else gets Neutron's own answer to
+/// an attribute POST may not set.
+#[tokio::test]
+async fn only_an_administrator_chooses_an_id_and_only_a_new_one() {
+    let h = start().await;
+    let admin = h.client.as_project("ops", "admin");
+    let member = h.client.as_project("alice", "member");
+    let chosen = "0b3e7f0c-3d7b-4b8e-9a57-1a1f0e6a2c11";
+    let created = admin
+        .create(
+            Kind::IkePolicy,
+            json!({"id": chosen, "project_id": "alice", "name": "kept"}),
+        )
+        .await
+        .expect("an administrator chooses the id");
+    assert_eq!(created["id"], chosen);
+    assert_eq!(created["project_id"], "alice");
+    let shown = member.show(Kind::IkePolicy, chosen).await.expect("alice's");
+    assert_eq!(shown["name"], "kept");
+    let again = admin
+        .create(Kind::IkePolicy, json!({"id": chosen, "name": "other"}))
+        .await;
+    assert_eq!(fault(again), (409, "Conflict".into()));
+    let kept = admin
+        .show(Kind::IkePolicy, chosen)
+        .await
+        .expect("still there");
+    assert_eq!(
+        (kept["name"].clone(), kept["project_id"].clone()),
+        (json!("kept"), json!("alice"))
+    );
+    // The same id is free in another kind.
+    admin
+        .create(Kind::IpsecPolicy, json!({"id": chosen}))
+        .await
+        .expect("ids are per kind");
+    let by_member = member
+        .create(
+            Kind::IkePolicy,
+            json!({"id": "5d0c4c52-2f4e-4f54-a0a4-2a4f3a0d8e01"}),
+        )
+        .await;
+    assert_eq!(
+        by_member
+            .as_ref()
+            .err()
+            .map(|e| e.to_string().contains("Attribute 'id' not allowed in POST")),
+        Some(true),
+        "{by_member:?}"
+    );
+    assert_eq!(fault(by_member), (400, "HTTPBadRequest".into()));
+    let malformed = admin
+        .create(
+            Kind::EndpointGroup,
+            json!({"id": "42", "type": "cidr", "endpoints": ["10.0.0.0/24"]}),
+        )
+        .await;
+    assert_eq!(fault(malformed).0, 400);
+    assert!(
+        member.list(Kind::IkePolicy, &[]).await.expect("list").len() == 1,
+        "nothing else was created"
+    );
+}

@@ -30,7 +30,7 @@ pub fn parse_create(
         let value = given.remove(attr.name);
         match (attr.post, value) {
             _ if matches!(attr.ty, AttrType::ProjectId) => {}
-            (Post::Forbidden, Some(_)) => {
+            (_, Some(_)) if !may_set(attr, who) => {
                 return Err(Error::http_bad_request(format!(
                     "Attribute '{}' not allowed in POST",
                     attr.name
@@ -128,6 +128,16 @@ fn check_known(attrs: &[Attr], given: &Map<String, Value>) -> Result<()> {
         "Unrecognized attribute(s) '{}'",
         unknown.join(", ")
     )))
+}
+
+/// Whether the caller may give `attr` in a POST: [`Post::Forbidden`] never,
+/// [`Post::AdminOnly`] administrators only, everything else anyone.
+fn may_set(attr: &Attr, who: Requester<'_>) -> bool {
+    match attr.post {
+        Post::Forbidden => false,
+        Post::AdminOnly => who.is_admin,
+        Post::Required | Post::Default(_) | Post::Optional => true,
+    }
 }
 
 struct ProjectFields {

@@ -184,7 +184,10 @@ pub async fn create(app: &App, caller: &Caller, kind: Kind, body: Value) -> ApiR
         is_admin: caller.is_admin(),
     };
     let mut fields = attr::parse_create(kind, attributes(kind), body, who, app.rules())?;
-    fields.insert("id".into(), Value::String(uuid::Uuid::new_v4().to_string()));
+    let chosen_id = fields.contains_key("id");
+    if !chosen_id {
+        fields.insert("id".into(), Value::String(uuid::Uuid::new_v4().to_string()));
+    }
     let resolved = match kind {
         Kind::SiteConnection => Some(vpn::resolve_peer(&fields).await),
         _ => None,
@@ -194,6 +197,9 @@ pub async fn create(app: &App, caller: &Caller, kind: Kind, body: Value) -> ApiR
         notify::notify(app, touched);
     }
     let mut tx = app.store.begin().await?;
+    if chosen_id {
+        refuse_existing_id(tx.as_mut(), kind, &fields).await?;
+    }
     if kind == Kind::VpnService {
         let flavor = fields.get("flavor_id").and_then(Value::as_str);
         let driver =
@@ -217,6 +223,20 @@ pub async fn create(app: &App, caller: &Caller, kind: Kind, body: Value) -> ApiR
     tx.commit().await?;
     notify::notify(app, touched);
     Ok(created)
+}
+
+/// An id an administrator chose (see [`attr::Post::AdminOnly`]) must be new: the store
+/// would otherwise overwrite the object that has it.
+async fn refuse_existing_id(
+    tx: &mut dyn Transaction,
+    kind: Kind,
+    fields: &Map<String, Value>,
+) -> ApiResult<()> {
+    let id = fields.get("id").and_then(Value::as_str).unwrap_or_default();
+    match tx.get(kind, id).await? {
+        Some(_) => Err(Fault::id_exists(kind, id).into()),
+        None => Ok(()),
+    }
 }
 
 fn read_only(kind: Kind) -> ApiError {

@@ -6,9 +6,9 @@
 //! refuses reported with its reason and the object, the import going on; a second run
 //! changing nothing; a third run putting back what someone changed in vpnaas.
 //!
-//! vpnaas runs standalone here (its own inventory), so it refuses Neutron's routers and
-//! subnets: the VPN service, the connection on it and the `subnet` endpoint group are
-//! refused (reported, not fatal). Under `inventory = "neutron"` they are taken.
+//! vpnaas runs with `inventory = "neutron"` on the same Neutron, so the VPN service, the
+//! connection on it and the `subnet` endpoint group are taken with Neutron's routers and
+//! subnets; an IKE policy whose name vpnaas's grammar refuses is reported and left.
 
 use std::process::{Command, Output};
 
@@ -16,26 +16,30 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use vpnaas_client::{Client, Identity as ApiIdentity};
 use vpnaas_model::Kind;
-use vpnaas_server::config::{AuthMode, KeystoneSettings, Secret};
+use vpnaas_server::config::{AuthMode, InventoryMode, KeystoneSettings, NeutronSettings, Secret};
 use vpnaas_server::{Server, Settings};
-use vpnaas_test_support::keystone::{
-    Keystone, Project, SERVICE_PASSWORD, SERVICE_PROJECT, SERVICE_USER,
-};
+use vpnaas_test_support::keystone::{Keystone, Project, SERVICE_PROJECT};
 use vpnaas_test_support::neutron::{Identity, Neutron, NeutronOptions};
 use vpnaas_test_support::skip_without_openstack;
 
-/// A vpnaas taking tokens of `keystone`.
-async fn vpnaas(keystone: &Keystone, dir: &std::path::Path) -> Server {
+/// A vpnaas taking tokens of `keystone`, its VPN services on `neutron`'s routers.
+async fn vpnaas(keystone: &Keystone, neutron: &Neutron, dir: &std::path::Path) -> Server {
+    let user = keystone.cloud_service_user().await;
     let settings = Settings {
         listen: "127.0.0.1:0".parse().expect("addr"),
         data_dir: dir.to_path_buf(),
         auth: AuthMode::Keystone,
         keystone: KeystoneSettings {
             auth_url: keystone.url.clone(),
-            username: SERVICE_USER.into(),
-            password: Secret(SERVICE_PASSWORD.into()),
+            username: user.name,
+            password: Secret(user.password),
             project_name: SERVICE_PROJECT.into(),
             ..KeystoneSettings::default()
+        },
+        inventory: InventoryMode::Neutron,
+        neutron: NeutronSettings {
+            url: neutron.url.clone(),
+            ..NeutronSettings::default()
         },
         ..Settings::default()
     };
@@ -166,9 +170,6 @@ async fn populate(neutron: &Neutron, keystone: &Keystone) -> Populated {
         }),
     )
     .await;
-    let unknown_router = format!("Router {router_id} could not be found");
-    let unknown_subnet = format!("Subnet {} in endpoint group does not exist", lan.subnet);
-    let refused_service = format!("vpnservice {}", service["id"].as_str().expect("id"));
     Populated {
         taken: vec![
             (Kind::IkePolicy, ike),
@@ -176,17 +177,11 @@ async fn populate(neutron: &Neutron, keystone: &Keystone) -> Populated {
             (Kind::IpsecPolicy, ipsec_p1),
             (Kind::EndpointGroup, peers),
             (Kind::EndpointGroup, peers_p1),
+            (Kind::EndpointGroup, locals),
+            (Kind::VpnService, service),
+            (Kind::SiteConnection, connection),
         ],
-        refused: vec![
-            (Kind::IkePolicy, quoted, "Invalid input for name".into()),
-            (Kind::EndpointGroup, locals, unknown_subnet),
-            (Kind::VpnService, service, unknown_router),
-            (
-                Kind::SiteConnection,
-                connection,
-                format!("not imported: {refused_service}"),
-            ),
-        ],
+        refused: vec![(Kind::IkePolicy, quoted, "Invalid input for name".into())],
     }
 }
 
@@ -308,7 +303,7 @@ async fn a_running_neutron_vpnaas_is_imported_with_its_ids_and_again_changes_not
     let neutron = Neutron::start(&NeutronOptions::keystone(&keystone)).await;
     let populated = populate(&neutron, &keystone).await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let server = vpnaas(&keystone, dir.path()).await;
+    let server = vpnaas(&keystone, &neutron, dir.path()).await;
     let url = server.url();
     let admin = &keystone.projects[0].admin;
     let token = keystone
@@ -392,22 +387,23 @@ async fn a_running_neutron_vpnaas_is_imported_with_its_ids_and_again_changes_not
         "the second run changed nothing"
     );
 
-    // Someone renamed a policy and changed its PFS in vpnaas: the next run puts Neutron's back.
-    let (kind, ike) = &populated.taken[0];
-    let id = ike["id"].as_str().expect("id");
-    api.update(*kind, id, json!({"name": "renamed", "pfs": "group14"}))
+    // Someone renamed a policy no connection uses (a policy in use cannot change) and
+    // changed its PFS in vpnaas: the next run puts Neutron's back.
+    let (kind, policy) = &populated.taken[1];
+    let id = policy["id"].as_str().expect("id");
+    api.update(*kind, id, json!({"name": "renamed", "pfs": "group15"}))
         .await
         .expect("update");
     let (_, report) = import(&url, &neutron, &keystone, true);
-    let updated = entry(&report, *kind, ike);
+    let updated = entry(&report, *kind, policy);
     assert_eq!(updated["outcome"], "updated");
     assert_eq!(updated["attributes"], json!(["name", "pfs"]));
-    assert_same(*kind, ike, &api.show(*kind, id).await.expect("show"));
+    assert_same(*kind, policy, &api.show(*kind, id).await.expect("show"));
     let listed = neutron
-        .call(&neutron.admin, Method::GET, "/v2.0/vpn/ikepolicies", None)
+        .call(&neutron.admin, Method::GET, "/v2.0/vpn/ipsecpolicies", None)
         .await;
     assert_eq!(
-        listed.body["ikepolicies"].as_array().map(Vec::len),
+        listed.body["ipsecpolicies"].as_array().map(Vec::len),
         Some(2),
         "Neutron untouched"
     );

@@ -15,12 +15,8 @@ use serde_json::{Value, json};
 use vpnaas_server::config::{NeutronSettings, Secret};
 use vpnaas_server::{AuthMode, InventoryMode, Server, Settings};
 use vpnaas_test_support::front::Front;
-use vpnaas_test_support::keystone::{Keystone, User};
+use vpnaas_test_support::keystone::Keystone;
 use vpnaas_test_support::neutron::{Neutron, NeutronOptions};
-
-/// vpnaas's Keystone user here: `admin` in project `service` (it validates tokens and
-/// reads every project's routers in Neutron).
-const VPNAAS_USER: &str = "vpnaas-cloud";
 
 /// The whole cloud; dropped in reverse order of start.
 struct Cloud {
@@ -36,13 +32,7 @@ async fn cloud() -> Option<Cloud> {
         return None;
     }
     let keystone = Keystone::start().await;
-    let service = keystone
-        .call(Method::GET, "/projects?name=service", None)
-        .await;
-    let service_id = service["projects"][0]["id"]
-        .as_str()
-        .expect("service project");
-    let user: User = keystone.user(VPNAAS_USER, service_id, "admin").await;
+    let user = keystone.cloud_service_user().await;
     let neutron = Neutron::start(&NeutronOptions::keystone(&keystone)).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let mut ks = common::keystone_settings(&keystone);

@@ -366,6 +366,34 @@ impl Keystone {
             .to_string()
     }
 
+    /// vpnaas's service user where it uses Neutron's routers (`inventory = "neutron"`):
+    /// `admin` in project `service`, since it both validates tokens and reads every
+    /// project's routers and their ports in Neutron. Made on first call.
+    pub async fn cloud_service_user(&self) -> User {
+        let name = "vpnaas-cloud";
+        let found = self
+            .call(reqwest::Method::GET, &format!("/users?name={name}"), None)
+            .await;
+        if let Some(id) = found["users"][0]["id"].as_str() {
+            return User {
+                name: name.into(),
+                password: format!("pw-{name}"),
+                id: id.into(),
+            };
+        }
+        let service = self
+            .call(
+                reqwest::Method::GET,
+                &format!("/projects?name={SERVICE_PROJECT}"),
+                None,
+            )
+            .await;
+        let service = service["projects"][0]["id"]
+            .as_str()
+            .expect("project service");
+        self.user(name, service, "admin").await
+    }
+
     /// A user with `role` on `project_id`, password `pw-<name>`.
     pub async fn user(&self, name: &str, project_id: &str, role: &str) -> User {
         let password = format!("pw-{name}");

@@ -29,17 +29,21 @@ pub struct Route {
     pub path: PathMatch,
 }
 
-const fn any(prefix: &'static str) -> Route {
-    Route {
-        method: None,
-        path: PathMatch::Prefix(prefix),
+impl Route {
+    /// Any method on paths beginning with `prefix`.
+    pub const fn any(prefix: &'static str) -> Route {
+        Route {
+            method: None,
+            path: PathMatch::Prefix(prefix),
+        }
     }
-}
 
-const fn only(method: &'static str, regex: &'static str) -> Route {
-    Route {
-        method: Some(method),
-        path: PathMatch::Regex(regex),
+    /// `method` on paths matching `regex`.
+    pub const fn only(method: &'static str, regex: &'static str) -> Route {
+        Route {
+            method: Some(method),
+            path: PathMatch::Regex(regex),
+        }
     }
 }
 
@@ -47,19 +51,20 @@ const fn only(method: &'static str, regex: &'static str) -> Route {
 /// that could take a router or subnet from a VPN service (deleting a router, changing
 /// its gateway, removing an interface or external gateways, deleting a subnet), which
 /// vpnaas checks before passing them on to Neutron. Each also with a `.json` suffix.
+/// A test needing more (flavors, agent scheduler paths) passes its own list.
 pub const VPNAAS_ROUTES: &[Route] = &[
-    any("/v2.0/vpn/"),
-    only("DELETE", r"^/v2\.0/routers/[^/.]+(\.json)?$"),
-    only("PUT", r"^/v2\.0/routers/[^/.]+(\.json)?$"),
-    only(
+    Route::any("/v2.0/vpn/"),
+    Route::only("DELETE", r"^/v2\.0/routers/[^/.]+(\.json)?$"),
+    Route::only("PUT", r"^/v2\.0/routers/[^/.]+(\.json)?$"),
+    Route::only(
         "PUT",
         r"^/v2\.0/routers/[^/.]+/remove_router_interface(\.json)?$",
     ),
-    only(
+    Route::only(
         "PUT",
         r"^/v2\.0/routers/[^/.]+/remove_external_gateways(\.json)?$",
     ),
-    only("DELETE", r"^/v2\.0/subnets/[^/.]+(\.json)?$"),
+    Route::only("DELETE", r"^/v2\.0/subnets/[^/.]+(\.json)?$"),
 ];
 
 /// A running front.

@@ -86,21 +86,24 @@ if [ "$(cat .venv-keystone/keystone.txt 2>/dev/null)" != "$KEYSTONE" ] || [ ! -x
 fi
 # neutron 29 + neutron-vpnaas 29 API under uWSGI, for the tests against a real Neutron
 # (vpnaas-test-support's `neutron` lab); each version pinned by scripts/neutron-constraints.txt.
-# Debian's Python, whose headers (python3-dev) build uWSGI; the venv's bin first on PATH
-# while it builds, since uWSGI's build asks `python` on PATH which libpython to link (another
-# Python's libpython cannot load the venv's standard library). .venv-neutron/neutron.txt
-# records the pins and the constraints' checksum: a changed pin remakes the venv. No pip
-# cache: a uWSGI wheel cached from a build under another Python would link the wrong
-# libpython.
+# Debian's Python, whose headers (python3-dev) build uWSGI. uWSGI's build links the
+# libpython of the `python` first on PATH, so the venv's goes first; and it is built from
+# source without pip's cache, which may hold a wheel linked to another Python (whose
+# libpython cannot load this venv's standard library). .venv-neutron/neutron.txt records
+# the pins and the constraints' checksum: a changed pin remakes the venv.
 NEUTRON="neutron==29.0.0 neutron-vpnaas==29.0.0 uWSGI PyMySQL"
 NEUTRON_STAMP="$NEUTRON $(sha256sum scripts/neutron-constraints.txt | cut -d' ' -f1)"
 if [ "$(cat .venv-neutron/neutron.txt 2>/dev/null)" != "$NEUTRON_STAMP" ] || [ ! -x .venv-neutron/bin/uwsgi ]; then
   echo "setup: installing $NEUTRON into .venv-neutron"
   rm -rf .venv-neutron
   /usr/bin/python3 -m venv .venv-neutron
+  pip_neutron() {
+    PATH="$PWD/.venv-neutron/bin:$PATH" .venv-neutron/bin/pip install -q \
+      --disable-pip-version-check -c scripts/neutron-constraints.txt "$@"
+  }
+  pip_neutron --no-cache-dir uWSGI
   # shellcheck disable=SC2086 # one requirement per word
-  PATH="$PWD/.venv-neutron/bin:$PATH" .venv-neutron/bin/pip install -q --disable-pip-version-check \
-    --no-cache-dir -c scripts/neutron-constraints.txt $NEUTRON
+  pip_neutron $NEUTRON
   echo "$NEUTRON_STAMP" > .venv-neutron/neutron.txt
 fi
 echo "setup: done"

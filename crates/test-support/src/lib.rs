@@ -62,8 +62,8 @@ pub fn copy_tree(from: &Path, to: &Path) {
 /// tests then fail instead of skipping when `scripts/setup.sh` has not been run.
 pub const REQUIRE_OPENSTACK: &str = "VPNAAS_TEST_REQUIRE_OPENSTACK";
 
-/// `true` when a test of the OpenStack lab must skip (it prints why): its virtualenvs or
-/// Debian packages are missing and [`REQUIRE_OPENSTACK`] is not set.
+/// `true` when a test of the OpenStack lab must skip (it prints why): its virtualenvs
+/// (Keystone's, Neutron's, the `openstack` CLI's) or Debian packages are missing and [`REQUIRE_OPENSTACK`] is not set.
 ///
 /// # Panics
 /// When something is missing and [`REQUIRE_OPENSTACK`] is set.
@@ -88,6 +88,7 @@ fn openstack_missing() -> Vec<String> {
         neutron::venv().join("bin/neutron-db-manage"),
         PathBuf::from(neutron::MARIADBD),
         PathBuf::from(front::HAPROXY),
+        workspace_root().join(".venv/bin/openstack"),
     ];
     needed
         .into_iter()

@@ -10,7 +10,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use vpnaas_test_support::front::Front;
 use vpnaas_test_support::keystone::Keystone;
 use vpnaas_test_support::neutron::{Identity, Neutron, NeutronOptions};
-use vpnaas_test_support::skip_without_openstack;
+use vpnaas_test_support::{skip_without_openstack, workspace_root};
 
 #[tokio::test]
 async fn neutron_behind_keystone_keeps_each_project_to_its_own() {
@@ -182,6 +182,88 @@ async fn the_front_sends_vpnaas_routes_to_vpnaas_and_the_rest_to_neutron() {
         *stand_in.seen.lock().expect("lock"),
         seen,
         "the stand-in got exactly these"
+    );
+}
+
+#[tokio::test]
+async fn the_openstack_cli_finds_the_front_in_the_catalog() {
+    if skip_without_openstack() {
+        return;
+    }
+    let keystone = Keystone::start().await;
+    let neutron = Neutron::start(&NeutronOptions::keystone(&keystone)).await;
+    let public = neutron.external_network("public", "203.0.113.0/24").await;
+    let stand_in = StandIn::start().await;
+    let front = Front::start(&stand_in.url, &neutron.url);
+    keystone.register_endpoint("network", &front.url).await;
+    let p1 = &keystone.projects[0];
+    let openstack = async |args: &[&str]| {
+        let output = tokio::process::Command::new(workspace_root().join(".venv/bin/openstack"))
+            .args([
+                "--os-auth-url",
+                &keystone.url,
+                "--os-identity-api-version",
+                "3",
+            ])
+            .args([
+                "--os-username",
+                &p1.member.name,
+                "--os-password",
+                &p1.member.password,
+            ])
+            .args([
+                "--os-project-name",
+                &p1.name,
+                "--os-user-domain-id",
+                "default",
+            ])
+            .args(["--os-project-domain-id", "default"])
+            .args(args)
+            .output()
+            .await
+            .expect("the openstack CLI (scripts/setup.sh installs .venv)");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "openstack {args:?}: {stderr}");
+        String::from_utf8_lossy(&output.stdout).to_string()
+    };
+
+    let created = openstack(&[
+        "router",
+        "create",
+        "r1",
+        "--external-gateway",
+        &public.network,
+        "-f",
+        "json",
+    ])
+    .await;
+    let router: Value = serde_json::from_str(&created).expect("router json");
+    let id = router["id"].as_str().expect("router id");
+    let member = Identity::Token(
+        keystone
+            .login(&p1.member.name, &p1.member.password, &p1.name)
+            .await
+            .expect("login"),
+    );
+    let path = format!("/v2.0/routers/{id}");
+    let in_neutron = neutron.call(&member, Method::GET, &path, None).await;
+    assert_eq!(
+        in_neutron.status,
+        StatusCode::OK,
+        "made in Neutron through the front"
+    );
+
+    openstack(&["router", "delete", id]).await;
+    assert_eq!(
+        *stand_in.seen.lock().expect("lock"),
+        [format!("DELETE {path}")],
+        "the delete went to vpnaas's side"
+    );
+    let kept = neutron.call(&member, Method::GET, &path, None).await;
+    assert_eq!(
+        kept.status,
+        StatusCode::OK,
+        "the stand-in did not pass it on"
     );
 }
 

@@ -50,7 +50,7 @@ pub enum Auth<'a> {
 #[derive(Clone, Copy)]
 pub struct NeutronOptions<'a> {
     pub auth: Auth<'a>,
-    /// uWSGI worker processes (each ~150 MB; one serves one request at a time).
+    /// uWSGI worker processes (each ~190 MB RSS; one serves one request at a time).
     pub workers: u32,
 }
 

@@ -1,7 +1,6 @@
 //! Router interfaces: adding a subnet to a router and removing it, refused while a VPN
 //! service, endpoint group or connection needs it.
 
-use ipnet::IpNet;
 use serde_json::{Value, json};
 use vpnaas_model::FaultKind;
 use vpnaas_model::endpoint_group::EndpointGroup;
@@ -105,18 +104,12 @@ pub(super) async fn add_interface(
         .gateway_ip
         .clone()
         .ok_or_else(|| bad(format!("Subnet {} has no gateway_ip.", subnet.id)))?;
-    let cidr: IpNet = subnet
-        .cidr
-        .parse()
-        .map_err(|_| ApiError::Internal("stored cidr".into()))?;
+    let cidr = subnet.cidr.net();
     for other in &router.interfaces {
         let Some(other_subnet) = tx.load::<Subnet>(&other.subnet_id).await? else {
             continue;
         };
-        let other_cidr: IpNet = other_subnet
-            .cidr
-            .parse()
-            .map_err(|_| ApiError::Internal("stored cidr".into()))?;
+        let other_cidr = other_subnet.cidr.net();
         if other_cidr.contains(&cidr.network()) || cidr.contains(&other_cidr.network()) {
             return Err(bad(format!(
                 "Cidr {} of subnet {} overlaps with cidr {} of subnet {}.",
@@ -207,6 +200,7 @@ pub(super) async fn local_group_holds(
     };
     let group: Option<EndpointGroup> = tx.load(group_id).await?;
     Ok(group.is_some_and(|g| {
-        g.endpoint_type == EndpointType::Subnet && g.endpoints.iter().any(|e| e == subnet_id)
+        g.endpoint_type == EndpointType::Subnet
+            && g.endpoints.iter().any(|e| e.as_str() == subnet_id)
     }))
 }

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use crate::address::Endpoint;
 use crate::attr::{Attr, AttrType as T, Post};
 use crate::enums::EndpointType;
 use crate::kind::Kind;
@@ -25,7 +26,7 @@ pub struct EndpointGroup {
     #[serde(rename = "type")]
     pub endpoint_type: EndpointType,
     /// The endpoints, in the order given.
-    pub endpoints: Vec<String>,
+    pub endpoints: Vec<Endpoint>,
 }
 
 fn empty_list() -> Value {
@@ -57,7 +58,7 @@ crate::impl_resource!(
         EndpointType::Subnet => g
             .endpoints
             .iter()
-            .map(|s| (Kind::Subnet, s.clone()))
+            .map(|s| (Kind::Subnet, s.as_str().to_string()))
             .collect(),
         _ => vec![],
     }

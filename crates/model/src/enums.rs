@@ -185,6 +185,36 @@ wire_enum!(
     }
 );
 
+impl PfsGroup {
+    /// The name of a MODP group as both IKE daemons spell it (`modp2048`, `modp1024s160`
+    /// for the RFC 5114 groups); `None` for an elliptic-curve group, which each daemon
+    /// names its own way.
+    pub fn modp_name(self) -> Option<&'static str> {
+        Some(match self {
+            PfsGroup::Group2 => "modp1024",
+            PfsGroup::Group5 => "modp1536",
+            PfsGroup::Group14 => "modp2048",
+            PfsGroup::Group15 => "modp3072",
+            PfsGroup::Group16 => "modp4096",
+            PfsGroup::Group17 => "modp6144",
+            PfsGroup::Group18 => "modp8192",
+            PfsGroup::Group22 => "modp1024s160",
+            PfsGroup::Group23 => "modp2048s224",
+            PfsGroup::Group24 => "modp2048s256",
+            PfsGroup::Group19
+            | PfsGroup::Group20
+            | PfsGroup::Group21
+            | PfsGroup::Group25
+            | PfsGroup::Group26
+            | PfsGroup::Group27
+            | PfsGroup::Group28
+            | PfsGroup::Group29
+            | PfsGroup::Group30
+            | PfsGroup::Group31 => return None,
+        })
+    }
+}
+
 wire_enum!(
     /// IKE phase-1 exchange mode.
     Phase1Mode {
@@ -336,6 +366,14 @@ wire_enum!(
         /// request that did not pass through vpnaas: nothing runs for it any more; delete
         /// the VPN service.
         RouterDeleted = "ROUTER_DELETED",
+        /// The router has no gateway address of the peer's IP version (an IPv6 peer on a
+        /// router with only an IPv4 gateway, say): the connection is `ERROR` and its agent
+        /// is not asked to run it until the router has one.
+        NoGatewayForPeerFamily = "NO_GATEWAY_FOR_PEER_FAMILY",
+        /// The peer address is a host name, not an address the daemon can use (the server
+        /// stores the address a name resolves to, so only a record written otherwise has
+        /// one): the connection is `ERROR` until its `peer_address` is set again.
+        PeerUnresolved = "PEER_UNRESOLVED",
     }
 );
 
@@ -359,3 +397,22 @@ wire_enum!(
         Standby = "standby",
     }
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modp_groups_have_their_rfc_names_and_curves_none() {
+        let named: Vec<(&str, &str)> = PfsGroup::ALL
+            .iter()
+            .filter_map(|g| PfsGroup::parse(g))
+            .filter_map(|g| Some((g.as_str(), g.modp_name()?)))
+            .collect();
+        assert_eq!(named.len(), 10, "{named:?}");
+        assert!(named.iter().all(|(_, name)| name.starts_with("modp")));
+        assert_eq!(PfsGroup::Group14.modp_name(), Some("modp2048"));
+        assert_eq!(PfsGroup::Group24.modp_name(), Some("modp2048s256"));
+        assert_eq!(PfsGroup::Group19.modp_name(), None);
+    }
+}

@@ -5,6 +5,7 @@
 
 #![warn(missing_docs)]
 
+pub mod address;
 pub mod agent;
 pub mod attr;
 pub mod capability;

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use crate::address::{Cidr, IpAddress};
 use crate::attr::{Attr, AttrType as T, IntRange, Post, Shape};
 use crate::enums::HaRole;
 use crate::kind::Kind;
@@ -77,18 +78,18 @@ pub struct Network {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AllocationPool {
     /// First address.
-    pub start: String,
+    pub start: IpAddress,
     /// Last address.
-    pub end: String,
+    pub end: IpAddress,
 }
 
 /// A static route: subnet `host_routes` and router `routes`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HostRoute {
     /// Destination CIDR.
-    pub destination: String,
+    pub destination: Cidr,
     /// Next hop address.
-    pub nexthop: String,
+    pub nexthop: IpAddress,
 }
 
 /// A subnet of a network.
@@ -107,18 +108,18 @@ pub struct Subnet {
     /// Its network.
     pub network_id: String,
     /// Its CIDR.
-    pub cidr: String,
+    pub cidr: Cidr,
     /// 4 or 6.
     pub ip_version: u8,
     /// Gateway address (what a router interface on it takes).
-    pub gateway_ip: Option<String>,
+    pub gateway_ip: Option<IpAddress>,
     /// Accepted and stored; vpnaas runs no DHCP.
     pub enable_dhcp: bool,
     /// Addresses handed out (router gateways), derived from the CIDR and gateway.
     pub allocation_pools: Vec<AllocationPool>,
     /// Accepted and stored; vpnaas runs no DHCP.
     #[serde(default)]
-    pub dns_nameservers: Vec<String>,
+    pub dns_nameservers: Vec<IpAddress>,
     /// Accepted and stored; vpnaas runs no DHCP.
     #[serde(default)]
     pub host_routes: Vec<HostRoute>,
@@ -148,7 +149,7 @@ pub struct FixedIp {
     /// Subnet of the external network.
     pub subnet_id: String,
     /// The address.
-    pub ip_address: String,
+    pub ip_address: IpAddress,
 }
 
 /// A router's external gateway.
@@ -176,7 +177,7 @@ pub struct RouterInterface {
     /// The port id reported by add_router_interface.
     pub port_id: String,
     /// The subnet's gateway address, held by the router.
-    pub ip_address: String,
+    pub ip_address: IpAddress,
 }
 
 /// A router.
@@ -245,8 +246,8 @@ impl Router {
         gateway
             .external_fixed_ips
             .iter()
-            .filter_map(|f| f.ip_address.parse::<std::net::IpAddr>().ok())
-            .find(|ip| (ip.is_ipv4() && version == 4) || (ip.is_ipv6() && version == 6))
+            .find(|f| f.ip_address.version() == version)
+            .map(|f| f.ip_address.ip())
     }
 
     /// What `host` is to this router: its active agent, its standby, or nothing.

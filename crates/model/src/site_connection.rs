@@ -5,6 +5,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use crate::address::{Cidr, PeerAddress};
 use crate::attr::{Attr, AttrType as T, IntRange, Post, Shape};
 use crate::enums::{DpdAction, Initiator, Status, StatusReason};
 use crate::kind::Kind;
@@ -85,7 +86,7 @@ pub struct SiteConnection {
     /// Phase-2 policy.
     pub ipsecpolicy_id: String,
     /// The peer's gateway address (a host name is resolved and stored as an IP).
-    pub peer_address: String,
+    pub peer_address: PeerAddress,
     /// The peer's IKE identity.
     pub peer_id: String,
     /// Our IKE identity; empty means the gateway address.
@@ -93,7 +94,7 @@ pub struct SiteConnection {
     /// The pre-shared key.
     pub psk: Psk,
     /// Peer CIDRs (legacy mode).
-    pub peer_cidrs: Vec<String>,
+    pub peer_cidrs: Vec<Cidr>,
     /// Local endpoint group (subnets).
     pub local_ep_group_id: Option<String>,
     /// Peer endpoint group (CIDRs).
@@ -287,7 +288,7 @@ pub const SITE_CONNECTION_ATTRS: &[Attr] = crate::attribute_map![
         T::Computed(Shape::Scalar),
         Post::Forbidden,
         false,
-        "why: ESTABLISHED, CONNECTING, AUTH_FAILED, NO_PROPOSAL_CHOSEN, TS_UNACCEPTABLE, PEER_UNREACHABLE, PEER_CLOSED, DAEMON_DOWN, ADMIN_DOWN, KERNEL_REFUSED, CHILD_SA_FAILED, AGENT_DOWN, NO_AGENT (vpnaas extension)"
+        "why: ESTABLISHED, CONNECTING, AUTH_FAILED, NO_PROPOSAL_CHOSEN, TS_UNACCEPTABLE, PEER_UNREACHABLE, PEER_CLOSED, DAEMON_DOWN, ADMIN_DOWN, KERNEL_REFUSED, CHILD_SA_FAILED, AGENT_DOWN, NO_AGENT, NO_GATEWAY_FOR_PEER_FAMILY, PEER_UNRESOLVED (vpnaas extension)"
     ),
     Attr::new(
         "status_changed_at",

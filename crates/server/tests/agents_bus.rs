@@ -12,7 +12,7 @@ use vpnaas_bus::ControlPlane;
 use vpnaas_model::Kind;
 use vpnaas_model::agent::{ConnectionStatus, StatusReport};
 use vpnaas_model::enums::{Status, StatusReason};
-use vpnaas_model::site_connection::Traffic;
+use vpnaas_model::site_connection::{SiteConnection, Traffic};
 use vpnaas_server::service::agents::LocalControlPlane;
 use vpnaas_server::{App, Server, build_app};
 
@@ -706,4 +706,62 @@ async fn a_refused_hint_poll_backs_off_instead_of_spinning() {
     assert!((1..=2).contains(&seen), "{seen} polls in 2.5 s");
     assert!(hints.try_recv().is_err(), "a refusal is no hint");
     serving.abort();
+}
+
+/// A connection no agent can run says why instead of staying `PENDING_CREATE` without a
+/// word. The API refuses to create one whose peer's IP version the router's gateway
+/// lacks, but a stored connection can still come to that (a router whose gateway changed
+/// under it, as one an external inventory owns may; a record from before the check): here
+/// its peer is changed behind the API's back. Set right through the API, it runs again.
+#[tokio::test]
+async fn a_connection_without_a_gateway_for_its_peer_family_says_so() {
+    let (_server, app, c, _dir) = start_app().await;
+    let control = LocalControlPlane::new(app.clone());
+    control.heartbeat("host-a").await.expect("register");
+    let connected = connected_site(&c).await;
+    let (router, conn_id) = (connected.site.router.clone(), id(&connected.conn));
+    let mut tx = app.store.begin().await.expect("transaction");
+    let mut conn: SiteConnection = tx.load(&conn_id).await.expect("load").expect("stored");
+    conn.peer_address = "2001:db8::200".parse().expect("an IPv6 peer");
+    tx.save(&conn).await.expect("save");
+    tx.commit().await.expect("commit");
+
+    let state = control
+        .router_state("host-a", &router)
+        .await
+        .expect("state")
+        .expect("hosted");
+    assert!(state.connections.is_empty(), "no agent could run it");
+    let mut report = up_report("host-a", &router, state.lease_epoch, &conn_id);
+    report.connections.clear();
+    control.report(report).await.expect("report");
+    let shown = c.show(Kind::SiteConnection, &conn_id).await.expect("show");
+    assert_eq!(
+        (&shown["status"], &shown["status_reason"]),
+        (&json!("ERROR"), &json!("NO_GATEWAY_FOR_PEER_FAMILY")),
+        "{shown}"
+    );
+
+    c.update(
+        Kind::SiteConnection,
+        &conn_id,
+        json!({"peer_address": "203.0.113.200"}),
+    )
+    .await
+    .expect("an IPv4 peer again");
+    let state = control
+        .router_state("host-a", &router)
+        .await
+        .expect("state")
+        .expect("hosted");
+    assert_eq!(state.connections.len(), 1, "handed to the agent again");
+    control
+        .report(up_report("host-a", &router, state.lease_epoch, &conn_id))
+        .await
+        .expect("report");
+    let shown = c.show(Kind::SiteConnection, &conn_id).await.expect("show");
+    assert_eq!(
+        (&shown["status"], &shown["status_reason"]),
+        (&json!("ACTIVE"), &json!("ESTABLISHED"))
+    );
 }

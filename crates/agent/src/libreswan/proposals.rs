@@ -54,17 +54,11 @@ pub fn group(group: PfsGroup) -> Option<&'static str> {
         return None;
     }
     Some(match group {
-        PfsGroup::Group5 => "modp1536",
-        PfsGroup::Group14 => "modp2048",
-        PfsGroup::Group15 => "modp3072",
-        PfsGroup::Group16 => "modp4096",
-        PfsGroup::Group17 => "modp6144",
-        PfsGroup::Group18 => "modp8192",
         PfsGroup::Group19 => "dh19",
         PfsGroup::Group20 => "dh20",
         PfsGroup::Group21 => "dh21",
         PfsGroup::Group31 => "dh31",
-        _ => return None,
+        modp => return modp.modp_name(),
     })
 }
 

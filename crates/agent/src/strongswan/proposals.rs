@@ -29,19 +29,9 @@ pub fn integrity(algorithm: AuthAlgorithm) -> &'static str {
 /// strongSwan name of a Diffie-Hellman group.
 pub fn group(group: PfsGroup) -> &'static str {
     match group {
-        PfsGroup::Group2 => "modp1024",
-        PfsGroup::Group5 => "modp1536",
-        PfsGroup::Group14 => "modp2048",
-        PfsGroup::Group15 => "modp3072",
-        PfsGroup::Group16 => "modp4096",
-        PfsGroup::Group17 => "modp6144",
-        PfsGroup::Group18 => "modp8192",
         PfsGroup::Group19 => "ecp256",
         PfsGroup::Group20 => "ecp384",
         PfsGroup::Group21 => "ecp521",
-        PfsGroup::Group22 => "modp1024s160",
-        PfsGroup::Group23 => "modp2048s224",
-        PfsGroup::Group24 => "modp2048s256",
         PfsGroup::Group25 => "ecp192",
         PfsGroup::Group26 => "ecp224",
         PfsGroup::Group27 => "ecp224bp",
@@ -49,6 +39,8 @@ pub fn group(group: PfsGroup) -> &'static str {
         PfsGroup::Group29 => "ecp384bp",
         PfsGroup::Group30 => "ecp512bp",
         PfsGroup::Group31 => "curve25519",
+        // Every other group is a MODP group, which has a name.
+        modp => modp.modp_name().unwrap_or_default(),
     }
 }
 

@@ -327,6 +327,7 @@ pub async fn group_subnets(app: &App) -> ApiResult<Vec<String>> {
         .into_iter()
         .filter(|g| g.endpoint_type == EndpointType::Subnet)
         .flat_map(|g| g.endpoints)
+        .map(|e| e.as_str().to_string())
         .collect();
     Ok(ids.into_iter().collect())
 }

@@ -3,11 +3,14 @@
 //! it needs, built from one store snapshot.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 
 use ipnet::IpNet;
 use vpnaas_model::Kind;
+use vpnaas_model::address::{self, Cidr, Endpoint, IpAddress};
 use vpnaas_model::agent::{ConnectionSpec, PortAddress, RouterState};
 use vpnaas_model::endpoint_group::EndpointGroup;
+use vpnaas_model::enums::StatusReason;
 use vpnaas_model::network::{Router, Subnet};
 use vpnaas_model::policy::{IkePolicy, IpsecPolicy};
 use vpnaas_model::site_connection::SiteConnection;
@@ -115,36 +118,63 @@ async fn port_address(
     reads: &mut Reads,
     network_id: &str,
     subnet_id: &str,
-    ip: &str,
+    ip: &IpAddress,
 ) -> ApiResult<PortAddress> {
     let subnet: Subnet = reads
         .load(tx, subnet_id)
         .await?
         .ok_or_else(|| ApiError::Internal(format!("subnet {subnet_id} vanished")))?;
-    let cidr: IpNet = subnet
-        .cidr
-        .parse()
-        .map_err(|_| ApiError::Internal("stored cidr".into()))?;
-    let address = IpNet::new(
-        ip.parse()
-            .map_err(|_| ApiError::Internal("stored address".into()))?,
-        cidr.prefix_len(),
-    )
-    .map_err(|_| ApiError::Internal("prefix".into()))?;
+    let address = IpNet::new(ip.ip(), subnet.cidr.net().prefix_len())
+        .map_err(|_| ApiError::Internal("prefix".into()))?;
     Ok(PortAddress {
         network_id: network_id.to_string(),
         subnet_id: subnet_id.to_string(),
         address,
-        gateway: subnet.gateway_ip.and_then(|g| g.parse().ok()),
+        gateway: subnet.gateway_ip.as_ref().map(IpAddress::ip),
     })
 }
 
-fn cidrs(texts: &[String]) -> Vec<IpNet> {
-    texts
-        .iter()
-        .filter_map(|c| c.parse::<IpNet>().ok())
-        .map(|c| c.trunc())
-        .collect()
+/// Traffic selectors: the networks of the CIDRs, host bits cleared.
+fn selectors(cidrs: impl IntoIterator<Item = IpNet>) -> Vec<IpNet> {
+    cidrs.into_iter().map(|c| c.trunc()).collect()
+}
+
+/// Why the server cannot hand a connection to its router's agent: the agent could not
+/// run it, so the connection says so instead of waiting without a word.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unplaceable {
+    /// The reason, as the connection's `status_reason` shows it.
+    pub reason: StatusReason,
+    /// What to do about it, for the event history.
+    pub detail: String,
+}
+
+/// The connection's two tunnel ends, `(local, peer)`: its peer's address and the router's
+/// gateway address of the same IP version.
+pub fn tunnel_ends(
+    router: &Router,
+    conn: &SiteConnection,
+) -> Result<(IpAddr, IpAddr), Unplaceable> {
+    let Some(peer) = conn.peer_address.ip() else {
+        return Err(Unplaceable {
+            reason: StatusReason::PeerUnresolved,
+            detail: format!(
+                "the peer address {} is not an IP address: set peer_address again to resolve it",
+                conn.peer_address
+            ),
+        });
+    };
+    let version = address::version_of(peer);
+    match router.gateway_ip(version) {
+        Some(local) => Ok((local, peer)),
+        None => Err(Unplaceable {
+            reason: StatusReason::NoGatewayForPeerFamily,
+            detail: format!(
+                "router {} has no IPv{version} gateway address for the IPv{version} peer {peer}",
+                router.id
+            ),
+        }),
+    }
 }
 
 async fn connection_spec(
@@ -164,30 +194,28 @@ async fn connection_spec(
         Some(subnet_id) => {
             let subnet: Option<Subnet> = reads.load(tx, subnet_id).await?;
             (
-                subnet.map(|s| cidrs(&[s.cidr])).unwrap_or_default(),
-                cidrs(&conn.peer_cidrs),
+                selectors(subnet.map(|s| s.cidr.net())),
+                selectors(conn.peer_cidrs.iter().map(Cidr::net)),
             )
         }
         None => {
             let mut local = Vec::new();
             if let Some(group) = load_group(tx, reads, &conn.local_ep_group_id).await? {
                 for subnet_id in &group.endpoints {
-                    if let Some(subnet) = reads.load::<Subnet>(tx, subnet_id).await? {
-                        local.extend(cidrs(&[subnet.cidr]));
+                    if let Some(subnet) = reads.load::<Subnet>(tx, subnet_id.as_str()).await? {
+                        local.extend(selectors([subnet.cidr.net()]));
                     }
                 }
             }
             let peer = load_group(tx, reads, &conn.peer_ep_group_id)
                 .await?
-                .map(|g| cidrs(&g.endpoints))
+                .map(|g| selectors(g.endpoints.iter().filter_map(Endpoint::cidr)))
                 .unwrap_or_default();
             (local, peer)
         }
     };
-    let Ok(peer_address) = conn.peer_address.parse::<std::net::IpAddr>() else {
-        return Ok(None);
-    };
-    let Some(local_address) = router.gateway_ip(if peer_address.is_ipv4() { 4 } else { 6 }) else {
+    // The status report of the router says why a connection left out here is not run.
+    let Ok((local_address, peer_address)) = tunnel_ends(router, &conn) else {
         return Ok(None);
     };
     let local_id = if conn.local_id.is_empty() {

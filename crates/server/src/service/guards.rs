@@ -95,6 +95,7 @@ async fn local_group_holds(
     };
     let group: Option<EndpointGroup> = tx.load(group_id).await?;
     Ok(group.is_some_and(|g| {
-        g.endpoint_type == EndpointType::Subnet && g.endpoints.iter().any(|e| e == subnet_id)
+        g.endpoint_type == EndpointType::Subnet
+            && g.endpoints.iter().any(|e| e.as_str() == subnet_id)
     }))
 }

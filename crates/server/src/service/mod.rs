@@ -15,6 +15,7 @@ pub mod status;
 pub mod tags;
 mod vpn;
 
+use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use vpnaas_model::agent::Agent;
@@ -215,11 +216,17 @@ pub async fn create(app: &App, caller: &Caller, kind: Kind, body: Value) -> ApiR
         Owner::Flavors(flavor) => flavors::create(tx.as_mut(), caller, flavor, fields).await?,
         Owner::ReadOnly => return Err(read_only(kind)),
     };
-    let created = match kind {
-        Kind::Router => schedule(app, tx.as_mut(), created).await?,
-        _ => created,
+    let (created, touched) = match kind {
+        Kind::Router => {
+            let router = schedule(app, tx.as_mut(), created).await?;
+            let touched = notify::touched(&router).into_iter().collect();
+            (serde_json::to_value(&router)?, touched)
+        }
+        _ => {
+            let touched = touched_by(tx.as_mut(), kind, &created).await?;
+            (created, touched)
+        }
     };
-    let touched = touched_by(tx.as_mut(), kind, &created).await?;
     tx.commit().await?;
     notify::notify(app, touched);
     Ok(created)
@@ -283,13 +290,16 @@ async fn initial_reason(
 }
 
 /// Places a new router on the live agent with the fewest routers (if any is alive; an
-/// agent that registers later picks up unscheduled routers).
-async fn schedule(app: &App, tx: &mut dyn Transaction, created: Value) -> ApiResult<Value> {
+/// agent that registers later picks up unscheduled routers). The router use case saved
+/// it already; this saves it again, placed (the inventory's create returns the JSON
+/// representation, and scheduling needs the app the inventory does not see).
+async fn schedule(app: &App, tx: &mut dyn Transaction, created: Value) -> ApiResult<Router> {
     let mut router: Router = serde_json::from_value(created)?;
     let (mut placement, _) = scheduler::Placement::load(tx, &liveness::Liveness::of(app)).await?;
     scheduler::reschedule(&mut router, &mut placement, false);
     router.standard.revision_number = 1;
-    save(tx, &router).await
+    tx.save(&router).await?;
+    Ok(router)
 }
 
 /// The agent notifications a change implies; bumps the affected router's revision in
@@ -301,7 +311,7 @@ async fn touched_by(
 ) -> ApiResult<Vec<notify::Touched>> {
     let router_id = match kind {
         Kind::Router => {
-            let router: Router = serde_json::from_value(doc.clone())?;
+            let router = Router::deserialize(doc)?;
             return Ok(notify::touched(&router).into_iter().collect());
         }
         Kind::VpnService => doc["router_id"].as_str().map(String::from),

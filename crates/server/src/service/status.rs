@@ -1,7 +1,8 @@
 //! Status on the server's side: what agents report becomes each connection's status and
 //! reason (a change is a transition in its event history) and rolls up to its service;
 //! and where no live agent speaks for a router, the server says so itself: `NO_AGENT`
-//! while nobody hosts it, `AGENT_DOWN` when its agent died.
+//! while nobody hosts it, `AGENT_DOWN` when its agent died; of a connection it could not
+//! hand to the agent, why (`NO_GATEWAY_FOR_PEER_FAMILY`, `PEER_UNRESOLVED`).
 
 use vpnaas_model::Kind;
 use vpnaas_model::agent::{ConnectionEvent, ConnectionStatus, StatusReport};
@@ -221,6 +222,19 @@ pub async fn clear_no_agent(tx: &mut dyn Transaction, router_id: &str) -> ApiRes
     Ok(())
 }
 
+/// What the server says of a connection it left out of the router's desired state
+/// because no agent could run it (`desired::tunnel_ends`): `ERROR`, with the reason.
+fn unplaceable(router: &Router, conn: &SiteConnection) -> Option<ConnectionStatus> {
+    let why = super::desired::tunnel_ends(router, conn).err()?;
+    Some(ConnectionStatus {
+        id: conn.id.clone(),
+        status: Status::Error,
+        reason: why.reason,
+        detail: why.detail,
+        traffic: None,
+    })
+}
+
 /// Applies agents' reports in one transaction (a full resync sends its reports together:
 /// one write for many routers). Each report sets connection statuses, then each
 /// service's status (ACTIVE when one of its connections is, ERROR when its daemon cannot
@@ -265,8 +279,12 @@ async fn apply_report(
             let observed = report.connections.iter().find(|c| c.id == conn.id);
             let status = observed.map_or(Status::Down, |c| c.status);
             any_active |= status == Status::Active;
-            if let Some(observed) = observed {
-                transitions.extend(record_observation(tx, &mut conn, observed, now_ms).await?);
+            let verdict = match observed {
+                Some(observed) => Some(observed.clone()),
+                None => unplaceable(&router, &conn),
+            };
+            if let Some(verdict) = verdict {
+                transitions.extend(record_observation(tx, &mut conn, &verdict, now_ms).await?);
             }
         }
         let rolled_up = if any_active {

@@ -6,6 +6,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use serde_json::{Map, Value, json};
 use vpnaas_model::FaultKind;
+use vpnaas_model::address::{self, Cidr, Endpoint};
 use vpnaas_model::endpoint_group::EndpointGroup;
 use vpnaas_model::enums::{DriverKind, EndpointType, Status, TransformProtocol};
 use vpnaas_model::grammar::{self, PeerAddress};
@@ -264,36 +265,37 @@ async fn check_endpoints(
         )
         .into());
     }
-    let mut unique = group.endpoints.clone();
-    unique.sort();
+    let texts: Vec<&str> = group.endpoints.iter().map(Endpoint::as_str).collect();
+    let mut unique = texts.clone();
+    unique.sort_unstable();
     unique.dedup();
-    if unique.len() != group.endpoints.len() {
-        return Err(invalid(&group.endpoints.join(","), "Endpoints have to be unique").into());
+    if unique.len() != texts.len() {
+        return Err(invalid(&texts.join(","), "Endpoints have to be unique").into());
     }
     for endpoint in &group.endpoints {
+        let text = endpoint.as_str();
         match kind {
             EndpointType::Cidr => {
-                grammar::parse_cidr(endpoint).map_err(|_| invalid(endpoint, "Invalid CIDR"))?;
+                if endpoint.cidr().is_none() {
+                    return Err(invalid(text, "Invalid CIDR").into());
+                }
             }
             EndpointType::Subnet => {
-                grammar::check_uuid(endpoint).map_err(|_| invalid(endpoint, "Invalid UUID"))?;
-                if fetch_visible_subnet(tx, caller, endpoint).await.is_err() {
+                grammar::check_uuid(text).map_err(|_| invalid(text, "Invalid UUID"))?;
+                if fetch_visible_subnet(tx, caller, text).await.is_err() {
                     return Err(Fault::bad_request(
                         FaultKind::NonExistingSubnetInEndpointGroup,
-                        format!("Subnet {endpoint} in endpoint group does not exist"),
+                        format!("Subnet {text} in endpoint group does not exist"),
                     )
                     .into());
                 }
             }
             EndpointType::Network | EndpointType::Router => {
-                grammar::check_uuid(endpoint).map_err(|_| invalid(endpoint, "Invalid UUID"))?;
+                grammar::check_uuid(text).map_err(|_| invalid(text, "Invalid UUID"))?;
             }
             EndpointType::Vlan => {
-                if !endpoint
-                    .parse::<u16>()
-                    .is_ok_and(|v| (1..=4094).contains(&v))
-                {
-                    return Err(invalid(endpoint, "Invalid VLAN id (1-4094)").into());
+                if !text.parse::<u16>().is_ok_and(|v| (1..=4094).contains(&v)) {
+                    return Err(invalid(text, "Invalid VLAN id (1-4094)").into());
                 }
             }
         }
@@ -378,13 +380,13 @@ async fn check_connection(
     }
     check_mtu(conn.mtu, local_version)?;
     if let Some(resolved) = resolved {
-        conn.peer_address = resolved?.to_string();
+        conn.peer_address = resolved?.into();
     }
-    let peer: IpAddr = conn
+    let peer = conn
         .peer_address
-        .parse()
-        .map_err(|_| ApiError::Internal("stored peer address".into()))?;
-    let peer_version = if peer.is_ipv4() { 4 } else { 6 };
+        .ip()
+        .ok_or_else(|| ApiError::Internal("stored peer address".into()))?;
+    let peer_version = address::version_of(peer);
     if router.gateway_ip(peer_version).is_none() {
         return Err(Fault::bad_request(
             FaultKind::ExternalNetworkHasNoSubnet,
@@ -446,7 +448,7 @@ async fn check_legacy_mode(
         .into());
     }
     let subnet: Subnet = fetch_visible_subnet(tx, caller, subnet_id).await?;
-    let peer_version = single_version(&conn.peer_cidrs).ok_or_else(|| {
+    let peer_version = single_version(conn.peer_cidrs.iter().map(Cidr::net)).ok_or_else(|| {
         Fault::bad_request(
             FaultKind::MixedIPVersionsForPeerCidrs,
             "Peer CIDRs do not have the same IP version, as required for IPSec site-to-site connection",
@@ -502,12 +504,12 @@ async fn check_endpoint_group_mode(
         }
     }
     let mut local_cidrs = Vec::new();
-    for subnet_id in &local.endpoints {
+    for subnet_id in local.endpoints.iter().map(Endpoint::as_str) {
         if !router.has_interface_on(subnet_id) {
             return Err(not_connected(subnet_id, &router.id).into());
         }
         let subnet: Subnet = fetch_visible_subnet(tx, caller, subnet_id).await?;
-        local_cidrs.push(subnet.cidr);
+        local_cidrs.push(subnet.cidr.net());
     }
     let mixed = |group: &EndpointGroup| {
         Fault::bad_request(
@@ -518,8 +520,9 @@ async fn check_endpoint_group_mode(
             ),
         )
     };
-    let local_version = single_version(&local_cidrs).ok_or_else(|| mixed(&local))?;
-    let peer_version = single_version(&peer.endpoints).ok_or_else(|| mixed(&peer))?;
+    let local_version = single_version(local_cidrs).ok_or_else(|| mixed(&local))?;
+    let peer_version = single_version(peer.endpoints.iter().filter_map(Endpoint::cidr))
+        .ok_or_else(|| mixed(&peer))?;
     if local_version != peer_version {
         return Err(mixed_connection().into());
     }
@@ -533,15 +536,9 @@ fn mixed_connection() -> Fault {
     )
 }
 
-/// The one IP version shared by all CIDRs, or `None` when they mix (or none parse).
-fn single_version(cidrs: &[String]) -> Option<u8> {
-    let mut versions = cidrs
-        .iter()
-        .filter_map(|c| c.parse::<IpNet>().ok())
-        .map(|n| match n {
-            IpNet::V4(_) => 4,
-            IpNet::V6(_) => 6,
-        });
+/// The one IP version shared by all CIDRs, or `None` when they mix (or there are none).
+fn single_version(cidrs: impl IntoIterator<Item = IpNet>) -> Option<u8> {
+    let mut versions = cidrs.into_iter().map(|n| address::version_of(n.addr()));
     let first = versions.next()?;
     versions.all(|v| v == first).then_some(first)
 }

@@ -1,7 +1,6 @@
 //! Router interfaces: adding a subnet to a router and removing it, refused while a VPN
 //! service, endpoint group or connection needs it.
 
-use ipnet::IpNet;
 use serde_json::{Value, json};
 use vpnaas_model::FaultKind;
 use vpnaas_model::grammar;
@@ -101,18 +100,12 @@ pub(super) async fn add_interface(
         .gateway_ip
         .clone()
         .ok_or_else(|| bad(format!("Subnet {} has no gateway_ip.", subnet.id)))?;
-    let cidr: IpNet = subnet
-        .cidr
-        .parse()
-        .map_err(|_| ApiError::Internal("stored cidr".into()))?;
+    let cidr = subnet.cidr.net();
     for other in &router.interfaces {
         let Some(other_subnet) = tx.load::<Subnet>(&other.subnet_id).await? else {
             continue;
         };
-        let other_cidr: IpNet = other_subnet
-            .cidr
-            .parse()
-            .map_err(|_| ApiError::Internal("stored cidr".into()))?;
+        let other_cidr = other_subnet.cidr.net();
         if other_cidr.contains(&cidr.network()) || cidr.contains(&other_cidr.network()) {
             return Err(bad(format!(
                 "Cidr {} of subnet {} overlaps with cidr {} of subnet {}.",

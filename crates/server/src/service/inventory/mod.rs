@@ -7,7 +7,6 @@ mod interfaces;
 mod routers;
 mod subnets;
 
-use ipnet::IpNet;
 use serde_json::{Map, Value, json};
 use vpnaas_model::FaultKind;
 use vpnaas_model::grammar;
@@ -242,10 +241,7 @@ async fn create_subnet(
             .load(other_id)
             .await?
             .ok_or_else(|| ApiError::Internal("dangling subnet".into()))?;
-        let other_net: IpNet = other
-            .cidr
-            .parse()
-            .map_err(|_| ApiError::Internal("stored cidr".into()))?;
+        let other_net = other.cidr.net();
         if other_net.contains(&cidr.network()) || cidr.contains(&other_net.network()) {
             return Err(Fault::bad_request(
                 FaultKind::InvalidInput,

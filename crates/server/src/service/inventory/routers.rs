@@ -6,6 +6,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use serde_json::{Map, Value};
 use vpnaas_model::FaultKind;
+use vpnaas_model::address::IpAddress;
 use vpnaas_model::network::{FixedIp, GatewayInfo, HostRoute, Network, Router, Subnet};
 use vpnaas_model::{Error as Fault, Kind};
 use vpnaas_store::Transaction;
@@ -97,10 +98,7 @@ pub(super) async fn check_routes(tx: &mut dyn Transaction, router: &Router) -> A
                 ),
             )
         };
-        let nexthop: IpAddr = route
-            .nexthop
-            .parse()
-            .map_err(|_| invalid("the nexthop is not a valid IP address"))?;
+        let nexthop = route.nexthop.ip();
         if !connected.iter().any(|cidr| cidr.contains(&nexthop)) {
             return Err(invalid("the nexthop is not connected with router").into());
         }
@@ -129,11 +127,7 @@ pub(super) async fn connected_subnets(
     let mut connected = Vec::with_capacity(ids.len());
     for id in ids {
         if let Some(subnet) = tx.load::<Subnet>(&id).await? {
-            let cidr: IpNet = subnet
-                .cidr
-                .parse()
-                .map_err(|_| ApiError::Internal("stored cidr".into()))?;
-            connected.push(cidr);
+            connected.push(subnet.cidr.net());
         }
     }
     Ok(connected)
@@ -144,26 +138,22 @@ pub(super) fn router_addresses(router: &Router) -> Vec<IpAddr> {
     let gateway = router
         .external_gateway_info
         .iter()
-        .flat_map(|g| g.external_fixed_ips.iter().map(|f| f.ip_address.as_str()));
+        .flat_map(|g| g.external_fixed_ips.iter().map(|f| f.ip_address.ip()));
     router
         .interfaces
         .iter()
-        .map(|i| i.ip_address.as_str())
+        .map(|i| i.ip_address.ip())
         .chain(gateway)
-        .filter_map(|ip| ip.parse().ok())
         .collect()
 }
 
 /// `RouterInterfaceInUseByRoute` when an extra route goes through the subnet.
 pub(super) fn check_no_route_through(router: &Router, subnet: &Subnet) -> ApiResult<()> {
-    let Ok(cidr) = subnet.cidr.parse::<IpNet>() else {
-        return Ok(());
-    };
-    let in_use = router.routes.iter().any(|r: &HostRoute| {
-        r.nexthop
-            .parse::<IpAddr>()
-            .is_ok_and(|hop| cidr.contains(&hop))
-    });
+    let cidr = subnet.cidr.net();
+    let in_use = router
+        .routes
+        .iter()
+        .any(|r: &HostRoute| cidr.contains(&r.nexthop.ip()));
     if in_use {
         return Err(Fault::conflict(
             FaultKind::RouterInterfaceInUseByRoute,
@@ -254,19 +244,16 @@ pub(super) async fn gateway_for(
             taken.push(ip);
             fixed.push(FixedIp {
                 subnet_id: subnet.id.clone(),
-                ip_address: ip.to_string(),
+                ip_address: ip.into(),
             });
         }
     }
     for request in wanted {
-        let ip = requested_address(tx, &network, &request, &taken).await?;
-        taken.push(
-            ip.0.parse()
-                .map_err(|_| ApiError::Internal("address".into()))?,
-        );
+        let (ip, subnet_id) = requested_address(tx, &network, &request, &taken).await?;
+        taken.push(ip);
         fixed.push(FixedIp {
-            subnet_id: ip.1,
-            ip_address: ip.0,
+            subnet_id,
+            ip_address: ip.into(),
         });
     }
     Ok(Some(GatewayInfo {
@@ -276,14 +263,14 @@ pub(super) async fn gateway_for(
     }))
 }
 
-/// A requested gateway address: `(address, subnet_id)`, checked to lie in a subnet of the
+/// A requested gateway address and its subnet's id, checked to lie in a subnet of the
 /// external network and to be free.
 pub(super) async fn requested_address(
     tx: &mut dyn Transaction,
     network: &Network,
     request: &Map<String, Value>,
     taken: &[IpAddr],
-) -> ApiResult<(String, String)> {
+) -> ApiResult<(IpAddr, String)> {
     let mut subnets = Vec::new();
     for id in &network.subnets {
         subnets.extend(tx.load::<Subnet>(id).await?);
@@ -297,17 +284,13 @@ pub(super) async fn requested_address(
         .iter()
         .find(|s| match (wanted_subnet, wanted_ip) {
             (Some(id), _) => s.id == id,
-            (None, Some(ip)) => s.cidr.parse::<IpNet>().is_ok_and(|c| c.contains(&ip)),
+            (None, Some(ip)) => s.cidr.net().contains(&ip),
             (None, None) => false,
         })
         .ok_or_else(|| Fault::bad_request(FaultKind::BadRequest, format!("Bad router request: no subnet of network {} matches the requested external_fixed_ips.", network.id)))?;
     let ip = match wanted_ip {
         Some(ip) => {
-            let cidr: IpNet = subnet
-                .cidr
-                .parse()
-                .map_err(|_| ApiError::Internal("stored cidr".into()))?;
-            if !cidr.contains(&ip) {
+            if !subnet.cidr.net().contains(&ip) {
                 return Err(Fault::bad_request(
                     FaultKind::InvalidIpForSubnet,
                     format!("IP address {ip} is not a valid IP for the specified subnet."),
@@ -330,7 +313,7 @@ pub(super) async fn requested_address(
             )
         })?,
     };
-    Ok((ip.to_string(), subnet.id.clone()))
+    Ok((ip, subnet.id.clone()))
 }
 
 /// Addresses on an external network held by subnet gateways and other routers' gateways.
@@ -351,23 +334,22 @@ pub(super) async fn addresses_in_use(
             .external_gateway_info
             .iter()
             .flat_map(|g| &g.external_fixed_ips);
-        taken.extend(ips.filter_map(|f| f.ip_address.parse::<IpAddr>().ok()));
+        taken.extend(ips.map(|f| f.ip_address.ip()));
     }
     for subnet in tx
         .load_referrers::<Subnet>(Kind::Network, network_id)
         .await?
     {
-        taken.extend(subnet.gateway_ip.and_then(|g| g.parse::<IpAddr>().ok()));
+        taken.extend(subnet.gateway_ip.as_ref().map(IpAddress::ip));
     }
     Ok(taken)
 }
 
 /// The lowest free address of the subnet's allocation pools.
 pub(super) fn allocate(subnet: &Subnet, taken: &[IpAddr]) -> Option<IpAddr> {
-    let cidr: IpNet = subnet.cidr.parse().ok()?;
+    let cidr = subnet.cidr.net();
     subnet.allocation_pools.iter().find_map(|pool| {
-        let (start, end): (IpAddr, IpAddr) = (pool.start.parse().ok()?, pool.end.parse().ok()?);
-        (to_int(start)..=to_int(end))
+        (to_int(pool.start.ip())..=to_int(pool.end.ip()))
             .take(65536)
             .map(|n| from_int(n, cidr))
             .find(|ip| !taken.contains(ip))

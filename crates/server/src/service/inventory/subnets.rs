@@ -13,7 +13,7 @@ use vpnaas_model::{Error as Fault, Kind};
 use vpnaas_store::Transaction;
 
 use crate::auth::Caller;
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::service::{build, changed, fetch, guards, save, timestamp};
 
 use super::*;
@@ -26,16 +26,13 @@ pub(super) async fn update_subnet(
 ) -> ApiResult<Value> {
     let subnet: Subnet = fetch(tx, caller, id).await?;
     if let Some(given) = changes.get("gateway_ip").cloned() {
-        let cidr: IpNet = subnet
-            .cidr
-            .parse()
-            .map_err(|_| ApiError::Internal("stored cidr".into()))?;
+        let cidr = subnet.cidr.net();
         let gateway = if given.is_null() {
             None
         } else {
             Some(check_gateway(cidr, &given)?)
         };
-        if gateway.map(|g| g.to_string()) != subnet.gateway_ip
+        if gateway.map(|g| g.to_string()) != subnet.gateway_ip.as_ref().map(|g| g.to_string())
             && subnet_has_router_port(tx, id).await?
         {
             return Err(Fault::conflict(
@@ -77,15 +74,19 @@ pub(super) fn check_stored_only_attrs(subnet: &Subnet, subject: &str) -> ApiResu
     let addresses = subnet
         .dns_nameservers
         .iter()
-        .map(|ip| ("dns_nameserver", ip.as_str()))
+        .map(|ip| ("dns_nameserver", ip.as_str(), ip.version()))
         .chain(subnet.host_routes.iter().flat_map(|r| {
             [
-                ("destination", r.destination.as_str()),
-                ("nexthop", r.nexthop.as_str()),
+                (
+                    "destination",
+                    r.destination.as_str(),
+                    r.destination.version(),
+                ),
+                ("nexthop", r.nexthop.as_str(), r.nexthop.version()),
             ]
         }));
-    for (what, text) in addresses {
-        if ip_version_of(text) != Some(subnet.ip_version) {
+    for (what, text, version) in addresses {
+        if version != subnet.ip_version {
             return Err(Fault::conversion(format!(
                 "{what} '{text}' does not match the ip_version '{}'",
                 subnet.ip_version
@@ -94,15 +95,6 @@ pub(super) fn check_stored_only_attrs(subnet: &Subnet, subject: &str) -> ApiResu
         }
     }
     Ok(())
-}
-
-/// The IP version of an address or CIDR.
-pub(super) fn ip_version_of(text: &str) -> Option<u8> {
-    let address = text.split('/').next()?;
-    address
-        .parse::<IpAddr>()
-        .ok()
-        .map(|ip| if ip.is_ipv4() { 4 } else { 6 })
 }
 
 /// Neutron's rules for `ipv6_ra_mode` and `ipv6_address_mode`: IPv6 only, with DHCP
@@ -200,8 +192,8 @@ pub(super) fn allocation_pools(cidr: IpNet, gateway: Option<IpAddr>) -> Vec<Allo
         return vec![];
     };
     let pool = |a: u128, b: u128| AllocationPool {
-        start: from_int(a, cidr).to_string(),
-        end: from_int(b, cidr).to_string(),
+        start: from_int(a, cidr).into(),
+        end: from_int(b, cidr).into(),
     };
     match gateway.map(to_int).filter(|g| (first..=last).contains(g)) {
         None => vec![pool(first, last)],

@@ -45,7 +45,7 @@ pub fn assert_help_shows(command: &clap::Command, defaults: &serde_json::Value) 
         };
         let shown = shown.trim_end_matches(['.', ']']);
         let key = arg.get_id().as_str();
-        let actual = match &defaults[key] {
+        let actual = match setting(defaults, key, arg.get_long()) {
             serde_json::Value::String(s) => s.clone(),
             other => other.to_string(),
         };
@@ -53,6 +53,21 @@ pub fn assert_help_shows(command: &clap::Command, defaults: &serde_json::Value) 
         checked += 1;
     }
     assert!(checked >= 4, "only {checked} defaults shown");
+}
+
+/// The default a flag stands for: the setting of its id, or for a flag of a table
+/// (`--neutron-url`) the table's key (`neutron.url`).
+#[cfg(test)]
+fn setting<'a>(
+    defaults: &'a serde_json::Value,
+    id: &str,
+    long: Option<&str>,
+) -> &'a serde_json::Value {
+    let top = &defaults[id];
+    match long.and_then(|l| l.split_once('-')) {
+        Some((table, key)) if top.is_null() => &defaults[table][key.replace('-', "_")],
+        _ => top,
+    }
 }
 
 #[cfg(test)]

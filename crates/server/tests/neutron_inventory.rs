@@ -431,3 +431,103 @@ async fn wait_for(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// The `openstack` CLI of `who` (project, user, password), logged in through Keystone:
+/// it finds the front in the catalog. Returns (success, stdout, stderr).
+async fn openstack(cloud: &Cloud, who: [&str; 3], args: &[&str]) -> (bool, String, String) {
+    let [project, user, password] = who;
+    let cli = vpnaas_test_support::workspace_root().join(".venv/bin/openstack");
+    let output = tokio::process::Command::new(&cli)
+        .args([
+            "--os-auth-url",
+            &cloud.keystone.url,
+            "--os-identity-api-version",
+            "3",
+        ])
+        .args(["--os-username", user, "--os-password", password])
+        .args([
+            "--os-project-name",
+            project,
+            "--os-user-domain-id",
+            "default",
+        ])
+        .args(["--os-project-domain-id", "default"])
+        .args(args)
+        .output()
+        .await
+        .unwrap_or_else(|e| panic!("{} ({e}): run scripts/setup.sh", cli.display()));
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).to_string(),
+        String::from_utf8_lossy(&output.stderr).to_string(),
+    )
+}
+
+#[tokio::test]
+async fn the_openstack_cli_builds_routers_and_vpns_through_one_endpoint() {
+    let Some(cloud) = cloud().await else {
+        return;
+    };
+    let external = cloud
+        .neutron
+        .external_network("public", "172.24.8.0/24")
+        .await;
+    let p1 = &cloud.keystone.projects[0];
+    let who = [
+        p1.name.as_str(),
+        p1.member.name.as_str(),
+        p1.member.password.as_str(),
+    ];
+    let run = async |args: &[&str]| {
+        let (ok, stdout, stderr) = openstack(&cloud, who, args).await;
+        assert!(ok, "openstack {args:?}: {stderr}");
+        stdout
+    };
+    // Neutron's part and vpnaas's part, through the same login and endpoint.
+    run(&[
+        "router",
+        "create",
+        "r1",
+        "--external-gateway",
+        &external.network,
+    ])
+    .await;
+    run(&["network", "create", "lan"]).await;
+    run(&[
+        "subnet",
+        "create",
+        "lan-v4",
+        "--network",
+        "lan",
+        "--subnet-range",
+        "10.5.0.0/24",
+    ])
+    .await;
+    run(&["router", "add", "subnet", "r1", "lan-v4"]).await;
+    run(&["vpn", "ike", "policy", "create", "ike1"]).await;
+    run(&["vpn", "ipsec", "policy", "create", "ipsec1"]).await;
+    let shown = run(&[
+        "vpn", "service", "create", "svc1", "--router", "r1", "--subnet", "lan-v4", "-f", "json",
+    ])
+    .await;
+    let service: Value = serde_json::from_str(&shown).expect("service json");
+    let router = run(&["router", "show", "r1", "-f", "json"]).await;
+    let router: Value = serde_json::from_str(&router).expect("router json");
+    let gateway = &router["external_gateway_info"]["external_fixed_ips"][0]["ip_address"];
+    assert_eq!(&service["Ext v4 IP"], gateway, "{service}");
+
+    // The router cannot go while the VPN service is on it, as inside Neutron.
+    let (ok, _, stderr) = openstack(&cloud, who, &["router", "delete", "r1"]).await;
+    assert!(!ok, "the router was deleted under its VPN service");
+    assert!(stderr.contains("currently used by VPN service"), "{stderr}");
+    let (ok, _, stderr) =
+        openstack(&cloud, who, &["router", "remove", "subnet", "r1", "lan-v4"]).await;
+    assert!(!ok && stderr.contains("is used by VPNService"), "{stderr}");
+
+    // Once the VPN service is gone, everything is Neutron's to do.
+    run(&["vpn", "service", "delete", "svc1"]).await;
+    run(&["router", "remove", "subnet", "r1", "lan-v4"]).await;
+    run(&["router", "delete", "r1"]).await;
+    let (ok, _, _) = openstack(&cloud, who, &["router", "show", "r1"]).await;
+    assert!(!ok, "Neutron deleted the router");
+}

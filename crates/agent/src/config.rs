@@ -41,9 +41,13 @@ pub enum L3Mode {
     /// The agent plumbs namespaces, ports, forwarding and SNAT itself.
     #[default]
     Standalone,
-    /// Another L3 agent owns the namespaces; vpnaas only runs the IKE daemons and NAT
-    /// exemption in them.
-    External,
+    /// neutron-l3-agent owns the namespaces (`qrouter-<id>`), ports and SNAT; vpnaas runs
+    /// the IKE daemons in them and adds the NAT exemption and MSS clamping in chains of
+    /// its own (`external`, its former name, is still read).
+    #[serde(alias = "external")]
+    Neutron,
+    /// No L3 at all: the `fake` driver's scale simulations, where no namespace exists.
+    Simulation,
 }
 
 /// A network backed by an existing bridge instead of an agent-managed one.
@@ -91,7 +95,7 @@ pub struct AgentConfig {
     /// Where Libreswan is and how often its status is read.
     pub libreswan: LibreswanConfig,
     /// Simulation only: no daemons, every tunnel up this many milliseconds after it is
-    /// loaded (`fake` driver, for scale tests; use with `l3_mode = "external"`).
+    /// loaded (`fake` driver, for scale tests; use with `l3_mode = "simulation"`).
     pub fake_tunnel_delay_ms: Option<u64>,
 }
 

@@ -117,6 +117,10 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// Under `l3_mode = "neutron"`, the router's namespace is not on this host (the L3
+    /// agent here does not host the router, or has not built it yet).
+    #[error("namespace {0} does not exist: neutron-l3-agent does not host the router on this host")]
+    NoRouterNamespace(String),
     /// The server could not be reached.
     #[error(transparent)]
     Bus(#[from] vpnaas_bus::Error),

@@ -420,15 +420,18 @@ impl Agent {
     }
 
     /// In standalone mode, the router's ports (when they changed, or the namespace went)
-    /// and its nft table (when its rules changed).
+    /// and its nft table (when its rules changed); under Neutron, vpnaas's chains in
+    /// Neutron's namespace (checked on every apply: Neutron may have rewritten its own).
     async fn apply_l3(
         &self,
         namespace: &str,
         state: &RouterState,
         last: Option<&RouterState>,
     ) -> Result<()> {
-        if self.config.l3_mode != L3Mode::Standalone {
-            return Ok(());
+        match self.config.l3_mode {
+            L3Mode::Neutron => return l3::neutron::apply(namespace, state).await,
+            L3Mode::Simulation => return Ok(()),
+            L3Mode::Standalone => {}
         }
         let ports_changed = last.is_none_or(|l| {
             l.gateway != state.gateway || l.interfaces != state.interfaces || l.role != state.role
@@ -462,13 +465,22 @@ impl Agent {
         {
             tracing::warn!(%error, router = router_id, "cannot remove the router's files");
         }
-        if self.config.l3_mode == L3Mode::Standalone {
-            if let Err(error) = l3::remove_namespace(&self.config.namespace(router_id)).await {
-                tracing::warn!(%error, router = router_id, "namespace removal failed");
+        let namespace = self.config.namespace(router_id);
+        match self.config.l3_mode {
+            L3Mode::Standalone => {
+                if let Err(error) = l3::remove_namespace(&namespace).await {
+                    tracing::warn!(%error, router = router_id, "namespace removal failed");
+                }
+                if let Err(error) = l3::prune_fabric(&self.config).await {
+                    tracing::warn!(%error, "fabric cleanup failed");
+                }
             }
-            if let Err(error) = l3::prune_fabric(&self.config).await {
-                tracing::warn!(%error, "fabric cleanup failed");
+            L3Mode::Neutron => {
+                if let Err(error) = l3::neutron::remove(&namespace).await {
+                    tracing::warn!(%error, router = router_id, "cannot remove vpnaas's rules");
+                }
             }
+            L3Mode::Simulation => {}
         }
         self.applied.remove(router_id);
         self.reported.remove(router_id);

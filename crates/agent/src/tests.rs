@@ -86,7 +86,7 @@ async fn agent(control: Arc<Scripted>, dir: &std::path::Path) -> Agent {
     let config = AgentConfig {
         host: "gw-a".into(),
         state_dir: dir.to_path_buf(),
-        l3_mode: L3Mode::External,
+        l3_mode: L3Mode::Simulation,
         fake_tunnel_delay_ms: Some(10),
         ..AgentConfig::default()
     };

@@ -254,7 +254,7 @@ fn start_agents(args: &ScaleArgs, servers: &[Server], dir: &std::path::Path) -> 
                 "--host",
                 &format!("scale-{i}"),
             ])
-            .args(["--l3-mode", "external", "--resync-interval", "5"])
+            .args(["--l3-mode", "simulation", "--resync-interval", "5"])
             .args(["--fake-tunnel-delay-ms", &args.delay_ms.to_string()])
             .args(["--namespace-prefix", &format!("vscale{i}-")])
             .arg("--state-dir")

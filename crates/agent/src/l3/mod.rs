@@ -1,8 +1,11 @@
-//! L3 plumbing of a router in standalone mode: its namespace, a gateway port on the
+//! L3 plumbing of a router in standalone mode (under `l3_mode = "neutron"`, see
+//! [`neutron`]): its namespace, a gateway port on the
 //! external network, one port per internal subnet, forwarding, SNAT of internal subnets
 //! out of the gateway, and the NAT exemption of VPN traffic. Networks map to Linux bridges
 //! in the agent's fabric namespace (created on demand) unless the configuration maps a
 //! network to an existing bridge. Every step is idempotent; removal deletes the namespace.
+
+pub mod neutron;
 
 use std::fmt::Write as _;
 

@@ -93,3 +93,140 @@ async fn a_namespace_created_by_many_at_once_is_usable_by_each() {
         }
     }
 }
+
+/// Deletes a test's namespace when dropped, also when the test fails.
+struct ScratchNamespace(String);
+
+impl Drop for ScratchNamespace {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "delete", &self.0])
+            .status();
+    }
+}
+
+/// `iptables-save` of the namespace without its comment and counter lines.
+async fn saved(namespace: &str) -> Vec<String> {
+    let text = run("ip", &["netns", "exec", namespace, "iptables-save"])
+        .await
+        .expect("iptables-save");
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.starts_with(':'))
+        .map(String::from)
+        .collect()
+}
+
+async fn iptables(namespace: &str, rule: &str) {
+    let mut args = vec!["netns", "exec", namespace, "iptables", "-w"];
+    args.extend(rule.split(' '));
+    run("ip", &args).await.expect(rule);
+}
+
+/// What neutron-l3-agent writes in a router's nat and mangle tables (its shapes, from a
+/// real one).
+async fn neutron_nat(namespace: &str) {
+    for rule in [
+        "-t mangle -N neutron-l3-agent-FORWARD",
+        "-t mangle -A FORWARD -j neutron-l3-agent-FORWARD",
+        "-t nat -N neutron-l3-agent-POSTROUTING",
+        "-t nat -N neutron-l3-agent-snat",
+        "-t nat -N neutron-postrouting-bottom",
+        "-t nat -A POSTROUTING -j neutron-l3-agent-POSTROUTING",
+        "-t nat -A POSTROUTING -j neutron-postrouting-bottom",
+        "-t nat -A neutron-l3-agent-snat -o qg-2c0e8ed3-9b -j SNAT --to-source 172.24.4.137",
+        "-t nat -A neutron-postrouting-bottom -j neutron-l3-agent-snat",
+    ] {
+        iptables(namespace, rule).await;
+    }
+}
+
+/// Needs root (CI is root): the namespace and its rules are real.
+#[tokio::test]
+async fn under_neutron_the_exemption_goes_first_survives_a_rewrite_and_leaves_no_trace() {
+    if !is_root() {
+        eprintln!("skipped: creates a network namespace and iptables rules (needs root)");
+        return;
+    }
+    let namespace = format!(
+        "qrouter-vt{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    );
+    let _guard = ScratchNamespace(namespace.clone());
+    ensure_namespace(&namespace).await.expect("namespace");
+    neutron_nat(&namespace).await;
+    let before = saved(&namespace).await;
+    let state = RouterState {
+        router_id: "r".into(),
+        revision: 1,
+        admin_state_up: true,
+        gateway: vec![port("172.24.4.137/24")],
+        enable_snat: true,
+        interfaces: vec![port("10.1.0.1/24")],
+        services: vec![],
+        connections: vec![connection(1400)],
+        driver: None,
+        ha: false,
+        role: HaRole::Active,
+        lease_epoch: 0,
+    };
+
+    neutron::apply(&namespace, &state).await.expect("apply");
+    let after = saved(&namespace).await;
+    let first_postrouting = after.iter().find(|l| l.starts_with("-A POSTROUTING"));
+    assert_eq!(
+        first_postrouting.map(String::as_str),
+        Some("-A POSTROUTING -j vpnaas-nat"),
+        "{after:#?}"
+    );
+    assert!(
+        after.contains(&"-A vpnaas-nat -s 10.1.0.0/24 -d 10.3.0.0/24 -j ACCEPT".to_string()),
+        "{after:#?}"
+    );
+    assert_eq!(
+        after
+            .iter()
+            .filter(|l| l.contains("--set-mss 1360"))
+            .count(),
+        4,
+        "{after:#?}"
+    );
+    assert_eq!(neutron::rules(&state)[1].len(), 4);
+    // Listed as rendered: a second apply finds nothing to rewrite.
+    for (table, chain, wanted) in [("nat", "vpnaas-nat", 0), ("mangle", "vpnaas-mss", 1)] {
+        let listed = run(
+            "ip",
+            &[
+                "netns", "exec", &namespace, "iptables", "-t", table, "-S", chain,
+            ],
+        )
+        .await
+        .expect("list");
+        let rules: Vec<&str> = listed.lines().filter(|l| l.starts_with("-A ")).collect();
+        assert_eq!(rules, neutron::rules(&state)[wanted], "{table} {chain}");
+    }
+
+    // neutron-l3-agent rewrites its built-in chain (a restart, a floating IP): the next
+    // apply puts the jump back first, Neutron's rules untouched.
+    iptables(&namespace, "-t nat -F POSTROUTING").await;
+    iptables(
+        &namespace,
+        "-t nat -A POSTROUTING -j neutron-l3-agent-POSTROUTING",
+    )
+    .await;
+    iptables(
+        &namespace,
+        "-t nat -A POSTROUTING -j neutron-postrouting-bottom",
+    )
+    .await;
+    neutron::apply(&namespace, &state)
+        .await
+        .expect("apply again");
+    assert_eq!(saved(&namespace).await, after, "restored as it was");
+
+    // No VPN left: vpnaas's chains and jumps go, Neutron's rules are exactly as before.
+    neutron::remove(&namespace).await.expect("remove");
+    assert_eq!(saved(&namespace).await, before);
+    neutron::remove(&namespace)
+        .await
+        .expect("removing twice is fine");
+}

@@ -6,7 +6,7 @@
 //! and its revision, bumped whenever what Neutron says of it changes, so that its agents
 //! fetch the new state.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
@@ -14,6 +14,7 @@ use vpnaas_model::endpoint_group::EndpointGroup;
 use vpnaas_model::enums::EndpointType;
 use vpnaas_model::network::{FixedIp, Network, Router, RouterInterface, Subnet};
 use vpnaas_model::resource::Resource;
+use vpnaas_model::standard_attr::StandardAttrs;
 use vpnaas_model::{Error as Fault, FaultKind, Kind};
 use vpnaas_store::Transaction;
 
@@ -22,7 +23,7 @@ use crate::App;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::service::notify::{self, Touched};
-use crate::service::{liveness, scheduler, status, timestamp};
+use crate::service::{status, timestamp};
 
 /// The device owners of Neutron's router interface ports.
 const INTERFACE_OWNERS: [&str; 3] = [
@@ -42,6 +43,19 @@ pub struct Found {
     pub subnets: Vec<Subnet>,
     /// The networks of those subnets and gateways.
     pub networks: Vec<Network>,
+    /// Where Neutron's L3 agents host each router found (a router no L3 agent hosts is
+    /// absent).
+    pub placement: HashMap<String, Hosts>,
+}
+
+/// The hosts whose L3 agents hold a router: the active one (an HA router's primary, as
+/// Neutron's `ha_state` says) and an HA router's standby.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Hosts {
+    /// Runs the router (for an HA router, where keepalived is primary).
+    pub active: Option<String>,
+    /// Holds an HA router's namespace, ready to take over.
+    pub standby: Option<String>,
 }
 
 /// Reads the routers and subnets (and what they need) from Neutron as vpnaas's service
@@ -85,6 +99,7 @@ pub async fn fetch(
     wanted_networks.extend(subnets.iter().map(|s| s.network_id.clone()));
     let wanted: Vec<String> = wanted_networks.into_iter().collect();
     let networks: Vec<Network> = typed(neutron.list_ids("networks", "id", &wanted, &[]).await?)?;
+    let placement = placement(neutron, &routers).await?;
     let gone = router_ids
         .iter()
         .filter(|id| !found_ids.contains(id))
@@ -95,7 +110,75 @@ pub async fn fetch(
         gone,
         subnets,
         networks,
+        placement,
     })
+}
+
+/// An L3 agent of Neutron's, or one of a router's (with its `ha_state` there).
+#[derive(serde::Deserialize)]
+struct L3Agent {
+    id: String,
+    host: String,
+    #[serde(default)]
+    ha_state: Option<String>,
+}
+
+/// A router as an L3 agent's list names it.
+#[derive(serde::Deserialize)]
+struct Named {
+    id: String,
+}
+
+/// Where Neutron's L3 agents host `routers`: one request for the L3 agents, one per L3
+/// agent for its routers (few agents, many routers), and for each HA router held on
+/// several hosts one for the `ha_state` of each.
+async fn placement(neutron: &Neutron, routers: &[Router]) -> Result<HashMap<String, Hosts>, Error> {
+    if routers.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let agents: Vec<L3Agent> = typed(
+        neutron
+            .list("agents", &[("agent_type", "L3 agent")])
+            .await?,
+    )?;
+    let mut hosts: HashMap<String, Vec<String>> = HashMap::new();
+    for agent in &agents {
+        let path = format!("/v2.0/agents/{}/l3-routers", super::encode(&agent.id));
+        let held: Vec<Named> = typed(neutron.list_at(&path, "routers").await?)?;
+        for router in held {
+            hosts.entry(router.id).or_default().push(agent.host.clone());
+        }
+    }
+    let mut placement = HashMap::new();
+    for router in routers {
+        let Some(mut on) = hosts.remove(&router.id) else {
+            continue;
+        };
+        on.sort();
+        let placed = if router.ha && on.len() > 1 {
+            ha_hosts(neutron, &router.id, &on).await?
+        } else {
+            Hosts {
+                active: on.first().cloned(),
+                standby: None,
+            }
+        };
+        placement.insert(router.id.clone(), placed);
+    }
+    Ok(placement)
+}
+
+/// An HA router's active host (`ha_state` `active`, none while keepalived elects one) and
+/// a standby.
+async fn ha_hosts(neutron: &Neutron, router_id: &str, on: &[String]) -> Result<Hosts, Error> {
+    let path = format!("/v2.0/routers/{}/l3-agents", super::encode(router_id));
+    let agents: Vec<L3Agent> = typed(neutron.list_at(&path, "agents").await?)?;
+    let active = agents
+        .iter()
+        .find(|a| a.ha_state.as_deref() == Some("active"))
+        .map(|a| a.host.clone());
+    let standby = on.iter().find(|h| Some(*h) != active.as_ref()).cloned();
+    Ok(Hosts { active, standby })
 }
 
 /// A port of Neutron's, as far as a router interface needs it.
@@ -151,7 +234,8 @@ pub async fn store(app: &App, found: Found) -> ApiResult<Vec<Touched>> {
     }
     let mut touched = Vec::new();
     for router in found.routers {
-        touched.extend(store_router(app, tx.as_mut(), router).await?);
+        let hosts = found.placement.get(&router.id).cloned().unwrap_or_default();
+        touched.extend(store_router(tx.as_mut(), router, hosts).await?);
     }
     for id in &found.gone {
         touched.extend(forget_router(tx.as_mut(), id, now_ms).await?);
@@ -171,36 +255,45 @@ async fn save_if_changed<R: Resource + PartialEq>(
 }
 
 async fn store_router(
-    app: &App,
     tx: &mut dyn Transaction,
     mut router: Router,
+    hosts: Hosts,
 ) -> ApiResult<Vec<Touched>> {
     let now = timestamp();
-    let touched = match tx.load::<Router>(&router.id).await? {
-        Some(held) => {
-            keep_own_fields(&mut router, &held);
-            if router == held {
-                vec![]
-            } else {
-                router.standard.touch(&now);
-                tx.save(&router).await?;
-                notify::touched(&router)
-            }
-        }
-        None => {
-            router.standard = vpnaas_model::standard_attr::StandardAttrs::new(&now);
-            router.standard.revision_number = 1;
-            let (mut placement, _) =
-                scheduler::Placement::load(tx, &liveness::Liveness::of(app)).await?;
-            scheduler::reschedule(&mut router, &mut placement, false);
-            tx.save(&router).await?;
-            notify::touched(&router)
-        }
-    };
+    let held = tx.load::<Router>(&router.id).await?;
+    match &held {
+        Some(held) => keep_own_fields(&mut router, held),
+        None => router.standard = StandardAttrs::new(&now),
+    }
+    let released = place(&mut router, hosts);
+    if held.as_ref() == Some(&router) {
+        return Ok(vec![]);
+    }
+    router.standard.touch(&now);
+    tx.save(&router).await?;
+    let mut touched = notify::touched(&router);
+    touched.extend(released.into_iter().map(|h| notify::told(&router, h)));
     Ok(touched)
 }
 
-/// Carries over what vpnaas, not Neutron, says of a router.
+/// Puts the router where Neutron's L3 agents are; a new active host takes a new lease
+/// epoch (fencing the old one's reports). Returns the hosts that lost it.
+fn place(router: &mut Router, hosts: Hosts) -> Vec<String> {
+    let before: Vec<String> = router.hosts().map(String::from).collect();
+    if router.agent_host != hosts.active {
+        router.lease_epoch += 1;
+    }
+    router.agent_host = hosts.active;
+    router.ha_standby_host = hosts.standby;
+    let after: Vec<&str> = router.hosts().collect();
+    before
+        .into_iter()
+        .filter(|h| !after.contains(&h.as_str()))
+        .collect()
+}
+
+/// Carries over what vpnaas, not Neutron, says of a router: its revision, its placement
+/// (then compared with Neutron's) and its lease epoch.
 fn keep_own_fields(router: &mut Router, held: &Router) {
     router.standard = held.standard.clone();
     router.agent_host = held.agent_host.clone();

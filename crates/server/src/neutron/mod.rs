@@ -144,20 +144,26 @@ impl Neutron {
             .map(|(key, value)| format!("{key}={}", encode(value)))
             .collect();
         let path = format!("/v2.0/{collection}?{}", query.join("&"));
+        self.list_at(&path, collection).await
+    }
+
+    /// The list under `key` of what `path` answers, as vpnaas's service user sees it
+    /// (`/v2.0/agents/{id}/l3-routers` answers `routers`).
+    pub async fn list_at(&self, path: &str, key: &str) -> Result<Vec<Value>, Error> {
         let answer = self
             .send(
                 Acting::Service,
                 Method::GET,
-                &path,
+                path,
                 HeaderMap::new(),
                 Bytes::new(),
             )
             .await?;
         let mut doc = json_of(answer)?;
-        match doc[collection].take() {
+        match doc[key].take() {
             Value::Array(items) => Ok(items),
             _ => Err(Error::Unavailable(format!(
-                "Neutron's list of {collection} is not a list"
+                "Neutron's {path} holds no list of {key}"
             ))),
         }
     }
@@ -309,7 +315,7 @@ fn unreachable(url: &str, error: &reqwest::Error) -> Error {
 
 /// Percent-encodes a path segment or query value (ids are UUIDs, but a caller may send
 /// anything).
-fn encode(text: &str) -> String {
+pub(crate) fn encode(text: &str) -> String {
     text.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b':' => {

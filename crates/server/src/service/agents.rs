@@ -100,7 +100,8 @@ pub async fn heartbeat(app: &App, host: &str) -> ApiResult<()> {
         ),
     };
     tx.save(&agent).await?;
-    let mut orphans = super::scheduler::place_orphans(tx.as_mut(), &liveness).await?;
+    let places = super::scheduler::places_routers(app);
+    let mut orphans = super::scheduler::place_orphans(tx.as_mut(), &liveness, places).await?;
     if revived {
         // What the server said of its routers while it was silent (`AGENT_DOWN`) holds
         // until it reports again: have it look at each of them now.

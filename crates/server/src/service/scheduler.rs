@@ -23,9 +23,9 @@ use vpnaas_store::Transaction;
 use super::liveness::Liveness;
 use super::notify::{Touched, notify, told, touched};
 use super::status::{Hosting, clear_no_agent, mark_agent_down, mark_hosting};
-use crate::App;
 use crate::auth::Caller;
 use crate::error::ApiResult;
+use crate::{App, InventoryMode};
 
 /// Live agents and how many routers each holds (as active or standby).
 pub struct Placement {
@@ -147,17 +147,33 @@ pub fn reschedule(router: &mut Router, placement: &mut Placement, may_move: bool
     })
 }
 
-/// Reschedules every router that lacks an agent: unscheduled ones always, those of a dead
-/// agent once this server has run for `down_after`. A router no live agent can hold has
-/// its VPN objects say so (`NO_AGENT`, `AGENT_DOWN`); one that just found an agent has
-/// `NO_AGENT` lifted.
-pub async fn place_orphans(tx: &mut dyn Transaction, liveness: &Liveness) -> ApiResult<Orphans> {
+/// Whether vpnaas places routers on its agents itself: not under `inventory = "neutron"`,
+/// where each router is served by the vpnaas agents on the hosts whose Neutron L3 agents
+/// host it (`neutron::mirror` follows Neutron's placement).
+pub fn places_routers(app: &App) -> bool {
+    app.settings.inventory == InventoryMode::Builtin
+}
+
+/// Reschedules every router that lacks an agent (when vpnaas `places` routers):
+/// unscheduled ones always, those of a dead agent once this server has run for
+/// `down_after`. A router no live agent can hold has its VPN objects say so (`NO_AGENT`,
+/// `AGENT_DOWN`); one that just found an agent has `NO_AGENT` lifted.
+pub async fn place_orphans(
+    tx: &mut dyn Transaction,
+    liveness: &Liveness,
+    places: bool,
+) -> ApiResult<Orphans> {
     let (mut placement, routers) = Placement::load(tx, liveness).await?;
     let may_move = liveness.may_move();
     let mut orphans = Orphans::default();
     for mut router in routers {
         let was_unscheduled = router.agent_host.is_none();
-        if let Some(moved) = reschedule(&mut router, &mut placement, may_move) {
+        let moved = if places {
+            reschedule(&mut router, &mut placement, may_move)
+        } else {
+            None
+        };
+        if let Some(moved) = moved {
             router.standard.touch(&super::timestamp());
             tx.save(&router).await?;
             if moved.failed_over {
@@ -195,7 +211,7 @@ pub async fn place_orphans(tx: &mut dyn Transaction, liveness: &Liveness) -> Api
 pub async fn sweep(app: &App) -> ApiResult<()> {
     let liveness = Liveness::of(app);
     let mut tx = app.store.begin_observation().await?;
-    let orphans = place_orphans(tx.as_mut(), &liveness).await?;
+    let orphans = place_orphans(tx.as_mut(), &liveness, places_routers(app)).await?;
     tx.commit().await?;
     app.metrics
         .failed_over(orphans.failovers, &orphans.transitions);
@@ -238,6 +254,17 @@ pub fn release(router: &mut Router, host: &str) {
         router.agent_host = router.ha_standby_host.take();
         router.lease_epoch += 1;
     }
+}
+
+/// Refuses a manual placement under `inventory = "neutron"`, where Neutron places routers.
+fn placed_by_us(app: &App) -> ApiResult<()> {
+    if places_routers(app) {
+        return Ok(());
+    }
+    Err(Fault::http_bad_request(
+        "Routers follow Neutron's L3 agents here (inventory = neutron): move the router with `openstack network agent add router --l3` and vpnaas follows",
+    )
+    .into())
 }
 
 async fn agent_by_id(tx: &mut dyn Transaction, agent_id: &str) -> ApiResult<Agent> {
@@ -303,6 +330,7 @@ pub async fn add_router(
     body: &Value,
 ) -> ApiResult<Value> {
     caller.require_admin("create_vpn-router")?;
+    placed_by_us(app)?;
     let router_id = body["router_id"]
         .as_str()
         .ok_or_else(|| Fault::http_bad_request("router_id is required"))?;
@@ -339,6 +367,7 @@ pub async fn remove_router(
     router_id: &str,
 ) -> ApiResult<()> {
     caller.require_admin("delete_vpn-router")?;
+    placed_by_us(app)?;
     let mut tx = app.store.begin().await?;
     let agent = agent_by_id(tx.as_mut(), agent_id).await?;
     let mut router = router_by_id(tx.as_mut(), router_id).await?;

@@ -2,7 +2,7 @@
 //! command-line flags (the binary applies the last two).
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use vpnaas_model::enums::DriverKind;
@@ -64,6 +64,9 @@ pub struct KeystoneSettings {
     pub cache_size: usize,
     /// Seconds to wait for Keystone before answering 503.
     pub timeout: f64,
+    /// A PEM file of CA certificates trusted for an `https` `auth_url` beside the system's
+    /// (a cloud's private CA).
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Default for KeystoneSettings {
@@ -79,6 +82,7 @@ impl Default for KeystoneSettings {
             revocation_ttl: 30,
             cache_size: 10_000,
             timeout: 5.0,
+            ca_file: None,
         }
     }
 }
@@ -121,6 +125,8 @@ pub struct NeutronSettings {
     pub poll_interval: f64,
     /// Seconds to wait for Neutron before answering 503.
     pub timeout: f64,
+    /// A PEM file of CA certificates trusted for an `https` `url` beside the system's.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Default for NeutronSettings {
@@ -129,6 +135,7 @@ impl Default for NeutronSettings {
             url: "http://127.0.0.1:9696".into(),
             poll_interval: 2.0,
             timeout: 10.0,
+            ca_file: None,
         }
     }
 }
@@ -220,6 +227,14 @@ pub enum ConfigError {
         /// Why.
         source: std::io::Error,
     },
+    /// A CA file that cannot be read or holds no usable certificate.
+    #[error("cannot use the CA certificates in {path}: {reason}")]
+    Certificate {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
     /// The file is not valid TOML for these settings.
     #[error("invalid settings in {path}: {source}")]
     Parse {
@@ -228,6 +243,27 @@ pub enum ConfigError {
         /// Why.
         source: toml::de::Error,
     },
+}
+
+/// An HTTP client for a service vpnaas calls (Keystone, Neutron): at most `timeout`
+/// seconds per request, trusting the system's CAs and those of `ca_file`.
+pub fn http_client(timeout: f64, ca_file: Option<&Path>) -> Result<reqwest::Client, ConfigError> {
+    let timeout = std::time::Duration::from_secs_f64(timeout.clamp(0.1, 300.0));
+    let mut builder = reqwest::Client::builder().timeout(timeout);
+    if let Some(path) = ca_file {
+        let unusable = |reason: String| ConfigError::Certificate {
+            path: path.into(),
+            reason,
+        };
+        let pem = std::fs::read(path).map_err(|e| unusable(e.to_string()))?;
+        for certificate in reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| unusable(e.to_string()))? {
+            builder = builder.add_root_certificate(certificate);
+        }
+    }
+    builder.build().map_err(|e| ConfigError::Certificate {
+        path: ca_file.map(Into::into).unwrap_or_default(),
+        reason: e.to_string(),
+    })
 }
 
 impl Settings {

@@ -6,7 +6,6 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde::Deserialize;
@@ -164,13 +163,9 @@ fn parse_expiry(text: &str) -> Option<u64> {
 }
 
 impl Keystone {
-    /// A validator for `settings`, judging expiry and the cache by `clock`.
-    pub fn new(settings: KeystoneSettings, clock: Arc<dyn Clock>) -> Keystone {
-        let timeout = Duration::from_secs_f64(settings.timeout.clamp(0.1, 300.0));
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .build()
-            .unwrap_or_default();
+    /// A validator for `settings` asking Keystone with `http`, judging expiry and the
+    /// cache by `clock`.
+    pub fn new(settings: KeystoneSettings, clock: Arc<dyn Clock>, http: reqwest::Client) -> Keystone {
         let cache = Cache {
             capacity: settings.cache_size,
             entries: HashMap::new(),
@@ -182,6 +177,11 @@ impl Keystone {
             cache: Mutex::new(cache),
             service: tokio::sync::Mutex::new(None),
         }
+    }
+
+    /// The same validator, with an empty cache, on another clock.
+    pub fn with_clock(&self, clock: Arc<dyn Clock>) -> Keystone {
+        Keystone::new(self.settings.clone(), clock, self.http.clone())
     }
 
     /// The value of `WWW-Authenticate` on a 401.

@@ -56,10 +56,12 @@ impl App {
     /// server counts as started at that clock's now.
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.started_at = clock.now_secs();
-        if self.keystone.is_some() {
-            let settings = self.settings.keystone.clone();
-            self.keystone = Some(Arc::new(keystone::Keystone::new(settings, clock.clone())));
-            self.neutron = neutron_client(&self.settings, &self.keystone);
+        if let Some(keystone) = &self.keystone {
+            let keystone = Arc::new(keystone.with_clock(clock.clone()));
+            self.neutron = self
+                .neutron
+                .map(|n| Arc::new(n.with_keystone(Some(keystone.clone()))));
+            self.keystone = Some(keystone);
         }
         self.clock = clock;
         self
@@ -88,6 +90,9 @@ pub enum StartError {
     /// The settings cannot work together.
     #[error("{0}")]
     Settings(String),
+    /// A CA file of the settings cannot be used.
+    #[error(transparent)]
+    Certificate(#[from] config::ConfigError),
     /// The address could not be bound.
     #[error("cannot listen on {0}: {1}")]
     Listen(SocketAddr, std::io::Error),
@@ -124,18 +129,28 @@ pub async fn build_app_with(
         }
         (AuthMode::Noauth | AuthMode::Keystone, _) => auth::Tokens::default(),
     };
-    let keystone = (settings.auth == AuthMode::Keystone).then(|| {
-        Arc::new(keystone::Keystone::new(
-            settings.keystone.clone(),
-            Arc::new(SystemClock),
-        ))
-    });
-    if settings.inventory == InventoryMode::Neutron && settings.auth == AuthMode::Token {
-        return Err(StartError::Settings(
-            "inventory = \"neutron\" needs auth = \"keystone\" (or \"noauth\" for a test cloud): Neutron knows nothing of vpnaas's own tokens".into(),
-        ));
-    }
-    let neutron = neutron_client(&settings, &keystone);
+    let keystone = match settings.auth {
+        AuthMode::Keystone => {
+            let ks = &settings.keystone;
+            let http = config::http_client(ks.timeout, ks.ca_file.as_deref())?;
+            let clock = Arc::new(SystemClock);
+            Some(Arc::new(keystone::Keystone::new(ks.clone(), clock, http)))
+        }
+        AuthMode::Noauth | AuthMode::Token => None,
+    };
+    let neutron = match settings.inventory {
+        InventoryMode::Neutron if settings.auth == AuthMode::Token => {
+            return Err(StartError::Settings(
+                "inventory = \"neutron\" needs auth = \"keystone\" (or \"noauth\" for a test cloud): Neutron knows nothing of vpnaas's own tokens".into(),
+            ));
+        }
+        InventoryMode::Neutron => {
+            let n = &settings.neutron;
+            let http = config::http_client(n.timeout, n.ca_file.as_deref())?;
+            Some(Arc::new(neutron::Neutron::new(n.clone(), http, keystone.clone())))
+        }
+        InventoryMode::Builtin => None,
+    };
     Ok(App {
         store: Arc::new(store),
         settings: Arc::new(settings),
@@ -147,19 +162,6 @@ pub async fn build_app_with(
         metrics: Arc::new(metrics::Metrics::new(registry)),
         clock: Arc::new(SystemClock),
         started_at: SystemClock.now_secs(),
-    })
-}
-
-/// The client of Neutron under `inventory = "neutron"`.
-fn neutron_client(
-    settings: &Settings,
-    keystone: &Option<Arc<keystone::Keystone>>,
-) -> Option<Arc<neutron::Neutron>> {
-    (settings.inventory == InventoryMode::Neutron).then(|| {
-        Arc::new(neutron::Neutron::new(
-            settings.neutron.clone(),
-            keystone.clone(),
-        ))
     })
 }
 

@@ -92,19 +92,23 @@ impl std::fmt::Debug for Neutron {
 }
 
 impl Neutron {
-    /// A client of the Neutron in `settings`; `keystone` (under `auth = "keystone"`)
-    /// gives the service user's token.
-    pub fn new(settings: NeutronSettings, keystone: Option<Arc<Keystone>>) -> Neutron {
-        let timeout = Duration::from_secs_f64(settings.timeout.clamp(0.1, 300.0));
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .build()
-            .unwrap_or_default();
+    /// A client of the Neutron in `settings`, asking it with `http`; `keystone` (under
+    /// `auth = "keystone"`) gives the service user's token.
+    pub fn new(
+        settings: NeutronSettings,
+        http: reqwest::Client,
+        keystone: Option<Arc<Keystone>>,
+    ) -> Neutron {
         Neutron {
             settings,
             http,
             keystone,
         }
+    }
+
+    /// The same client, the service user's token from `keystone`.
+    pub fn with_keystone(&self, keystone: Option<Arc<Keystone>>) -> Neutron {
+        Neutron::new(self.settings.clone(), self.http.clone(), keystone)
     }
 
     /// Seconds between checks of the routers in use.

@@ -14,7 +14,7 @@ use vpnaas_store::Transaction;
 
 use crate::auth::Caller;
 use crate::error::ApiResult;
-use crate::service::{build, changed, fetch, guards, save, timestamp};
+use crate::service::{Stored, build, changed, fetch, guards, timestamp};
 
 use super::*;
 
@@ -23,7 +23,7 @@ pub(super) async fn update_subnet(
     caller: &Caller,
     id: &str,
     mut changes: Map<String, Value>,
-) -> ApiResult<Value> {
+) -> ApiResult<Stored> {
     let subnet: Subnet = fetch(tx, caller, id).await?;
     if let Some(given) = changes.get("gateway_ip").cloned() {
         let cidr = subnet.cidr.net();
@@ -50,7 +50,7 @@ pub(super) async fn update_subnet(
     check_stored_only_attrs(&updated, id)?;
     check_ipv6_modes(&updated)?;
     updated.standard.touch(&timestamp());
-    save(tx, &updated).await
+    Ok(updated.into())
 }
 
 /// Neutron's checks of the attributes vpnaas stores without acting on them: DNS servers
@@ -228,7 +228,7 @@ pub(super) async fn create_router(
     tx: &mut dyn Transaction,
     caller: &Caller,
     mut fields: Map<String, Value>,
-) -> ApiResult<Value> {
+) -> ApiResult<Stored> {
     let requested = fields
         .remove("external_gateway_info")
         .unwrap_or(Value::Null);
@@ -245,5 +245,5 @@ pub(super) async fn create_router(
     )?;
     router.standard = StandardAttrs::new(&timestamp());
     router.external_gateway_info = gateway_for(tx, caller, &router, &requested).await?;
-    save(tx, &router).await
+    Ok(router.into())
 }

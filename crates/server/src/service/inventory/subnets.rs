@@ -22,15 +22,16 @@ pub(super) async fn update_subnet(
     tx: &mut dyn Transaction,
     caller: &Caller,
     id: &str,
-    mut changes: Map<String, Value>,
+    changes: Map<String, Value>,
 ) -> ApiResult<Stored> {
     let subnet: Subnet = fetch(tx, caller, id).await?;
-    if let Some(given) = changes.get("gateway_ip").cloned() {
+    let mut pools = None;
+    if let Some(given) = changes.get("gateway_ip") {
         let cidr = subnet.cidr.net();
         let gateway = if given.is_null() {
             None
         } else {
-            Some(check_gateway(cidr, &given)?)
+            Some(check_gateway(cidr, given)?)
         };
         if gateway.map(|g| g.to_string()) != subnet.gateway_ip.as_ref().map(|g| g.to_string())
             && subnet_has_router_port(tx, id).await?
@@ -41,12 +42,12 @@ pub(super) async fn update_subnet(
             )
             .into());
         }
-        changes.insert(
-            "allocation_pools".into(),
-            serde_json::to_value(allocation_pools(cidr, gateway))?,
-        );
+        pools = Some(allocation_pools(cidr, gateway));
     }
     let mut updated = changed(&subnet, changes)?;
+    if let Some(pools) = pools {
+        updated.allocation_pools = pools;
+    }
     check_stored_only_attrs(&updated, id)?;
     check_ipv6_modes(&updated)?;
     updated.standard.touch(&timestamp());

@@ -197,6 +197,71 @@ async fn updates_bump_the_revision_and_the_update_time() {
     }
 }
 
+#[tokio::test]
+async fn what_a_write_answers_is_what_is_stored() {
+    let h = start().await;
+    let c = &h.client;
+    let external = external_network(c).await;
+    let router = c
+        .create(
+            Kind::Router,
+            json!({"name": "r", "external_gateway_info": {"network_id": external.0}}),
+        )
+        .await
+        .expect("router");
+    assert_eq!(router["revision_number"], 1, "{router}");
+    assert_eq!(
+        c.show(Kind::Router, &id(&router)).await.expect("show"),
+        router
+    );
+    let updated = c
+        .update(Kind::Router, &id(&router), json!({"name": "r2"}))
+        .await
+        .expect("update");
+    assert_eq!(updated["revision_number"], 2, "{updated}");
+    assert_eq!(
+        c.show(Kind::Router, &id(&router)).await.expect("show"),
+        updated
+    );
+}
+
+#[tokio::test]
+async fn a_new_subnet_gateway_reshapes_the_allocation_pools() {
+    let h = start().await;
+    let c = &h.client;
+    let net = id(&c
+        .create(Kind::Network, json!({"name": "n"}))
+        .await
+        .expect("net"));
+    let subnet = id(&c
+        .create(
+            Kind::Subnet,
+            json!({"network_id": net, "cidr": "10.9.0.0/24", "ip_version": 4}),
+        )
+        .await
+        .expect("subnet"));
+    let moved = c
+        .update(Kind::Subnet, &subnet, json!({"gateway_ip": "10.9.0.100"}))
+        .await
+        .expect("move gateway");
+    let split = json!([
+        {"start": "10.9.0.1", "end": "10.9.0.99"},
+        {"start": "10.9.0.101", "end": "10.9.0.254"}
+    ]);
+    assert_eq!(moved["allocation_pools"], split);
+    let stored = c.show(Kind::Subnet, &subnet).await.expect("show");
+    assert_eq!(stored["allocation_pools"], split);
+    let gatewayless = c
+        .update(Kind::Subnet, &subnet, json!({"gateway_ip": null}))
+        .await
+        .expect("drop gateway");
+    assert_eq!(gatewayless["gateway_ip"], Value::Null);
+    assert_eq!(
+        gatewayless["allocation_pools"],
+        json!([{"start": "10.9.0.1", "end": "10.9.0.254"}])
+    );
+}
+
 async fn refused(c: &Client, kind: Kind, body: Value) -> (u16, String) {
     fault(c.create(kind, body).await)
 }

@@ -1,6 +1,8 @@
 //! The routes of every resource kind: list, show, create, update and delete, the tags
 //! of taggable kinds, and the read-only ports.
 
+use std::collections::HashMap;
+
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{OriginalUri, State};
@@ -15,7 +17,7 @@ use crate::error::ApiResult;
 use crate::listing::{ListQuery, project};
 use crate::openapi::{self, operations};
 use crate::service::tags::{self, TagChange};
-use crate::service::{self};
+use crate::service::{self, Stored};
 
 use super::{Endpoint, Path, base_url, parse_body};
 
@@ -144,12 +146,9 @@ async fn create(
     caller: Caller,
     body: Bytes,
     kind: Kind,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<Wrapped>)> {
     let created = service::create(&app, &caller, kind, parse_body(&body, kind)?).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({ kind.singular(): created })),
-    ))
+    Ok((StatusCode::CREATED, wrapped(kind, created)))
 }
 
 async fn update(
@@ -158,9 +157,17 @@ async fn update(
     Path(id): Path<String>,
     body: Bytes,
     kind: Kind,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Wrapped>> {
     let updated = service::update(&app, &caller, kind, &id, parse_body(&body, kind)?).await?;
-    Ok(Json(json!({ kind.singular(): updated })))
+    Ok(wrapped(kind, updated))
+}
+
+/// A written object's response body, `{"<singular>": {...}}`, serialised straight from
+/// the typed resource.
+type Wrapped = HashMap<&'static str, Stored>;
+
+fn wrapped(kind: Kind, stored: Stored) -> Json<Wrapped> {
+    Json(HashMap::from([(kind.singular(), stored)]))
 }
 
 async fn delete(

@@ -15,7 +15,7 @@ use vpnaas_model::vpn_service::VpnService;
 use vpnaas_model::{Error as Fault, Kind};
 use vpnaas_store::Transaction;
 
-use super::{build, changed, save};
+use super::{Stored, build, changed};
 use crate::auth::Caller;
 use crate::error::ApiResult;
 
@@ -42,43 +42,40 @@ impl FlavorKind {
     }
 }
 
-pub(super) async fn create(
-    tx: &mut dyn Transaction,
+/// Builds a new flavor or service profile (admins only); the caller saves it.
+pub(super) fn create(
     caller: &Caller,
     kind: FlavorKind,
     fields: Map<String, Value>,
-) -> ApiResult<Value> {
+) -> ApiResult<Stored> {
     caller.require_admin(&format!("create_{}", kind.kind().singular()))?;
-    match kind {
+    Ok(match kind {
         FlavorKind::Flavor => {
-            save(
-                tx,
-                &build::<Flavor>(fields, vec![("service_profiles", json!([]))])?,
-            )
-            .await
+            build::<Flavor>(fields, vec![("service_profiles", json!([]))])?.into()
         }
-        FlavorKind::ServiceProfile => save(tx, &build::<ServiceProfile>(fields, vec![])?).await,
-    }
+        FlavorKind::ServiceProfile => build::<ServiceProfile>(fields, vec![])?.into(),
+    })
 }
 
+/// Checks a change and returns the object as changed; the caller saves it.
 pub(super) async fn update(
     tx: &mut dyn Transaction,
     caller: &Caller,
     kind: FlavorKind,
     id: &str,
     changes: Map<String, Value>,
-) -> ApiResult<Value> {
+) -> ApiResult<Stored> {
     caller.require_admin(&format!("update_{}", kind.kind().singular()))?;
-    match kind {
+    Ok(match kind {
         FlavorKind::Flavor => {
             let flavor: Flavor = load(tx, id).await?;
-            save(tx, &changed(&flavor, changes)?).await
+            changed(&flavor, changes)?.into()
         }
         FlavorKind::ServiceProfile => {
             let profile: ServiceProfile = load(tx, id).await?;
-            save(tx, &changed(&profile, changes)?).await
+            changed(&profile, changes)?.into()
         }
-    }
+    })
 }
 
 pub(super) async fn delete(
@@ -86,11 +83,11 @@ pub(super) async fn delete(
     caller: &Caller,
     kind: FlavorKind,
     id: &str,
-) -> ApiResult<()> {
+) -> ApiResult<Stored> {
     caller.require_admin(&format!("delete_{}", kind.kind().singular()))?;
-    match kind {
+    let removed: Stored = match kind {
         FlavorKind::Flavor => {
-            load::<Flavor>(tx, id).await?;
+            let flavor: Flavor = load(tx, id).await?;
             if tx
                 .first_referrer(Kind::VpnService, Kind::Flavor, id)
                 .await?
@@ -102,9 +99,10 @@ pub(super) async fn delete(
                 )
                 .into());
             }
+            flavor.into()
         }
         FlavorKind::ServiceProfile => {
-            load::<ServiceProfile>(tx, id).await?;
+            let profile: ServiceProfile = load(tx, id).await?;
             if tx
                 .first_referrer(Kind::Flavor, Kind::ServiceProfile, id)
                 .await?
@@ -116,10 +114,11 @@ pub(super) async fn delete(
                 )
                 .into());
             }
+            profile.into()
         }
-    }
+    };
     tx.delete(kind.kind(), id).await?;
-    Ok(())
+    Ok(removed)
 }
 
 /// `POST /v2.0/flavors/{id}/service_profiles`.
@@ -143,7 +142,7 @@ pub async fn associate(
         .into());
     }
     flavor.service_profiles.push(profile_id.to_string());
-    save(tx, &flavor).await?;
+    tx.save(&flavor).await?;
     Ok(json!({"service_profile": {"id": profile_id}}))
 }
 
@@ -165,7 +164,7 @@ pub async fn disassociate(
         )
         .into());
     }
-    save(tx, &flavor).await?;
+    tx.save(&flavor).await?;
     Ok(())
 }
 

@@ -1,6 +1,10 @@
 //! The use cases behind the HTTP routes: list and show with visibility and redaction,
 //! and create / update / delete with Neutron's validation order and guards, each write in
 //! one store transaction so a guard and the change it allows cannot be split.
+//!
+//! Writes are routed per kind by `Owner` to a family (vpn, inventory, flavors) that
+//! checks the request and returns the typed object ([`Stored`]); `create` and `update`
+//! save it once, then tell the agents. JSON is made of it only at the HTTP edge.
 
 pub mod agents;
 pub mod desired;
@@ -12,10 +16,10 @@ pub mod notify;
 pub mod ports;
 pub mod scheduler;
 pub mod status;
+mod stored;
 pub mod tags;
 mod vpn;
 
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use vpnaas_model::agent::Agent;
@@ -32,6 +36,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::listing::ListQuery;
 
 pub use inventory::{InterfaceChange, change_router_interface};
+pub use stored::Stored;
 
 /// What readers see instead of a secret.
 pub const REDACTED: &str = "***";
@@ -177,8 +182,8 @@ fn require_read(caller: &Caller, kind: Kind) -> Result<(), Fault> {
     caller.require_read(&action)
 }
 
-/// Creates an object from a POST body; returns its representation.
-pub async fn create(app: &App, caller: &Caller, kind: Kind, body: Value) -> ApiResult<Value> {
+/// Creates an object from a POST body; returns it as saved.
+pub async fn create(app: &App, caller: &Caller, kind: Kind, body: Value) -> ApiResult<Stored> {
     caller.require_write(&format!("create_{}", kind.policy_target()))?;
     let who = Requester {
         project_id: &caller.project_id,
@@ -210,23 +215,17 @@ pub async fn create(app: &App, caller: &Caller, kind: Kind, body: Value) -> ApiR
     if let Some(reason) = initial_reason(app, tx.as_mut(), kind, &fields).await? {
         fields.insert("status_reason".into(), serde_json::json!(reason));
     }
-    let created = match Owner::of(kind) {
+    let mut created = match Owner::of(kind) {
         Owner::Vpn(vpn) => vpn::create(tx.as_mut(), caller, vpn, fields, resolved).await?,
         Owner::Inventory(inv) => inventory::create(tx.as_mut(), caller, inv, fields).await?,
-        Owner::Flavors(flavor) => flavors::create(tx.as_mut(), caller, flavor, fields).await?,
+        Owner::Flavors(flavor) => flavors::create(caller, flavor, fields)?,
         Owner::ReadOnly => return Err(read_only(kind)),
     };
-    let (created, touched) = match kind {
-        Kind::Router => {
-            let router = schedule(app, tx.as_mut(), created).await?;
-            let touched = notify::touched(&router).into_iter().collect();
-            (serde_json::to_value(&router)?, touched)
-        }
-        _ => {
-            let touched = touched_by(tx.as_mut(), kind, &created).await?;
-            (created, touched)
-        }
-    };
+    if let Stored::Router(router) = &mut created {
+        schedule(app, tx.as_mut(), router).await?;
+    }
+    created.save(tx.as_mut()).await?;
+    let touched = touched_by(tx.as_mut(), &created).await?;
     tx.commit().await?;
     notify::notify(app, touched);
     Ok(created)
@@ -289,54 +288,49 @@ async fn initial_reason(
     ))
 }
 
-/// Places a new router on the live agent with the fewest routers (if any is alive; an
-/// agent that registers later picks up unscheduled routers). The router use case saved
-/// it already; this saves it again, placed (the inventory's create returns the JSON
-/// representation, and scheduling needs the app the inventory does not see).
-async fn schedule(app: &App, tx: &mut dyn Transaction, created: Value) -> ApiResult<Router> {
-    let mut router: Router = serde_json::from_value(created)?;
+/// Places a new router, before it is first saved, on the live agent with the fewest
+/// routers (if any is alive; an agent that registers later picks up unscheduled
+/// routers). It is saved at revision 1.
+async fn schedule(app: &App, tx: &mut dyn Transaction, router: &mut Router) -> ApiResult<()> {
     let (mut placement, _) = scheduler::Placement::load(tx, &liveness::Liveness::of(app)).await?;
-    scheduler::reschedule(&mut router, &mut placement, false);
+    scheduler::reschedule(router, &mut placement, false);
     router.standard.revision_number = 1;
-    tx.save(&router).await?;
-    Ok(router)
+    Ok(())
 }
 
-/// The agent notifications a change implies; bumps the affected router's revision in
-/// the same transaction. Routers bump their own revision when they are saved.
-async fn touched_by(
-    tx: &mut dyn Transaction,
-    kind: Kind,
-    doc: &Value,
-) -> ApiResult<Vec<notify::Touched>> {
-    let router_id = match kind {
-        Kind::Router => {
-            let router = Router::deserialize(doc)?;
-            return Ok(notify::touched(&router).into_iter().collect());
-        }
-        Kind::VpnService => doc["router_id"].as_str().map(String::from),
-        Kind::SiteConnection => {
-            let service_id = doc["vpnservice_id"].as_str().unwrap_or_default();
-            tx.load::<VpnService>(service_id)
-                .await?
-                .map(|s| s.router_id)
-        }
-        _ => None,
+/// The agent notifications a saved or removed object implies; bumps the affected
+/// router's revision in the same transaction. Routers bump their own revision when they
+/// are saved.
+async fn touched_by(tx: &mut dyn Transaction, stored: &Stored) -> ApiResult<Vec<notify::Touched>> {
+    let router_id = match stored {
+        Stored::Router(router) => return Ok(notify::touched(router)),
+        Stored::VpnService(service) => Some(service.router_id.clone()),
+        Stored::SiteConnection(conn) => tx
+            .load::<VpnService>(&conn.vpnservice_id)
+            .await?
+            .map(|s| s.router_id),
+        Stored::IkePolicy(_)
+        | Stored::IpsecPolicy(_)
+        | Stored::EndpointGroup(_)
+        | Stored::Network(_)
+        | Stored::Subnet(_)
+        | Stored::Flavor(_)
+        | Stored::ServiceProfile(_) => None,
     };
     match router_id {
-        Some(id) => Ok(notify::bump(tx, &id).await?.into_iter().collect()),
+        Some(id) => Ok(notify::bump(tx, &id).await?),
         None => Ok(vec![]),
     }
 }
 
-/// Updates an object from a PUT body; returns its new representation.
+/// Updates an object from a PUT body; returns it as saved.
 pub async fn update(
     app: &App,
     caller: &Caller,
     kind: Kind,
     id: &str,
     body: Value,
-) -> ApiResult<Value> {
+) -> ApiResult<Stored> {
     caller.require_write(&format!("update_{}", kind.policy_target()))?;
     let changes = attr::parse_update(kind, attributes(kind), body, app.rules())?;
     let resolved = match kind {
@@ -352,7 +346,8 @@ pub async fn update(
         Owner::Flavors(flavor) => flavors::update(tx.as_mut(), caller, flavor, id, changes).await?,
         Owner::ReadOnly => return Err(read_only(kind)),
     };
-    let touched = touched_by(tx.as_mut(), kind, &updated).await?;
+    updated.save(tx.as_mut()).await?;
+    let touched = touched_by(tx.as_mut(), &updated).await?;
     tx.commit().await?;
     notify::notify(app, touched);
     Ok(updated)
@@ -362,24 +357,19 @@ pub async fn update(
 pub async fn delete(app: &App, caller: &Caller, kind: Kind, id: &str) -> ApiResult<()> {
     caller.require_write(&format!("delete_{}", kind.policy_target()))?;
     let mut tx = app.store.begin().await?;
-    let before = match tx.get(kind, id).await? {
-        Some(record) => Some(serde_json::from_str::<Value>(&record.body)?),
-        None => None,
-    };
-    match Owner::of(kind) {
+    let removed = match Owner::of(kind) {
         Owner::Vpn(vpn) => vpn::delete(tx.as_mut(), caller, vpn, id).await?,
         Owner::Inventory(inv) => inventory::delete(tx.as_mut(), caller, inv, id).await?,
         Owner::Flavors(flavor) => flavors::delete(tx.as_mut(), caller, flavor, id).await?,
         Owner::ReadOnly => return Err(read_only(kind)),
-    }
-    let touched = match (kind, before) {
-        (Kind::Router, Some(doc)) => {
-            let mut router: Router = serde_json::from_value(doc)?;
+    };
+    let touched = match removed {
+        // The agents are told the router's next revision, at which it is gone.
+        Stored::Router(mut router) => {
             router.standard.revision_number += 1;
-            notify::touched(&router).into_iter().collect()
+            notify::touched(&router)
         }
-        (_, Some(doc)) => touched_by(tx.as_mut(), kind, &doc).await?,
-        (_, None) => vec![],
+        other => touched_by(tx.as_mut(), &other).await?,
     };
     tx.commit().await?;
     notify::notify(app, touched);
@@ -426,12 +416,6 @@ pub(crate) fn changed<R: Resource>(resource: &R, changes: Map<String, Value>) ->
     };
     attr::apply_update(&mut doc, changes);
     Ok(serde_json::from_value(Value::Object(doc))?)
-}
-
-/// Saves a resource and returns its representation.
-pub(crate) async fn save<R: Resource>(tx: &mut dyn Transaction, resource: &R) -> ApiResult<Value> {
-    tx.save(resource).await?;
-    Ok(serde_json::to_value(resource)?)
 }
 
 /// Whether the caller sees a stored object: its own, one visible to all, or one seen with

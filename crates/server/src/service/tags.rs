@@ -9,7 +9,7 @@ use vpnaas_model::network::{Network, Router, Subnet};
 use vpnaas_model::standard_attr::HasStandardAttrs;
 use vpnaas_model::{Error as Fault, Kind, Resource, grammar};
 
-use super::{fetch, notify, save, timestamp, touched_by};
+use super::{Stored, fetch, notify, timestamp, touched_by};
 use crate::App;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
@@ -66,11 +66,13 @@ pub async fn change(
     match kind {
         Kind::Network => apply::<Network>(app, caller, id, change).await,
         Kind::Subnet => apply::<Subnet>(app, caller, id, change).await,
-        _ => apply::<Router>(app, caller, id, change).await,
+        Kind::Router => apply::<Router>(app, caller, id, change).await,
+        // No tag route is made for other kinds (see `taggable`).
+        _ => Err(Fault::resource_not_found(kind, id).into()),
     }
 }
 
-async fn apply<R: Resource + HasStandardAttrs>(
+async fn apply<R: Resource + HasStandardAttrs + Into<Stored>>(
     app: &App,
     caller: &Caller,
     id: &str,
@@ -105,8 +107,9 @@ async fn apply<R: Resource + HasStandardAttrs>(
         }
     };
     resource.standard_mut().set_tags(tags, &timestamp());
-    let doc = save(tx.as_mut(), &resource).await?;
-    let touched = touched_by(tx.as_mut(), R::KIND, &doc).await?;
+    let stored: Stored = resource.into();
+    stored.save(tx.as_mut()).await?;
+    let touched = touched_by(tx.as_mut(), &stored).await?;
     tx.commit().await?;
     notify::notify(app, touched);
     Ok(answer)

@@ -17,7 +17,7 @@ use vpnaas_model::vpn_service::VpnService;
 use vpnaas_model::{Error as Fault, Kind, Resource};
 use vpnaas_store::Transaction;
 
-use super::{build, changed, fetch, fetch_visible_subnet, save};
+use super::{Stored, build, changed, fetch, fetch_visible_subnet};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 
@@ -79,22 +79,24 @@ impl VpnKind {
     }
 }
 
+/// Checks a new object and builds it from validated attributes; the caller saves it.
 pub(super) async fn create(
     tx: &mut dyn Transaction,
     caller: &Caller,
     kind: VpnKind,
     fields: Map<String, Value>,
     resolved: Option<Resolved>,
-) -> ApiResult<Value> {
+) -> ApiResult<Stored> {
     match kind {
-        VpnKind::IkePolicy => save(tx, &build::<IkePolicy>(fields, vec![])?).await,
-        VpnKind::IpsecPolicy => save(tx, &build::<IpsecPolicy>(fields, vec![])?).await,
+        VpnKind::IkePolicy => Ok(build::<IkePolicy>(fields, vec![])?.into()),
+        VpnKind::IpsecPolicy => Ok(build::<IpsecPolicy>(fields, vec![])?.into()),
         VpnKind::EndpointGroup => create_endpoint_group(tx, caller, fields).await,
         VpnKind::VpnService => create_vpn_service(tx, caller, fields).await,
         VpnKind::SiteConnection => create_connection(tx, caller, fields, resolved).await,
     }
 }
 
+/// Checks a change and returns the object as changed; the caller saves it.
 pub(super) async fn update(
     tx: &mut dyn Transaction,
     caller: &Caller,
@@ -102,43 +104,46 @@ pub(super) async fn update(
     id: &str,
     changes: Map<String, Value>,
     resolved: Option<Resolved>,
-) -> ApiResult<Value> {
+) -> ApiResult<Stored> {
     match kind {
         VpnKind::IkePolicy => update_policy::<IkePolicy>(tx, caller, id, changes).await,
         VpnKind::IpsecPolicy => update_policy::<IpsecPolicy>(tx, caller, id, changes).await,
         VpnKind::EndpointGroup => {
             let group: EndpointGroup = fetch(tx, caller, id).await?;
-            save(tx, &changed(&group, changes)?).await
+            Ok(changed(&group, changes)?.into())
         }
         VpnKind::VpnService => {
             let service: VpnService = fetch(tx, caller, id).await?;
-            save(tx, &changed(&service, changes)?).await
+            Ok(changed(&service, changes)?.into())
         }
         VpnKind::SiteConnection => update_connection(tx, caller, id, changes, resolved).await,
     }
 }
 
+/// Deletes an object after its guards pass; returns it as it was.
 pub(super) async fn delete(
     tx: &mut dyn Transaction,
     caller: &Caller,
     kind: VpnKind,
     id: &str,
-) -> ApiResult<()> {
-    match kind {
+) -> ApiResult<Stored> {
+    let removed: Stored = match kind {
         VpnKind::IkePolicy => {
-            let _: IkePolicy = fetch(tx, caller, id).await?;
+            let policy: IkePolicy = fetch(tx, caller, id).await?;
             if used_by_connection(tx, kind.kind(), id).await? {
                 return Err(Fault::policy_in_use(kind.kind(), id).into());
             }
+            policy.into()
         }
         VpnKind::IpsecPolicy => {
-            let _: IpsecPolicy = fetch(tx, caller, id).await?;
+            let policy: IpsecPolicy = fetch(tx, caller, id).await?;
             if used_by_connection(tx, kind.kind(), id).await? {
                 return Err(Fault::policy_in_use(kind.kind(), id).into());
             }
+            policy.into()
         }
         VpnKind::EndpointGroup => {
-            let _: EndpointGroup = fetch(tx, caller, id).await?;
+            let group: EndpointGroup = fetch(tx, caller, id).await?;
             if used_by_connection(tx, kind.kind(), id).await? {
                 return Err(Fault::bad_request(
                     FaultKind::EndpointGroupInUse,
@@ -146,9 +151,10 @@ pub(super) async fn delete(
                 )
                 .into());
             }
+            group.into()
         }
         VpnKind::VpnService => {
-            let _: VpnService = fetch(tx, caller, id).await?;
+            let service: VpnService = fetch(tx, caller, id).await?;
             if used_by_connection(tx, kind.kind(), id).await? {
                 return Err(Fault::conflict(
                     FaultKind::VPNServiceInUse,
@@ -156,14 +162,16 @@ pub(super) async fn delete(
                 )
                 .into());
             }
+            service.into()
         }
         VpnKind::SiteConnection => {
-            let _: SiteConnection = fetch(tx, caller, id).await?;
+            let conn: SiteConnection = fetch(tx, caller, id).await?;
             tx.delete_events(id).await?;
+            conn.into()
         }
-    }
+    };
     tx.delete(kind.kind(), id).await?;
-    Ok(())
+    Ok(removed)
 }
 
 async fn used_by_connection(tx: &mut dyn Transaction, kind: Kind, id: &str) -> ApiResult<bool> {
@@ -175,25 +183,25 @@ async fn used_by_connection(tx: &mut dyn Transaction, kind: Kind, id: &str) -> A
 
 /// Policies in use may still be renamed and re-described (a deliberate difference from
 /// Neutron, which refuses even that); every other change is `<Policy>InUse`.
-async fn update_policy<P: Resource + Clone>(
+async fn update_policy<P: Resource + Into<Stored>>(
     tx: &mut dyn Transaction,
     caller: &Caller,
     id: &str,
     changes: Map<String, Value>,
-) -> ApiResult<Value> {
+) -> ApiResult<Stored> {
     let policy: P = fetch(tx, caller, id).await?;
     let cosmetic = changes.keys().all(|k| k == "name" || k == "description");
     if !cosmetic && used_by_connection(tx, P::KIND, id).await? {
         return Err(Fault::policy_in_use(P::KIND, id).into());
     }
-    save(tx, &changed(&policy, changes)?).await
+    Ok(changed(&policy, changes)?.into())
 }
 
 async fn create_vpn_service(
     tx: &mut dyn Transaction,
     caller: &Caller,
     fields: Map<String, Value>,
-) -> ApiResult<Value> {
+) -> ApiResult<Stored> {
     let router_id = fields["router_id"].as_str().unwrap_or_default().to_string();
     let router: Router = fetch(tx, caller, &router_id).await?;
     let driver = fields
@@ -226,7 +234,7 @@ async fn create_vpn_service(
             ("status", json!(Status::PendingCreate)),
         ],
     )?;
-    save(tx, &service).await
+    Ok(service.into())
 }
 
 fn not_connected(subnet_id: &str, router_id: &str) -> Fault {
@@ -240,10 +248,10 @@ async fn create_endpoint_group(
     tx: &mut dyn Transaction,
     caller: &Caller,
     fields: Map<String, Value>,
-) -> ApiResult<Value> {
+) -> ApiResult<Stored> {
     let group: EndpointGroup = build(fields, vec![])?;
     check_endpoints(tx, caller, &group).await?;
-    save(tx, &group).await
+    Ok(group.into())
 }
 
 async fn check_endpoints(
@@ -308,7 +316,7 @@ async fn create_connection(
     caller: &Caller,
     fields: Map<String, Value>,
     resolved: Option<Resolved>,
-) -> ApiResult<Value> {
+) -> ApiResult<Stored> {
     let text = |key: &str| {
         fields
             .get(key)
@@ -340,7 +348,7 @@ async fn create_connection(
         ],
     )?;
     check_connection(tx, caller, &mut conn, &service, resolved).await?;
-    save(tx, &conn).await
+    Ok(conn.into())
 }
 
 async fn update_connection(
@@ -349,12 +357,12 @@ async fn update_connection(
     id: &str,
     changes: Map<String, Value>,
     resolved: Option<Resolved>,
-) -> ApiResult<Value> {
+) -> ApiResult<Stored> {
     let existing: SiteConnection = fetch(tx, caller, id).await?;
     let service: VpnService = fetch(tx, caller, &existing.vpnservice_id).await?;
     let mut conn = changed(&existing, changes)?;
     check_connection(tx, caller, &mut conn, &service, resolved).await?;
-    save(tx, &conn).await
+    Ok(conn.into())
 }
 
 /// The checks of reference §1.8 step 3 that follow the existence checks: mode rules,

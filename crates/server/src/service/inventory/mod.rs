@@ -15,7 +15,7 @@ use vpnaas_model::standard_attr::StandardAttrs;
 use vpnaas_model::{Error as Fault, Kind};
 use vpnaas_store::Transaction;
 
-use super::{build, changed, fetch, network_visible, save, timestamp};
+use super::{Stored, build, changed, fetch, network_visible, timestamp};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 
@@ -49,12 +49,15 @@ pub(super) enum InventoryKind {
     Router,
 }
 
+/// Checks a new object and builds it from validated attributes; the caller saves it (and
+/// schedules a router first). What it changes on the way, such as a new subnet's network,
+/// it saves itself.
 pub(super) async fn create(
     tx: &mut dyn Transaction,
     caller: &Caller,
     kind: InventoryKind,
     fields: Map<String, Value>,
-) -> ApiResult<Value> {
+) -> ApiResult<Stored> {
     match kind {
         InventoryKind::Network => {
             check_network_attrs(caller, &fields)?;
@@ -69,20 +72,21 @@ pub(super) async fn create(
             )?;
             network.standard = StandardAttrs::new(&timestamp());
             check_one_default(tx, &network).await?;
-            save(tx, &network).await
+            Ok(network.into())
         }
         InventoryKind::Subnet => create_subnet(tx, caller, fields).await,
         InventoryKind::Router => create_router(tx, caller, fields).await,
     }
 }
 
+/// Checks a change and returns the object as changed; the caller saves it.
 pub(super) async fn update(
     tx: &mut dyn Transaction,
     caller: &Caller,
     kind: InventoryKind,
     id: &str,
     changes: Map<String, Value>,
-) -> ApiResult<Value> {
+) -> ApiResult<Stored> {
     match kind {
         InventoryKind::Network => {
             check_network_attrs(caller, &changes)?;
@@ -93,7 +97,7 @@ pub(super) async fn update(
             if updated.router_external != network.router_external {
                 mark_subnets_external(tx, &updated).await?;
             }
-            save(tx, &updated).await
+            Ok(updated.into())
         }
         InventoryKind::Subnet => update_subnet(tx, caller, id, changes).await,
         InventoryKind::Router => update_router(tx, caller, id, changes).await,
@@ -105,14 +109,15 @@ pub(super) async fn delete(
     caller: &Caller,
     kind: InventoryKind,
     id: &str,
-) -> ApiResult<()> {
+) -> ApiResult<Stored> {
     match kind {
-        InventoryKind::Network => delete_network(tx, caller, id).await,
+        InventoryKind::Network => Ok(delete_network(tx, caller, id).await?.into()),
         InventoryKind::Subnet => {
             let subnet: Subnet = fetch(tx, caller, id).await?;
-            delete_subnet(tx, &subnet).await
+            delete_subnet(tx, &subnet).await?;
+            Ok(subnet.into())
         }
-        InventoryKind::Router => delete_router(tx, caller, id).await,
+        InventoryKind::Router => Ok(delete_router(tx, caller, id).await?.into()),
     }
 }
 
@@ -179,7 +184,8 @@ async fn fetch_writable_network(
     }
 }
 
-async fn delete_network(tx: &mut dyn Transaction, caller: &Caller, id: &str) -> ApiResult<()> {
+/// Deletes a network and its subnets; returns the network as it was.
+async fn delete_network(tx: &mut dyn Transaction, caller: &Caller, id: &str) -> ApiResult<Network> {
     let network = fetch_writable_network(tx, caller, id).await?;
     let in_use = || {
         Fault::conflict(
@@ -202,14 +208,14 @@ async fn delete_network(tx: &mut dyn Transaction, caller: &Caller, id: &str) -> 
         }
     }
     tx.delete(Kind::Network, id).await?;
-    Ok(())
+    Ok(network)
 }
 
 async fn create_subnet(
     tx: &mut dyn Transaction,
     caller: &Caller,
     fields: Map<String, Value>,
-) -> ApiResult<Value> {
+) -> ApiResult<Stored> {
     let network_id = fields["network_id"]
         .as_str()
         .unwrap_or_default()
@@ -272,5 +278,5 @@ async fn create_subnet(
     network.subnets.push(subnet.id.clone());
     network.standard.touch(&now);
     tx.save(&network).await?;
-    save(tx, &subnet).await
+    Ok(subnet.into())
 }

@@ -13,7 +13,7 @@ use vpnaas_store::Transaction;
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::service::{changed, fetch, guards, network_visible, save, timestamp};
+use crate::service::{Stored, changed, fetch, guards, network_visible, timestamp};
 
 use super::*;
 
@@ -38,7 +38,7 @@ pub(super) async fn update_router(
     caller: &Caller,
     id: &str,
     mut changes: Map<String, Value>,
-) -> ApiResult<Value> {
+) -> ApiResult<Stored> {
     let router: Router = fetch(tx, caller, id).await?;
     let requested = changes.remove("external_gateway_info");
     let mut updated = changed(&router, changes)?;
@@ -70,7 +70,7 @@ pub(super) async fn update_router(
     if updated.routes != router.routes {
         check_routes(tx, &updated).await?;
     }
-    save(tx, &updated).await
+    Ok(updated.into())
 }
 
 /// Neutron's extra-route checks: at most 30 routes, each next hop on a subnet the
@@ -171,7 +171,7 @@ pub(super) async fn delete_router(
     tx: &mut dyn Transaction,
     caller: &Caller,
     id: &str,
-) -> ApiResult<()> {
+) -> ApiResult<Router> {
     let router: Router = fetch(tx, caller, id).await?;
     guards::router_unused(tx, id).await?;
     if !router.interfaces.is_empty() {
@@ -182,7 +182,7 @@ pub(super) async fn delete_router(
         .into());
     }
     tx.delete(Kind::Router, id).await?;
-    Ok(())
+    Ok(router)
 }
 
 /// Resolves a requested gateway: keeps the current addresses when the network and the

@@ -14,7 +14,7 @@ use vpnaas_store::Transaction;
 
 use crate::auth::Caller;
 use crate::error::ApiResult;
-use crate::service::{build, changed, fetch, guards, save, timestamp};
+use crate::service::{Stored, build, changed, fetch, guards, timestamp};
 
 use super::*;
 
@@ -22,15 +22,16 @@ pub(super) async fn update_subnet(
     tx: &mut dyn Transaction,
     caller: &Caller,
     id: &str,
-    mut changes: Map<String, Value>,
-) -> ApiResult<Value> {
+    changes: Map<String, Value>,
+) -> ApiResult<Stored> {
     let subnet: Subnet = fetch(tx, caller, id).await?;
-    if let Some(given) = changes.get("gateway_ip").cloned() {
+    let mut pools = None;
+    if let Some(given) = changes.get("gateway_ip") {
         let cidr = subnet.cidr.net();
         let gateway = if given.is_null() {
             None
         } else {
-            Some(check_gateway(cidr, &given)?)
+            Some(check_gateway(cidr, given)?)
         };
         if gateway.map(|g| g.to_string()) != subnet.gateway_ip.as_ref().map(|g| g.to_string())
             && subnet_has_router_port(tx, id).await?
@@ -41,16 +42,16 @@ pub(super) async fn update_subnet(
             )
             .into());
         }
-        changes.insert(
-            "allocation_pools".into(),
-            serde_json::to_value(allocation_pools(cidr, gateway))?,
-        );
+        pools = Some(allocation_pools(cidr, gateway));
     }
     let mut updated = changed(&subnet, changes)?;
+    if let Some(pools) = pools {
+        updated.allocation_pools = pools;
+    }
     check_stored_only_attrs(&updated, id)?;
     check_ipv6_modes(&updated)?;
     updated.standard.touch(&timestamp());
-    save(tx, &updated).await
+    Ok(updated.into())
 }
 
 /// Neutron's checks of the attributes vpnaas stores without acting on them: DNS servers
@@ -228,7 +229,7 @@ pub(super) async fn create_router(
     tx: &mut dyn Transaction,
     caller: &Caller,
     mut fields: Map<String, Value>,
-) -> ApiResult<Value> {
+) -> ApiResult<Stored> {
     let requested = fields
         .remove("external_gateway_info")
         .unwrap_or(Value::Null);
@@ -245,5 +246,5 @@ pub(super) async fn create_router(
     )?;
     router.standard = StandardAttrs::new(&timestamp());
     router.external_gateway_info = gateway_for(tx, caller, &router, &requested).await?;
-    save(tx, &router).await
+    Ok(router.into())
 }

@@ -2,7 +2,8 @@
 //! databases ([`scratch`]), a nats-server of a test's own ([`nats`]), free loopback
 //! ports ([`free_port`]), and an OpenStack lab: a Keystone ([`keystone`]), a Neutron 29
 //! API with neutron-vpnaas on a MariaDB of its own ([`neutron`]) and an haproxy front
-//! that splits one endpoint between vpnaas and Neutron ([`front`]). Each crate's own
+//! that splits one endpoint between vpnaas and Neutron ([`front`]); for Neutron with
+//! agents, a RabbitMQ ([`rabbitmq`]). Each crate's own
 //! harness (the server's, the lab of the end-to-end tests) builds on these.
 
 pub mod front;
@@ -10,6 +11,7 @@ pub mod keystone;
 pub mod nats;
 pub mod neutron;
 pub mod process;
+pub mod rabbitmq;
 pub mod scratch;
 
 use std::path::{Path, PathBuf};
@@ -81,6 +83,12 @@ pub fn skip_without_openstack() -> bool {
     true
 }
 
+/// Whether this process runs as root.
+pub fn is_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+}
+
 fn openstack_missing() -> Vec<String> {
     let needed = [
         keystone::venv().join("bin/keystone-manage"),
@@ -88,6 +96,7 @@ fn openstack_missing() -> Vec<String> {
         neutron::venv().join("bin/neutron-db-manage"),
         PathBuf::from(neutron::MARIADBD),
         PathBuf::from(front::HAPROXY),
+        PathBuf::from(rabbitmq::RABBITMQ_SERVER),
         workspace_root().join(".venv/bin/openstack"),
     ];
     needed

@@ -4,8 +4,8 @@
 //! with the router and vpnaas service plugins (strongSwan's IPsec service driver), ML2
 //! with flat and VLAN networks. By default no agents and no message bus
 //! (`transport_url = fake:/`); given a bus ([`NeutronOptions::with_bus`]), also the RPC
-//! server agents talk to (`neutron-rpc-server`) and port binding by ML2/OVS, as a
-//! network node needs. `neutron-periodic-workers` is not run.
+//! server agents talk to (`neutron-rpc-server`) and port binding by ML2/OVS, as the
+//! network node lab ([`crate::netnode`]) needs. `neutron-periodic-workers` is not run.
 //! It authenticates callers with Keystone (keystonemiddleware with Neutron's service user)
 //! or, without Keystone, takes their identity from the `X-Project-Id`/`X-Roles` headers.
 //! Its files live in a temporary directory; uWSGI (master and workers, one process

@@ -1,5 +1,5 @@
 //! A real Neutron network node of the test's own, host `hostA`: a userspace Open vSwitch
-//! ([`ovs`]) with the integration, external and tenant bridges, and the unmodified
+//! ([`Ovs`]) with the integration, external and tenant bridges, and the unmodified
 //! `neutron-openvswitch-agent` and `neutron-l3-agent` of `.venv-neutron`, talking to a
 //! lab's [`Neutron`] over its [`RabbitMq`]. The L3 agent builds the `qrouter-<id>`
 //! namespaces of the routers Neutron schedules to it, with Neutron's own device names and

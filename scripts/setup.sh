@@ -25,8 +25,16 @@ fi
 # MariaDB and haproxy for the Neutron lab, which starts private instances of both (own
 # datadir, socket and port; own config): installed with a policy-rc.d that tells apt not
 # to start their system services, which nothing here uses. python3-dev builds uWSGI.
+# The network node lab (vpnaas-test-support's `netnode`) likewise starts its own RabbitMQ
+# (own node name, ports and data dir) and its own userspace Open vSwitch (own database and
+# run dir, netdev datapath, no kernel module), so apt must not start Debian's
+# rabbitmq-server or openvswitch-switch services either: a system OVS would own
+# /var/run/openvswitch and the kernel datapath, a system RabbitMQ port 5672 and epmd.
+# Neutron's agents also need sudo (privsep goes through root_helper even for root),
+# keepalived (HA routers), iptables (the L3 agent's NAT, nf_tables backend) and conntrack.
 need_apt=()
-for pkg in mariadb-server haproxy python3-dev; do
+for pkg in mariadb-server haproxy python3-dev openvswitch-switch rabbitmq-server sudo \
+           keepalived iptables conntrack; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then

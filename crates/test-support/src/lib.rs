@@ -2,14 +2,18 @@
 //! databases ([`scratch`]), a nats-server of a test's own ([`nats`]), free loopback
 //! ports ([`free_port`]), and an OpenStack lab: a Keystone ([`keystone`]), a Neutron 29
 //! API with neutron-vpnaas on a MariaDB of its own ([`neutron`]) and an haproxy front
-//! that splits one endpoint between vpnaas and Neutron ([`front`]). Each crate's own
+//! that splits one endpoint between vpnaas and Neutron ([`front`]); for Neutron with
+//! agents, a RabbitMQ ([`rabbitmq`]) and a network node with Open vSwitch and Neutron's
+//! OVS and L3 agents ([`netnode`], root only). Each crate's own
 //! harness (the server's, the lab of the end-to-end tests) builds on these.
 
 pub mod front;
 pub mod keystone;
 pub mod nats;
+pub mod netnode;
 pub mod neutron;
 pub mod process;
+pub mod rabbitmq;
 pub mod scratch;
 
 use std::path::{Path, PathBuf};
@@ -81,6 +85,49 @@ pub fn skip_without_openstack() -> bool {
     true
 }
 
+/// `true` when a test of the network node lab must skip (it prints why): not root, or
+/// something of [`skip_without_openstack`] or of the network node (Open vSwitch, sudo,
+/// keepalived, iptables, conntrack) is missing, and [`REQUIRE_OPENSTACK`] is not set.
+///
+/// # Panics
+/// When it cannot run and [`REQUIRE_OPENSTACK`] is set.
+pub fn skip_without_netnode() -> bool {
+    let mut missing = openstack_missing();
+    let tools = [
+        "/usr/sbin/ovs-vswitchd",
+        "/usr/sbin/ovsdb-server",
+        "/usr/bin/sudo",
+        "/usr/sbin/keepalived",
+        "/usr/sbin/iptables-save",
+        "/usr/sbin/conntrack",
+    ];
+    missing.extend(
+        tools
+            .iter()
+            .filter(|tool| !Path::new(tool).exists())
+            .map(|tool| (*tool).to_string()),
+    );
+    let reason = if !is_root() {
+        "not root (the network node lab makes namespaces and bridges)".to_string()
+    } else if !missing.is_empty() {
+        format!("missing {} (run scripts/setup.sh)", missing.join(", "))
+    } else {
+        return false;
+    };
+    assert!(
+        std::env::var_os(REQUIRE_OPENSTACK).is_none(),
+        "{REQUIRE_OPENSTACK} is set: {reason}"
+    );
+    eprintln!("skipped: {reason}");
+    true
+}
+
+/// Whether this process runs as root.
+pub fn is_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+}
+
 fn openstack_missing() -> Vec<String> {
     let needed = [
         keystone::venv().join("bin/keystone-manage"),
@@ -88,6 +135,7 @@ fn openstack_missing() -> Vec<String> {
         neutron::venv().join("bin/neutron-db-manage"),
         PathBuf::from(neutron::MARIADBD),
         PathBuf::from(front::HAPROXY),
+        PathBuf::from(rabbitmq::RABBITMQ_SERVER),
         workspace_root().join(".venv/bin/openstack"),
     ];
     needed

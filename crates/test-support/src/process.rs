@@ -58,6 +58,11 @@ impl Group {
         self.kill_group();
     }
 
+    /// Kills the group now (SIGKILL) and reaps its leader, rather than on drop.
+    pub fn kill(&mut self) {
+        self.kill_group();
+    }
+
     /// Once only: after the group is gone its id may be another's.
     fn kill_group(&mut self) {
         if !std::mem::replace(&mut self.ended, true) {

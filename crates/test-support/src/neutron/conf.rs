@@ -1,6 +1,7 @@
 //! The configuration files of a Neutron lab, written by the lab into its scratch
-//! directory: MariaDB's, neutron's (API only, router + vpnaas plugins, ML2 flat/vlan, no
-//! agents, no message bus), the paste pipeline and uWSGI's. Their values are the lab's
+//! directory: MariaDB's, neutron's (router + vpnaas plugins, ML2 flat/vlan; a message bus
+//! and the openvswitch mechanism driver only when agents are wanted), the paste pipeline
+//! and uWSGI's. Their values are the lab's
 //! own paths, ports and passwords, never a test's input.
 
 use std::fmt::Write as _;
@@ -11,6 +12,8 @@ pub const DB_USER: &str = "neutron";
 pub const DB_PASSWORD: &str = "neutron-db-pw";
 /// The physical network of the flat external networks tests create.
 pub const EXTERNAL_PHYSNET: &str = "public";
+/// The physical network whose VLANs tenant networks (and L3 HA networks) are.
+pub const TENANT_PHYSNET: &str = "physnet1";
 
 /// `my.cnf` of a private MariaDB on `dir` (datadir `dir/data`), loopback `port`.
 /// Durability is traded for speed: a lab's data lives as long as its test.
@@ -53,8 +56,15 @@ pub struct KeystoneAuth<'a> {
 
 /// `neutron.conf` for an API on `dir`, talking to MariaDB on `db_port`, with Keystone
 /// authentication or (`None`) identity from the `X-Project-Id`/`X-Roles` headers.
-pub fn neutron(dir: &Path, db_port: u16, keystone: Option<&KeystoneAuth>) -> String {
+/// With a bus (`transport_url`), one RPC worker for agents and one for their reports.
+pub fn neutron(
+    dir: &Path,
+    db_port: u16,
+    keystone: Option<&KeystoneAuth>,
+    transport_url: Option<&str>,
+) -> String {
     let d = dir.display();
+    let (transport_url, rpc_workers) = transport_url.map_or(("fake:/", 0), |url| (url, 1));
     let strategy = if keystone.is_some() {
         "keystone"
     } else {
@@ -63,7 +73,8 @@ pub fn neutron(dir: &Path, db_port: u16, keystone: Option<&KeystoneAuth>) -> Str
     let mut conf = format!(
         "[DEFAULT]\ncore_plugin = ml2\nservice_plugins = router,vpnaas\nauth_strategy = {strategy}\n\
          api_paste_config = {d}/api-paste.ini\nstate_path = {d}/state\n\
-         transport_url = fake:/\nrpc_workers = 0\nrpc_state_report_workers = 0\n\
+         transport_url = {transport_url}\nrpc_workers = {rpc_workers}\n\
+         rpc_state_report_workers = {rpc_workers}\n\
          notify_nova_on_port_status_changes = false\nnotify_nova_on_port_data_changes = false\n\
          allow_overlapping_ips = true\nlog_dir = {d}\nlog_file = neutron-api.log\n\
          [oslo_concurrency]\nlock_path = {d}/lock\n\
@@ -89,12 +100,18 @@ pub fn neutron(dir: &Path, db_port: u16, keystone: Option<&KeystoneAuth>) -> Str
 }
 
 /// ML2: flat external networks on physnet `public`, tenant networks as VLANs of
-/// `physnet1`; no mechanism driver, as no agent binds ports.
-pub fn ml2() -> String {
+/// `physnet1`; the openvswitch mechanism driver when agents bind ports (`agents`), else
+/// none. Security groups are not enforced (`noop`), as no VM is protected here.
+pub fn ml2(agents: bool) -> String {
+    let (drivers, firewall) = if agents {
+        ("openvswitch", "[securitygroup]\nfirewall_driver = noop\n")
+    } else {
+        ("", "")
+    };
     format!(
-        "[ml2]\ntype_drivers = flat,vlan\ntenant_network_types = vlan\nmechanism_drivers =\n\
+        "[ml2]\ntype_drivers = flat,vlan\ntenant_network_types = vlan\nmechanism_drivers = {drivers}\n\
          extension_drivers = port_security\n[ml2_type_flat]\nflat_networks = {EXTERNAL_PHYSNET}\n\
-         [ml2_type_vlan]\nnetwork_vlan_ranges = physnet1:100:199\n"
+         [ml2_type_vlan]\nnetwork_vlan_ranges = {TENANT_PHYSNET}:100:199\n{firewall}"
     )
 }
 

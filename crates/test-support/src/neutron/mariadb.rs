@@ -4,7 +4,6 @@
 //! a template made once per machine under the target directory (under a file lock);
 //! each lab's MariaDB starts on a copy of it, in a second or two.
 
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -37,7 +36,7 @@ impl MariaDb {
     fn serve(dir: &Path) -> MariaDb {
         let port = crate::free_port();
         let cnf = dir.join("my.cnf");
-        std::fs::write(&cnf, conf::mariadb(dir, port, is_root())).expect("my.cnf");
+        std::fs::write(&cnf, conf::mariadb(dir, port, crate::is_root())).expect("my.cnf");
         let mut command = Command::new(MARIADBD);
         command.arg(format!("--defaults-file={}", cnf.display()));
         let group = Group::spawn("mariadbd", command, &dir.join("mariadbd.out"));
@@ -88,10 +87,6 @@ impl MariaDb {
     }
 }
 
-fn is_root() -> bool {
-    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
-}
-
 /// The template's datadir, made if missing: an empty MariaDB, Neutron's database and
 /// user, the schema of neutron and neutron-vpnaas by `neutron-db-manage upgrade heads`,
 /// then a clean shutdown so that copies of the files are consistent.
@@ -119,7 +114,7 @@ fn template() -> PathBuf {
 
 fn install_db(dir: &Path) {
     let cnf = dir.join("my.cnf");
-    std::fs::write(&cnf, conf::mariadb(dir, 0, is_root())).expect("my.cnf");
+    std::fs::write(&cnf, conf::mariadb(dir, 0, crate::is_root())).expect("my.cnf");
     let output = Command::new("mariadb-install-db")
         .arg(format!("--defaults-file={}", cnf.display()))
         .args(["--auth-root-authentication-method=normal", "--skip-test-db"])

@@ -9,8 +9,9 @@ need_apt=()
 # arping (gratuitous ARP after an HA takeover) and ping for the agent and its end-to-end
 # tests.
 # libldns3, libevent-pthreads and libnss3-tools (certutil) are what the unpacked
-# Libreswan needs beside them; nats-server and psql for the bus and store tests.
-for pkg in ca-certificates pkg-config python3-venv strongswan-charon strongswan-swanctl \
+# Libreswan needs beside them; nats-server and psql for the bus and store tests; libssl-dev
+# for HTTPS to Keystone and Neutron (reqwest over native-tls).
+for pkg in ca-certificates pkg-config libssl-dev python3-venv strongswan-charon strongswan-swanctl \
            libcharon-extra-plugins nftables iproute2 iputils-ping iputils-arping \
            libldns3 libevent-pthreads-2.1-7 libnss3-tools nats-server postgresql-client; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")

@@ -256,7 +256,9 @@ pub fn http_client(timeout: f64, ca_file: Option<&Path>) -> Result<reqwest::Clie
             reason,
         };
         let pem = std::fs::read(path).map_err(|e| unusable(e.to_string()))?;
-        for certificate in reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| unusable(e.to_string()))? {
+        for certificate in
+            reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| unusable(e.to_string()))?
+        {
             builder = builder.add_root_certificate(certificate);
         }
     }

@@ -165,7 +165,11 @@ fn parse_expiry(text: &str) -> Option<u64> {
 impl Keystone {
     /// A validator for `settings` asking Keystone with `http`, judging expiry and the
     /// cache by `clock`.
-    pub fn new(settings: KeystoneSettings, clock: Arc<dyn Clock>, http: reqwest::Client) -> Keystone {
+    pub fn new(
+        settings: KeystoneSettings,
+        clock: Arc<dyn Clock>,
+        http: reqwest::Client,
+    ) -> Keystone {
         let cache = Cache {
             capacity: settings.cache_size,
             entries: HashMap::new(),

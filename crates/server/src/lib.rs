@@ -147,7 +147,11 @@ pub async fn build_app_with(
         InventoryMode::Neutron => {
             let n = &settings.neutron;
             let http = config::http_client(n.timeout, n.ca_file.as_deref())?;
-            Some(Arc::new(neutron::Neutron::new(n.clone(), http, keystone.clone())))
+            Some(Arc::new(neutron::Neutron::new(
+                n.clone(),
+                http,
+                keystone.clone(),
+            )))
         }
         InventoryMode::Builtin => None,
     };

@@ -45,7 +45,7 @@ async fn cloud() -> Option<Cloud> {
         neutron: NeutronSettings {
             url: neutron.url.clone(),
             poll_interval: 0.2,
-            timeout: 10.0,
+            ..NeutronSettings::default()
         },
         ..common::settings(dir.path())
     };

@@ -256,9 +256,12 @@ pub fn http_client(timeout: f64, ca_file: Option<&Path>) -> Result<reqwest::Clie
             reason,
         };
         let pem = std::fs::read(path).map_err(|e| unusable(e.to_string()))?;
-        for certificate in
-            reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| unusable(e.to_string()))?
-        {
+        let certificates =
+            reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| unusable(e.to_string()))?;
+        if certificates.is_empty() {
+            return Err(unusable("it holds no PEM certificate".into()));
+        }
+        for certificate in certificates {
             builder = builder.add_root_certificate(certificate);
         }
     }

@@ -470,3 +470,54 @@ async fn openstacksdk_and_the_openstack_cli_log_in_with_passwords() {
     assert!(stdout.contains("keystone login flow passed"), "{stdout}");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn keystone_over_https_is_trusted_through_the_configured_ca_only() {
+    let keystone = Keystone::start().await;
+    let tls = vpnaas_test_support::tls::TlsProxy::start(&format!("127.0.0.1:{}", keystone.port()));
+    let https = vpnaas_server::config::KeystoneSettings {
+        auth_url: format!("{}/v3", tls.url),
+        ..common::keystone_settings(&keystone)
+    };
+    let p1 = &keystone.projects[0];
+    let member = token(&keystone, &p1.member, &p1.name).await;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let trusting = vpnaas_server::config::KeystoneSettings {
+        ca_file: Some(tls.ca.clone()),
+        ..https.clone()
+    };
+    let server = vpnaas(dir.path(), trusting, None).await;
+    let answer = list_ike(&server, &member).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    server.stop().await;
+
+    // Without the CA, Keystone's certificate is not trusted: 503, never a pass.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = vpnaas(dir.path(), https, None).await;
+    let answer = list_ike(&server, &member).await;
+    assert_eq!(
+        answer.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        answer.body
+    );
+    server.stop().await;
+
+    // A CA file that holds no certificate stops the start.
+    let bad = dir.path().join("not-a-ca.pem");
+    std::fs::write(&bad, "not a certificate").expect("write");
+    let settings = Settings {
+        auth: AuthMode::Keystone,
+        keystone: vpnaas_server::config::KeystoneSettings {
+            ca_file: Some(bad),
+            ..common::keystone_settings(&keystone)
+        },
+        ..common::settings(dir.path())
+    };
+    let refused = vpnaas_server::build_app(settings).await;
+    assert!(
+        refused.is_err(),
+        "a CA file without a certificate was accepted"
+    );
+}

@@ -4,7 +4,7 @@
 //! API with neutron-vpnaas on a MariaDB of its own ([`neutron`]) and an haproxy front
 //! that splits one endpoint between vpnaas and Neutron ([`front`]); for Neutron with
 //! agents, a RabbitMQ ([`rabbitmq`]) and a network node with Open vSwitch and Neutron's
-//! OVS and L3 agents ([`netnode`], root only). Each crate's own
+//! OVS and L3 agents ([`netnode`], root only); HTTPS by a private CA ([`tls`]). Each crate's own
 //! harness (the server's, the lab of the end-to-end tests) builds on these.
 
 pub mod front;
@@ -15,6 +15,7 @@ pub mod neutron;
 pub mod process;
 pub mod rabbitmq;
 pub mod scratch;
+pub mod tls;
 
 use std::path::{Path, PathBuf};
 

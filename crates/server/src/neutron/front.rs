@@ -7,7 +7,7 @@
 //! answers. After a change passed on, the copy of a router in use is read again.
 
 use axum::body::Bytes;
-use axum::extract::{OriginalUri, State};
+use axum::extract::{FromRequest, OriginalUri, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
@@ -69,9 +69,30 @@ pub fn endpoints() -> Vec<Endpoint> {
 /// The request as it came, to pass on.
 struct Passed {
     method: Method,
-    uri: OriginalUri,
+    uri: axum::http::Uri,
     headers: HeaderMap,
     body: Bytes,
+}
+
+impl FromRequest<App> for Passed {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, app: &App) -> Result<Self, Self::Rejection> {
+        let (parts, body) = request.into_parts();
+        let uri = parts
+            .extensions
+            .get::<OriginalUri>()
+            .map_or_else(|| parts.uri.clone(), |original| original.0.clone());
+        let body = Bytes::from_request(Request::from_parts(parts.clone(), body), app)
+            .await
+            .map_err(|e| Fault::http_bad_request(e.body_text()))?;
+        Ok(Passed {
+            method: parts.method,
+            uri,
+            headers: parts.headers,
+            body,
+        })
+    }
 }
 
 fn neutron_of(app: &App) -> ApiResult<&Neutron> {
@@ -80,51 +101,49 @@ fn neutron_of(app: &App) -> ApiResult<&Neutron> {
         .ok_or_else(|| ApiError::Internal("inventory = neutron without a Neutron client".into()))
 }
 
+/// `RouterInUse` for the router's own project while a VPN service is on it.
+async fn router_unused(app: &App, caller: &Caller, id: &str) -> ApiResult<()> {
+    let mut tx = app.store.read().await?;
+    if guarded_for(caller, tx.as_mut(), Kind::Router, id).await? {
+        guards::router_unused(tx.as_mut(), id).await?;
+    }
+    Ok(())
+}
+
 async fn delete_router(
     State(app): State<App>,
     caller: Caller,
     Path(id): Path<String>,
-    uri: OriginalUri,
-    headers: HeaderMap,
+    request: Passed,
 ) -> ApiResult<Response> {
-    let mut tx = app.store.read().await?;
-    if guarded_for(&caller, tx.as_mut(), Kind::Router, &id).await? {
-        guards::router_unused(tx.as_mut(), &id).await?;
-    }
-    drop(tx);
-    let request = Passed {
-        method: Method::DELETE,
-        uri,
-        headers,
-        body: Bytes::new(),
-    };
+    router_unused(&app, &caller, &id).await?;
     pass_on(&app, &caller, request, None).await
+}
+
+async fn remove_gateways(
+    State(app): State<App>,
+    caller: Caller,
+    Path(id): Path<String>,
+    request: Passed,
+) -> ApiResult<Response> {
+    router_unused(&app, &caller, &id).await?;
+    pass_on(&app, &caller, request, Some(&id)).await
 }
 
 async fn update_router(
     State(app): State<App>,
     caller: Caller,
     Path(id): Path<String>,
-    uri: OriginalUri,
-    headers: HeaderMap,
-    body: Bytes,
+    request: Passed,
 ) -> ApiResult<Response> {
-    let change: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let change: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
     let change = &change["router"];
-    let mut tx = app.store.read().await?;
-    if let Some(held) = tx.load::<Router>(&id).await?
-        && caller.owns(&held.project_id)
+    let held: Option<Router> = app.store.read().await?.load(&id).await?;
+    if let Some(held) = held
         && (moves_gateway(&held, change) || changes_ha(&held, change))
     {
-        guards::router_unused(tx.as_mut(), &id).await?;
+        router_unused(&app, &caller, &id).await?;
     }
-    drop(tx);
-    let request = Passed {
-        method: Method::PUT,
-        uri,
-        headers,
-        body,
-    };
     pass_on(&app, &caller, request, Some(&id)).await
 }
 
@@ -171,12 +190,10 @@ async fn remove_interface(
     State(app): State<App>,
     caller: Caller,
     Path(id): Path<String>,
-    uri: OriginalUri,
-    headers: HeaderMap,
-    body: Bytes,
+    request: Passed,
 ) -> ApiResult<Response> {
     let neutron = neutron_of(&app)?;
-    let asked: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let asked: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
     let subnets = match (asked["subnet_id"].as_str(), asked["port_id"].as_str()) {
         (Some(subnet), _) => vec![subnet.to_string()],
         (None, Some(port)) => subnets_of_port(neutron, &caller, port).await?,
@@ -189,12 +206,6 @@ async fn remove_interface(
         }
     }
     drop(tx);
-    let request = Passed {
-        method: Method::PUT,
-        uri,
-        headers,
-        body,
-    };
     pass_on(&app, &caller, request, Some(&id)).await
 }
 
@@ -214,46 +225,17 @@ async fn subnets_of_port(neutron: &Neutron, caller: &Caller, port: &str) -> ApiR
         .unwrap_or_default())
 }
 
-async fn remove_gateways(
-    State(app): State<App>,
-    caller: Caller,
-    Path(id): Path<String>,
-    uri: OriginalUri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> ApiResult<Response> {
-    let mut tx = app.store.read().await?;
-    if guarded_for(&caller, tx.as_mut(), Kind::Router, &id).await? {
-        guards::router_unused(tx.as_mut(), &id).await?;
-    }
-    drop(tx);
-    let request = Passed {
-        method: Method::PUT,
-        uri,
-        headers,
-        body,
-    };
-    pass_on(&app, &caller, request, Some(&id)).await
-}
-
 async fn delete_subnet(
     State(app): State<App>,
     caller: Caller,
     Path(id): Path<String>,
-    uri: OriginalUri,
-    headers: HeaderMap,
+    request: Passed,
 ) -> ApiResult<Response> {
     let mut tx = app.store.read().await?;
     if guarded_for(&caller, tx.as_mut(), Kind::Subnet, &id).await? {
         subnet_unused(tx.as_mut(), &id).await?;
     }
     drop(tx);
-    let request = Passed {
-        method: Method::DELETE,
-        uri,
-        headers,
-        body: Bytes::new(),
-    };
     pass_on(&app, &caller, request, None).await
 }
 

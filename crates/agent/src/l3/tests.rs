@@ -20,6 +20,25 @@ fn connection(mtu: u32) -> ConnectionSpec {
     serde_json::from_value(spec).expect("spec")
 }
 
+/// A router with its gateway at `gateway`, an interface on 10.1.0.0/24 and one
+/// connection (MTU 1400) to two peer subnets.
+fn router_with_a_connection(gateway: &str) -> RouterState {
+    RouterState {
+        router_id: "r".into(),
+        revision: 1,
+        admin_state_up: true,
+        gateway: vec![port(gateway)],
+        enable_snat: true,
+        interfaces: vec![port("10.1.0.1/24")],
+        services: vec![],
+        connections: vec![connection(1400)],
+        driver: None,
+        ha: false,
+        role: HaRole::Active,
+        lease_epoch: 0,
+    }
+}
+
 #[test]
 fn port_names_fit_linux_and_macs_are_the_same_on_every_agent() {
     let router = "6f1c2d3e-4b5a-4c6d-8e7f-9a0b1c2d3e4f";
@@ -39,20 +58,7 @@ fn port_names_fit_linux_and_macs_are_the_same_on_every_agent() {
 
 #[test]
 fn exemptions_come_before_snat_and_tcp_is_clamped_to_the_mtu() {
-    let state = RouterState {
-        router_id: "r".into(),
-        revision: 1,
-        admin_state_up: true,
-        gateway: vec![port("203.0.113.2/24")],
-        enable_snat: true,
-        interfaces: vec![port("10.1.0.1/24")],
-        services: vec![],
-        connections: vec![connection(1400)],
-        driver: None,
-        ha: false,
-        role: HaRole::Active,
-        lease_epoch: 0,
-    };
+    let state = router_with_a_connection("203.0.113.2/24");
     let rules = nat_ruleset(&state);
     let exempt = rules
         .find("ip saddr 10.1.0.0/24 ip daddr 10.3.0.0/24 accept")
@@ -155,20 +161,7 @@ async fn under_neutron_the_exemption_goes_first_survives_a_rewrite_and_leaves_no
     ensure_namespace(&namespace).await.expect("namespace");
     neutron_nat(&namespace).await;
     let before = saved(&namespace).await;
-    let state = RouterState {
-        router_id: "r".into(),
-        revision: 1,
-        admin_state_up: true,
-        gateway: vec![port("172.24.4.137/24")],
-        enable_snat: true,
-        interfaces: vec![port("10.1.0.1/24")],
-        services: vec![],
-        connections: vec![connection(1400)],
-        driver: None,
-        ha: false,
-        role: HaRole::Active,
-        lease_epoch: 0,
-    };
+    let state = router_with_a_connection("172.24.4.137/24");
 
     neutron::apply(&namespace, &state).await.expect("apply");
     let after = saved(&namespace).await;

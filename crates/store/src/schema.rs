@@ -1,5 +1,8 @@
 //! Schema migrations, applied in order at start. Plain portable SQL: the same text runs
-//! on SQLite and PostgreSQL.
+//! on SQLite and PostgreSQL. Written here rather than with sqlx's migrator because a
+//! migration may carry a data step in Rust (rewriting stored documents, which SQL alone
+//! cannot do portably: [`DATA_STEPS`]), one list serves both databases, and servers
+//! starting together on PostgreSQL take turns under a table lock.
 
 /// `(version, statements)`, oldest first. Never edit a released entry: add a new one.
 pub const MIGRATIONS: &[(i64, &[&str])] = &[

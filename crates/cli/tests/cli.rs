@@ -278,12 +278,16 @@ fn a_misspelt_enum_flag_is_a_usage_error_naming_the_valid_values() {
         (&["demo", "--data-plane", "kernal"], data_planes),
         (&["lab", "up", "--data-plane", "kernal"], data_planes),
         (
-            &["agent", "--l3-mode", "externel"],
-            "[possible values: standalone, external]",
+            &["agent", "--l3-mode", "neutorn"],
+            "[possible values: standalone, neutron, simulation]",
         ),
         (
             &["server", "--auth", "tokn"],
             "[possible values: noauth, token, keystone]",
+        ),
+        (
+            &["server", "--inventory", "nutron"],
+            "[possible values: builtin, neutron]",
         ),
         (
             &["router", "migrate-driver", "r1", "--to", "plutoo"],

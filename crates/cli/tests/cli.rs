@@ -272,7 +272,7 @@ fn default_config_is_printed_and_an_unreachable_server_is_an_error() {
 fn a_misspelt_enum_flag_is_a_usage_error_naming_the_valid_values() {
     let data_planes = "[possible values: auto, kernel, userspace]";
     let drivers = "[possible values: strongswan, libreswan]";
-    let cases: [(&[&str], &str); 7] = [
+    let cases: [(&[&str], &str); 8] = [
         (&["all-in-one", "--data-plane", "kernal"], data_planes),
         (&["agent", "--data-plane", "kernal"], data_planes),
         (&["demo", "--data-plane", "kernal"], data_planes),

@@ -2,7 +2,9 @@
 //! PostgreSQL (any number of servers). Writers are serialised so that a guard reads a state
 //! no other writer can change before its transaction commits: in-process by a mutex, and
 //! on PostgreSQL also across servers, by an exclusive lock on `resources` taken first in
-//! every write transaction (reads are never blocked).
+//! every write transaction (reads are never blocked). Secret attributes are sealed in
+//! [`Transaction::put`] and opened in every read ([`crate::secrets`]); opening a store
+//! seals whatever an older database holds in clear (`sealing`).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -17,7 +19,11 @@ use vpnaas_model::network::Network;
 use vpnaas_model::{Kind, Resource};
 
 use crate::schema::{self, DataStep};
+use crate::secrets::{self, Keyring};
 use crate::{Error, Record, Result, Store, Transaction};
+
+mod sealing;
+pub use sealing::Rotation;
 
 /// Which database is behind the pool.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,22 +42,36 @@ pub struct SqlStore {
     pool: AnyPool,
     writer: Arc<Mutex<()>>,
     backend: Backend,
+    keyring: Arc<Keyring>,
 }
 
 impl SqlStore {
-    /// Opens (creating if needed) the SQLite file `vpnaas.db` in `data_dir` and migrates it.
-    pub async fn open_sqlite_dir(data_dir: &Path) -> Result<Self> {
+    /// Opens (creating if needed) the SQLite file `vpnaas.db` in `data_dir` and migrates it;
+    /// secrets are sealed with `keyring`.
+    pub async fn open_sqlite_dir(data_dir: &Path, keyring: Keyring) -> Result<Self> {
         let path = data_dir.join("vpnaas.db");
-        Self::open(&format!("sqlite://{}?mode=rwc", path.display())).await
+        Self::open(&format!("sqlite://{}?mode=rwc", path.display()), keyring).await
     }
 
-    /// Opens a database by URL (`sqlite://…` or `postgres://…`) and migrates it.
-    pub async fn open(url: &str) -> Result<Self> {
+    /// Opens a database by URL (`sqlite://…` or `postgres://…`), migrates it and seals
+    /// with `keyring` every secret it holds in clear or under another key. Refused when
+    /// the database's secrets are sealed with a key the ring lacks.
+    pub async fn open(url: &str, keyring: Keyring) -> Result<Self> {
+        let (store, resealed) = Self::open_counting(url, keyring).await?;
+        if resealed > 0 {
+            tracing::info!(resealed, "sealed secrets at rest with the current key");
+        }
+        Ok(store)
+    }
+
+    /// [`SqlStore::open`], also telling how many records it sealed again.
+    async fn open_counting(url: &str, keyring: Keyring) -> Result<(Self, usize)> {
+        let keyring = Arc::new(keyring);
         sqlx::any::install_default_drivers();
         let store = if url.starts_with("sqlite:") {
-            Self::open_sqlite(url).await?
+            Self::open_sqlite(url, keyring).await?
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            Self::open_postgres(url).await?
+            Self::open_postgres(url, keyring).await?
         } else {
             // Never echo credentials: only what follows the last '@'.
             return Err(Error::UnsupportedUrl(
@@ -59,10 +79,11 @@ impl SqlStore {
             ));
         };
         store.migrate().await?;
-        Ok(store)
+        let resealed = store.seal_at_rest().await?;
+        Ok((store, resealed))
     }
 
-    async fn open_postgres(url: &str) -> Result<Self> {
+    async fn open_postgres(url: &str, keyring: Arc<Keyring>) -> Result<Self> {
         let options: AnyConnectOptions = url.parse()?;
         let pool = AnyPoolOptions::new()
             .max_connections(16)
@@ -84,16 +105,23 @@ impl SqlStore {
             pool,
             writer: Arc::new(Mutex::new(())),
             backend: Backend::Postgres,
+            keyring,
         })
     }
 
-    async fn open_sqlite(url: &str) -> Result<Self> {
+    async fn open_sqlite(url: &str, keyring: Arc<Keyring>) -> Result<Self> {
         let options: AnyConnectOptions = url.parse()?;
         let pool = AnyPoolOptions::new()
             .max_connections(8)
             .after_connect(|conn, _| {
                 Box::pin(async move {
-                    for pragma in ["PRAGMA busy_timeout = 5000", "PRAGMA synchronous = NORMAL"] {
+                    // `secure_delete`: a row's former version is zeroed, not left in a
+                    // free page (where a secret sealed under a retired key would stay).
+                    for pragma in [
+                        "PRAGMA busy_timeout = 5000",
+                        "PRAGMA synchronous = NORMAL",
+                        "PRAGMA secure_delete = ON",
+                    ] {
                         sqlx::query(pragma).execute(&mut *conn).await?;
                     }
                     Ok(())
@@ -108,6 +136,7 @@ impl SqlStore {
             pool,
             writer: Arc::new(Mutex::new(())),
             backend: Backend::Sqlite,
+            keyring,
         })
     }
 
@@ -267,25 +296,26 @@ const REFERRERS: &str = concat!(
 const FIRST_REFERRER: &str = "SELECT id FROM refs
     WHERE target_kind = $1 AND target_id = $2 AND kind = $3 ORDER BY id LIMIT 1";
 
-fn record_of(row: &sqlx::any::AnyRow) -> Result<Record> {
+fn record_of(keyring: &Keyring, row: &sqlx::any::AnyRow) -> Result<Record> {
     let kind_name: String = row.try_get(0)?;
     let kind = Kind::from_store_name(&kind_name).ok_or_else(|| Error::Corrupt {
         kind: Kind::Network,
         id: kind_name.clone(),
         reason: "unknown kind".into(),
     })?;
+    let id: String = row.try_get(1)?;
     Ok(Record {
         kind,
-        id: row.try_get(1)?,
+        body: secrets::open_body(keyring, kind, &id, row.try_get(3)?)?,
+        id,
         project_id: row.try_get(2)?,
-        body: row.try_get(3)?,
         refs: vec![],
         visible_to_all: row.try_get::<String, _>(4)? == "1",
     })
 }
 
-fn records_of(rows: &[sqlx::any::AnyRow]) -> Result<Vec<Record>> {
-    rows.iter().map(record_of).collect()
+fn records_of(keyring: &Keyring, rows: &[sqlx::any::AnyRow]) -> Result<Vec<Record>> {
+    rows.iter().map(|row| record_of(keyring, row)).collect()
 }
 
 /// The fields of a document the store needs besides its text.
@@ -298,7 +328,11 @@ struct Owner {
 // Reads use `fetch_all`, which steps every statement to completion so that no pooled
 // SQLite connection keeps a read snapshot open (an earlier `fetch_one` on an aggregate
 // returned stale reads under concurrent load).
-fn records_of_aggregate(kind: Kind, rows: &[sqlx::any::AnyRow]) -> Result<Vec<Record>> {
+fn records_of_aggregate(
+    keyring: &Keyring,
+    kind: Kind,
+    rows: &[sqlx::any::AnyRow],
+) -> Result<Vec<Record>> {
     let (text, flags): (Option<String>, Option<String>) = match rows.first() {
         Some(row) => (row.try_get(0)?, row.try_get(1)?),
         None => (None, None),
@@ -326,9 +360,9 @@ fn records_of_aggregate(kind: Kind, rows: &[sqlx::any::AnyRow]) -> Result<Vec<Re
                 serde_json::from_str(body.get()).map_err(|e| corrupt(e.to_string()))?;
             Ok(Record {
                 kind,
+                body: secrets::open_body(keyring, kind, &owner.id, body.get().to_string())?,
                 id: owner.id,
                 project_id: owner.project_id,
-                body: body.get().to_string(),
                 refs: vec![],
                 visible_to_all: flag == b'1',
             })
@@ -391,19 +425,21 @@ impl Store for SqlStore {
             .bind(id)
             .fetch_all(&self.pool)
             .await?;
-        rows.first().map(record_of).transpose()
+        rows.first()
+            .map(|row| record_of(&self.keyring, row))
+            .transpose()
     }
 
     async fn list(&self, kind: Kind) -> Result<Vec<Record>> {
         let rows = list_query(kind, None).fetch_all(&self.pool).await?;
-        records_of_aggregate(kind, &rows)
+        records_of_aggregate(&self.keyring, kind, &rows)
     }
 
     async fn list_visible(&self, kind: Kind, project_id: &str) -> Result<Vec<Record>> {
         let rows = list_query(kind, Some(project_id))
             .fetch_all(&self.pool)
             .await?;
-        records_of_aggregate(kind, &rows)
+        records_of_aggregate(&self.keyring, kind, &rows)
     }
 
     async fn begin(&self) -> Result<Box<dyn Transaction>> {
@@ -421,7 +457,11 @@ impl Store for SqlStore {
                 .execute(&mut *tx)
                 .await?;
         }
-        Ok(Box::new(SqlTransaction { tx, _writer: None }))
+        Ok(Box::new(SqlTransaction {
+            tx,
+            _writer: None,
+            keyring: self.keyring.clone(),
+        }))
     }
 }
 
@@ -440,6 +480,7 @@ impl SqlStore {
         Ok(Box::new(SqlTransaction {
             tx,
             _writer: Some(guard),
+            keyring: self.keyring.clone(),
         }))
     }
 }
@@ -448,6 +489,7 @@ impl SqlStore {
 struct SqlTransaction {
     tx: sqlx::Transaction<'static, sqlx::Any>,
     _writer: Option<OwnedMutexGuard<()>>,
+    keyring: Arc<Keyring>,
 }
 
 #[async_trait]
@@ -458,12 +500,14 @@ impl Transaction for SqlTransaction {
             .bind(id)
             .fetch_all(&mut *self.tx)
             .await?;
-        rows.first().map(record_of).transpose()
+        rows.first()
+            .map(|row| record_of(&self.keyring, row))
+            .transpose()
     }
 
     async fn list(&mut self, kind: Kind) -> Result<Vec<Record>> {
         let rows = list_query(kind, None).fetch_all(&mut *self.tx).await?;
-        records_of_aggregate(kind, &rows)
+        records_of_aggregate(&self.keyring, kind, &rows)
     }
 
     async fn referrers(
@@ -478,7 +522,7 @@ impl Transaction for SqlTransaction {
             .bind(kind.store_name())
             .fetch_all(&mut *self.tx)
             .await?;
-        records_of(&rows)
+        records_of(&self.keyring, &rows)
     }
 
     async fn first_referrer(
@@ -499,6 +543,7 @@ impl Transaction for SqlTransaction {
     }
 
     async fn put(&mut self, record: Record) -> Result<()> {
+        let body = self.sealed(&record).await?;
         let kind = record.kind.store_name();
         sqlx::query(
             "INSERT INTO resources (kind, id, project_id, created_at, body, visible_to_all)
@@ -510,7 +555,7 @@ impl Transaction for SqlTransaction {
         .bind(&record.id)
         .bind(&record.project_id)
         .bind(now_nanos())
-        .bind(&record.body)
+        .bind(body)
         .bind(record.visible_to_all)
         .execute(&mut *self.tx)
         .await?;

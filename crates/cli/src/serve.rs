@@ -29,6 +29,10 @@ pub struct ServerArgs {
     /// Database URL (overrides --data-dir).
     #[arg(long, env = "VPNAAS_DATABASE_URL")]
     database_url: Option<String>,
+    /// The key file sealing PSKs in the database (created 0600 when missing)
+    /// [default: <data_dir>/secret.key].
+    #[arg(long, env = "VPNAAS_SECRET_KEY_FILE")]
+    secret_key_file: Option<PathBuf>,
     /// How callers are identified [default: noauth].
     #[arg(long, env = "VPNAAS_AUTH", value_enum)]
     auth: Option<AuthMode>,

@@ -259,7 +259,7 @@ async fn rotation_seals_every_psk_under_a_new_key_and_retires_the_old_one() {
     assert_eq!(rotation.retired, old);
     assert_eq!(
         key_ids(&keys),
-        [rotation.new_key.clone()],
+        std::slice::from_ref(&rotation.new_key),
         "only the new key is left"
     );
     let raw = db.raw();

@@ -44,15 +44,15 @@ impl SqlStore {
         if self.backend == Backend::Postgres {
             sqlx::query(LOCK_WRITERS).execute(&mut *tx).await?;
         }
-        if let Some(recorded) = sealing_key(&mut *tx).await? {
-            if !self.keyring.holds(&recorded) {
-                return Err(Error::Keys(format!(
-                    "the database's secrets are sealed with key {recorded}, which the key \
-                     file lacks (its first key is {}): use the key file of the other \
-                     servers, or restore it",
-                    self.keyring.current_id()
-                )));
-            }
+        if let Some(recorded) = sealing_key(&mut tx).await?
+            && !self.keyring.holds(&recorded)
+        {
+            return Err(Error::Keys(format!(
+                "the database's secrets are sealed with key {recorded}, which the key \
+                 file lacks (its first key is {}): use the key file of the other \
+                 servers, or restore it",
+                self.keyring.current_id()
+            )));
         }
         let mut resealed = 0;
         for kind in Kind::ALL.into_iter().filter(|k| secrets::has_secrets(*k)) {
@@ -139,7 +139,7 @@ impl SqlTransaction {
         if !secrets::has_secrets(record.kind) {
             return Ok(record.body.clone());
         }
-        if let Some(recorded) = sealing_key(&mut *self.tx).await? {
+        if let Some(recorded) = sealing_key(&mut self.tx).await? {
             self.keyring.follow(&recorded)?;
         }
         secrets::seal_body(&self.keyring, record.kind, &record.id, record.body.clone())

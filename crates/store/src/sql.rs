@@ -4,7 +4,8 @@
 //! on PostgreSQL also across servers, by an exclusive lock on `resources` taken first in
 //! every write transaction (reads are never blocked). Secret attributes are sealed in
 //! [`Transaction::put`] and opened in every read ([`crate::secrets`]); opening a store
-//! seals whatever an older database holds in clear (`sealing`).
+//! applies the schema migrations (`migrate`) and seals whatever an older database holds
+//! in clear (`sealing`).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -14,14 +15,12 @@ use async_trait::async_trait;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Row};
 use tokio::sync::{Mutex, OwnedMutexGuard};
-use vpnaas_model::flavor::Flavor;
-use vpnaas_model::network::Network;
-use vpnaas_model::{Kind, Resource};
+use vpnaas_model::Kind;
 
-use crate::schema::{self, DataStep};
 use crate::secrets::{self, Keyring};
 use crate::{Error, Record, Result, Store, Transaction};
 
+mod migrate;
 mod sealing;
 pub use sealing::Rotation;
 
@@ -138,93 +137,6 @@ impl SqlStore {
             backend: Backend::Sqlite,
             keyring,
         })
-    }
-
-    /// Applies the migrations not applied yet. Servers starting together on one
-    /// PostgreSQL database take turns on a lock of `schema_migrations`.
-    async fn migrate(&self) -> Result<()> {
-        let _writer = self.writer.lock().await;
-        let create = "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY)";
-        if let Err(error) = sqlx::query(create).execute(&self.pool).await {
-            // Two servers creating it at once: one of them loses, and the table exists.
-            tracing::debug!(%error, "schema_migrations raced; retrying");
-            sqlx::query(create).execute(&self.pool).await?;
-        }
-        let mut tx = self.pool.begin().await?;
-        if self.backend == Backend::Postgres {
-            sqlx::query("LOCK TABLE schema_migrations IN EXCLUSIVE MODE")
-                .execute(&mut *tx)
-                .await?;
-        }
-        let applied: Vec<i64> = sqlx::query("SELECT version FROM schema_migrations")
-            .fetch_all(&mut *tx)
-            .await?
-            .iter()
-            .map(|row| row.try_get::<i64, _>(0))
-            .collect::<Result<_, _>>()?;
-        for (version, statements) in schema::MIGRATIONS {
-            if applied.contains(version) {
-                continue;
-            }
-            for statement in *statements {
-                sqlx::query(*statement).execute(&mut *tx).await?;
-            }
-            for (_, step) in schema::DATA_STEPS.iter().filter(|(v, _)| v == version) {
-                run_data_step(&mut tx, *step).await?;
-            }
-            sqlx::query("INSERT INTO schema_migrations (version) VALUES ($1)")
-                .bind(*version)
-                .execute(&mut *tx)
-                .await?;
-            tracing::info!(version, "applied schema migration");
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-}
-
-/// Runs a migration's [`DataStep`] in its transaction.
-async fn run_data_step(tx: &mut sqlx::Transaction<'_, sqlx::Any>, step: DataStep) -> Result<()> {
-    match step {
-        DataStep::MarkVisibleToAll => {
-            for kind in [Kind::Network, Kind::Flavor] {
-                let rows = sqlx::query("SELECT id, body FROM resources WHERE kind = $1")
-                    .bind(kind.store_name())
-                    .fetch_all(&mut **tx)
-                    .await?;
-                for row in rows {
-                    let (id, body): (String, String) = (row.try_get(0)?, row.try_get(1)?);
-                    if document_visible_to_all(kind, &id, &body)? {
-                        sqlx::query(
-                            "UPDATE resources SET visible_to_all = TRUE WHERE kind = $1 AND id = $2",
-                        )
-                        .bind(kind.store_name())
-                        .bind(&id)
-                        .execute(&mut **tx)
-                        .await?;
-                    }
-                }
-            }
-            Ok(())
-        }
-    }
-}
-
-/// Whether a stored document is one every project sees, by its kind's
-/// [`Resource::visible_to_all`] (only networks and flavors can be).
-fn document_visible_to_all(kind: Kind, id: &str, body: &str) -> Result<bool> {
-    fn rule<R: Resource>(kind: Kind, id: &str, body: &str) -> Result<bool> {
-        let resource: R = serde_json::from_str(body).map_err(|e| Error::Corrupt {
-            kind,
-            id: id.to_string(),
-            reason: e.to_string(),
-        })?;
-        Ok(resource.visible_to_all())
-    }
-    match kind {
-        Kind::Network => rule::<Network>(kind, id, body),
-        Kind::Flavor => rule::<Flavor>(kind, id, body),
-        _ => Ok(false),
     }
 }
 

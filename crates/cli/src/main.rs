@@ -14,6 +14,7 @@ mod migrate;
 mod output;
 mod resource_cmd;
 mod scale;
+mod secrets_cmd;
 mod serve;
 mod watch;
 
@@ -115,7 +116,8 @@ fn cli() -> Command {
         ))
         .subcommand(import_command())
         .subcommand(lab_command())
-        .subcommand(bench_command());
+        .subcommand(bench_command())
+        .subcommand(secrets_cmd::command());
     for kind in Kind::ALL {
         cli = cli.subcommand(resource_cmd::command(kind));
     }
@@ -224,6 +226,7 @@ async fn run(matches: &clap::ArgMatches) -> Result<String> {
             Ok(String::new())
         }
         "lab" => run_lab(&global, args).await,
+        "secrets" => secrets_cmd::run(args).await,
         "import" => {
             let Some(("neutron", args)) = args.subcommand() else {
                 anyhow::bail!("missing import source")
@@ -318,7 +321,8 @@ async fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(error) => {
-            eprintln!("Error: {error}");
+            // With its causes: "cannot start the server" alone does not say what to fix.
+            eprintln!("Error: {error:#}");
             ExitCode::FAILURE
         }
     }

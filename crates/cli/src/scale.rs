@@ -173,6 +173,8 @@ async fn start_servers(args: &ScaleArgs, dir: &std::path::Path) -> Result<Vec<Se
             listen: "127.0.0.1:0".parse()?,
             data_dir: dir.join(format!("server{i}")),
             database_url: args.database_url.clone(),
+            // The servers of one database seal its secrets with one key.
+            secret_key_file: Some(dir.join("secret.key")),
             ..Settings::default()
         };
         servers.push(Server::start(settings).await.context("server")?);

@@ -29,6 +29,10 @@ pub struct ServerArgs {
     /// Database URL (overrides --data-dir).
     #[arg(long, env = "VPNAAS_DATABASE_URL")]
     database_url: Option<String>,
+    /// The key file sealing PSKs in the database, created (mode 0600) when missing;
+    /// by default secret.key in the data directory.
+    #[arg(long, env = "VPNAAS_SECRET_KEY_FILE")]
+    secret_key_file: Option<PathBuf>,
     /// How callers are identified [default: noauth].
     #[arg(long, env = "VPNAAS_AUTH", value_enum)]
     auth: Option<AuthMode>,

@@ -157,6 +157,9 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// Database URL; default `sqlite://<data_dir>/vpnaas.db`.
     pub database_url: Option<String>,
+    /// The key file that seals secrets (PSKs) in the database; default
+    /// `<data_dir>/secret.key`, created (mode 0600) when missing.
+    pub secret_key_file: Option<PathBuf>,
     /// `noauth`, `token` or `keystone`.
     pub auth: AuthMode,
     /// Tokens file for `auth = "token"`.
@@ -198,6 +201,7 @@ impl Default for Settings {
             listen: SocketAddr::from(([127, 0, 0, 1], 9696)),
             data_dir: PathBuf::from("/var/lib/vpnaas"),
             database_url: None,
+            secret_key_file: None,
             auth: AuthMode::Noauth,
             tokens_file: None,
             keystone: KeystoneSettings::default(),
@@ -323,6 +327,13 @@ impl Settings {
             )
         })
     }
+
+    /// The secret key file in effect.
+    pub fn secret_key_file(&self) -> PathBuf {
+        self.secret_key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("secret.key"))
+    }
 }
 
 /// The annotated configuration printed by `vpnaas default-config`.
@@ -337,6 +348,12 @@ data_dir = "/var/lib/vpnaas"
 
 # Database URL; overrides data_dir when set.                  env VPNAAS_DATABASE_URL
 # database_url = "sqlite:///var/lib/vpnaas/vpnaas.db?mode=rwc"
+
+# Pre-shared keys are stored sealed (XChaCha20-Poly1305) with the key in this file,
+# created with mode 0600 on first start; a file others may read is refused. Back it up
+# with the database, and give every server of one database the same file. Rotate with
+# `vpnaas secrets rotate-key`.                  env VPNAAS_SECRET_KEY_FILE, --secret-key-file
+# secret_key_file = "/var/lib/vpnaas/secret.key"    # default: <data_dir>/secret.key
 
 # Identity: "noauth" trusts X-Project-Id / X-User-Id / X-Roles headers (a request without
 # them acts as default_project with the admin role: local single-user use only);

@@ -119,7 +119,8 @@ pub async fn build_app_with(
         std::fs::create_dir_all(&settings.data_dir)
             .map_err(|e| StartError::DataDir(settings.data_dir.clone(), e))?;
     }
-    let store = SqlStore::open(&settings.database_url()).await?;
+    let keyring = vpnaas_store::Keyring::from_file(&settings.secret_key_file())?;
+    let store = SqlStore::open(&settings.database_url(), keyring).await?;
     let tokens = match (&settings.auth, &settings.tokens_file) {
         (AuthMode::Token, Some(path)) => auth::Tokens::load(path).map_err(StartError::Tokens)?,
         (AuthMode::Token, None) => {

@@ -17,8 +17,12 @@ async fn two_servers_racing_on_one_database_never_break_a_guard() {
         tempfile::tempdir().expect("tempdir"),
         tempfile::tempdir().expect("tempdir"),
     );
+    // The servers of one database share its secret key file (created by whichever
+    // starts first).
+    let key_file = dir_a.path().join("shared.key");
     let on = |dir: &tempfile::TempDir| vpnaas_server::Settings {
         database_url: Some(url.clone()),
+        secret_key_file: Some(key_file.clone()),
         ..settings(dir.path())
     };
     let (a, b) = tokio::join!(Server::start(on(&dir_a)), Server::start(on(&dir_b)));

@@ -7,14 +7,20 @@
 //! done inside the same transaction as the write they protect, so a guard and the change
 //! it allows can never interleave with another writer's. A project's list reads only the
 //! project's rows and the shared ones, through indexes.
+//!
+//! Secret attributes are sealed where records are written and opened where they are read
+//! ([`secrets`]): the database never holds them in clear, and no caller sees ciphertext.
 
+mod key_file;
 mod schema;
+pub mod secrets;
 mod sql;
 
 use async_trait::async_trait;
 use vpnaas_model::{Kind, Resource};
 
-pub use sql::SqlStore;
+pub use secrets::Keyring;
+pub use sql::{Rotation, SqlStore};
 
 /// A store failure. Never carries a secret: bodies are not included.
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +36,17 @@ pub enum Error {
         /// Id of the record.
         id: String,
         /// Why (serde's message, without the document).
+        reason: String,
+    },
+    /// The secret keys are unusable for this database (never carries key material).
+    #[error("secret keys: {0}")]
+    Keys(String),
+    /// The secret key file cannot be used.
+    #[error("secret key file {path}: {reason}")]
+    KeyFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
         reason: String,
     },
     /// The database URL names no supported backend.

@@ -54,6 +54,15 @@ pub const MIGRATIONS: &[(i64, &[&str])] = &[
             "CREATE INDEX refs_by_target ON refs (target_kind, target_id, kind, id)",
         ],
     ),
+    (
+        4,
+        // The id of the key that seals secrets (row `sealing`): a server whose key file
+        // lacks it refuses to start, and one whose file has changed follows it.
+        &["CREATE TABLE secret_keys (
+            name VARCHAR(16) PRIMARY KEY,
+            key_id VARCHAR(64) NOT NULL
+        )"],
+    ),
 ];
 
 /// What a migration needs besides SQL: reading the JSON documents, which portable SQL

@@ -2,7 +2,10 @@
 //! PostgreSQL (any number of servers). Writers are serialised so that a guard reads a state
 //! no other writer can change before its transaction commits: in-process by a mutex, and
 //! on PostgreSQL also across servers, by an exclusive lock on `resources` taken first in
-//! every write transaction (reads are never blocked).
+//! every write transaction (reads are never blocked). Secret attributes are sealed in
+//! [`Transaction::put`] and opened in every read ([`crate::secrets`]); opening a store
+//! applies the schema migrations (`migrate`) and seals whatever an older database holds
+//! in clear (`sealing`).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -12,12 +15,14 @@ use async_trait::async_trait;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Row};
 use tokio::sync::{Mutex, OwnedMutexGuard};
-use vpnaas_model::flavor::Flavor;
-use vpnaas_model::network::Network;
-use vpnaas_model::{Kind, Resource};
+use vpnaas_model::Kind;
 
-use crate::schema::{self, DataStep};
+use crate::secrets::{self, Keyring};
 use crate::{Error, Record, Result, Store, Transaction};
+
+mod migrate;
+mod sealing;
+pub use sealing::Rotation;
 
 /// Which database is behind the pool.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,22 +41,36 @@ pub struct SqlStore {
     pool: AnyPool,
     writer: Arc<Mutex<()>>,
     backend: Backend,
+    keyring: Arc<Keyring>,
 }
 
 impl SqlStore {
-    /// Opens (creating if needed) the SQLite file `vpnaas.db` in `data_dir` and migrates it.
-    pub async fn open_sqlite_dir(data_dir: &Path) -> Result<Self> {
+    /// Opens (creating if needed) the SQLite file `vpnaas.db` in `data_dir` and migrates it;
+    /// secrets are sealed with `keyring`.
+    pub async fn open_sqlite_dir(data_dir: &Path, keyring: Keyring) -> Result<Self> {
         let path = data_dir.join("vpnaas.db");
-        Self::open(&format!("sqlite://{}?mode=rwc", path.display())).await
+        Self::open(&format!("sqlite://{}?mode=rwc", path.display()), keyring).await
     }
 
-    /// Opens a database by URL (`sqlite://…` or `postgres://…`) and migrates it.
-    pub async fn open(url: &str) -> Result<Self> {
+    /// Opens a database by URL (`sqlite://…` or `postgres://…`), migrates it and seals
+    /// with `keyring` every secret it holds in clear or under another key. Refused when
+    /// the database's secrets are sealed with a key the ring lacks.
+    pub async fn open(url: &str, keyring: Keyring) -> Result<Self> {
+        let (store, resealed) = Self::open_counting(url, keyring).await?;
+        if resealed > 0 {
+            tracing::info!(resealed, "sealed secrets at rest with the current key");
+        }
+        Ok(store)
+    }
+
+    /// [`SqlStore::open`], also telling how many records it sealed again.
+    async fn open_counting(url: &str, keyring: Keyring) -> Result<(Self, usize)> {
+        let keyring = Arc::new(keyring);
         sqlx::any::install_default_drivers();
         let store = if url.starts_with("sqlite:") {
-            Self::open_sqlite(url).await?
+            Self::open_sqlite(url, keyring).await?
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            Self::open_postgres(url).await?
+            Self::open_postgres(url, keyring).await?
         } else {
             // Never echo credentials: only what follows the last '@'.
             return Err(Error::UnsupportedUrl(
@@ -59,10 +78,11 @@ impl SqlStore {
             ));
         };
         store.migrate().await?;
-        Ok(store)
+        let resealed = store.seal_at_rest().await?;
+        Ok((store, resealed))
     }
 
-    async fn open_postgres(url: &str) -> Result<Self> {
+    async fn open_postgres(url: &str, keyring: Arc<Keyring>) -> Result<Self> {
         let options: AnyConnectOptions = url.parse()?;
         let pool = AnyPoolOptions::new()
             .max_connections(16)
@@ -84,16 +104,23 @@ impl SqlStore {
             pool,
             writer: Arc::new(Mutex::new(())),
             backend: Backend::Postgres,
+            keyring,
         })
     }
 
-    async fn open_sqlite(url: &str) -> Result<Self> {
+    async fn open_sqlite(url: &str, keyring: Arc<Keyring>) -> Result<Self> {
         let options: AnyConnectOptions = url.parse()?;
         let pool = AnyPoolOptions::new()
             .max_connections(8)
             .after_connect(|conn, _| {
                 Box::pin(async move {
-                    for pragma in ["PRAGMA busy_timeout = 5000", "PRAGMA synchronous = NORMAL"] {
+                    // `secure_delete`: a row's former version is zeroed, not left in a
+                    // free page (where a secret sealed under a retired key would stay).
+                    for pragma in [
+                        "PRAGMA busy_timeout = 5000",
+                        "PRAGMA synchronous = NORMAL",
+                        "PRAGMA secure_delete = ON",
+                    ] {
                         sqlx::query(pragma).execute(&mut *conn).await?;
                     }
                     Ok(())
@@ -108,94 +135,8 @@ impl SqlStore {
             pool,
             writer: Arc::new(Mutex::new(())),
             backend: Backend::Sqlite,
+            keyring,
         })
-    }
-
-    /// Applies the migrations not applied yet. Servers starting together on one
-    /// PostgreSQL database take turns on a lock of `schema_migrations`.
-    async fn migrate(&self) -> Result<()> {
-        let _writer = self.writer.lock().await;
-        let create = "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY)";
-        if let Err(error) = sqlx::query(create).execute(&self.pool).await {
-            // Two servers creating it at once: one of them loses, and the table exists.
-            tracing::debug!(%error, "schema_migrations raced; retrying");
-            sqlx::query(create).execute(&self.pool).await?;
-        }
-        let mut tx = self.pool.begin().await?;
-        if self.backend == Backend::Postgres {
-            sqlx::query("LOCK TABLE schema_migrations IN EXCLUSIVE MODE")
-                .execute(&mut *tx)
-                .await?;
-        }
-        let applied: Vec<i64> = sqlx::query("SELECT version FROM schema_migrations")
-            .fetch_all(&mut *tx)
-            .await?
-            .iter()
-            .map(|row| row.try_get::<i64, _>(0))
-            .collect::<Result<_, _>>()?;
-        for (version, statements) in schema::MIGRATIONS {
-            if applied.contains(version) {
-                continue;
-            }
-            for statement in *statements {
-                sqlx::query(*statement).execute(&mut *tx).await?;
-            }
-            for (_, step) in schema::DATA_STEPS.iter().filter(|(v, _)| v == version) {
-                run_data_step(&mut tx, *step).await?;
-            }
-            sqlx::query("INSERT INTO schema_migrations (version) VALUES ($1)")
-                .bind(*version)
-                .execute(&mut *tx)
-                .await?;
-            tracing::info!(version, "applied schema migration");
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-}
-
-/// Runs a migration's [`DataStep`] in its transaction.
-async fn run_data_step(tx: &mut sqlx::Transaction<'_, sqlx::Any>, step: DataStep) -> Result<()> {
-    match step {
-        DataStep::MarkVisibleToAll => {
-            for kind in [Kind::Network, Kind::Flavor] {
-                let rows = sqlx::query("SELECT id, body FROM resources WHERE kind = $1")
-                    .bind(kind.store_name())
-                    .fetch_all(&mut **tx)
-                    .await?;
-                for row in rows {
-                    let (id, body): (String, String) = (row.try_get(0)?, row.try_get(1)?);
-                    if document_visible_to_all(kind, &id, &body)? {
-                        sqlx::query(
-                            "UPDATE resources SET visible_to_all = TRUE WHERE kind = $1 AND id = $2",
-                        )
-                        .bind(kind.store_name())
-                        .bind(&id)
-                        .execute(&mut **tx)
-                        .await?;
-                    }
-                }
-            }
-            Ok(())
-        }
-    }
-}
-
-/// Whether a stored document is one every project sees, by its kind's
-/// [`Resource::visible_to_all`] (only networks and flavors can be).
-fn document_visible_to_all(kind: Kind, id: &str, body: &str) -> Result<bool> {
-    fn rule<R: Resource>(kind: Kind, id: &str, body: &str) -> Result<bool> {
-        let resource: R = serde_json::from_str(body).map_err(|e| Error::Corrupt {
-            kind,
-            id: id.to_string(),
-            reason: e.to_string(),
-        })?;
-        Ok(resource.visible_to_all())
-    }
-    match kind {
-        Kind::Network => rule::<Network>(kind, id, body),
-        Kind::Flavor => rule::<Flavor>(kind, id, body),
-        _ => Ok(false),
     }
 }
 
@@ -267,25 +208,26 @@ const REFERRERS: &str = concat!(
 const FIRST_REFERRER: &str = "SELECT id FROM refs
     WHERE target_kind = $1 AND target_id = $2 AND kind = $3 ORDER BY id LIMIT 1";
 
-fn record_of(row: &sqlx::any::AnyRow) -> Result<Record> {
+fn record_of(keyring: &Keyring, row: &sqlx::any::AnyRow) -> Result<Record> {
     let kind_name: String = row.try_get(0)?;
     let kind = Kind::from_store_name(&kind_name).ok_or_else(|| Error::Corrupt {
         kind: Kind::Network,
         id: kind_name.clone(),
         reason: "unknown kind".into(),
     })?;
+    let id: String = row.try_get(1)?;
     Ok(Record {
         kind,
-        id: row.try_get(1)?,
+        body: secrets::open_body(keyring, kind, &id, row.try_get(3)?)?,
+        id,
         project_id: row.try_get(2)?,
-        body: row.try_get(3)?,
         refs: vec![],
         visible_to_all: row.try_get::<String, _>(4)? == "1",
     })
 }
 
-fn records_of(rows: &[sqlx::any::AnyRow]) -> Result<Vec<Record>> {
-    rows.iter().map(record_of).collect()
+fn records_of(keyring: &Keyring, rows: &[sqlx::any::AnyRow]) -> Result<Vec<Record>> {
+    rows.iter().map(|row| record_of(keyring, row)).collect()
 }
 
 /// The fields of a document the store needs besides its text.
@@ -298,7 +240,11 @@ struct Owner {
 // Reads use `fetch_all`, which steps every statement to completion so that no pooled
 // SQLite connection keeps a read snapshot open (an earlier `fetch_one` on an aggregate
 // returned stale reads under concurrent load).
-fn records_of_aggregate(kind: Kind, rows: &[sqlx::any::AnyRow]) -> Result<Vec<Record>> {
+fn records_of_aggregate(
+    keyring: &Keyring,
+    kind: Kind,
+    rows: &[sqlx::any::AnyRow],
+) -> Result<Vec<Record>> {
     let (text, flags): (Option<String>, Option<String>) = match rows.first() {
         Some(row) => (row.try_get(0)?, row.try_get(1)?),
         None => (None, None),
@@ -326,9 +272,9 @@ fn records_of_aggregate(kind: Kind, rows: &[sqlx::any::AnyRow]) -> Result<Vec<Re
                 serde_json::from_str(body.get()).map_err(|e| corrupt(e.to_string()))?;
             Ok(Record {
                 kind,
+                body: secrets::open_body(keyring, kind, &owner.id, body.get().to_string())?,
                 id: owner.id,
                 project_id: owner.project_id,
-                body: body.get().to_string(),
                 refs: vec![],
                 visible_to_all: flag == b'1',
             })
@@ -391,19 +337,21 @@ impl Store for SqlStore {
             .bind(id)
             .fetch_all(&self.pool)
             .await?;
-        rows.first().map(record_of).transpose()
+        rows.first()
+            .map(|row| record_of(&self.keyring, row))
+            .transpose()
     }
 
     async fn list(&self, kind: Kind) -> Result<Vec<Record>> {
         let rows = list_query(kind, None).fetch_all(&self.pool).await?;
-        records_of_aggregate(kind, &rows)
+        records_of_aggregate(&self.keyring, kind, &rows)
     }
 
     async fn list_visible(&self, kind: Kind, project_id: &str) -> Result<Vec<Record>> {
         let rows = list_query(kind, Some(project_id))
             .fetch_all(&self.pool)
             .await?;
-        records_of_aggregate(kind, &rows)
+        records_of_aggregate(&self.keyring, kind, &rows)
     }
 
     async fn begin(&self) -> Result<Box<dyn Transaction>> {
@@ -421,7 +369,11 @@ impl Store for SqlStore {
                 .execute(&mut *tx)
                 .await?;
         }
-        Ok(Box::new(SqlTransaction { tx, _writer: None }))
+        Ok(Box::new(SqlTransaction {
+            tx,
+            _writer: None,
+            keyring: self.keyring.clone(),
+        }))
     }
 }
 
@@ -440,6 +392,7 @@ impl SqlStore {
         Ok(Box::new(SqlTransaction {
             tx,
             _writer: Some(guard),
+            keyring: self.keyring.clone(),
         }))
     }
 }
@@ -448,6 +401,7 @@ impl SqlStore {
 struct SqlTransaction {
     tx: sqlx::Transaction<'static, sqlx::Any>,
     _writer: Option<OwnedMutexGuard<()>>,
+    keyring: Arc<Keyring>,
 }
 
 #[async_trait]
@@ -458,12 +412,14 @@ impl Transaction for SqlTransaction {
             .bind(id)
             .fetch_all(&mut *self.tx)
             .await?;
-        rows.first().map(record_of).transpose()
+        rows.first()
+            .map(|row| record_of(&self.keyring, row))
+            .transpose()
     }
 
     async fn list(&mut self, kind: Kind) -> Result<Vec<Record>> {
         let rows = list_query(kind, None).fetch_all(&mut *self.tx).await?;
-        records_of_aggregate(kind, &rows)
+        records_of_aggregate(&self.keyring, kind, &rows)
     }
 
     async fn referrers(
@@ -478,7 +434,7 @@ impl Transaction for SqlTransaction {
             .bind(kind.store_name())
             .fetch_all(&mut *self.tx)
             .await?;
-        records_of(&rows)
+        records_of(&self.keyring, &rows)
     }
 
     async fn first_referrer(
@@ -499,6 +455,7 @@ impl Transaction for SqlTransaction {
     }
 
     async fn put(&mut self, record: Record) -> Result<()> {
+        let body = self.sealed(&record).await?;
         let kind = record.kind.store_name();
         sqlx::query(
             "INSERT INTO resources (kind, id, project_id, created_at, body, visible_to_all)
@@ -510,7 +467,7 @@ impl Transaction for SqlTransaction {
         .bind(&record.id)
         .bind(&record.project_id)
         .bind(now_nanos())
-        .bind(&record.body)
+        .bind(body)
         .bind(record.visible_to_all)
         .execute(&mut *self.tx)
         .await?;

@@ -4,12 +4,20 @@
 //! and references answer in-use questions.
 
 use vpnaas_model::Kind;
-use vpnaas_store::{Record, SqlStore, Store};
+use vpnaas_store::{Keyring, Record, SqlStore, Store};
+
+fn keyring() -> Keyring {
+    Keyring::ephemeral().expect("key")
+}
 
 async fn open(dir: &std::path::Path) -> SqlStore {
     match vpnaas_test_support::scratch::database_url() {
-        Some(url) => SqlStore::open(&url).await.expect("open postgres"),
-        None => SqlStore::open_sqlite_dir(dir).await.expect("open"),
+        Some(url) => SqlStore::open(&url, keyring())
+            .await
+            .expect("open postgres"),
+        None => SqlStore::open_sqlite_dir(dir, keyring())
+            .await
+            .expect("open"),
     }
 }
 
@@ -350,7 +358,7 @@ async fn upgrading_marks_the_shared_rows_already_stored() {
     }
     pool.close().await;
 
-    let store = SqlStore::open(&url).await.expect("upgrade");
+    let store = SqlStore::open(&url, keyring()).await.expect("upgrade");
     let networks = store.list_visible(Kind::Network, "p").await.expect("list");
     assert_eq!(ids(&networks), ["shared", "external"]);
     let flavors = store.list_visible(Kind::Flavor, "p").await.expect("list");

@@ -22,7 +22,9 @@ async fn plan(store: &SqlStore, sql: &str, binds: usize) -> String {
 
 async fn sqlite() -> (SqlStore, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = SqlStore::open_sqlite_dir(dir.path()).await.expect("open");
+    let store = SqlStore::open_sqlite_dir(dir.path(), crate::Keyring::ephemeral().expect("key"))
+        .await
+        .expect("open");
     (store, dir)
 }
 

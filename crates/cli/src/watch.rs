@@ -61,15 +61,17 @@ fn row(conn: &Value) -> Value {
     })
 }
 
-/// Redraws the list every `interval` until interrupted.
+/// Redraws the list every `interval` until interrupted. The interrupt is listened for
+/// once, from the start: a Ctrl-C that arrives while the list is being fetched is kept
+/// until the loop looks, not lost between two listeners.
 pub async fn watch(client: &Client, interval: Duration) -> Result<String> {
+    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     loop {
-        let rows: Vec<Value> = client
-            .list(Kind::SiteConnection, &[])
-            .await?
-            .iter()
-            .map(row)
-            .collect();
+        let listed = tokio::select! {
+            listed = client.list(Kind::SiteConnection, &[]) => listed?,
+            _ = interrupt.recv() => return Ok(String::new()),
+        };
+        let rows: Vec<Value> = listed.iter().map(row).collect();
         print!(
             "\x1b[2J\x1b[H{}\n(refreshing every {:?}; Ctrl-C to stop)\n",
             output::list(Format::Table, &rows, COLUMNS),
@@ -77,7 +79,7 @@ pub async fn watch(client: &Client, interval: Duration) -> Result<String> {
         );
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}
-            _ = tokio::signal::ctrl_c() => return Ok(String::new()),
+            _ = interrupt.recv() => return Ok(String::new()),
         }
     }
 }

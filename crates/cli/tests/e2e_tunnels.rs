@@ -546,6 +546,8 @@ async fn the_cli_waits_for_active_explains_failures_and_shows_events() {
             .args([
                 "-s",
                 "INT",
+                "-k",
+                "10",
                 "1.5",
                 env!("CARGO_BIN_EXE_vpnaas"),
                 "site-connection",

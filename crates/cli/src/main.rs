@@ -353,4 +353,49 @@ mod tests {
         cli.clone().debug_assert();
         check(&cli, "vpnaas");
     }
+
+    /// A command's own flag with the id of a global one (`url`, `project`, …) is given
+    /// the global's value, default included: `--neutron-url`'s field once got
+    /// `--url`'s default over the settings file's `[neutron] url`.
+    #[test]
+    fn no_command_flag_shares_an_id_with_a_global_flag() {
+        fn check(command: &Command, globals: &[String], path: &str) {
+            for sub in command.get_subcommands() {
+                let path = format!("{path} {}", sub.get_name());
+                for arg in sub.get_arguments().filter(|a| !a.is_global_set()) {
+                    let id = arg.get_id().as_str();
+                    assert!(
+                        !globals.iter().any(|g| g == id),
+                        "`{path}` has a flag with the global id {id:?}"
+                    );
+                }
+                check(sub, globals, &path);
+            }
+        }
+        let cli = cli();
+        let globals: Vec<String> = cli
+            .get_arguments()
+            .filter(|a| a.is_global_set())
+            .map(|a| a.get_id().to_string())
+            .collect();
+        check(&cli, &globals, "vpnaas");
+    }
+
+    /// `vpnaas server --config FILE` without `--neutron-url`: the file's `[neutron]`
+    /// table is what counts.
+    #[test]
+    fn the_servers_neutron_url_comes_from_its_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("server.toml");
+        let text = "inventory = \"neutron\"\n[neutron]\nurl = \"http://neutron:9696\"\n";
+        std::fs::write(&file, text).expect("write");
+        let path = file.to_str().expect("utf-8");
+        let matches = cli().get_matches_from(["vpnaas", "server", "--config", path]);
+        let (_, args) = matches.subcommand().expect("server");
+        let settings = serve::ServerArgs::from_arg_matches(args)
+            .expect("server flags")
+            .settings()
+            .expect("settings");
+        assert_eq!(settings.neutron.url, "http://neutron:9696");
+    }
 }

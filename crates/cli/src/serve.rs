@@ -65,7 +65,9 @@ pub struct ServerArgs {
 struct NeutronArgs {
     /// Neutron's internal API endpoint for --inventory neutron (not the cloud's HTTP
     /// front) [default: http://127.0.0.1:9696].
-    #[arg(long = "neutron-url", env = "VPNAAS_NEUTRON_URL")]
+    // Its id is not `url`: that is the global `--url` of the client commands, whose
+    // default would land here over the file's `[neutron] url`.
+    #[arg(id = "neutron_url", long = "neutron-url", env = "VPNAAS_NEUTRON_URL")]
     url: Option<String>,
 }
 

@@ -49,7 +49,7 @@ fn is_v4(net: &IpNet) -> bool {
 
 /// Brings vpnaas's chains in the router's namespace to `state`'s rules, each chain
 /// rewritten only when it differs, and its jump put back first in its built-in chain if
-/// Neutron's rewrite of that chain lost it.
+/// Neutron's rewrite of that chain lost it or moved it below Neutron's own.
 pub async fn apply(namespace: &str, state: &RouterState) -> Result<()> {
     if !super::namespace_exists(namespace).await {
         return Err(Error::NoRouterNamespace(namespace.to_string()));
@@ -99,13 +99,30 @@ async fn rewrite(namespace: &str, table: &str, chain: &str, rules: &[String]) ->
     Ok(())
 }
 
-/// Puts `-j chain` first in `hook` unless it is there already.
+/// Puts `-j chain` first in `hook` unless it is first already. Neutron's iptables
+/// manager, whenever it rewrites a table (any router update), writes its own rules ahead
+/// of every rule it does not own: the jump is then still there but below Neutron's SNAT,
+/// and is moved back to the top.
 async fn ensure_jump(namespace: &str, table: &str, hook: &str, chain: &str) -> Result<()> {
-    if iptables(namespace, table, &["-C", hook, "-j", chain])
+    let jump = format!("-A {hook} -j {chain}");
+    let first = listed(namespace, table, hook)
+        .await?
+        .and_then(|rules| rules.into_iter().next());
+    if first.as_deref() == Some(jump.as_str()) {
+        return Ok(());
+    }
+    remove_jumps(namespace, table, hook, chain).await?;
+    iptables(namespace, table, &["-I", hook, "1", "-j", chain]).await?;
+    Ok(())
+}
+
+/// Deletes every `-j chain` from `hook`.
+async fn remove_jumps(namespace: &str, table: &str, hook: &str, chain: &str) -> Result<()> {
+    while iptables(namespace, table, &["-C", hook, "-j", chain])
         .await
-        .is_err()
+        .is_ok()
     {
-        iptables(namespace, table, &["-I", hook, "1", "-j", chain]).await?;
+        iptables(namespace, table, &["-D", hook, "-j", chain]).await?;
     }
     Ok(())
 }
@@ -124,12 +141,7 @@ pub async fn remove(namespace: &str) -> Result<()> {
 }
 
 async fn remove_chain(namespace: &str, table: &str, hook: &str, chain: &str) -> Result<()> {
-    while iptables(namespace, table, &["-C", hook, "-j", chain])
-        .await
-        .is_ok()
-    {
-        iptables(namespace, table, &["-D", hook, "-j", chain]).await?;
-    }
+    remove_jumps(namespace, table, hook, chain).await?;
     if listed(namespace, table, chain).await?.is_some() {
         iptables(namespace, table, &["-F", chain]).await?;
         iptables(namespace, table, &["-X", chain]).await?;

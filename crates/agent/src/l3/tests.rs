@@ -223,6 +223,21 @@ async fn under_neutron_the_exemption_goes_first_survives_a_rewrite_and_leaves_no
         .expect("apply again");
     assert_eq!(saved(&namespace).await, after, "restored as it was");
 
+    // Neutron's iptables manager writes its own rules ahead of every rule it does not own
+    // (`_modify_rules`): our jumps stay, but below Neutron's SNAT. The next apply moves
+    // them back first.
+    for (table, hook, chain) in [
+        ("nat", "POSTROUTING", "vpnaas-nat"),
+        ("mangle", "FORWARD", "vpnaas-mss"),
+    ] {
+        iptables(&namespace, &format!("-t {table} -D {hook} -j {chain}")).await;
+        iptables(&namespace, &format!("-t {table} -A {hook} -j {chain}")).await;
+    }
+    neutron::apply(&namespace, &state)
+        .await
+        .expect("apply after Neutron's reorder");
+    assert_eq!(saved(&namespace).await, after, "jumps first again");
+
     // No VPN left: vpnaas's chains and jumps go, Neutron's rules are exactly as before.
     neutron::remove(&namespace).await.expect("remove");
     assert_eq!(saved(&namespace).await, before);

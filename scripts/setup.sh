@@ -32,10 +32,12 @@ fi
 # rabbitmq-server or openvswitch-switch services either: a system OVS would own
 # /var/run/openvswitch and the kernel datapath, a system RabbitMQ port 5672 and epmd.
 # Neutron's agents also need sudo (privsep goes through root_helper even for root),
-# keepalived (HA routers), iptables (the L3 agent's NAT, nf_tables backend) and conntrack.
+# keepalived (HA routers), iptables (the L3 agent's NAT, nf_tables backend) and conntrack;
+# the lab's tests need ethtool (veths on the userspace datapath without TX checksum
+# offload, see netnode::host::without_tx_offload).
 need_apt=()
 for pkg in mariadb-server haproxy python3-dev openvswitch-switch rabbitmq-server sudo \
-           keepalived iptables conntrack; do
+           keepalived iptables conntrack ethtool; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then

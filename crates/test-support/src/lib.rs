@@ -88,7 +88,7 @@ pub fn skip_without_openstack() -> bool {
 
 /// `true` when a test of the network node lab must skip (it prints why): not root, or
 /// something of [`skip_without_openstack`] or of the network node (Open vSwitch, sudo,
-/// keepalived, iptables, conntrack) is missing, and [`REQUIRE_OPENSTACK`] is not set.
+/// keepalived, iptables, conntrack, ethtool) is missing, and [`REQUIRE_OPENSTACK`] is not set.
 ///
 /// # Panics
 /// When it cannot run and [`REQUIRE_OPENSTACK`] is set.
@@ -101,6 +101,7 @@ pub fn skip_without_netnode() -> bool {
         "/usr/sbin/keepalived",
         "/usr/sbin/iptables-save",
         "/usr/sbin/conntrack",
+        "/usr/sbin/ethtool",
     ];
     missing.extend(
         tools

@@ -99,3 +99,25 @@ pub fn kill_processes_naming(dir: &Path) {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }
+
+/// Turns TX checksum offload off on every veth end in namespace `ns` (the L3 agent's
+/// `qg-`/`qr-` devices, a test VM's `eth0`). The userspace datapath reads veths through
+/// packet sockets, which pass a locally sent UDP or TCP packet on with the partial
+/// checksum that offload leaves for a NIC to finish: the far end drops it as corrupt
+/// (ICMP, checksummed in software, gets through). A real network node's kernel datapath
+/// or NICs finish the checksum; this lab has neither.
+///
+/// # Panics
+/// When a device's offload cannot be changed.
+pub fn without_tx_offload(ns: &str) {
+    let links = netns_exec(ns, &["ip", "-o", "link", "show", "type", "veth"]);
+    for device in links.lines().filter_map(veth_name) {
+        netns_exec(ns, &["ethtool", "-K", device, "tx", "off"]);
+    }
+}
+
+/// The device of a line of `ip -o link` (`2: qg-1@if5: <…>` gives `qg-1`).
+fn veth_name(line: &str) -> Option<&str> {
+    let name = line.split(": ").nth(1)?;
+    Some(name.split_once('@').map_or(name, |(device, _)| device))
+}

@@ -692,14 +692,18 @@ fn run(program: &str, args: &[&str]) {
 
 /// A raw ICMP socket in a VM's namespace that prints the source address of the first
 /// echo request it receives (what the VM itself sees, after every router on the way).
+/// It says `ready` once its socket is open, and is not pinged before: an echo request
+/// sent earlier would pass unheard and the ping, answered, would not be repeated.
 struct Listener {
     child: Option<std::process::Child>,
+    stdout: Option<std::io::BufReader<std::process::ChildStdout>>,
 }
 
 /// Fixed program; its one argument is how long it waits.
 const ECHO_SOURCE: &str = "import socket,sys
 s=socket.socket(socket.AF_INET,socket.SOCK_RAW,socket.IPPROTO_ICMP)
 s.settimeout(float(sys.argv[1]))
+print('ready',flush=True)
 d,a=s.recvfrom(2048)
 while d[(d[0]&15)*4]!=8: d,a=s.recvfrom(2048)
 print(a[0],flush=True)
@@ -708,7 +712,7 @@ print(a[0],flush=True)
 impl Listener {
     fn start(vm: &Vm) -> Listener {
         let timeout = PATIENCE.as_secs().to_string();
-        let child = Command::new("ip")
+        let mut child = Command::new("ip")
             .args([
                 "netns",
                 "exec",
@@ -722,18 +726,31 @@ impl Listener {
             .stderr(Stdio::piped())
             .spawn()
             .expect("python3");
-        Listener { child: Some(child) }
+        let mut stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut stdout, &mut line).expect("the listener starts");
+        assert_eq!(line.trim(), "ready", "the listener did not open its socket");
+        Listener {
+            child: Some(child),
+            stdout: Some(stdout),
+        }
     }
 
     fn finish(mut self) -> String {
-        let child = self.child.take().expect("the listener runs");
-        let output = child.wait_with_output().expect("listener");
+        let mut child = self.child.take().expect("the listener runs");
+        let mut heard = String::new();
+        let stdout = self.stdout.as_mut().expect("stdout");
+        std::io::BufRead::read_line(stdout, &mut heard).expect("listener output");
+        let status = child.wait().expect("listener");
+        let mut stderr = String::new();
+        if let Some(mut err) = child.stderr.take() {
+            let _ = std::io::Read::read_to_string(&mut err, &mut stderr);
+        }
         assert!(
-            output.status.success(),
-            "the listener heard no echo request: {}",
-            String::from_utf8_lossy(&output.stderr)
+            status.success(),
+            "the listener heard no echo request: {stderr}"
         );
-        String::from_utf8_lossy(&output.stdout).trim().to_string()
+        heard.trim().to_string()
     }
 }
 

@@ -2,11 +2,15 @@
 //! namespace, its ports and its SNAT are Neutron's, and nothing here creates, changes or
 //! deletes them. What VPN traffic needs is added beside Neutron's rules, in the firewall
 //! Neutron itself uses in that namespace (the `iptables` command, whichever backend it
-//! drives): two chains of vpnaas's own, jumped to first from the built-in chains — the NAT
-//! exemption of each (local, peer) pair, which must come before Neutron's SNAT, and MSS
-//! clamping of TCP through each connection. Neutron rewriting its own chains never touches
-//! them; removing them leaves Neutron's rules as they were. Every argument is rendered
-//! from typed addresses and numbers.
+//! drives): chains of vpnaas's own, jumped to first from the built-in chains — the NAT
+//! exemption of each (local, peer) pair, which must come before Neutron's SNAT; MSS
+//! clamping of TCP through each connection; and, for strongSwan's userspace ESP, Neutron's
+//! address scope mark on what comes out of the tunnel device (Neutron marks packets by the
+//! port they came in on and drops those bound for a `qr-` port without the mark; decrypted
+//! packets come in on the tunnel device, which Neutron does not know). Neutron rewriting its
+//! own chains never touches them; removing them leaves Neutron's rules as they were. Every
+//! argument is rendered from typed addresses and numbers, or read back from Neutron's rules
+//! and checked.
 
 use ipnet::IpNet;
 use vpnaas_model::agent::RouterState;
@@ -16,13 +20,23 @@ use crate::error::Teardown;
 use crate::{Error, Result};
 
 /// Where each chain lives and which built-in chain jumps to it.
-const CHAINS: [(&str, &str, &str); 2] = [
+const CHAINS: [(&str, &str, &str); 3] = [
     ("nat", "POSTROUTING", "vpnaas-nat"),
     ("mangle", "FORWARD", "vpnaas-mss"),
+    ("mangle", "PREROUTING", "vpnaas-mark"),
 ];
 
-/// The rules of each chain of [`CHAINS`], as `iptables -S` lists them.
-pub fn rules(state: &RouterState) -> [Vec<String>; 2] {
+/// The TUN device strongSwan's userspace ESP (kernel-libipsec) hands decrypted packets to
+/// the router on.
+const TUNNEL_DEVICE: &str = "ipsec0";
+
+/// Neutron's chain that marks packets with the address scope of the port they came in on.
+const NEUTRON_SCOPE_CHAIN: &str = "neutron-l3-agent-scope";
+
+/// The rules of each chain of [`CHAINS`], as `iptables -S` lists them; `gateway_mark` is
+/// the mark Neutron gives packets from the gateway port (`value/mask`), given to those
+/// from the tunnel device too.
+pub fn rules(state: &RouterState, gateway_mark: Option<&str>) -> [Vec<String>; 3] {
     let (mut nat, mut mss) = (Vec::new(), Vec::new());
     for conn in state.connections.iter().filter(|c| c.enabled) {
         let clamp = conn.mtu.saturating_sub(40);
@@ -40,7 +54,41 @@ pub fn rules(state: &RouterState) -> [Vec<String>; 2] {
     }
     nat.dedup();
     mss.dedup();
-    [nat, mss]
+    let marks = match gateway_mark {
+        Some(mark) if !nat.is_empty() => vec![format!(
+            "-A vpnaas-mark -i {TUNNEL_DEVICE} -j MARK --set-xmark {mark}"
+        )],
+        _ => vec![],
+    };
+    [nat, mss, marks]
+}
+
+/// The mark Neutron gives packets that come in on the gateway port (`-i qg-… -j MARK
+/// --set-xmark VALUE/MASK` in its scope chain), if it marks them.
+async fn gateway_mark(namespace: &str) -> Result<Option<String>> {
+    let listed = listed(namespace, "mangle", NEUTRON_SCOPE_CHAIN).await?;
+    Ok(listed.unwrap_or_default().iter().find_map(|rule| {
+        let words: Vec<&str> = rule.split(' ').collect();
+        let from_gateway = words
+            .windows(2)
+            .any(|w| w[0] == "-i" && w[1].starts_with("qg-"));
+        let mark = words
+            .windows(2)
+            .find(|w| w[0] == "--set-xmark")
+            .map(|w| w[1])?;
+        (from_gateway && is_mark(mark)).then(|| mark.to_string())
+    }))
+}
+
+/// `0xHEX/0xHEX`, as iptables prints a mark and its mask.
+fn is_mark(text: &str) -> bool {
+    let hex = |part: &str| {
+        part.strip_prefix("0x").is_some_and(|digits| {
+            !digits.is_empty() && digits.len() <= 8 && digits.chars().all(|c| c.is_ascii_hexdigit())
+        })
+    };
+    text.split_once('/')
+        .is_some_and(|(value, mask)| hex(value) && hex(mask))
 }
 
 fn is_v4(net: &IpNet) -> bool {
@@ -54,7 +102,8 @@ pub async fn apply(namespace: &str, state: &RouterState) -> Result<()> {
     if !super::namespace_exists(namespace).await {
         return Err(Error::NoRouterNamespace(namespace.to_string()));
     }
-    for ((table, hook, chain), wanted) in CHAINS.into_iter().zip(rules(state)) {
+    let mark = gateway_mark(namespace).await?;
+    for ((table, hook, chain), wanted) in CHAINS.into_iter().zip(rules(state, mark.as_deref())) {
         if listed(namespace, table, chain).await? != Some(wanted.clone()) {
             rewrite(namespace, table, chain, &wanted).await?;
         }

@@ -134,6 +134,9 @@ async fn neutron_nat(namespace: &str) {
     for rule in [
         "-t mangle -N neutron-l3-agent-FORWARD",
         "-t mangle -A FORWARD -j neutron-l3-agent-FORWARD",
+        "-t mangle -N neutron-l3-agent-scope",
+        "-t mangle -A PREROUTING -j neutron-l3-agent-scope",
+        "-t mangle -A neutron-l3-agent-scope -i qg-2c0e8ed3-9b -j MARK --set-xmark 0x4000000/0xffff0000",
         "-t nat -N neutron-l3-agent-POSTROUTING",
         "-t nat -N neutron-l3-agent-snat",
         "-t nat -N neutron-postrouting-bottom",
@@ -183,7 +186,15 @@ async fn under_neutron_the_exemption_goes_first_survives_a_rewrite_and_leaves_no
         4,
         "{after:#?}"
     );
-    assert_eq!(neutron::rules(&state)[1].len(), 4);
+    assert_eq!(neutron::rules(&state, None)[1].len(), 4);
+    // Decrypted packets (on strongSwan's TUN device) get the mark Neutron gives the gateway's.
+    let mark = "-A vpnaas-mark -i ipsec0 -j MARK --set-xmark 0x4000000/0xffff0000";
+    assert!(after.contains(&mark.to_string()), "{after:#?}");
+    let first_prerouting = after.iter().find(|l| l.starts_with("-A PREROUTING"));
+    assert_eq!(
+        first_prerouting.map(String::as_str),
+        Some("-A PREROUTING -j vpnaas-mark")
+    );
     // Listed as rendered: a second apply finds nothing to rewrite.
     for (table, chain, wanted) in [("nat", "vpnaas-nat", 0), ("mangle", "vpnaas-mss", 1)] {
         let listed = run(
@@ -195,7 +206,11 @@ async fn under_neutron_the_exemption_goes_first_survives_a_rewrite_and_leaves_no
         .await
         .expect("list");
         let rules: Vec<&str> = listed.lines().filter(|l| l.starts_with("-A ")).collect();
-        assert_eq!(rules, neutron::rules(&state)[wanted], "{table} {chain}");
+        assert_eq!(
+            rules,
+            neutron::rules(&state, None)[wanted],
+            "{table} {chain}"
+        );
     }
 
     // neutron-l3-agent rewrites its built-in chain (a restart, a floating IP): the next

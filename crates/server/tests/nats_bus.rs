@@ -19,11 +19,18 @@ use vpnaas_server::service::agents::LocalControlPlane;
 use vpnaas_server::{Server, build_app_with};
 use vpnaas_test_support::nats::NatsServer;
 
-/// A server on the shared database whose agents' bus is NATS.
-async fn server_on_nats(url: &str, database: &str, dir: &tempfile::TempDir) -> Server {
+/// A server on the shared database whose agents' bus is NATS; the servers of one
+/// database share its secret key file.
+async fn server_on_nats(
+    url: &str,
+    database: &str,
+    key_file: &std::path::Path,
+    dir: &tempfile::TempDir,
+) -> Server {
     let (client, _) = vpnaas_bus::nats::connect(url).await.expect("nats");
     let settings = vpnaas_server::Settings {
         database_url: Some(database.to_string()),
+        secret_key_file: Some(key_file.to_path_buf()),
         ..settings(dir.path())
     };
     let app = build_app_with(
@@ -57,8 +64,9 @@ async fn an_agent_on_nats_works_with_two_servers_and_survives_a_nats_restart() {
         tempfile::tempdir().expect("tempdir"),
         tempfile::tempdir().expect("tempdir"),
     );
-    let a = server_on_nats(&nats.url(), &database, &dir_a).await;
-    let b = server_on_nats(&nats.url(), &database, &dir_b).await;
+    let key_file = dir_a.path().join("shared.key");
+    let a = server_on_nats(&nats.url(), &database, &key_file, &dir_a).await;
+    let b = server_on_nats(&nats.url(), &database, &key_file, &dir_b).await;
     let (ca, cb) = (Client::new(&a.url()), Client::new(&b.url()));
 
     let agent = NatsControlPlane::connect(&nats.url())

@@ -8,6 +8,7 @@
 //! drivers, which supply only what differs (`daemon::Daemon`); `status` makes reports of
 //! what a daemon shows; `l3` plumbs namespaces, ports and NAT; `fake` simulates tunnels.
 
+mod apply;
 pub mod command;
 pub mod config;
 pub mod daemon;
@@ -35,11 +36,9 @@ use futures::StreamExt;
 use tokio::sync::{broadcast, mpsc};
 use vpnaas_bus::ControlPlane;
 use vpnaas_model::agent::{ConnectionStatus, RouterChanged, RouterState, StatusReport};
-use vpnaas_model::enums::{DriverKind, HaRole};
+use vpnaas_model::enums::HaRole;
 
 pub use config::{AgentConfig, DataPlane, L3Mode};
-use driver::IkeDriver;
-use error::Teardown;
 pub use error::{Error, Result};
 use libreswan::Libreswan;
 pub use metrics::Metrics;
@@ -158,6 +157,13 @@ pub struct Agent {
     /// back hears the truth within a second.
     resync_soon: bool,
     metrics: Metrics,
+    /// Under Neutron, the router namespaces watched for changes (keepalived's addresses,
+    /// Neutron's rules), and the routers whose namespaces changed.
+    watches: l3::watch::Watches,
+    namespace_events: mpsc::UnboundedReceiver<String>,
+    /// Under Neutron, the routers whose gateway address is on another node (an HA router's
+    /// standby here): no daemon runs for them on this node.
+    failing_over: std::collections::HashSet<String>,
 }
 
 impl Agent {
@@ -177,11 +183,15 @@ impl Agent {
             )),
             None => Drivers::Daemons(Box::new(Daemons::new(&config, wake_tx, &metrics).await)),
         };
+        let (namespace_tx, namespace_events) = mpsc::unbounded_channel();
         Agent {
             config,
             control,
             drivers,
             wake,
+            watches: l3::watch::Watches::new(namespace_tx),
+            namespace_events,
+            failing_over: std::collections::HashSet::new(),
             applied: HashMap::new(),
             reported: HashMap::new(),
             last_sent: HashMap::new(),
@@ -231,6 +241,13 @@ impl Agent {
                         routers.push(more);
                     }
                     self.on_events(routers).await;
+                }
+                Some(router_id) = self.namespace_events.recv() => {
+                    let mut routers = vec![router_id];
+                    while let Ok(more) = self.namespace_events.try_recv() {
+                        routers.push(more);
+                    }
+                    self.on_namespace_changes(routers).await;
                 }
             }
             if std::mem::take(&mut self.resync_soon) {
@@ -377,84 +394,6 @@ impl Agent {
         }
     }
 
-    /// The driver a router's state asks for (the agent's default when its services do not).
-    fn kind(&self, state: &RouterState) -> DriverKind {
-        state.driver.unwrap_or(self.config.driver)
-    }
-
-    fn driver(&self, kind: DriverKind) -> &dyn IkeDriver {
-        match (&self.drivers, kind) {
-            (Drivers::Fake(fake), _) => fake,
-            (Drivers::Daemons(daemons), DriverKind::Strongswan) => &daemons.strongswan,
-            (Drivers::Daemons(daemons), DriverKind::Libreswan) => &daemons.libreswan,
-        }
-    }
-
-    /// Applies a router's state. Against `last` (the state applied before; `None` on a
-    /// full resync) only what changed is touched: ports when ports changed, the nft table
-    /// when its rules changed, and the daemon's connections by their own diff. An HA
-    /// router's standby keeps ports without addresses and runs no daemon; a demoted agent
-    /// stops the daemon before it lets go of the addresses, a promoted one takes the
-    /// addresses before it starts the daemon; a daemon or files that would not go never
-    /// keep the addresses on a demoted agent (both agents would answer for them).
-    async fn apply(&self, state: &RouterState, last: Option<&RouterState>) -> Result<()> {
-        let namespace = self.config.namespace(&state.router_id);
-        if state.role == HaRole::Standby {
-            let mut teardown = Teardown::default();
-            teardown.step(self.stop_daemons(&state.router_id).await);
-            teardown.step(self.apply_l3(&namespace, state, last).await);
-            return teardown.finish();
-        }
-        self.apply_l3(&namespace, state, last).await?;
-        let kind = self.kind(state);
-        let daemons = matches!(self.drivers, Drivers::Daemons(_));
-        if daemons && last.is_none_or(|l| self.kind(l) != kind) {
-            // A router moved to another daemon (or a full resync): the other one goes.
-            for other in [DriverKind::Strongswan, DriverKind::Libreswan] {
-                if other != kind {
-                    self.driver(other).remove(&state.router_id).await?;
-                }
-            }
-        }
-        self.driver(kind).ensure(&namespace, state).await
-    }
-
-    /// In standalone mode, the router's ports (when they changed, or the namespace went)
-    /// and its nft table (when its rules changed); under Neutron, vpnaas's chains in
-    /// Neutron's namespace (checked on every apply: Neutron may have rewritten its own).
-    async fn apply_l3(
-        &self,
-        namespace: &str,
-        state: &RouterState,
-        last: Option<&RouterState>,
-    ) -> Result<()> {
-        match self.config.l3_mode {
-            L3Mode::Neutron => return l3::neutron::apply(namespace, state).await,
-            L3Mode::Simulation => return Ok(()),
-            L3Mode::Standalone => {}
-        }
-        let ports_changed = last.is_none_or(|l| {
-            l.gateway != state.gateway || l.interfaces != state.interfaces || l.role != state.role
-        });
-        if ports_changed || !l3::namespace_exists(namespace).await {
-            l3::ensure_ports(&self.config, namespace, state).await?;
-        }
-        if ports_changed || last.is_none_or(|l| l3::nat_ruleset(l) != l3::nat_ruleset(state)) {
-            l3::apply_nat(namespace, state).await?;
-        }
-        Ok(())
-    }
-
-    /// Stops whichever IKE daemon runs for the router, with its files (each driver is
-    /// asked, whatever the other met).
-    async fn stop_daemons(&self, router_id: &str) -> Result<()> {
-        let mut teardown = Teardown::default();
-        for kind in [DriverKind::Strongswan, DriverKind::Libreswan] {
-            teardown.step(self.driver(kind).remove(router_id).await);
-        }
-        teardown.finish()
-    }
-
     async fn remove(&mut self, router_id: &str) {
         if let Err(error) = self.stop_daemons(router_id).await {
             tracing::warn!(%error, router = router_id, "daemon removal failed");
@@ -482,10 +421,24 @@ impl Agent {
             }
             L3Mode::Simulation => {}
         }
+        self.watches.unwatch(router_id);
+        self.failing_over.remove(router_id);
         self.applied.remove(router_id);
         self.reported.remove(router_id);
         self.last_sent.remove(router_id);
         self.metrics.hosted(&self.reported);
+    }
+
+    /// Changes in router namespaces Neutron owns: each router is reconciled whole, on the
+    /// state the server gives now (an HA router's daemon starts only on that, see
+    /// [`Agent::on_event`]).
+    async fn on_namespace_changes(&mut self, routers: Vec<String>) {
+        for router_id in distinct(routers) {
+            if self.applied.contains_key(&router_id) {
+                self.sync_one(&router_id, false).await;
+            }
+        }
+        self.send_reports().await;
     }
 
     /// Daemon events (those that came together: one report call for all of them).
@@ -533,11 +486,15 @@ impl Agent {
             self.metrics.hosted(&self.reported);
             return;
         }
-        let observed = self
-            .driver(self.kind(state))
-            .observe(&state.router_id)
-            .await;
-        let report = status::report(&self.config.host, state, &observed);
+        let report = if self.failing_over.contains(&state.router_id) {
+            status::failing_over(&self.config.host, state)
+        } else {
+            let observed = self
+                .driver(self.kind(state))
+                .observe(&state.router_id)
+                .await;
+            status::report(&self.config.host, state, &observed)
+        };
         self.reported
             .insert(state.router_id.clone(), report.connections.clone());
         self.metrics.hosted(&self.reported);

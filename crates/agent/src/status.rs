@@ -177,6 +177,21 @@ pub fn report(host: &str, state: &RouterState, observed: &Observed) -> StatusRep
     }
 }
 
+/// The report of a router whose gateway address is on another node (an HA router's
+/// keepalived made that node primary): every enabled connection is down here, failing over.
+pub fn failing_over(host: &str, state: &RouterState) -> StatusReport {
+    let mut report = report(host, state, &Observed::default());
+    for (status, spec) in report.connections.iter_mut().zip(&state.connections) {
+        if spec.enabled {
+            status.reason = StatusReason::HaFailover;
+        }
+    }
+    // No daemon runs here, and none should: the service is failing over (`DOWN`), not
+    // broken (`ERROR` with `DAEMON_DOWN`).
+    report.daemon_running = true;
+    report
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,6 +7,7 @@ use serde_json::json;
 use vpnaas_model::enums::Status;
 
 use super::*;
+use vpnaas_model::enums::DriverKind;
 
 /// A server answering from a table the test edits; it keeps the reports it takes and
 /// counts the desired-state calls.
@@ -217,8 +218,9 @@ async fn a_demotion_drops_the_addresses_even_when_the_daemons_files_will_not_go(
     let daemon_dir = config.daemon_dir("r", DriverKind::Strongswan);
     std::fs::write(&daemon_dir, "").expect("a file in the way");
     let demoted = gateway_router("standby", 2);
+    let last = agent.applied.get("r").cloned();
     let error = agent
-        .apply(&demoted, agent.applied.get("r"))
+        .apply(&demoted, last.as_ref())
         .await
         .expect_err("the removal failed, and says so");
     assert!(

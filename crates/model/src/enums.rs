@@ -366,6 +366,11 @@ wire_enum!(
         /// request that did not pass through vpnaas: nothing runs for it any more; delete
         /// the VPN service.
         RouterDeleted = "ROUTER_DELETED",
+        /// An HA router's gateway address left the node Neutron names active
+        /// (`l3_mode = "neutron"`): keepalived made another node primary, the IKE daemon
+        /// stops here and starts there, and the connection comes back up from that node
+        /// once Neutron's `ha_state` names it.
+        HaFailover = "HA_FAILOVER",
         /// The router has no gateway address of the peer's IP version (an IPv6 peer on a
         /// router with only an IPv4 gateway, say): the connection is `ERROR` and its agent
         /// is not asked to run it until the router has one.

@@ -6,6 +6,7 @@
 //! network to an existing bridge. Every step is idempotent; removal deletes the namespace.
 
 pub mod neutron;
+pub mod watch;
 
 use std::fmt::Write as _;
 

@@ -91,6 +91,30 @@ fn is_mark(text: &str) -> bool {
         .is_some_and(|(value, mask)| hex(value) && hex(mask))
 }
 
+/// Whether the router's gateway address is on its gateway port in this namespace: always
+/// on a legacy router's; on an HA router's only where keepalived made the namespace
+/// primary (the standby holds the same `qg-` port without its addresses). The IKE daemon
+/// runs only where this holds, so it follows keepalived and never runs on both nodes.
+pub async fn holds_gateway(namespace: &str, state: &RouterState) -> Result<bool> {
+    let listed = run("ip", &["-n", namespace, "-o", "address", "show"]).await?;
+    Ok(state.gateway.iter().any(|gateway| {
+        listed
+            .lines()
+            .any(|line| gateway_port_has(line, gateway.address.addr()))
+    }))
+}
+
+/// Whether a line of `ip -o address show` puts `address` on a `qg-` device.
+fn gateway_port_has(line: &str, address: std::net::IpAddr) -> bool {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let on_gateway_port = words.get(1).is_some_and(|d| d.starts_with("qg-"));
+    on_gateway_port
+        && words.windows(2).any(|w| {
+            matches!(w[0], "inet" | "inet6")
+                && w[1].split('/').next().and_then(|a| a.parse().ok()) == Some(address)
+        })
+}
+
 fn is_v4(net: &IpNet) -> bool {
     net.addr().is_ipv4()
 }
@@ -196,4 +220,27 @@ async fn remove_chain(namespace: &str, table: &str, hook: &str, chain: &str) -> 
         iptables(namespace, table, &["-X", chain]).await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::gateway_port_has;
+
+    #[test]
+    fn the_gateway_address_counts_only_on_a_gateway_port() {
+        let address = "100.127.4.10".parse().expect("ip");
+        let primary = "12: qg-2c0e8ed3-9b@if13    inet 100.127.4.10/24 scope global qg-2c0e8ed3-9b\\       valid_lft forever preferred_lft forever";
+        let elsewhere = "14: qr-11aa22bb-cc@if15    inet 100.127.4.10/24 scope global qr-11aa22bb-cc\\       valid_lft forever";
+        let other_address =
+            "12: qg-2c0e8ed3-9b@if13    inet 100.127.4.100/24 scope global qg-2c0e8ed3-9b";
+        let v6 = "12: qg-2c0e8ed3-9b@if13    inet6 fe80::1/64 scope link";
+        assert!(gateway_port_has(primary, address));
+        assert!(!gateway_port_has(elsewhere, address));
+        assert!(!gateway_port_has(other_address, address));
+        assert!(!gateway_port_has(v6, address));
+        assert!(gateway_port_has(
+            "12: qg-2c0e8ed3-9b@if13    inet6 2001:db8::5/64 scope global",
+            "2001:db8::5".parse().expect("ip")
+        ));
+    }
 }

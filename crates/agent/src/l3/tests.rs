@@ -253,3 +253,74 @@ async fn under_neutron_the_exemption_goes_first_survives_a_rewrite_and_leaves_no
         .await
         .expect("removing twice is fine");
 }
+
+/// Waits (at most 10 s: a busy machine) for the watch to wake `router`; false if it did not.
+async fn woken(events: &mut tokio::sync::mpsc::UnboundedReceiver<String>, router: &str) -> bool {
+    let wait = async {
+        while let Some(woken) = events.recv().await {
+            if woken == router {
+                return true;
+            }
+        }
+        false
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(10), wait)
+        .await
+        .unwrap_or(false)
+}
+
+/// Needs root (CI is root): keepalived's addresses and Neutron's rule rewrites reach the
+/// agent as events from inside the namespace; a namespace made again is watched anew.
+#[tokio::test]
+async fn a_watched_namespace_wakes_its_router_on_address_and_rule_changes() {
+    if !is_root() {
+        eprintln!("skipped: creates a network namespace and iptables rules (needs root)");
+        return;
+    }
+    let namespace = format!(
+        "qrouter-vw{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    );
+    let _guard = ScratchNamespace(namespace.clone());
+    ensure_namespace(&namespace).await.expect("namespace");
+    let (wake, mut events) = tokio::sync::mpsc::unbounded_channel();
+    let mut watches = watch::Watches::new(wake);
+    watches.watch("r1", &namespace).await;
+
+    let quiet = tokio::time::timeout(std::time::Duration::from_millis(300), events.recv()).await;
+    assert!(quiet.is_err(), "no event without a change: {quiet:?}");
+    ip_in(&namespace, &["addr", "add", "100.127.4.10/24", "dev", "lo"])
+        .await
+        .expect("address");
+    assert!(
+        woken(&mut events, "r1").await,
+        "an address added wakes the router"
+    );
+    iptables(&namespace, "-t nat -N neutron-l3-agent-snat").await;
+    assert!(
+        woken(&mut events, "r1").await,
+        "a rule change wakes the router"
+    );
+
+    // Neutron deletes the namespace and makes it again (the router moved away and back):
+    // the next watch opens on the new one.
+    remove_namespace(&namespace).await.expect("delete");
+    ensure_namespace(&namespace).await.expect("again");
+    while events.try_recv().is_ok() {}
+    watches.watch("r1", &namespace).await;
+    ip_in(&namespace, &["addr", "add", "100.127.4.11/24", "dev", "lo"])
+        .await
+        .expect("address");
+    assert!(
+        woken(&mut events, "r1").await,
+        "the new namespace is watched"
+    );
+
+    watches.unwatch("r1");
+    while events.try_recv().is_ok() {}
+    ip_in(&namespace, &["addr", "add", "100.127.4.12/24", "dev", "lo"])
+        .await
+        .expect("address");
+    let after = tokio::time::timeout(std::time::Duration::from_millis(300), events.recv()).await;
+    assert!(after.is_err(), "nothing after unwatch: {after:?}");
+}

@@ -1,108 +1,126 @@
-//! A real VPN between two Neutron routers on a real network node: Neutron (identity from
-//! headers, no Keystone, to keep the lab fast) with its RPC server on a RabbitMQ, the
-//! network node `hostA` (userspace Open vSwitch, neutron-openvswitch-agent,
-//! neutron-l3-agent), a `vpnaas server` with `auth = "noauth"` and `inventory =
-//! "neutron"`, and one `vpnaas agent --host hostA --l3-mode neutron`. Two routers on the
-//! external network, each with a tenant subnet and a "VM" plugged the way Nova does (a
-//! veth on the integration bridge with the port's `iface-id`, its other end in a
-//! namespace of the test's own); a connection each way between the routers' gateways. The
-//! test waits for both `ACTIVE`, pings VM to VM through the tunnel, checks that VM2 sees
-//! VM1's own address (the NAT exemption ahead of Neutron's SNAT), then deletes the VPN
-//! and checks that no charon, chain or jump of vpnaas is left in either `qrouter-`
-//! namespace and that Neutron's rules there are as they were before the VPN.
+//! A real VPN between two Neutron routers on real network nodes: Neutron (identity from
+//! headers, no Keystone, to keep the lab fast) with its RPC server on a RabbitMQ; network
+//! node `hostA` (userspace Open vSwitch, neutron-openvswitch-agent, neutron-l3-agent) and,
+//! on a simulated second host, `hostC`; a `vpnaas server` with `auth = "noauth"` and
+//! `inventory = "neutron"`, and one `vpnaas agent --l3-mode neutron` per node. Router r0
+//! is a legacy router on hostA; r1 is an HA router on both nodes, where keepalived decides
+//! which is primary. Each has a tenant subnet and a "VM" plugged the way Nova does (a veth
+//! on hostA's integration bridge with the port's `iface-id`, its other end in a namespace
+//! of the test's own); a connection each way between the routers' gateways.
+//!
+//! The test waits for both `ACTIVE` and checks that VM2 sees VM1's own address through the
+//! tunnel (the NAT exemption ahead of Neutron's SNAT) — then again after Neutron rewrites
+//! its rules (a floating IP on r0, neutron-l3-agent restarted), each time with vpnaas's
+//! jumps back first. Then r1's primary loses its HA link: keepalived moves the gateway
+//! address, the daemon follows (never running on both nodes, watched throughout), the
+//! connection shows the failover (`HA_FAILOVER`) and is `ACTIVE` again, vpnaas's
+//! `ha_state` follows Neutron's, and the steady ping's longest silence is printed. Last,
+//! the VPN is deleted: no charon, chain or jump of vpnaas is left in any `qrouter-`
+//! namespace of either node, and Neutron's rules there are as they were without vpnaas's.
 //!
 //! Root only (skips saying why otherwise; fails when `VPNAAS_TEST_REQUIRE_OPENSTACK` is
 //! set and something is missing). Everything it starts is stopped on drop, by pid.
 
-mod common;
+mod netnode_lab;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use netnode_lab::{Listener, Pinger, Vm, Vpnaas, charons_in, id, member};
 use reqwest::Method;
-use serde_json::{Value, json};
-use vpnaas_test_support::netnode::{self, NetNode, host};
-use vpnaas_test_support::neutron::{Identity, Neutron, NeutronOptions};
-use vpnaas_test_support::process::Group;
+use serde_json::json;
+use vpnaas_test_support::netnode::{self, NetNode};
+use vpnaas_test_support::neutron::{Neutron, NeutronOptions};
 use vpnaas_test_support::rabbitmq::RabbitMq;
 
 const CIDRS: [&str; 2] = ["10.1.0.0/24", "10.2.0.0/24"];
 const PSK: &str = "a-secret-between-routers";
 const CHARON: &str = "/usr/lib/ipsec/charon";
 const PYTHON: &str = "/usr/bin/python3";
+const KEEPALIVED: &str = "/usr/sbin/keepalived";
 
-/// How long any awaited state may take before the test fails with the logs.
+/// How long any state may take to come (Neutron's agents are slow on a busy machine).
 const PATIENCE: Duration = Duration::from_secs(120);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_vpn_between_two_neutron_routers_carries_unsnated_traffic_and_leaves_nothing() {
-    if vpnaas_test_support::skip_without_netnode() || skip_without_ipsec() {
+async fn a_vpn_between_neutron_routers_survives_neutron_rewrites_and_follows_keepalived() {
+    if vpnaas_test_support::skip_without_netnode() || skip_without_tools() {
         return;
     }
     let started = Instant::now();
     let mut lab = Lab::start().await;
     let stack_up = started.elapsed();
-
-    let t = Instant::now();
     let sites = lab.sites().await;
-    let sites_ready = t.elapsed();
-    let before: Vec<Vec<String>> = sites.iter().map(|s| firewall(&s.namespace)).collect();
 
     let t = Instant::now();
     let connections = lab.vpn(&sites).await;
-    for conn in &connections {
-        lab.wait_for(&format!("connection {conn} ACTIVE"), || async {
-            (lab.vpnaas.status(conn).await == "ACTIVE").then_some(())
-        })
-        .await;
-    }
+    lab.wait_until_active(&connections).await;
     let active = t.elapsed();
-    // Neutron's L3 agent may rewrite its tables after the agent's last apply (it did here:
-    // it processes each router update twice); the agent's next resync puts its jumps back
-    // first.
-    lab.wait_for("vpnaas's jumps first in both namespaces", || async {
-        chains_in_place(&sites).then_some(())
+    lab.wait_for("vpnaas's jumps first wherever the routers are", || async {
+        lab.chains_in_place(&sites).then_some(())
     })
     .await;
+    lab.assert_unsnated(&sites).await;
+
+    // Neutron rewrites r0's rules for a floating IP of VM1's, then rebuilds every rule
+    // of its routers when neutron-l3-agent restarts: each time the namespace watch puts
+    // vpnaas's jumps back first, and VM2 still sees VM1's own address.
+    let t = Instant::now();
+    lab.floating_ip(&sites[0]).await;
+    lab.wait_for("the floating IP's rules", || async {
+        lab.has_floating_ip_rules(&sites[0]).then_some(())
+    })
+    .await;
+    lab.wait_for("jumps first after the floating IP", || async {
+        lab.chains_in_place(&sites).then_some(())
+    })
+    .await;
+    let after_floating_ip = t.elapsed();
+    lab.assert_unsnated(&sites).await;
+    let t = Instant::now();
+    let updates = router_updates(&lab.first, &sites[0].router);
+    lab.first.restart_l3_agent();
+    lab.wait_for(
+        "neutron-l3-agent of hostA back, r0 processed again",
+        || async { (router_updates(&lab.first, &sites[0].router) > updates).then_some(()) },
+    )
+    .await;
+    lab.wait_for("jumps first after the L3 agent's restart", || async {
+        lab.chains_in_place(&sites).then_some(())
+    })
+    .await;
+    let after_restart = t.elapsed();
+    lab.assert_unsnated(&sites).await;
+
+    let failover = lab.fail_over(&sites, &connections).await;
 
     let t = Instant::now();
-    let seen = lab.source_seen_by(&sites[1].vm, &sites[0].vm).await;
-    assert_eq!(
-        seen, sites[0].vm.ip,
-        "VM2 must see VM1's own address through the tunnel, not the SNAT address {}",
-        sites[0].gateway
-    );
-    let ping = t.elapsed();
-
-    let t = Instant::now();
+    let rules_without_vpnaas = lab.rules_without_vpnaas(&sites);
     lab.delete_vpn(&connections).await;
-    for (site, rules) in sites.iter().zip(&before) {
-        lab.wait_for(
-            &format!("nothing of vpnaas in {}", site.namespace),
-            || async { vpnaas_gone(site).then_some(()) },
-        )
-        .await;
-        assert_eq!(
-            firewall(&site.namespace),
-            *rules,
-            "Neutron's rules in {} changed",
-            site.namespace
-        );
-    }
+    lab.wait_for("nothing of vpnaas in the routers' namespaces", || async {
+        lab.vpnaas_gone(&sites).then_some(())
+    })
+    .await;
+    assert_eq!(
+        lab.rules_without_vpnaas(&sites),
+        rules_without_vpnaas,
+        "Neutron's rules changed when vpnaas left"
+    );
     let cleaned = t.elapsed();
     eprintln!(
-        "stack up {stack_up:?}, routers and VMs {sites_ready:?}, both ACTIVE {active:?}, \
-         first unSNATed packet {ping:?}, VPN gone {cleaned:?}, whole test {:?}",
+        "stack up {stack_up:?}, both ACTIVE {active:?}, jumps first again {after_floating_ip:?} \
+         after a floating IP and {after_restart:?} after an L3 agent restart; {failover}; \
+         VPN gone {cleaned:?}; whole test {:?}",
         started.elapsed()
     );
     drop(sites);
     lab.check_running();
 }
 
-/// The IKE daemon the agent runs; Python for the far VM's listener.
-fn skip_without_ipsec() -> bool {
-    let missing: Vec<&str> = [CHARON, PYTHON]
+/// The IKE daemon the agent runs, keepalived for Neutron's HA routers, Python for the
+/// far VM's listener.
+fn skip_without_tools() -> bool {
+    let missing: Vec<&str> = [CHARON, PYTHON, KEEPALIVED]
         .into_iter()
         .filter(|tool| !Path::new(tool).exists())
         .collect();
@@ -119,83 +137,160 @@ fn skip_without_ipsec() -> bool {
     true
 }
 
-/// The whole lab; fields drop in order: vpnaas (agent, server, charons), the network
-/// node, Neutron, RabbitMQ.
+/// The whole lab; fields drop in order: vpnaas (agents, server, charons), the network
+/// nodes, Neutron, RabbitMQ.
 struct Lab {
     vpnaas: Vpnaas,
-    node: NetNode,
+    second: Option<NetNode>,
+    first: NetNode,
     neutron: Neutron,
-    _rabbit: RabbitMq,
+    rabbit: RabbitMq,
+}
+
+/// One router of the test, its subnet and its VM.
+struct Site {
+    router: String,
+    namespace: String,
+    subnet: String,
+    cidr: &'static str,
+    gateway: String,
+    vm: Vm,
 }
 
 impl Lab {
+    /// RabbitMQ, Neutron, hostA with its vpnaas agent, and vpnaas's server.
     async fn start() -> Lab {
         let mut rabbit = RabbitMq::spawn();
         let transport_url = rabbit.transport_url();
         let neutron = Neutron::start(&NeutronOptions::headers().with_bus(&transport_url)).await;
         rabbit.ready();
-        let node = NetNode::start(&neutron, &rabbit).await;
-        let vpnaas = Vpnaas::start(&neutron.url);
+        let mut first = NetNode::start(&neutron, &rabbit).await;
+        let mut vpnaas = Vpnaas::start(&neutron.url);
+        vpnaas.start_agent(&mut first);
         let lab = Lab {
             vpnaas,
-            node,
+            second: None,
+            first,
             neutron,
-            _rabbit: rabbit,
+            rabbit,
         };
         lab.wait_for("the vpnaas agent of hostA alive", || async {
-            lab.vpnaas.agent_alive().await.then_some(())
+            lab.vpnaas.agent_alive(netnode::HOST).await.then_some(())
         })
         .await;
         lab
     }
 
-    /// The external network, and per CIDR a router with its gateway there, a tenant
-    /// network attached to it and a VM on that network, once the router's namespace is
-    /// built and the VM's port is up.
+    /// The network nodes started so far.
+    fn nodes(&self) -> Vec<&NetNode> {
+        std::iter::once(&self.first)
+            .chain(self.second.as_ref())
+            .collect()
+    }
+
+    /// The nodes holding the site's router namespace.
+    fn holders(&self, site: &Site) -> Vec<&NetNode> {
+        self.nodes()
+            .into_iter()
+            .filter(|node| node.namespaces().contains(&site.namespace))
+            .collect()
+    }
+
+    /// The node where the router's gateway address is (an HA router's primary).
+    fn primary(&self, site: &Site) -> Option<&NetNode> {
+        self.holders(site).into_iter().find(|node| {
+            let addresses = node.netns_exec(&site.namespace, &["ip", "-o", "-4", "addr", "show"]);
+            addresses.contains(&format!(" {}/", site.gateway))
+        })
+    }
+
+    /// The external network; r0 (legacy) while hostA is the only node, so it is hostA's;
+    /// then hostC and its vpnaas agent, and r1 (HA, on both). Each with a tenant network
+    /// and a VM, returned once the router's namespaces are built and the VM's port is up.
     async fn sites(&mut self) -> Vec<Site> {
         let public = self
             .neutron
             .external_network("public", netnode::EXTERNAL_CIDR)
             .await;
-        let mut sites = Vec::new();
-        for (n, cidr) in CIDRS.into_iter().enumerate() {
-            let router = self
-                .neutron
-                .router(&member(), &format!("r{n}"), &public.network)
-                .await;
-            let id = router["id"].as_str().expect("router id").to_string();
-            let net = self
-                .neutron
-                .tenant_network(&member(), &format!("n{n}"), cidr, Some(&id))
-                .await;
-            let gateway = router["external_gateway_info"]["external_fixed_ips"][0]["ip_address"]
-                .as_str()
-                .expect("gateway address")
-                .to_string();
-            let vm = Vm::plug(&self.neutron, &self.node, &net.network, n).await;
-            self.vpnaas.namespaces.push(format!("qrouter-{id}"));
-            sites.push(Site {
-                namespace: format!("qrouter-{id}"),
-                router: id,
-                subnet: net.subnet,
-                cidr,
-                gateway,
-                vm,
-            });
-        }
-        for site in &sites {
+        let r0 = self.site(0, &public.network, false).await;
+        let mut second = NetNode::start_second(&self.neutron, &self.rabbit, &self.first).await;
+        self.vpnaas.start_agent(&mut second);
+        self.second = Some(second);
+        self.wait_for("the vpnaas agent of hostC alive", || async {
+            self.vpnaas
+                .agent_alive(netnode::SECOND_HOST)
+                .await
+                .then_some(())
+        })
+        .await;
+        let r1 = self.site(1, &public.network, true).await;
+        let sites = vec![r0, r1];
+        for (site, holders) in sites.iter().zip([1, 2]) {
             self.wait_for(&format!("{} built", site.namespace), || async {
-                namespace_ready(site).then_some(())
+                self.namespace_ready(site, holders).then_some(())
             })
             .await;
-            host::without_tx_offload(&site.namespace);
-            host::without_tx_offload(&site.vm.namespace);
+            for node in self.holders(site) {
+                node.without_tx_offload(&site.namespace);
+            }
+            netnode::host::without_tx_offload(&netnode::Place::Machine, &site.vm.namespace);
             self.wait_for(&format!("port {} ACTIVE", site.vm.port), || async {
                 (self.port_status(&site.vm.port).await == "ACTIVE").then_some(())
             })
             .await;
         }
         sites
+    }
+
+    /// Router `n` of `project-1` (HA if `ha`: only an admin may ask) with a network of
+    /// its own and a VM there.
+    async fn site(&self, n: usize, public: &str, ha: bool) -> Site {
+        let router = self
+            .neutron
+            .create(
+                &self.neutron.admin,
+                "/v2.0/routers",
+                "router",
+                json!({"name": format!("r{n}"), "project_id": "project-1", "ha": ha,
+                    "external_gateway_info": {"network_id": public}}),
+            )
+            .await;
+        let id = id(&router);
+        let cidr = CIDRS[n];
+        let net = self
+            .neutron
+            .tenant_network(&member(), &format!("n{n}"), cidr, Some(&id))
+            .await;
+        let gateway = router["external_gateway_info"]["external_fixed_ips"][0]["ip_address"]
+            .as_str()
+            .expect("gateway address")
+            .to_string();
+        let vm = Vm::plug(&self.neutron, &self.first, &net.network, n).await;
+        Site {
+            namespace: format!("qrouter-{id}"),
+            router: id,
+            subnet: net.subnet,
+            cidr,
+            gateway,
+            vm,
+        }
+    }
+
+    /// The router's namespace is on `holders` nodes, and its primary holds the gateway
+    /// address and the subnet's gateway, and has the interface's rules (its address scope
+    /// mark), the last the L3 agent adds.
+    fn namespace_ready(&self, site: &Site, holders: usize) -> bool {
+        if self.holders(site).len() != holders {
+            return false;
+        }
+        let Some(primary) = self.primary(site) else {
+            return false;
+        };
+        let addresses = primary.netns_exec(&site.namespace, &["ip", "-o", "-4", "addr", "show"]);
+        let scoped = firewall(primary, &site.namespace)
+            .iter()
+            .any(|rule| rule.starts_with("-A neutron-l3-agent-scope -i qr-"));
+        addresses.contains(&format!(" {}/", site.vm.gateway)) && scoped
     }
 
     async fn port_status(&self, port: &str) -> String {
@@ -211,7 +306,7 @@ impl Lab {
     }
 
     /// Policies, a VPN service per router and a connection each way, through vpnaas's
-    /// API; returns the connections' ids.
+    /// API; returns the connections' ids (r0's, then r1's).
     async fn vpn(&self, sites: &[Site]) -> Vec<String> {
         let api = &self.vpnaas;
         let ike = api
@@ -238,7 +333,8 @@ impl Lab {
                     "ipsec_site_connection",
                     json!({"vpnservice_id": service["id"], "ikepolicy_id": ike["id"],
                         "ipsecpolicy_id": ipsec["id"], "peer_address": peer.gateway,
-                        "peer_id": peer.gateway, "peer_cidrs": [peer.cidr], "psk": PSK}),
+                        "peer_id": peer.gateway, "peer_cidrs": [peer.cidr], "psk": PSK,
+                        "dpd": {"action": "restart", "interval": 1, "timeout": 5}}),
                 )
                 .await;
             connections.push(id(&conn));
@@ -246,15 +342,23 @@ impl Lab {
         connections
     }
 
-    /// Deletes the connections, then every VPN service.
-    async fn delete_vpn(&self, connections: &[String]) {
+    async fn wait_until_active(&self, connections: &[String]) {
         for conn in connections {
-            self.vpnaas.delete("ipsec-site-connections", conn).await;
+            self.wait_for(&format!("connection {conn} ACTIVE"), || async {
+                (self.vpnaas.status(conn).await == "ACTIVE").then_some(())
+            })
+            .await;
         }
-        let services = self.vpnaas.get("/v2.0/vpn/vpnservices").await;
-        for service in services["vpnservices"].as_array().expect("services") {
-            self.vpnaas.delete("vpnservices", &id(service)).await;
-        }
+    }
+
+    /// VM2 sees VM1's own address on a ping through the tunnel, not r0's SNAT address.
+    async fn assert_unsnated(&self, sites: &[Site]) {
+        let seen = self.source_seen_by(&sites[1].vm, &sites[0].vm).await;
+        assert_eq!(
+            seen, sites[0].vm.ip,
+            "VM2 must see VM1's own address through the tunnel, not the SNAT address {}",
+            sites[0].gateway
+        );
     }
 
     /// The source address `to` sees on the echo requests `from` sends it, once one of
@@ -266,6 +370,176 @@ impl Lab {
         })
         .await;
         listener.finish()
+    }
+
+    /// A floating IP for the site's VM: neutron-l3-agent rewrites the router's nat table.
+    async fn floating_ip(&self, site: &Site) {
+        let networks = self
+            .neutron
+            .call(
+                &self.neutron.admin,
+                Method::GET,
+                "/v2.0/networks?name=public",
+                None,
+            )
+            .await;
+        let public = id(&networks.body["networks"][0]);
+        self.neutron
+            .create(
+                &member(),
+                "/v2.0/floatingips",
+                "floatingip",
+                json!({"floating_network_id": public, "port_id": site.vm.port}),
+            )
+            .await;
+    }
+
+    /// r0's nat table has Neutron's DNAT rule for the VM's floating IP.
+    fn has_floating_ip_rules(&self, site: &Site) -> bool {
+        firewall(&self.first, &site.namespace)
+            .iter()
+            .any(|rule| rule.contains(&format!("-j DNAT --to-destination {}", site.vm.ip)))
+    }
+
+    /// r1's primary loses its HA link. Returns what was measured, for the summary line.
+    async fn fail_over(&self, sites: &[Site], connections: &[String]) -> String {
+        let r1 = &sites[1];
+        let primary = self.primary(r1).expect("r1 has a primary").host;
+        let watch = BothWatch::start(self, &r1.namespace);
+        let ping = Pinger::start(&sites[0].vm, &r1.vm.ip);
+        self.wait_for("the steady ping answered", || async {
+            (ping.answered() >= 10).then_some(())
+        })
+        .await;
+        let old = self.node(primary);
+        let ha_link = ha_link(old, &r1.namespace);
+        let cut = Instant::now();
+        old.netns_exec(&r1.namespace, &["ip", "link", "set", &ha_link, "down"]);
+        let new = self
+            .wait_for("keepalived's new primary for r1", || async {
+                self.primary(r1)
+                    .map(|n| n.host)
+                    .filter(|host| *host != primary)
+            })
+            .await;
+        let moved = cut.elapsed();
+        let answered = ping.answered();
+        self.wait_for(
+            "the ping answered again through the new primary",
+            || async { (ping.answered() >= answered + 20).then_some(()) },
+        )
+        .await;
+        let silence = ping.longest_silence();
+        drop(ping);
+        let both = watch.finish();
+        assert!(both.is_empty(), "charon ran on both nodes: {both:?}");
+        self.wait_until_active(connections).await;
+        let events = self
+            .vpnaas
+            .get(&format!(
+                "/v2.0/vpn/ipsec-site-connections/{}/events",
+                connections[1]
+            ))
+            .await;
+        assert!(
+            events.to_string().contains("HA_FAILOVER"),
+            "r1's connection shows the failover: {events:#}"
+        );
+        self.wait_for("vpnaas's ha_state naming the new primary", || async {
+            (self.vpnaas.active_host(&r1.router).await.as_deref() == Some(new)).then_some(())
+        })
+        .await;
+        assert_eq!(
+            self.neutron_active_host(&r1.router).await.as_deref(),
+            Some(new)
+        );
+        format!(
+            "r1 failed over {primary} -> {new}: gateway address moved after {moved:?}, \
+             longest ping silence {silence:.2} s at 20 pps"
+        )
+    }
+
+    fn node(&self, host: &str) -> &NetNode {
+        self.nodes()
+            .into_iter()
+            .find(|n| n.host == host)
+            .expect("a node of the lab")
+    }
+
+    /// The host Neutron's `ha_state` names `active` for `router`.
+    async fn neutron_active_host(&self, router: &str) -> Option<String> {
+        let path = format!("/v2.0/routers/{router}/l3-agents");
+        let answer = self
+            .neutron
+            .call(&self.neutron.admin, Method::GET, &path, None)
+            .await;
+        answer.body["agents"]
+            .as_array()?
+            .iter()
+            .find(|a| a["ha_state"] == "active")
+            .and_then(|a| a["host"].as_str())
+            .map(str::to_string)
+    }
+
+    /// vpnaas's chains, jumped to first from POSTROUTING and FORWARD, hold the exemption,
+    /// on every node holding each router.
+    fn chains_in_place(&self, sites: &[Site]) -> bool {
+        let pairs = [(&sites[0], &sites[1]), (&sites[1], &sites[0])];
+        pairs.into_iter().all(|(site, peer)| {
+            self.holders(site).into_iter().all(|node| {
+                let rules = firewall(node, &site.namespace);
+                let exemption =
+                    format!("-A vpnaas-nat -s {} -d {} -j ACCEPT", site.cidr, peer.cidr);
+                let hooks = [
+                    ("nat", "POSTROUTING", "vpnaas-nat"),
+                    ("mangle", "FORWARD", "vpnaas-mss"),
+                ];
+                rules.contains(&exemption)
+                    && hooks.into_iter().all(|(table, hook, chain)| {
+                        first_rule(&rules, table, hook) == Some(format!("-A {hook} -j {chain}"))
+                    })
+            })
+        })
+    }
+
+    /// Per node and router namespace, its rules without vpnaas's.
+    fn rules_without_vpnaas(&self, sites: &[Site]) -> Vec<Vec<String>> {
+        let mut all = Vec::new();
+        for site in sites {
+            for node in self.holders(site) {
+                let rules = firewall(node, &site.namespace);
+                all.push(
+                    rules
+                        .into_iter()
+                        .filter(|r| !r.contains("vpnaas-"))
+                        .collect(),
+                );
+            }
+        }
+        all
+    }
+
+    /// No charon in any router namespace, no `vpnaas-` chain or jump in its rules.
+    fn vpnaas_gone(&self, sites: &[Site]) -> bool {
+        sites.iter().all(|site| {
+            self.holders(site).into_iter().all(|node| {
+                charons_in(node, &site.namespace).is_empty()
+                    && !firewall(node, &site.namespace)
+                        .iter()
+                        .any(|rule| rule.contains("vpnaas-"))
+            })
+        })
+    }
+
+    /// Deletes the connections, then every VPN service.
+    async fn delete_vpn(&self, connections: &[String]) {
+        for conn in connections {
+            self.vpnaas.delete("ipsec-site-connections", conn).await;
+        }
+        let services = self.vpnaas.get("/v2.0/vpn/vpnservices").await;
+        for service in services["vpnservices"].as_array().expect("services") {
+            self.vpnaas.delete("vpnservices", &id(service)).await;
+        }
     }
 
     /// Polls `probe` until it gives a value, failing with the logs after [`PATIENCE`]
@@ -280,64 +554,114 @@ impl Lab {
             if let Some(value) = probe().await {
                 return value;
             }
-            assert!(
-                started.elapsed() < PATIENCE,
-                "no {what} after {PATIENCE:?}\n== vpnaas server\n{}\n== vpnaas agent\n{}\n\
-                 == neutron-l3-agent\n{}\n== neutron-openvswitch-agent\n{}",
-                self.vpnaas.log("server"),
-                self.vpnaas.log("agent"),
-                self.node.log("neutron-l3-agent"),
-                self.node.log("neutron-openvswitch-agent"),
-            );
-            tokio::time::sleep(Duration::from_millis(250)).await;
+            if started.elapsed() > PATIENCE {
+                let mut logs = self.vpnaas.logs();
+                for node in self.nodes() {
+                    for agent in ["neutron-l3-agent", "neutron-openvswitch-agent"] {
+                        logs += &format!("\n== {agent} of {}\n{}", node.host, node.log(agent));
+                    }
+                }
+                panic!("no {what} after {PATIENCE:?}\n{logs}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
     /// Panics when a process of the lab has exited.
     fn check_running(&mut self) {
-        self.node.check_running();
+        self.first.check_running();
+        if let Some(second) = &mut self.second {
+            second.check_running();
+        }
         self.vpnaas.check_running();
     }
 }
 
-/// A member of `project-1`, with `reader` as Keystone's role implication would give it.
-fn member() -> Identity {
-    Identity::headers("project-1", &["member", "reader"])
+/// How many times `node`'s neutron-l3-agent has logged that it finished processing
+/// `router` (its log is appended to across restarts).
+fn router_updates(node: &NetNode, router: &str) -> usize {
+    let log = std::fs::read_to_string(node.dir().join("neutron-l3-agent.log"));
+    log.unwrap_or_default()
+        .matches(&format!("Finished a router update for {router}"))
+        .count()
 }
 
-fn id(v: &Value) -> String {
-    v["id"].as_str().expect("id").to_string()
+/// The `ha-` device of an HA router's namespace on `node`.
+fn ha_link(node: &NetNode, namespace: &str) -> String {
+    let links = node.netns_exec(namespace, &["ip", "-o", "link", "show"]);
+    links
+        .lines()
+        .filter_map(|line| line.split(": ").nth(1))
+        .map(|name| name.split('@').next().unwrap_or(name))
+        .find(|name| name.starts_with("ha-"))
+        .expect("an HA router has an ha- device")
+        .to_string()
 }
 
-/// One router of the test, its subnet and its VM.
-struct Site {
-    router: String,
-    namespace: String,
-    subnet: String,
-    cidr: &'static str,
-    gateway: String,
-    vm: Vm,
+/// Looks at both nodes every 20 ms, on a thread of its own, for a charon in the router's
+/// namespace on both at once.
+struct BothWatch {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    seen: std::thread::JoinHandle<Vec<String>>,
 }
 
-/// The router's namespace holds the gateway address and the subnet's gateway, and the L3
-/// agent has written the interface's rules (its address scope mark), the last it adds:
-/// the "before" snapshot of Neutron's rules is taken after them.
-fn namespace_ready(site: &Site) -> bool {
-    if !host::namespaces().contains(&site.namespace) {
-        return false;
+impl BothWatch {
+    fn start(lab: &Lab, namespace: &str) -> BothWatch {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopped = stop.clone();
+        let namespace = namespace.to_string();
+        let nodes: Vec<(String, std::process::Command)> = lab
+            .nodes()
+            .into_iter()
+            .map(|node| {
+                let mut command = node.command("ip");
+                command.args(["netns", "pids", &namespace]);
+                (node.host.to_string(), command)
+            })
+            .collect();
+        let seen = std::thread::spawn(move || {
+            let mut nodes = nodes;
+            let mut both = Vec::new();
+            while !stopped.load(std::sync::atomic::Ordering::Relaxed) {
+                let mut running = Vec::new();
+                for (host, command) in &mut nodes {
+                    if runs_charon(command) {
+                        running.push(host.clone());
+                    }
+                }
+                if running.len() > 1 {
+                    both.push(format!("{running:?}"));
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            both
+        });
+        BothWatch { stop, seen }
     }
-    let addresses = host::netns_exec(&site.namespace, &["ip", "-o", "-4", "addr", "show"]);
-    let holds = |address: &str| addresses.contains(&format!(" {address}/"));
-    let scoped = firewall(&site.namespace)
-        .iter()
-        .any(|rule| rule.starts_with("-A neutron-l3-agent-scope -i qr-"));
-    holds(&site.gateway) && holds(&site.vm.gateway) && scoped
+
+    /// The moments charon ran on both nodes (none, or the test fails).
+    fn finish(self) -> Vec<String> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.seen.join().expect("the watch")
+    }
 }
 
-/// The namespace's rules as `iptables-save` shows them, without its comments and
-/// counters (traffic changes those, not the rules).
-fn firewall(namespace: &str) -> Vec<String> {
-    host::netns_exec(namespace, &["iptables-save"])
+/// Whether one of the pids `ip netns pids` lists is a charon.
+fn runs_charon(command: &mut std::process::Command) -> bool {
+    command.output().is_ok_and(|output| {
+        String::from_utf8_lossy(&output.stdout)
+            .split_whitespace()
+            .any(|pid| {
+                std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                    .is_ok_and(|comm| comm.trim() == "charon")
+            })
+    })
+}
+
+/// The namespace's rules on `node` as `iptables-save` shows them, without its comments
+/// and counters (traffic changes those, not the rules).
+fn firewall(node: &NetNode, namespace: &str) -> Vec<String> {
+    node.netns_exec(namespace, &["iptables-save"])
         .lines()
         .filter(|line| !line.starts_with('#'))
         .map(|line| match line.split_once(" [") {
@@ -345,23 +669,6 @@ fn firewall(namespace: &str) -> Vec<String> {
             _ => line.to_string(),
         })
         .collect()
-}
-
-/// vpnaas's chains, jumped to first from POSTROUTING and FORWARD, hold the exemption.
-fn chains_in_place(sites: &[Site]) -> bool {
-    let pairs = [(&sites[0], &sites[1]), (&sites[1], &sites[0])];
-    pairs.into_iter().all(|(site, peer)| {
-        let rules = firewall(&site.namespace);
-        let exemption = format!("-A vpnaas-nat -s {} -d {} -j ACCEPT", site.cidr, peer.cidr);
-        let hooks = [
-            ("nat", "POSTROUTING", "vpnaas-nat"),
-            ("mangle", "FORWARD", "vpnaas-mss"),
-        ];
-        rules.contains(&exemption)
-            && hooks.into_iter().all(|(table, hook, chain)| {
-                first_rule(&rules, table, hook) == Some(format!("-A {hook} -j {chain}"))
-            })
-    })
 }
 
 /// The first rule of `table`'s chain `chain` in `iptables-save` lines.
@@ -374,392 +681,4 @@ fn first_rule(rules: &[String], table: &str, chain: &str) -> Option<String> {
         .take_while(|line| line.as_str() != "COMMIT")
         .find(|line| line.starts_with(&prefix))
         .cloned()
-}
-
-/// No charon in the namespace, no `vpnaas-` chain or jump in its rules.
-fn vpnaas_gone(site: &Site) -> bool {
-    charons_in(&site.namespace).is_empty()
-        && !firewall(&site.namespace)
-            .iter()
-            .any(|rule| rule.contains("vpnaas-"))
-}
-
-/// The pids of the charon processes in `namespace`.
-fn charons_in(namespace: &str) -> Vec<String> {
-    pids_in(namespace)
-        .into_iter()
-        .filter(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/comm"))
-                .is_ok_and(|comm| comm.trim() == "charon")
-        })
-        .collect()
-}
-
-fn pids_in(namespace: &str) -> Vec<String> {
-    let output = Command::new("ip")
-        .args(["netns", "pids", namespace])
-        .output()
-        .expect("ip netns pids");
-    String::from_utf8_lossy(&output.stdout)
-        .split_whitespace()
-        .map(str::to_string)
-        .collect()
-}
-
-/// The `vpnaas server` and `vpnaas agent` of the lab, and the namespaces whose charons
-/// are swept after them on drop.
-struct Vpnaas {
-    agent: Group,
-    server: Group,
-    url: String,
-    http: reqwest::Client,
-    namespaces: Vec<String>,
-    dir: tempfile::TempDir,
-}
-
-impl Vpnaas {
-    fn start(neutron_url: &str) -> Vpnaas {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let listen = format!("127.0.0.1:{}", vpnaas_test_support::free_port());
-        let config = dir.path().join("server.toml");
-        let mut neutron = toml::Table::new();
-        neutron.insert("url".into(), neutron_url.into());
-        neutron.insert("poll_interval".into(), 0.5.into());
-        let mut settings = toml::Table::new();
-        settings.insert("listen".into(), listen.clone().into());
-        let data = dir.path().join("data").display().to_string();
-        settings.insert("data_dir".into(), data.into());
-        settings.insert("auth".into(), "noauth".into());
-        settings.insert("inventory".into(), "neutron".into());
-        settings.insert("neutron".into(), neutron.into());
-        std::fs::write(&config, settings.to_string()).expect("server.toml");
-        let url = format!("http://{listen}");
-        let server = vpnaas(dir.path(), "server", |c| {
-            c.arg("server").arg("--config").arg(&config);
-        });
-        let state = dir.path().join("state");
-        let agent = vpnaas(dir.path(), "agent", |c| {
-            c.args(["agent", "--server", &url, "--host", netnode::HOST])
-                .args(["--l3-mode", "neutron", "--resync-interval", "5"])
-                .args(["--heartbeat-interval", "2", "--state-dir"])
-                .arg(&state);
-        });
-        Vpnaas {
-            agent,
-            server,
-            url,
-            http: reqwest::Client::new(),
-            namespaces: Vec::new(),
-            dir,
-        }
-    }
-
-    fn log(&self, name: &str) -> String {
-        let text = std::fs::read_to_string(self.dir.path().join(format!("{name}.log")))
-            .unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(40)..].join("\n")
-    }
-
-    fn check_running(&mut self) {
-        for (name, status) in [
-            ("server", self.server.exited()),
-            ("agent", self.agent.exited()),
-        ] {
-            if let Some(status) = status {
-                panic!("vpnaas {name} exited ({status}): {}", self.log(name));
-            }
-        }
-    }
-
-    /// `method path` as the member of `project-1`; status and body.
-    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut request = member().apply(
-            self.http
-                .request(method.clone(), format!("{}{path}", self.url)),
-        );
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        match request.send().await {
-            Ok(answer) => {
-                let status = answer.status().as_u16();
-                (status, answer.json().await.unwrap_or(Value::Null))
-            }
-            Err(error) => (0, json!(error.to_string())),
-        }
-    }
-
-    async fn get(&self, path: &str) -> Value {
-        let (status, body) = self.call(Method::GET, path, None).await;
-        assert_eq!(status, 200, "GET {path}: {body}");
-        body
-    }
-
-    async fn create(&self, collection: &str, resource: &str, attributes: Value) -> Value {
-        let path = format!("/v2.0/vpn/{collection}");
-        let body = json!({ resource: attributes });
-        let (status, body) = self.call(Method::POST, &path, Some(body)).await;
-        assert_eq!(status, 201, "POST {path}: {body}");
-        body[resource].clone()
-    }
-
-    async fn delete(&self, collection: &str, id: &str) {
-        let path = format!("/v2.0/vpn/{collection}/{id}");
-        let (status, body) = self.call(Method::DELETE, &path, None).await;
-        assert_eq!(status, 204, "DELETE {path}: {body}");
-    }
-
-    async fn status(&self, conn: &str) -> String {
-        let path = format!("/v2.0/vpn/ipsec-site-connections/{conn}");
-        self.get(&path).await["ipsec_site_connection"]["status"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string()
-    }
-
-    /// Whether the server lists the agent of `hostA` alive (asked as noauth's default
-    /// admin: no identity headers).
-    async fn agent_alive(&self) -> bool {
-        let Ok(answer) = self
-            .http
-            .get(format!("{}/v2.0/agents", self.url))
-            .send()
-            .await
-        else {
-            return false;
-        };
-        let body: Value = answer.json().await.unwrap_or(Value::Null);
-        body["agents"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .any(|a| a["host"] == netnode::HOST && a["alive"] == true)
-    }
-}
-
-impl Drop for Vpnaas {
-    /// The agent and the server, then the charons they left in the routers' namespaces.
-    fn drop(&mut self) {
-        self.agent.kill();
-        self.server.kill();
-        for namespace in &self.namespaces {
-            for pid in charons_in(namespace) {
-                let _ = Command::new("kill").args(["-KILL", &pid]).status();
-            }
-        }
-    }
-}
-
-/// A `vpnaas` process of the lab, logging to `<name>.log` in `dir`.
-fn vpnaas(dir: &Path, name: &str, args: impl FnOnce(&mut Command)) -> Group {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_vpnaas"));
-    command.env("VPNAAS_LOG", "info");
-    args(&mut command);
-    Group::spawn(name, command, &dir.join(format!("{name}.log")))
-}
-
-/// A "VM" as Nova and os-vif plug one: a Neutron port bound to `hostA`, a veth whose
-/// host end is on the integration bridge with the port's id, MAC and status in its
-/// external ids, and whose other end (`eth0`, the port's MAC and address, a default route
-/// via the subnet's gateway) is in a namespace of the test's own. Unplugged on drop.
-struct Vm {
-    port: String,
-    ip: String,
-    gateway: String,
-    namespace: String,
-    device: String,
-    ovs_run_dir: std::path::PathBuf,
-}
-
-impl Vm {
-    async fn plug(neutron: &Neutron, node: &NetNode, network: &str, n: usize) -> Vm {
-        let port = neutron
-            .create(
-                &neutron.admin,
-                "/v2.0/ports",
-                "port",
-                json!({"network_id": network, "project_id": "project-1", "name": format!("vm{n}"),
-                    "device_owner": "compute:nova", "device_id": format!("vm{n}"),
-                    "binding:host_id": netnode::HOST}),
-            )
-            .await;
-        let fixed = &port["fixed_ips"][0];
-        let subnet = neutron
-            .call(
-                &neutron.admin,
-                Method::GET,
-                &format!(
-                    "/v2.0/subnets/{}",
-                    fixed["subnet_id"].as_str().expect("subnet")
-                ),
-                None,
-            )
-            .await;
-        let port_id = id(&port);
-        let tag = &uuid::Uuid::new_v4().simple().to_string()[..8];
-        let vm = Vm {
-            ip: fixed["ip_address"].as_str().expect("ip").to_string(),
-            gateway: subnet.body["subnet"]["gateway_ip"]
-                .as_str()
-                .expect("gateway")
-                .to_string(),
-            namespace: format!("vpnaas-vm{n}-{tag}"),
-            device: format!("tap{}", &port_id[..11]),
-            port: port_id,
-            ovs_run_dir: node.ovs.run_dir.clone(),
-        };
-        vm.wire(port["mac_address"].as_str().expect("mac"), node);
-        vm
-    }
-
-    fn wire(&self, mac: &str, node: &NetNode) {
-        let (ns, dev) = (self.namespace.as_str(), self.device.as_str());
-        let address = format!("{}/24", self.ip);
-        run("ip", &["netns", "add", ns]);
-        run(
-            "ip",
-            &[
-                "link", "add", dev, "type", "veth", "peer", "name", "eth0", "netns", ns,
-            ],
-        );
-        run("ip", &["link", "set", dev, "up"]);
-        for step in [
-            &["link", "set", "eth0", "address", mac][..],
-            &["addr", "add", &address, "dev", "eth0"],
-            &["link", "set", "eth0", "up"],
-            &["link", "set", "lo", "up"],
-            &["route", "add", "default", "via", &self.gateway],
-        ] {
-            run("ip", &[&["-n", ns][..], step].concat());
-        }
-        let ids = [
-            format!("external-ids:iface-id={}", self.port),
-            format!("external-ids:attached-mac={mac}"),
-            "external-ids:iface-status=active".to_string(),
-        ];
-        let mut args = vec![
-            "add-port",
-            netnode::INTEGRATION_BRIDGE,
-            dev,
-            "--",
-            "set",
-            "Interface",
-            dev,
-        ];
-        args.extend(ids.iter().map(String::as_str));
-        node.ovs.vsctl(&args);
-    }
-
-    /// One echo request to `address` is answered within a second.
-    fn pings(&self, address: &str) -> bool {
-        Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &self.namespace,
-                "ping",
-                "-c1",
-                "-W1",
-                address,
-            ])
-            .output()
-            .is_ok_and(|out| out.status.success())
-    }
-}
-
-impl Drop for Vm {
-    fn drop(&mut self) {
-        let _ = Command::new("ovs-vsctl")
-            .env("OVS_RUNDIR", &self.ovs_run_dir)
-            .args(["--timeout=10", "--if-exists", "del-port", &self.device])
-            .output();
-        let _ = Command::new("ip")
-            .args(["link", "delete", &self.device])
-            .output();
-        host::delete_namespace(&self.namespace);
-    }
-}
-
-fn run(program: &str, args: &[&str]) {
-    let output = Command::new(program).args(args).output().expect(program);
-    assert!(
-        output.status.success(),
-        "{program} {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
-/// A raw ICMP socket in a VM's namespace that prints the source address of the first
-/// echo request it receives (what the VM itself sees, after every router on the way).
-/// It says `ready` once its socket is open, and is not pinged before: an echo request
-/// sent earlier would pass unheard and the ping, answered, would not be repeated.
-struct Listener {
-    child: Option<std::process::Child>,
-    stdout: Option<std::io::BufReader<std::process::ChildStdout>>,
-}
-
-/// Fixed program; its one argument is how long it waits.
-const ECHO_SOURCE: &str = "import socket,sys
-s=socket.socket(socket.AF_INET,socket.SOCK_RAW,socket.IPPROTO_ICMP)
-s.settimeout(float(sys.argv[1]))
-print('ready',flush=True)
-d,a=s.recvfrom(2048)
-while d[(d[0]&15)*4]!=8: d,a=s.recvfrom(2048)
-print(a[0],flush=True)
-";
-
-impl Listener {
-    fn start(vm: &Vm) -> Listener {
-        let timeout = PATIENCE.as_secs().to_string();
-        let mut child = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &vm.namespace,
-                PYTHON,
-                "-c",
-                ECHO_SOURCE,
-                &timeout,
-            ])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("python3");
-        let mut stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
-        let mut line = String::new();
-        std::io::BufRead::read_line(&mut stdout, &mut line).expect("the listener starts");
-        assert_eq!(line.trim(), "ready", "the listener did not open its socket");
-        Listener {
-            child: Some(child),
-            stdout: Some(stdout),
-        }
-    }
-
-    fn finish(mut self) -> String {
-        let mut child = self.child.take().expect("the listener runs");
-        let mut heard = String::new();
-        let stdout = self.stdout.as_mut().expect("stdout");
-        std::io::BufRead::read_line(stdout, &mut heard).expect("listener output");
-        let status = child.wait().expect("listener");
-        let mut stderr = String::new();
-        if let Some(mut err) = child.stderr.take() {
-            let _ = std::io::Read::read_to_string(&mut err, &mut stderr);
-        }
-        assert!(
-            status.success(),
-            "the listener heard no echo request: {stderr}"
-        );
-        heard.trim().to_string()
-    }
-}
-
-impl Drop for Listener {
-    /// A test that fails before [`Listener::finish`] ends it now.
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
 }

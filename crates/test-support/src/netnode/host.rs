@@ -29,7 +29,12 @@ pub fn namespaces() -> Vec<String> {
         .args(["netns", "list"])
         .output()
         .expect("ip netns list");
-    String::from_utf8_lossy(&output.stdout)
+    namespace_names(&String::from_utf8_lossy(&output.stdout))
+}
+
+/// The names in the output of `ip netns list`.
+pub fn namespace_names(listed: &str) -> Vec<String> {
+    listed
         .lines()
         .filter_map(|line| line.split_whitespace().next())
         .map(str::to_string)
@@ -100,7 +105,7 @@ pub fn kill_processes_naming(dir: &Path) {
     }
 }
 
-/// Turns TX checksum offload off on every veth end in namespace `ns` (the L3 agent's
+/// Turns TX checksum offload off on every veth end in namespace `ns` at `place` (the L3 agent's
 /// `qg-`/`qr-` devices, a test VM's `eth0`). The userspace datapath reads veths through
 /// packet sockets, which pass a locally sent UDP or TCP packet on with the partial
 /// checksum that offload leaves for a NIC to finish: the far end drops it as corrupt
@@ -109,10 +114,11 @@ pub fn kill_processes_naming(dir: &Path) {
 ///
 /// # Panics
 /// When a device's offload cannot be changed.
-pub fn without_tx_offload(ns: &str) {
-    let links = netns_exec(ns, &["ip", "-o", "link", "show", "type", "veth"]);
+pub fn without_tx_offload(place: &super::Place, ns: &str) {
+    let in_ns = |args: &[&str]| place.exec(&[&["ip", "netns", "exec", ns][..], args].concat());
+    let links = in_ns(&["ip", "-o", "link", "show", "type", "veth"]);
     for device in links.lines().filter_map(veth_name) {
-        netns_exec(ns, &["ethtool", "-K", device, "tx", "off"]);
+        in_ns(&["ethtool", "-K", device, "tx", "off"]);
     }
 }
 

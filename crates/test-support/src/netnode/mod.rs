@@ -6,6 +6,11 @@
 //! iptables rules. The external bridge holds [`EXTERNAL_HOST_ADDRESS`], the "upstream
 //! router" of an external network on [`EXTERNAL_CIDR`].
 //!
+//! A second node, `hostC` ([`NetNode::start_second`]), runs the same on a simulated host
+//! ([`Place`]): its own namespaces and Open vSwitch, its bridges cabled to hostA's external
+//! and tenant bridges by veth pairs, RabbitMQ reached through a [`Forward`]. With both,
+//! Neutron's HA routers run keepalived on the two nodes and fail over.
+//!
 //! Root only. OVS bridges (TAP devices) and namespaces are machine-wide, so one network
 //! node lab runs at a time on a machine (a file lock, [`host::lock`]; nextest's
 //! `netnode` group). On drop, everything it started goes: agents, the processes they
@@ -13,8 +18,10 @@
 //! namespaces made while it ran, the bridges, then Open vSwitch.
 
 mod conf;
+mod forward;
 pub mod host;
 mod ovs;
+mod place;
 
 use std::fs::File;
 use std::path::Path;
@@ -25,7 +32,9 @@ use reqwest::Method;
 use serde_json::Value;
 
 pub use conf::{EXTERNAL_BRIDGE, INTEGRATION_BRIDGE, TENANT_BRIDGE};
+pub use forward::Forward;
 pub use ovs::Ovs;
+pub use place::Place;
 
 use crate::neutron::{Neutron, tail};
 use crate::process::Group;
@@ -33,6 +42,14 @@ use crate::rabbitmq::RabbitMq;
 
 /// The node's host name, as its agents register in Neutron.
 pub const HOST: &str = "hostA";
+/// The second node's.
+pub const SECOND_HOST: &str = "hostC";
+/// The second node's veth pairs to hostA's external and tenant bridges: (hostA's end,
+/// hostC's end, hostA's bridge, hostC's bridge).
+const CABLES: [(&str, &str, &str); 2] = [
+    ("vpnaas-cex", "c-ex", EXTERNAL_BRIDGE),
+    ("vpnaas-cph", "c-ph", TENANT_BRIDGE),
+];
 /// The external network tests create on physnet `public`, and the host's address on it.
 pub const EXTERNAL_CIDR: &str = "100.127.4.0/24";
 pub const EXTERNAL_HOST_ADDRESS: &str = "100.127.4.1";
@@ -40,6 +57,8 @@ pub const EXTERNAL_HOST_ADDRESS: &str = "100.127.4.1";
 /// A running network node. Drop order: [`Drop::drop`] (agents, Open vSwitch, detached
 /// processes, namespaces), then the files, then the lock.
 pub struct NetNode {
+    /// Its host name (hostA or hostC).
+    pub host: &'static str,
     l3_agent: Group,
     ovs_agent: Group,
     /// Its Open vSwitch (for `ovs-vsctl`: [`Ovs::vsctl`]).
@@ -47,8 +66,10 @@ pub struct NetNode {
     /// How long it took from the start until Neutron listed both agents alive.
     pub bring_up: Duration,
     namespaces_before: Vec<String>,
+    forwards: Vec<Forward>,
+    place: Place,
     dir: tempfile::TempDir,
-    _lock: File,
+    _lock: Option<File>,
 }
 
 impl NetNode {
@@ -61,26 +82,137 @@ impl NetNode {
     /// up within 120 s.
     pub async fn start(neutron: &Neutron, bus: &RabbitMq) -> NetNode {
         let lock = host::lock();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let node = NetNode::boot(HOST, Place::Machine, dir, Some(lock), bus, |_, _| {
+            let address = format!("{EXTERNAL_HOST_ADDRESS}/{}", prefix_len(EXTERNAL_CIDR));
+            ip(&["addr", "replace", &address, "dev", EXTERNAL_BRIDGE]);
+            ip(&["link", "set", EXTERNAL_BRIDGE, "up"]);
+            Vec::new()
+        });
+        node.up(neutron).await
+    }
+
+    /// Starts [`SECOND_HOST`] on a simulated host beside `first` (whose lock covers it),
+    /// cabled to its external and tenant bridges, and waits until Neutron lists both of
+    /// its agents alive.
+    ///
+    /// # Panics
+    /// As [`NetNode::start`]; also when a cable's name is taken on the machine.
+    pub async fn start_second(neutron: &Neutron, bus: &RabbitMq, first: &NetNode) -> NetNode {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let tag = dir.path().file_name().expect("name").to_string_lossy()[4..].to_string();
+        let place = Place::simulated(&format!("vpnaas-hostc{tag}"), dir.path());
+        let node = NetNode::boot(SECOND_HOST, place, dir, None, bus, |place, ovs| {
+            let netns = place.netns().expect("simulated");
+            for (outside, inside, bridge) in CABLES {
+                ip(&[
+                    "link", "add", outside, "type", "veth", "peer", "name", inside, "netns", netns,
+                ]);
+                ip(&["link", "set", outside, "up"]);
+                place.exec(&["ip", "link", "set", inside, "up"]);
+                first.ovs.vsctl(&["add-port", bridge, outside]);
+                ovs.vsctl(&["add-port", bridge, inside]);
+            }
+            vec![Forward::start(netns, bus.port)]
+        });
+        node.up(neutron).await
+    }
+
+    /// Open vSwitch with the three bridges, then `prepare` (the cables, the forwards the
+    /// agents need), the configuration files, and both agents started.
+    fn boot(
+        host: &'static str,
+        place: Place,
+        dir: tempfile::TempDir,
+        lock: Option<File>,
+        bus: &RabbitMq,
+        prepare: impl FnOnce(&Place, &mut Ovs) -> Vec<Forward>,
+    ) -> NetNode {
         let started = Instant::now();
         let namespaces_before = host::namespaces();
-        let dir = tempfile::tempdir().expect("tempdir");
-        let ovs = start_switch(dir.path());
-        let files = write_configs(dir.path(), &ovs, bus);
-        let ovs_agent = agent(dir.path(), "neutron-openvswitch-agent", &files[1]);
-        let l3_agent = agent(dir.path(), "neutron-l3-agent", &files[2]);
-        let mut node = NetNode {
-            l3_agent,
-            ovs_agent,
+        let mut ovs = Ovs::start(dir.path(), host, &place);
+        for bridge in [INTEGRATION_BRIDGE, EXTERNAL_BRIDGE, TENANT_BRIDGE] {
+            ovs.add_bridge(bridge);
+        }
+        let forwards = prepare(&place, &mut ovs);
+        let files = write_configs(dir.path(), host, &ovs, bus);
+        NetNode {
+            host,
+            ovs_agent: agent(&place, dir.path(), "neutron-openvswitch-agent", &files[1]),
+            l3_agent: agent(&place, dir.path(), "neutron-l3-agent", &files[2]),
             ovs,
-            bring_up: Duration::ZERO,
+            bring_up: started.elapsed(),
             namespaces_before,
+            forwards,
+            place,
             dir,
             _lock: lock,
-        };
-        node.wait_for_agents(neutron).await;
-        node.bring_up = started.elapsed();
-        eprintln!("network node {HOST} up after {:?}", node.bring_up);
-        node
+        }
+    }
+
+    /// Waits until Neutron lists both agents alive.
+    async fn up(mut self, neutron: &Neutron) -> NetNode {
+        let started = Instant::now() - self.bring_up;
+        self.wait_for_agents(neutron).await;
+        self.bring_up = started.elapsed();
+        eprintln!("network node {} up after {:?}", self.host, self.bring_up);
+        self
+    }
+
+    /// Stops neutron-l3-agent (SIGKILL, as a crash) and starts it again on the same
+    /// files; it rebuilds its routers' rules as on any restart.
+    pub fn restart_l3_agent(&mut self) {
+        self.l3_agent.kill();
+        let conf = self.dir.path().join("l3_agent.ini");
+        self.l3_agent = agent(&self.place, self.dir.path(), "neutron-l3-agent", &conf);
+    }
+
+    /// Makes the machine's loopback port `port` reachable on this node's loopback (on
+    /// hostA it is already).
+    pub fn reach(&mut self, port: u16) {
+        if let Some(netns) = self.place.netns() {
+            self.forwards.push(Forward::start(netns, port));
+        }
+    }
+
+    /// A command running `program` on this node.
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        self.place.command(program)
+    }
+
+    /// Runs `args` in namespace `ns` of this node (`ip netns exec`) and returns its output.
+    ///
+    /// # Panics
+    /// When it fails.
+    pub fn netns_exec(&self, ns: &str, args: &[&str]) -> String {
+        let mut full = vec!["ip", "netns", "exec", ns];
+        full.extend_from_slice(args);
+        self.place.exec(&full)
+    }
+
+    /// The network namespaces of this node.
+    pub fn namespaces(&self) -> Vec<String> {
+        host::namespace_names(&self.place.exec(&["ip", "netns", "list"]))
+    }
+
+    /// The pids of the processes in namespace `ns` of this node (none when it is gone).
+    pub fn pids_in(&self, ns: &str) -> Vec<u32> {
+        self.command("ip")
+            .args(["netns", "pids", ns])
+            .output()
+            .map(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .split_whitespace()
+                    .filter_map(|p| p.parse().ok())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Turns TX checksum offload off on every veth in namespace `ns` of this node (see
+    /// [`host::without_tx_offload`]).
+    pub fn without_tx_offload(&self, ns: &str) {
+        host::without_tx_offload(&self.place, ns);
     }
 
     /// The tail of an agent's log (`neutron-l3-agent`, `neutron-openvswitch-agent`).
@@ -102,13 +234,14 @@ impl NetNode {
             let agents = neutron
                 .call(&neutron.admin, Method::GET, "/v2.0/agents", None)
                 .await;
-            if alive_agents(&agents.body).len() == 2 {
+            if alive_agents(&agents.body, self.host).len() == 2 {
                 return;
             }
             self.check_running();
             assert!(
                 started.elapsed() < Duration::from_secs(120),
-                "the agents of {HOST} are not alive: {}\nL3 agent: {}\nOVS agent: {}\nRPC server: {}",
+                "the agents of {} are not alive: {}\nL3 agent: {}\nOVS agent: {}\nRPC server: {}",
+                self.host,
                 agents.body,
                 self.log("neutron-l3-agent"),
                 self.log("neutron-openvswitch-agent"),
@@ -146,35 +279,31 @@ impl Drop for NetNode {
         // killed before they have removed their devices.
         self.ovs.stop();
         host::kill_processes_naming(self.dir.path());
+        self.forwards.clear();
+        // A simulated host's namespaces live in its own registry and go with it.
+        self.place.end();
         for ns in host::namespaces() {
             if host::is_neutron_namespace(&ns) && !self.namespaces_before.contains(&ns) {
                 host::delete_namespace(&ns);
             }
         }
+        for (outside, _, _) in CABLES.into_iter().filter(|_| self.host == SECOND_HOST) {
+            let _ = Command::new("ip")
+                .args(["link", "delete", outside])
+                .output();
+        }
     }
 }
 
-/// The agent types of [`HOST`] Neutron lists alive.
-fn alive_agents(agents: &Value) -> Vec<String> {
+/// The agent types of `host` Neutron lists alive.
+fn alive_agents(agents: &Value, host: &str) -> Vec<String> {
     agents["agents"]
         .as_array()
         .into_iter()
         .flatten()
-        .filter(|a| a["host"] == HOST && a["alive"] == true)
+        .filter(|a| a["host"] == host && a["alive"] == true)
         .filter_map(|a| a["agent_type"].as_str().map(str::to_string))
         .collect()
-}
-
-/// Open vSwitch with the three bridges, the external one holding the host's address.
-fn start_switch(dir: &Path) -> Ovs {
-    let mut ovs = Ovs::start(dir, HOST);
-    for bridge in [INTEGRATION_BRIDGE, EXTERNAL_BRIDGE, TENANT_BRIDGE] {
-        ovs.add_bridge(bridge);
-    }
-    let address = format!("{EXTERNAL_HOST_ADDRESS}/{}", prefix_len(EXTERNAL_CIDR));
-    ip(&["addr", "replace", &address, "dev", EXTERNAL_BRIDGE]);
-    ip(&["link", "set", EXTERNAL_BRIDGE, "up"]);
-    ovs
 }
 
 fn prefix_len(cidr: &str) -> &str {
@@ -191,19 +320,19 @@ fn ip(args: &[&str]) {
 }
 
 /// Writes the node's files; returns `[neutron.conf, ovs_agent.ini, l3_agent.ini]`.
-fn write_configs(dir: &Path, ovs: &Ovs, bus: &RabbitMq) -> [std::path::PathBuf; 3] {
+fn write_configs(dir: &Path, host: &str, ovs: &Ovs, bus: &RabbitMq) -> [std::path::PathBuf; 3] {
     let transport_url = bus.transport_url();
     let venv = crate::neutron::venv();
     let node = conf::NodeConf {
         dir,
-        host: HOST,
+        host,
         transport_url: &transport_url,
         venv: &venv,
         ovs_run_dir: &ovs.run_dir,
         ovsdb_port: ovs.db_port,
         openflow_port: crate::free_port(),
     };
-    for sub in [HOST, "lock"] {
+    for sub in [host, "lock"] {
         std::fs::create_dir_all(dir.join(sub)).expect("netnode dirs");
     }
     let files = [
@@ -218,16 +347,16 @@ fn write_configs(dir: &Path, ovs: &Ovs, bus: &RabbitMq) -> [std::path::PathBuf; 
     })
 }
 
-/// An agent of `.venv-neutron` on the node's `neutron.conf` and its own file, logging to
-/// `<name>.log`, with `OVS_RUNDIR` for the Open vSwitch tools it runs itself.
-fn agent(dir: &Path, name: &str, own_conf: &Path) -> Group {
+/// An agent of `.venv-neutron` at `place` on the node's `neutron.conf` and its own file,
+/// logging to `<name>.log`, with `OVS_RUNDIR` for the Open vSwitch tools it runs itself.
+fn agent(place: &Place, dir: &Path, name: &str, own_conf: &Path) -> Group {
     let bin = crate::neutron::venv().join("bin");
     let path = format!(
         "{}:{}",
         bin.display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    let mut command = Command::new(bin.join(name));
+    let mut command = place.command(bin.join(name));
     command
         .env("PATH", path)
         .env("OVS_RUNDIR", dir.join("ovs"))

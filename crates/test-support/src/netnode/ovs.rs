@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use super::place::Place;
 use crate::process::Group;
 
 /// The netdev datapath's own TAP device: one name per machine, whoever runs the switch.
@@ -24,15 +25,18 @@ pub struct Ovs {
     /// The loopback port of its database (`tcp:127.0.0.1:PORT`).
     pub db_port: u16,
     /// The TAP devices it made (bridges, the datapath's `ovs-netdev`), deleted after it
-    /// if still there.
+    /// if still there; on a simulated host none are kept (they go with its namespace).
     devices: Vec<String>,
+    /// Whether it runs in the machine's own network namespace, where device names are
+    /// shared with everything else.
+    on_machine: bool,
     stopped: bool,
 }
 
 impl Ovs {
-    /// Starts both daemons on a new database in `dir` (system id `host`) and waits until
-    /// the switch has connected to it.
-    pub fn start(dir: &Path, host: &str) -> Ovs {
+    /// Starts both daemons at `place` on a new database in `dir` (system id `host`) and
+    /// waits until the switch has connected to it.
+    pub fn start(dir: &Path, host: &str, place: &Place) -> Ovs {
         let run_dir = dir.join("ovs");
         std::fs::create_dir_all(&run_dir).expect("ovs run dir");
         let db = run_dir.join("conf.db");
@@ -41,7 +45,7 @@ impl Ovs {
             .arg(&db)
             .arg("/usr/share/openvswitch/vswitch.ovsschema"));
         let db_port = crate::free_port();
-        let mut ovsdb = daemon(&run_dir, "ovsdb-server", |command| {
+        let mut ovsdb = daemon(place, &run_dir, "ovsdb-server", |command| {
             command
                 .arg(&db)
                 .arg(format!(
@@ -50,7 +54,7 @@ impl Ovs {
                 ))
                 .arg(format!("--remote=ptcp:{db_port}:127.0.0.1"));
         });
-        wait_for_db(&mut ovsdb, &run_dir, db_port);
+        wait_for_db(&mut ovsdb, &run_dir);
         vsctl_at(&run_dir, &["--no-wait", "init"]);
         let system_id = format!("external-ids:system-id={host}");
         vsctl_at(
@@ -58,7 +62,7 @@ impl Ovs {
             &["--no-wait", "set", "Open_vSwitch", ".", &system_id],
         );
         let socket = format!("unix:{}", run_dir.join("db.sock").display());
-        let vswitchd = daemon(&run_dir, "ovs-vswitchd", |command| {
+        let vswitchd = daemon(place, &run_dir, "ovs-vswitchd", |command| {
             command.arg(&socket);
         });
         Ovs {
@@ -67,6 +71,7 @@ impl Ovs {
             run_dir,
             db_port,
             devices: Vec::new(),
+            on_machine: place.netns().is_none(),
             stopped: false,
         }
     }
@@ -74,7 +79,10 @@ impl Ovs {
     /// Adds bridge `name` on the netdev datapath (the first one also makes the datapath's
     /// own device, `ovs-netdev`).
     pub fn add_bridge(&mut self, name: &str) {
-        for device in [DATAPATH_DEVICE, name] {
+        for device in [DATAPATH_DEVICE, name]
+            .into_iter()
+            .filter(|_| self.on_machine)
+        {
             let taken = Path::new("/sys/class/net").join(device).exists();
             assert!(
                 !taken || self.devices.iter().any(|d| d == device),
@@ -92,7 +100,10 @@ impl Ovs {
             name,
             "datapath_type=netdev",
         ]);
-        for device in [DATAPATH_DEVICE, name] {
+        for device in [DATAPATH_DEVICE, name]
+            .into_iter()
+            .filter(|_| self.on_machine)
+        {
             if !self.devices.iter().any(|d| d == device) {
                 self.devices.push(device.to_string());
             }
@@ -179,9 +190,9 @@ impl Drop for Ovs {
     }
 }
 
-/// `ovsdb-server` or `ovs-vswitchd` in the foreground, every file in `run_dir`.
-fn daemon(run_dir: &Path, name: &str, args: impl FnOnce(&mut Command)) -> Group {
-    let mut command = Command::new(name);
+/// `ovsdb-server` or `ovs-vswitchd` in the foreground at `place`, every file in `run_dir`.
+fn daemon(place: &Place, run_dir: &Path, name: &str, args: impl FnOnce(&mut Command)) -> Group {
+    let mut command = place.command(name);
     command.env("OVS_RUNDIR", run_dir);
     args(&mut command);
     command
@@ -200,9 +211,12 @@ fn daemon(run_dir: &Path, name: &str, args: impl FnOnce(&mut Command)) -> Group 
     Group::spawn(name, command, &run_dir.join(format!("{name}.out")))
 }
 
-fn wait_for_db(ovsdb: &mut Group, run_dir: &Path, port: u16) {
+/// Waits until the database answers on its unix socket (a path: reachable from the
+/// machine whatever namespace the server runs in).
+fn wait_for_db(ovsdb: &mut Group, run_dir: &Path) {
     let started = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+    let socket = run_dir.join("db.sock");
+    while std::os::unix::net::UnixStream::connect(&socket).is_err() {
         if let Some(status) = ovsdb.exited() {
             panic!(
                 "ovsdb-server exited ({status}): {}",
@@ -211,7 +225,8 @@ fn wait_for_db(ovsdb: &mut Group, run_dir: &Path, port: u16) {
         }
         assert!(
             started.elapsed() < Duration::from_secs(20),
-            "ovsdb-server does not listen on {port}"
+            "ovsdb-server does not listen on {}",
+            socket.display()
         );
         std::thread::sleep(Duration::from_millis(20));
     }

@@ -1,0 +1,494 @@
+//! What the network node VPN test drives besides Neutron's own lab: vpnaas (a server and
+//! one agent per network node), the "VMs" plugged into the integration bridge, an echo
+//! listener that reports the source address it sees, and a steady ping that measures
+//! silences.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::{Value, json};
+use vpnaas_test_support::netnode::{self, NetNode, host};
+use vpnaas_test_support::neutron::{Identity, Neutron};
+use vpnaas_test_support::process::Group;
+
+const PYTHON: &str = "/usr/bin/python3";
+/// How long the listener waits for an echo request.
+const LISTEN: Duration = Duration::from_secs(120);
+
+/// A member of `project-1`, with `reader` as Keystone's role implication would give it.
+pub fn member() -> Identity {
+    Identity::headers("project-1", &["member", "reader"])
+}
+
+pub fn id(v: &Value) -> String {
+    v["id"].as_str().expect("id").to_string()
+}
+
+/// The `vpnaas server` of the lab and a `vpnaas agent` per network node (logs `server`
+/// and `agent-<host>`); charons the agents leave are swept on drop, by pid, on each node.
+pub struct Vpnaas {
+    agents: Vec<(String, Group)>,
+    server: Group,
+    url: String,
+    port: u16,
+    http: reqwest::Client,
+    dir: tempfile::TempDir,
+}
+
+impl Vpnaas {
+    pub fn start(neutron_url: &str) -> Vpnaas {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = vpnaas_test_support::free_port();
+        let listen = format!("127.0.0.1:{port}");
+        let config = dir.path().join("server.toml");
+        let mut neutron = toml::Table::new();
+        neutron.insert("url".into(), neutron_url.into());
+        neutron.insert("poll_interval".into(), 0.5.into());
+        let mut settings = toml::Table::new();
+        settings.insert("listen".into(), listen.clone().into());
+        let data = dir.path().join("data").display().to_string();
+        settings.insert("data_dir".into(), data.into());
+        settings.insert("auth".into(), "noauth".into());
+        settings.insert("inventory".into(), "neutron".into());
+        settings.insert("neutron".into(), neutron.into());
+        std::fs::write(&config, settings.to_string()).expect("server.toml");
+        let url = format!("http://{listen}");
+        let mut server = Command::new(env!("CARGO_BIN_EXE_vpnaas"));
+        server.arg("server").arg("--config").arg(&config);
+        Vpnaas {
+            server: vpnaas(dir.path(), "server", server),
+            agents: Vec::new(),
+            url,
+            port,
+            http: reqwest::Client::new(),
+            dir,
+        }
+    }
+
+    /// Starts the vpnaas agent of `node` (on the node, the server's port reached there),
+    /// with a resync interval long enough that only events keep it in step.
+    pub fn start_agent(&mut self, node: &mut NetNode) {
+        node.reach(self.port);
+        let state = self.dir.path().join(format!("state-{}", node.host));
+        let mut agent = node.command(env!("CARGO_BIN_EXE_vpnaas"));
+        agent
+            .args(["agent", "--server", &self.url, "--host", node.host])
+            .args(["--l3-mode", "neutron", "--resync-interval", "30"])
+            .args(["--heartbeat-interval", "2", "--state-dir"])
+            .arg(&state);
+        let name = format!("agent-{}", node.host);
+        let group = vpnaas(self.dir.path(), &name, agent);
+        self.agents.push((node.host.to_string(), group));
+    }
+
+    pub fn log(&self, name: &str) -> String {
+        let text = std::fs::read_to_string(self.dir.path().join(format!("{name}.log")))
+            .unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+
+    /// Every log, for a failure's message.
+    pub fn logs(&self) -> String {
+        let mut logs = format!("== vpnaas server\n{}", self.log("server"));
+        for (host, _) in &self.agents {
+            let name = format!("agent-{host}");
+            logs += &format!("\n== vpnaas {name}\n{}", self.log(&name));
+        }
+        logs
+    }
+
+    pub fn check_running(&mut self) {
+        if let Some(status) = self.server.exited() {
+            panic!("vpnaas server exited ({status}): {}", self.log("server"));
+        }
+        for (host, agent) in &mut self.agents {
+            if let Some(status) = agent.exited() {
+                let name = format!("agent-{host}");
+                let log = std::fs::read_to_string(self.dir.path().join(format!("{name}.log")));
+                panic!(
+                    "vpnaas {name} exited ({status}): {}",
+                    log.unwrap_or_default()
+                );
+            }
+        }
+    }
+
+    /// `method path` as the member of `project-1`; status and body.
+    pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut request = member().apply(
+            self.http
+                .request(method.clone(), format!("{}{path}", self.url)),
+        );
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        match request.send().await {
+            Ok(answer) => {
+                let status = answer.status().as_u16();
+                (status, answer.json().await.unwrap_or(Value::Null))
+            }
+            Err(error) => (0, json!(error.to_string())),
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Value {
+        let (status, body) = self.call(Method::GET, path, None).await;
+        assert_eq!(status, 200, "GET {path}: {body}");
+        body
+    }
+
+    pub async fn create(&self, collection: &str, resource: &str, attributes: Value) -> Value {
+        let path = format!("/v2.0/vpn/{collection}");
+        let body = json!({ resource: attributes });
+        let (status, body) = self.call(Method::POST, &path, Some(body)).await;
+        assert_eq!(status, 201, "POST {path}: {body}");
+        body[resource].clone()
+    }
+
+    pub async fn delete(&self, collection: &str, id: &str) {
+        let path = format!("/v2.0/vpn/{collection}/{id}");
+        let (status, body) = self.call(Method::DELETE, &path, None).await;
+        assert_eq!(status, 204, "DELETE {path}: {body}");
+    }
+
+    pub async fn status(&self, conn: &str) -> String {
+        let path = format!("/v2.0/vpn/ipsec-site-connections/{conn}");
+        self.get(&path).await["ipsec_site_connection"]["status"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    /// `GET path` as noauth's default admin (no identity headers); the body, `Null` when
+    /// the server does not answer.
+    pub async fn get_as_admin(&self, path: &str) -> Value {
+        let Ok(answer) = self.http.get(format!("{}{path}", self.url)).send().await else {
+            return Value::Null;
+        };
+        answer.json().await.unwrap_or(Value::Null)
+    }
+
+    /// Whether the server lists the agent of `host` alive.
+    pub async fn agent_alive(&self, host: &str) -> bool {
+        let body = self.get_as_admin("/v2.0/agents").await;
+        body["agents"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|a| a["host"] == host && a["alive"] == true)
+    }
+
+    /// The host of the agent vpnaas names `active` for `router` (its `ha_state`).
+    pub async fn active_host(&self, router: &str) -> Option<String> {
+        let path = format!("/v2.0/routers/{router}/vpn-agents");
+        let body = self.get_as_admin(&path).await;
+        body["agents"]
+            .as_array()?
+            .iter()
+            .find(|a| a["ha_state"] == "active")
+            .and_then(|a| a["host"].as_str())
+            .map(str::to_string)
+    }
+}
+
+impl Drop for Vpnaas {
+    /// The agents and the server, then the charons they left (started under the lab's
+    /// state directory, so named by it).
+    fn drop(&mut self) {
+        for (_, agent) in &mut self.agents {
+            agent.kill();
+        }
+        self.server.kill();
+        host::kill_processes_naming(self.dir.path());
+    }
+}
+
+/// A `vpnaas` process of the lab, logging to `<name>.log` in `dir`.
+fn vpnaas(dir: &Path, name: &str, mut command: Command) -> Group {
+    command.env("VPNAAS_LOG", "info");
+    Group::spawn(name, command, &dir.join(format!("{name}.log")))
+}
+
+/// The pids of the charon processes in `namespace` of `node`.
+pub fn charons_in(node: &NetNode, namespace: &str) -> Vec<u32> {
+    node.pids_in(namespace)
+        .into_iter()
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|comm| comm.trim() == "charon")
+        })
+        .collect()
+}
+
+/// A "VM" as Nova and os-vif plug one: a Neutron port bound to `hostA`, a veth whose
+/// host end is on the integration bridge with the port's id, MAC and status in its
+/// external ids, and whose other end (`eth0`, the port's MAC and address, a default route
+/// via the subnet's gateway) is in a namespace of the test's own. Unplugged on drop.
+pub struct Vm {
+    pub port: String,
+    pub ip: String,
+    pub gateway: String,
+    pub namespace: String,
+    device: String,
+    ovs_run_dir: std::path::PathBuf,
+}
+
+impl Vm {
+    pub async fn plug(neutron: &Neutron, node: &NetNode, network: &str, n: usize) -> Vm {
+        let port = neutron
+            .create(
+                &neutron.admin,
+                "/v2.0/ports",
+                "port",
+                json!({"network_id": network, "project_id": "project-1", "name": format!("vm{n}"),
+                    "device_owner": "compute:nova", "device_id": format!("vm{n}"),
+                    "binding:host_id": netnode::HOST}),
+            )
+            .await;
+        let fixed = &port["fixed_ips"][0];
+        let subnet = neutron
+            .call(
+                &neutron.admin,
+                Method::GET,
+                &format!(
+                    "/v2.0/subnets/{}",
+                    fixed["subnet_id"].as_str().expect("subnet")
+                ),
+                None,
+            )
+            .await;
+        let port_id = id(&port);
+        let tag = &uuid::Uuid::new_v4().simple().to_string()[..8];
+        let vm = Vm {
+            ip: fixed["ip_address"].as_str().expect("ip").to_string(),
+            gateway: subnet.body["subnet"]["gateway_ip"]
+                .as_str()
+                .expect("gateway")
+                .to_string(),
+            namespace: format!("vpnaas-vm{n}-{tag}"),
+            device: format!("tap{}", &port_id[..11]),
+            port: port_id,
+            ovs_run_dir: node.ovs.run_dir.clone(),
+        };
+        vm.wire(port["mac_address"].as_str().expect("mac"), node);
+        vm
+    }
+
+    fn wire(&self, mac: &str, node: &NetNode) {
+        let (ns, dev) = (self.namespace.as_str(), self.device.as_str());
+        let address = format!("{}/24", self.ip);
+        run("ip", &["netns", "add", ns]);
+        run(
+            "ip",
+            &[
+                "link", "add", dev, "type", "veth", "peer", "name", "eth0", "netns", ns,
+            ],
+        );
+        run("ip", &["link", "set", dev, "up"]);
+        for step in [
+            &["link", "set", "eth0", "address", mac][..],
+            &["addr", "add", &address, "dev", "eth0"],
+            &["link", "set", "eth0", "up"],
+            &["link", "set", "lo", "up"],
+            &["route", "add", "default", "via", &self.gateway],
+        ] {
+            run("ip", &[&["-n", ns][..], step].concat());
+        }
+        let ids = [
+            format!("external-ids:iface-id={}", self.port),
+            format!("external-ids:attached-mac={mac}"),
+            "external-ids:iface-status=active".to_string(),
+        ];
+        let mut args = vec![
+            "add-port",
+            netnode::INTEGRATION_BRIDGE,
+            dev,
+            "--",
+            "set",
+            "Interface",
+            dev,
+        ];
+        args.extend(ids.iter().map(String::as_str));
+        node.ovs.vsctl(&args);
+    }
+
+    /// One echo request to `address` is answered within a second.
+    pub fn pings(&self, address: &str) -> bool {
+        Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &self.namespace,
+                "ping",
+                "-c1",
+                "-W1",
+                address,
+            ])
+            .output()
+            .is_ok_and(|out| out.status.success())
+    }
+}
+
+impl Drop for Vm {
+    fn drop(&mut self) {
+        let _ = Command::new("ovs-vsctl")
+            .env("OVS_RUNDIR", &self.ovs_run_dir)
+            .args(["--timeout=10", "--if-exists", "del-port", &self.device])
+            .output();
+        let _ = Command::new("ip")
+            .args(["link", "delete", &self.device])
+            .output();
+        host::delete_namespace(&self.namespace);
+    }
+}
+
+fn run(program: &str, args: &[&str]) {
+    let output = Command::new(program).args(args).output().expect(program);
+    assert!(
+        output.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// A raw ICMP socket in a VM's namespace that prints the source address of the first
+/// echo request it receives (what the VM itself sees, after every router on the way).
+/// It says `ready` once its socket is open, and is not pinged before: an echo request
+/// sent earlier would pass unheard and the ping, answered, would not be repeated.
+pub struct Listener {
+    child: Option<std::process::Child>,
+    stdout: Option<std::io::BufReader<std::process::ChildStdout>>,
+}
+
+/// Fixed program; its one argument is how long it waits.
+const ECHO_SOURCE: &str = "import socket,sys
+s=socket.socket(socket.AF_INET,socket.SOCK_RAW,socket.IPPROTO_ICMP)
+s.settimeout(float(sys.argv[1]))
+print('ready',flush=True)
+d,a=s.recvfrom(2048)
+while d[(d[0]&15)*4]!=8: d,a=s.recvfrom(2048)
+print(a[0],flush=True)
+";
+
+impl Listener {
+    pub fn start(vm: &Vm) -> Listener {
+        let timeout = LISTEN.as_secs().to_string();
+        let mut child = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &vm.namespace,
+                PYTHON,
+                "-c",
+                ECHO_SOURCE,
+                &timeout,
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("python3");
+        let mut stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut stdout, &mut line).expect("the listener starts");
+        assert_eq!(line.trim(), "ready", "the listener did not open its socket");
+        Listener {
+            child: Some(child),
+            stdout: Some(stdout),
+        }
+    }
+
+    pub fn finish(mut self) -> String {
+        let mut child = self.child.take().expect("the listener runs");
+        let mut heard = String::new();
+        let stdout = self.stdout.as_mut().expect("stdout");
+        std::io::BufRead::read_line(stdout, &mut heard).expect("listener output");
+        let status = child.wait().expect("listener");
+        let mut stderr = String::new();
+        if let Some(mut err) = child.stderr.take() {
+            let _ = std::io::Read::read_to_string(&mut err, &mut stderr);
+        }
+        assert!(
+            status.success(),
+            "the listener heard no echo request: {stderr}"
+        );
+        heard.trim().to_string()
+    }
+}
+
+impl Drop for Listener {
+    /// A test that fails before [`Listener::finish`] ends it now.
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A steady ping from a VM at 20 per second, each answer's time kept (`ping -D`), to
+/// measure the longest silence while something fails over.
+pub struct Pinger {
+    child: std::process::Child,
+    answers: Arc<Mutex<Vec<f64>>>,
+}
+
+impl Pinger {
+    pub fn start(from: &Vm, to: &str) -> Pinger {
+        let mut child = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &from.namespace,
+                "ping",
+                "-D",
+                "-i",
+                "0.05",
+                "-W",
+                "1",
+            ])
+            .arg(to)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("ping");
+        let stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+        let answers = Arc::new(Mutex::new(Vec::new()));
+        let heard = answers.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufRead::lines(stdout).map_while(Result::ok) {
+                if let Some(at) = answer_time(&line) {
+                    heard.lock().expect("answers").push(at);
+                }
+            }
+        });
+        Pinger { child, answers }
+    }
+
+    /// How many answers came so far.
+    pub fn answered(&self) -> usize {
+        self.answers.lock().expect("answers").len()
+    }
+
+    /// The longest time between two answers so far, in seconds.
+    pub fn longest_silence(&self) -> f64 {
+        let answers = self.answers.lock().expect("answers");
+        answers.windows(2).map(|w| w[1] - w[0]).fold(0.0, f64::max)
+    }
+}
+
+impl Drop for Pinger {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The time of an answer line of `ping -D` (`[1733240000.123456] 64 bytes from …`).
+fn answer_time(line: &str) -> Option<f64> {
+    let (stamp, rest) = line.strip_prefix('[')?.split_once(']')?;
+    rest.contains("bytes from").then(|| stamp.parse().ok())?
+}

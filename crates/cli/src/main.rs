@@ -12,6 +12,7 @@ mod layers;
 mod logging;
 mod migrate;
 mod output;
+mod peer_config_cmd;
 mod resource_cmd;
 mod scale;
 mod secrets_cmd;
@@ -343,7 +344,7 @@ async fn run_lab(global: &Global, args: &clap::ArgMatches) -> Result<String> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let matches = cli().get_matches();
+    let matches = cli().get_matches_from(peer_config_cmd::with_format_alias(std::env::args_os()));
     // The demo logs to a file of its own (see `demo::run`).
     if matches.subcommand_name() != Some("demo") {
         logging::to_terminal();

@@ -223,7 +223,9 @@ pub fn command(kind: Kind) -> Command {
                 .about("Show a connection's last transitions")
                 .arg(target.clone())
         }))
-        .subcommands((kind == Kind::SiteConnection).then(|| peer_config_command(&target)))
+        .subcommands(
+            (kind == Kind::SiteConnection).then(|| crate::peer_config_cmd::command(&target)),
+        )
         .subcommand(
             Command::new("delete")
                 .about(format!("Delete {}", kind.plural()))
@@ -262,25 +264,6 @@ pub fn command(kind: Kind) -> Command {
         }
     }
     cmd
-}
-
-/// `site-connection peer-config ID --format F [--include-secret]`: the far end's
-/// configuration, printed as the server wrote it (or the formats, without `--format`).
-fn peer_config_command(target: &Arg) -> Command {
-    Command::new("peer-config")
-        .about("Print the configuration of the connection's far end, for its device")
-        .arg(target.clone())
-        .arg(
-            Arg::new("format").long("format").value_name("FORMAT").help(
-                "strongswan, libreswan, vyos, cisco-ios or juniper-srx (list them when absent)",
-            ),
-        )
-        .arg(
-            Arg::new("include-secret")
-                .long("include-secret")
-                .action(ArgAction::SetTrue)
-                .help("write the pre-shared key into it (a placeholder otherwise)"),
-        )
 }
 
 /// `--wait` on create, `--watch` on list and an `events` action, for site connections.
@@ -344,27 +327,7 @@ pub async fn run(
         }
         "peer-config" => {
             let id = resolve(client, kind, target(args)?).await?;
-            return match args.get_one::<String>("format") {
-                Some(name) => Ok(client
-                    .peer_config(&id, name, switch("include-secret"))
-                    .await?
-                    .trim_end()
-                    .to_string()),
-                None => {
-                    let body = client
-                        .get(&format!("/v2.0/{}/{id}/peer-config", kind.path()))
-                        .await?;
-                    let formats = body["peer_config_formats"]
-                        .as_array()
-                        .cloned()
-                        .unwrap_or_default();
-                    Ok(output::list(
-                        format,
-                        &formats,
-                        &["name", "files", "description"],
-                    ))
-                }
-            };
+            return crate::peer_config_cmd::run(client, format, &id, args).await;
         }
         "list" if switch("watch") => {
             let interval = args

@@ -107,6 +107,23 @@ async fn a_plain_strongswan_configured_from_the_download_brings_the_tunnel_up() 
         .await
         .expect("download");
     assert_eq!(loaded, downloaded);
+    let cli = vpnaas(
+        &lab.url,
+        &[
+            "site-connection",
+            "peer-config",
+            "to-unmanaged",
+            "--format",
+            "strongswan",
+            "--include-secret",
+        ],
+    );
+    assert!(
+        cli.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cli.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&cli.stdout), loaded);
     let took = lab
         .wait_status(&conn, "ACTIVE", Duration::from_secs(30))
         .await;

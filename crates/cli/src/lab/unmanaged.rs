@@ -50,7 +50,8 @@ pub struct UpArgs {
     /// Unmanaged site number (1 to 99).
     #[arg(value_parser = clap::value_parser!(u8).range(1..=99))]
     site: u8,
-    /// The connection (id) whose far end the site is: its peer address and peer CIDRs.
+    /// The connection (name or id) whose far end the site is: its peer address and peer
+    /// CIDRs.
     connection: String,
     /// The IKE daemon the site runs.
     #[arg(long, value_enum, default_value_t = Daemon::Strongswan)]
@@ -91,7 +92,8 @@ fn site_dir(lab: &LabArgs, site: u8) -> PathBuf {
 /// Builds unmanaged site N as the far end of the connection; returns its description.
 pub async fn up(client: &Client, args: &UpArgs) -> Result<Value> {
     let lab = &args.lab;
-    let conn = client.show(Kind::SiteConnection, &args.connection).await?;
+    let conn = connection(client, &args.connection).await?;
+    let conn_id = super::id(&conn)?;
     let peer: IpAddr = conn["peer_address"]
         .as_str()
         .unwrap_or_default()
@@ -102,7 +104,7 @@ pub async fn up(client: &Client, args: &UpArgs) -> Result<Value> {
         bail!("the lab builds IPv4 unmanaged sites: the connection has no IPv4 peer CIDR");
     };
     let config = client
-        .peer_config(&args.connection, args.daemon.format(), true)
+        .peer_config(&conn_id, args.daemon.format(), true)
         .await?;
     let (router_ns, host_ns) = (
         router_namespace(lab, args.site),
@@ -127,6 +129,21 @@ pub async fn up(client: &Client, args: &UpArgs) -> Result<Value> {
         "host_ip": host.to_string(),
         "directory": dir.to_string_lossy(),
     }))
+}
+
+/// The connection named or identified by `name_or_id`.
+async fn connection(client: &Client, name_or_id: &str) -> Result<Value> {
+    if let Ok(conn) = client.show(Kind::SiteConnection, name_or_id).await {
+        return Ok(conn);
+    }
+    let mut named = client
+        .list(Kind::SiteConnection, &[("name", name_or_id)])
+        .await?;
+    match named.len() {
+        1 => Ok(named.remove(0)),
+        0 => bail!("no site connection {name_or_id}"),
+        _ => bail!("several site connections are named {name_or_id}: give the id"),
+    }
 }
 
 /// The connection's peer CIDRs, or its peer endpoint group's.

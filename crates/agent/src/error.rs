@@ -107,7 +107,7 @@ pub enum Error {
     },
     /// An algorithm or group the daemon lacks (a connection its configuration cannot hold).
     #[error(transparent)]
-    Unsupported(#[from] crate::libreswan::proposals::Unsupported),
+    Unsupported(#[from] vpnaas_model::capability::Unsupported),
     /// A value that fails the strict grammar where a daemon's configuration is written
     /// (never stored by the API; checked again before it reaches a file).
     #[error("{field}: {reason}")]

@@ -12,6 +12,7 @@ mod layers;
 mod logging;
 mod migrate;
 mod output;
+mod peer_config_cmd;
 mod resource_cmd;
 mod scale;
 mod secrets_cmd;
@@ -181,6 +182,28 @@ fn lab_command() -> Command {
             "power-on",
             "Start a powered-off gateway host again",
         ))
+        .subcommand(
+            Command::new("unmanaged")
+                .about("A site vpnaas does not manage, configured from a peer-config download")
+                .subcommand_required(true)
+                .subcommand(
+                    command_with::<lab::unmanaged::UpArgs>(
+                        "up",
+                        "Build unmanaged site N as the far end of a connection",
+                    )
+                    .long_about(
+                        "Build unmanaged site N as the far end of CONNECTION: namespaces \
+                         <prefix>-u<N> (its router, on the lab's internet with the connection's \
+                         peer address) and <prefix>-uh<N> (a host at .10 of its first peer CIDR), \
+                         and a plain strongSwan or Libreswan there whose only connection \
+                         settings are the connection's downloaded peer configuration.",
+                    ),
+                )
+                .subcommand(command_with::<lab::unmanaged::DownArgs>(
+                    "down",
+                    "Remove unmanaged site N: its daemon and namespaces",
+                )),
+        )
 }
 
 fn bench_command() -> Command {
@@ -302,13 +325,26 @@ async fn run_lab(global: &Global, args: &clap::ArgMatches) -> Result<String> {
             lab::power_on_gateway(&lab::GatewayArgs::from_arg_matches(args)?)?;
             Ok(String::new())
         }
+        "unmanaged" => match args.subcommand() {
+            Some(("up", args)) => {
+                let site =
+                    lab::unmanaged::up(&client, &lab::unmanaged::UpArgs::from_arg_matches(args)?)
+                        .await?;
+                Ok(output::object(global.format, &site))
+            }
+            Some(("down", args)) => {
+                lab::unmanaged::down(&lab::unmanaged::DownArgs::from_arg_matches(args)?).await?;
+                Ok(String::new())
+            }
+            _ => anyhow::bail!("missing lab unmanaged action"),
+        },
         _ => match lab::exec(&lab::ExecArgs::from_arg_matches(args)?).await? {},
     }
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let matches = cli().get_matches();
+    let matches = cli().get_matches_from(peer_config_cmd::with_format_alias(std::env::args_os()));
     // The demo logs to a file of its own (see `demo::run`).
     if matches.subcommand_name() != Some("demo") {
         logging::to_terminal();

@@ -223,6 +223,9 @@ pub fn command(kind: Kind) -> Command {
                 .about("Show a connection's last transitions")
                 .arg(target.clone())
         }))
+        .subcommands(
+            (kind == Kind::SiteConnection).then(|| crate::peer_config_cmd::command(&target)),
+        )
         .subcommand(
             Command::new("delete")
                 .about(format!("Delete {}", kind.plural()))
@@ -321,6 +324,10 @@ pub async fn run(
                 &resolve(client, kind, target(args)?).await?,
             )
             .await;
+        }
+        "peer-config" => {
+            let id = resolve(client, kind, target(args)?).await?;
+            return crate::peer_config_cmd::run(client, format, &id, args).await;
         }
         "list" if switch("watch") => {
             let interval = args

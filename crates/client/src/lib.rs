@@ -341,6 +341,36 @@ impl Client {
         }
     }
 
+    /// The configuration of connection `id`'s far end in `format` (`include_secret`: with
+    /// the pre-shared key), as the server writes it; a refusal is the API's error.
+    pub async fn peer_config(
+        &self,
+        id: &str,
+        format: &str,
+        include_secret: bool,
+    ) -> Result<String> {
+        let path = format!(
+            "/v2.0/{}/{id}/peer-config?format={format}&include_secret={include_secret}",
+            Kind::SiteConnection.path()
+        );
+        let response = self.request(Method::GET, &path).send().await?;
+        let status = response.status();
+        let text = response.text().await?;
+        if status.is_success() {
+            return Ok(text);
+        }
+        let value: Value = serde_json::from_str(&text).unwrap_or_default();
+        let error = &value["NeutronError"];
+        Err(Error::Api {
+            status: status.as_u16(),
+            kind: error["type"].as_str().unwrap_or("Unknown").to_string(),
+            message: error["message"]
+                .as_str()
+                .unwrap_or("(no message)")
+                .to_string(),
+        })
+    }
+
     /// GETs any path as JSON (discovery documents, OpenAPI).
     pub async fn get(&self, path: &str) -> Result<Value> {
         self.call(Method::GET, path, None).await

@@ -99,6 +99,7 @@ fault_kinds! {
     NoProviderFoundForFlavor,
     NonExistingSubnetInEndpointGroup,
     PeerCidrsInvalid,
+    PeerConfigUnavailable,
     PolicyNotAuthorized,
     PortNotFound,
     RouterHasNoVPNService,

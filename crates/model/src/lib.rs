@@ -19,6 +19,7 @@ pub mod network;
 pub mod policy;
 pub mod resource;
 pub mod site_connection;
+pub mod spelling;
 pub mod standard_attr;
 pub mod vpn_service;
 

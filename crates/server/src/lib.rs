@@ -13,6 +13,7 @@ pub mod listing;
 pub mod metrics;
 pub mod neutron;
 pub mod openapi;
+pub mod peer_config;
 pub mod service;
 
 use std::net::SocketAddr;

@@ -15,8 +15,8 @@ use vpnaas_model::enums::{
 };
 use vpnaas_model::grammar;
 
-use super::proposals;
 use crate::error::{Error, Result};
+use vpnaas_model::spelling::libreswan as spelling;
 
 /// An IKE identity as Libreswan reads it: an address, or `@name` (a bare host name would
 /// make pluto resolve it in DNS; strongSwan takes it as an FQDN identity, and so do we).
@@ -26,13 +26,9 @@ pub struct Identity(String);
 impl Identity {
     /// Checks `text` against the identity grammar and gives it Libreswan's form.
     pub fn parse(field: &'static str, text: &str) -> Result<Identity> {
-        grammar::check_identity(text).map_err(|reason| Error::Invalid { field, reason })?;
-        let form = if text.parse::<IpAddr>().is_ok() || text.contains('@') {
-            text.to_string()
-        } else {
-            format!("@{text}")
-        };
-        Ok(Identity(form))
+        spelling::identity(text)
+            .map(Identity)
+            .map_err(|reason| Error::Invalid { field, reason })
     }
 }
 
@@ -114,7 +110,7 @@ impl Conn {
                     IkeVersion::V2 => "yes",
                 }),
             ),
-            ("ike", Value::Proposal(proposals::ike_proposal(ike)?)),
+            ("ike", Value::Proposal(spelling::ike_proposal(ike)?)),
             ("ikelifetime", Value::Seconds(ike.lifetime.value)),
             (
                 "phase2",
@@ -125,7 +121,7 @@ impl Conn {
             ),
             (
                 "phase2alg",
-                Value::Proposal(proposals::child_proposal(ipsec, ike.ike_version)?),
+                Value::Proposal(spelling::child_proposal(ipsec, ike.ike_version)?),
             ),
             ("pfs", Value::Keyword("yes")),
             ("salifetime", Value::Seconds(ipsec.lifetime.value)),

@@ -13,7 +13,6 @@
 pub mod conf;
 mod connections;
 mod daemon;
-pub mod proposals;
 pub mod status;
 
 use std::path::{Path, PathBuf};

@@ -11,7 +11,6 @@
 mod conf;
 mod connections;
 mod daemon;
-mod proposals;
 mod status;
 mod vici;
 

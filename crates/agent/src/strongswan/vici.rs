@@ -10,7 +10,7 @@ use vpnaas_model::enums::{
     DpdAction, EncapsulationMode, IkeVersion, Phase1Mode, TransformProtocol,
 };
 
-use super::proposals;
+use vpnaas_model::spelling::strongswan as spelling;
 
 /// Answer of a command.
 #[derive(Debug, Deserialize)]
@@ -131,7 +131,7 @@ pub fn children(spec: &ConnectionSpec) -> Vec<(String, Vec<String>, Vec<String>)
 /// `load-conn` message: connection name → connection.
 pub fn load_conn(spec: &ConnectionSpec) -> BTreeMap<String, Connection> {
     let ipsec = &spec.ipsec;
-    let child_proposal = vec![proposals::child_proposal(ipsec)];
+    let child_proposal = vec![spelling::child_proposal(ipsec)];
     let ah = ipsec.transform_protocol == TransformProtocol::Ah;
     let lifetime = ipsec.lifetime.value;
     let dpd_off = spec.dpd.action == DpdAction::Disabled;
@@ -166,7 +166,7 @@ pub fn load_conn(spec: &ConnectionSpec) -> BTreeMap<String, Connection> {
         },
         local_addrs: vec![spec.local_address.to_string()],
         remote_addrs: vec![spec.peer_address.to_string()],
-        proposals: vec![proposals::ike_proposal(&spec.ike)],
+        proposals: vec![spelling::ike_proposal(&spec.ike)],
         aggressive: spec.ike.phase1_negotiation_mode == Phase1Mode::Aggressive,
         dpd_delay: if dpd_off {
             "0s".into()

@@ -7,10 +7,13 @@
 //! watched on one machine: `lab up --agents 3 --ha`, then `lab power-off 1`. `lab down`
 //! removes it all, VPN objects on its routers included, and returns once the agents have
 //! removed the routers from the machine (see [`remnants`]); `lab exec` runs a command in
-//! a site's host namespace in its own place.
+//! a site's host namespace in its own place; `lab unmanaged up N CONNECTION` adds a site
+//! vpnaas does not manage, configured only from the connection's downloaded peer
+//! configuration (see [`unmanaged`]).
 
 mod gateways;
 mod remnants;
+pub mod unmanaged;
 
 use gateways::Gateway;
 pub use gateways::power_off;
@@ -350,6 +353,7 @@ pub async fn down(client: &Client, args: &DownArgs) -> Result<()> {
     for gateway in &gateways {
         gateway.remove().await?;
     }
+    unmanaged::remove_all(lab).await?;
     for namespace in l3::namespaces_with_prefix(&format!("{}-h", lab.prefix)).await {
         l3::remove_namespace(&namespace).await?;
     }

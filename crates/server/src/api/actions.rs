@@ -1,10 +1,11 @@
 //! The routes that are not plain resources: router interfaces, driver migration, the VPN
-//! agent scheduler, service providers, flavor profiles and connection events.
+//! agent scheduler, service providers, flavor profiles, connection events and the
+//! configuration of a connection's far end.
 
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{OriginalUri, State};
-use axum::http::{Method, StatusCode};
+use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 use vpnaas_model::Kind;
@@ -29,6 +30,12 @@ pub(super) fn endpoints(inventory: InventoryMode) -> Vec<Endpoint> {
             "/v2.0/vpn/ipsec-site-connections/{id}/events",
             connection_events,
             operations::connection_events(),
+        ),
+        Endpoint::new(
+            M::GET,
+            "/v2.0/vpn/ipsec-site-connections/{id}/peer-config",
+            peer_config,
+            operations::peer_config(),
         ),
         Endpoint::new(
             M::PUT,
@@ -243,4 +250,29 @@ async fn connection_events(
     Ok(Json(
         service::connection_events(&app, &caller, &id, limit).await?,
     ))
+}
+
+async fn peer_config(
+    State(app): State<App>,
+    caller: Caller,
+    Path(id): Path<String>,
+    uri: OriginalUri,
+) -> ApiResult<Response> {
+    let request = service::peer_config::Request::from_query(uri.query());
+    Ok(
+        match service::peer_config::peer_config(&app, &caller, &id, &request).await? {
+            service::peer_config::Answer::Formats(list) => Json(list).into_response(),
+            service::peer_config::Answer::Config { text, secret } => {
+                let cache = if secret { "no-store" } else { "no-cache" };
+                (
+                    [
+                        (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+                        (header::CACHE_CONTROL, cache),
+                    ],
+                    text,
+                )
+                    .into_response()
+            }
+        },
+    )
 }

@@ -78,6 +78,18 @@ impl Operation {
         self
     }
 
+    /// An answer with `status` that is JSON of `schema` or plain text, as the request
+    /// asks.
+    pub fn answers_json_or_text(mut self, status: u16, description: &str, schema: Value) -> Self {
+        self.responses.insert(
+            status.to_string(),
+            json!({"description": description, "content": {
+                "application/json": {"schema": schema},
+                "text/plain": {"schema": {"type": "string"}}}}),
+        );
+        self
+    }
+
     /// Refusals with these statuses, each a `NeutronError`.
     pub fn refuses(mut self, statuses: &[u16]) -> Self {
         for status in statuses {

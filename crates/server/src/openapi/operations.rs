@@ -8,6 +8,7 @@ use vpnaas_model::enums::{DriverKind, HaRole, Status, StatusReason};
 use vpnaas_model::{Kind, attributes};
 
 use crate::listing::{Use, serves};
+use crate::peer_config::Format;
 
 use super::schemas::{envelope, list_schema, output_object};
 use super::{Operation, RESOURCE_ERRORS, reference};
@@ -196,6 +197,33 @@ pub fn connection_events() -> Operation {
         200,
         "the events",
         json!({"type": "object", "required": ["events"], "properties": {"events": {"type": "array", "items": event}}}),
+    )
+    .refuses(RESOURCE_ERRORS)
+}
+
+/// `GET /v2.0/vpn/ipsec-site-connections/{id}/peer-config`.
+pub fn peer_config() -> Operation {
+    let names: Vec<&str> = Format::ALL.iter().map(|f| f.name()).collect();
+    let format = json!({"type": "object", "required": ["name", "description", "files"], "properties": {
+        "name": {"type": "string", "enum": names}, "description": {"type": "string"},
+        "files": {"type": "array", "items": {"type": "string"}}}});
+    Operation::new(
+        Kind::SiteConnection.plural(),
+        "configuration of the connection's far end, for its device (vpnaas extension)",
+    )
+    .query(vec![
+        json!({"name": "format", "in": "query", "required": false,
+            "description": "the device's language; without it, the list of formats (JSON)",
+            "schema": {"type": "string", "enum": names}}),
+        json!({"name": "include_secret", "in": "query", "required": false,
+            "description": "write the pre-shared key into the configuration (callers who may change the connection only; 403 for others); a placeholder otherwise",
+            "schema": {"type": "boolean"}}),
+    ])
+    .answers_json_or_text(
+        200,
+        "with format: the configuration (text); without: the formats",
+        json!({"type": "object", "required": ["peer_config_formats"],
+            "properties": {"peer_config_formats": {"type": "array", "items": format}}}),
     )
     .refuses(RESOURCE_ERRORS)
 }

@@ -177,6 +177,30 @@ pub fn tunnel_ends(
     }
 }
 
+/// The desired state of one connection as its router's agent gets it (our end of the
+/// tunnel), or why none can be built.
+pub async fn connection(
+    app: &App,
+    conn: SiteConnection,
+) -> ApiResult<Result<ConnectionSpec, String>> {
+    let mut tx = app.store.read().await?;
+    let mut reads = Reads::default();
+    let Some(service) = tx.load::<VpnService>(&conn.vpnservice_id).await? else {
+        return Ok(Err("its VPN service is gone".into()));
+    };
+    let Some(router) = tx.load::<Router>(&service.router_id).await? else {
+        return Ok(Err("the router of its VPN service is gone".into()));
+    };
+    if let Err(why) = tunnel_ends(&router, &conn) {
+        return Ok(Err(why.detail));
+    }
+    Ok(
+        connection_spec(tx.as_mut(), &mut reads, &router, &service, conn)
+            .await?
+            .ok_or_else(|| "one of its policies is gone".to_string()),
+    )
+}
+
 async fn connection_spec(
     tx: &mut dyn Transaction,
     reads: &mut Reads,

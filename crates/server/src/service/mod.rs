@@ -13,6 +13,7 @@ pub mod guards;
 mod inventory;
 pub mod liveness;
 pub mod notify;
+pub mod peer_config;
 pub mod ports;
 pub mod scheduler;
 pub mod status;

@@ -1,8 +1,8 @@
 //! strongSwan spellings of the API's algorithms (reference §3.5) and the proposal strings
 //! built from a connection's policies. Built only from closed enums: no tenant text.
 
-use vpnaas_model::enums::{AuthAlgorithm, EncryptionAlgorithm, PfsGroup, TransformProtocol};
-use vpnaas_model::policy::{IkePolicy, IpsecPolicy};
+use crate::enums::{AuthAlgorithm, EncryptionAlgorithm, PfsGroup, TransformProtocol};
+use crate::policy::{IkePolicy, IpsecPolicy};
 
 /// strongSwan name of an encryption algorithm.
 pub fn encryption(algorithm: EncryptionAlgorithm) -> String {

@@ -4,13 +4,26 @@
 //! `vpnaas_model::capability` (which the API uses too) and is an error naming the policy
 //! field, never a string pluto would reject later.
 
-use vpnaas_model::capability;
-use vpnaas_model::enums::{
-    AuthAlgorithm, EncryptionAlgorithm, IkeVersion, PfsGroup, TransformProtocol,
-};
-use vpnaas_model::policy::{IkePolicy, IpsecPolicy};
+use crate::capability;
+use crate::enums::{AuthAlgorithm, EncryptionAlgorithm, IkeVersion, PfsGroup, TransformProtocol};
+use crate::grammar;
+use crate::policy::{IkePolicy, IpsecPolicy};
 
-pub use vpnaas_model::capability::Unsupported;
+pub use crate::capability::Unsupported;
+
+/// An IKE identity as Libreswan reads it, after the identity grammar: an address as it
+/// is, or `@name` (a bare host name would make pluto resolve it in DNS; strongSwan takes
+/// it as an FQDN identity, and so does vpnaas). `Err` holds the grammar's reason.
+pub fn identity(text: &str) -> Result<String, String> {
+    grammar::check_identity(text)?;
+    Ok(
+        if text.parse::<std::net::IpAddr>().is_ok() || text.contains('@') {
+            text.to_string()
+        } else {
+            format!("@{text}")
+        },
+    )
+}
 
 /// Libreswan name of a cipher: `aes_ccm_a/b/c` and `aes_gcm_a/b/c` are the 8-, 12- and
 /// 16-octet ICV variants.

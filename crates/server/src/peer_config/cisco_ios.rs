@@ -1,0 +1,202 @@
+//! The far end as Cisco IOS / IOS XE global configuration: an IKEv2 proposal, policy,
+//! keyring and profile, a transform set, an access list per pair of CIDRs and a crypto
+//! map (policy-based, IPv4). Only the values Cisco's documentation names are written;
+//! anything else (IKEv1, IPv6, AH, ciphers IOS lacks) is [`Unsupported`]. The justification
+//! of every line is in `tests/golden/cisco-ios.md`.
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use vpnaas_model::enums::{
+    AuthAlgorithm, EncapsulationMode, EncryptionAlgorithm, IkeVersion, PfsGroup, TransformProtocol,
+};
+
+use super::{FarEnd, Identity, Unsupported, cli_safe_secret};
+
+fn ike_encryption(algorithm: EncryptionAlgorithm) -> Result<&'static str, Unsupported> {
+    Ok(match algorithm {
+        EncryptionAlgorithm::Aes128 => "aes-cbc-128",
+        EncryptionAlgorithm::Aes192 => "aes-cbc-192",
+        EncryptionAlgorithm::Aes256 => "aes-cbc-256",
+        EncryptionAlgorithm::Aes128Gcm16 => "aes-gcm-128",
+        EncryptionAlgorithm::Aes256Gcm16 => "aes-gcm-256",
+        other => return Err(unsupported("encryption_algorithm", other.as_str())),
+    })
+}
+
+fn esp_encryption(algorithm: EncryptionAlgorithm) -> Result<&'static str, Unsupported> {
+    Ok(match algorithm {
+        EncryptionAlgorithm::Aes128 => "esp-aes 128",
+        EncryptionAlgorithm::Aes192 => "esp-aes 192",
+        EncryptionAlgorithm::Aes256 => "esp-aes 256",
+        EncryptionAlgorithm::Aes128Gcm16 => "esp-gcm 128",
+        EncryptionAlgorithm::Aes256Gcm16 => "esp-gcm 256",
+        other => return Err(unsupported("encryption_algorithm", other.as_str())),
+    })
+}
+
+fn integrity(algorithm: AuthAlgorithm) -> Result<&'static str, Unsupported> {
+    Ok(match algorithm {
+        AuthAlgorithm::Sha1 => "sha1",
+        AuthAlgorithm::Sha256 => "sha256",
+        AuthAlgorithm::Sha384 => "sha384",
+        AuthAlgorithm::Sha512 => "sha512",
+        other => return Err(unsupported("auth_algorithm", other.as_str())),
+    })
+}
+
+fn esp_integrity(algorithm: AuthAlgorithm) -> Result<&'static str, Unsupported> {
+    Ok(match algorithm {
+        AuthAlgorithm::Sha1 => "esp-sha-hmac",
+        AuthAlgorithm::Sha256 => "esp-sha256-hmac",
+        AuthAlgorithm::Sha384 => "esp-sha384-hmac",
+        AuthAlgorithm::Sha512 => "esp-sha512-hmac",
+        other => return Err(unsupported("auth_algorithm", other.as_str())),
+    })
+}
+
+/// IOS's group number; IOS has groups 1, 2, 5, 14, 15, 16, 19, 20, 21 and 24.
+fn group(group: PfsGroup) -> Result<&'static str, Unsupported> {
+    use PfsGroup as G;
+    match group {
+        G::Group2
+        | G::Group5
+        | G::Group14
+        | G::Group15
+        | G::Group16
+        | G::Group19
+        | G::Group20
+        | G::Group21
+        | G::Group24 => Ok(group.as_str().trim_start_matches("group")),
+        other => Err(unsupported("pfs", other.as_str())),
+    }
+}
+
+fn unsupported(field: &'static str, value: &str) -> Unsupported {
+    Unsupported::new(
+        field,
+        format!("'{value}' is not written in the cisco-ios format"),
+    )
+}
+
+fn ipv4(field: &'static str, address: IpAddr) -> Result<IpAddr, Unsupported> {
+    match address {
+        IpAddr::V4(_) => Ok(address),
+        IpAddr::V6(_) => Err(Unsupported::new(
+            field,
+            "the cisco-ios format is written for IPv4 tunnels only",
+        )),
+    }
+}
+
+/// `address A` with the host mask for an address identity, `fqdn NAME` for a host name
+/// (`@name` without its `@`), `email USER@DOMAIN` otherwise.
+fn identity(id: &Identity, host_mask: bool) -> String {
+    let text = id.as_str();
+    match (id.address(), text.strip_prefix('@')) {
+        (Some(address), _) if host_mask => format!("address {address} 255.255.255.255"),
+        (Some(address), _) => format!("address {address}"),
+        (None, Some(name)) => format!("fqdn {name}"),
+        (None, None) if text.contains('@') => format!("email {text}"),
+        (None, None) => format!("fqdn {text}"),
+    }
+}
+
+/// `A.B.C.D W.X.Y.Z`: a network and its wildcard mask.
+fn network(net: IpNet) -> String {
+    format!("{} {}", net.network(), net.hostmask())
+}
+
+/// The far end's IOS configuration.
+pub fn render(far: &FarEnd) -> Result<String, Unsupported> {
+    let (ike, ipsec) = (&far.ike, &far.ipsec);
+    if ike.ike_version != IkeVersion::V2 {
+        return Err(Unsupported::new(
+            "ike_version",
+            "the cisco-ios format is written for IKEv2",
+        ));
+    }
+    if ipsec.transform_protocol != TransformProtocol::Esp {
+        return Err(Unsupported::new(
+            "transform_protocol",
+            "the cisco-ios format writes ESP transform sets only",
+        ));
+    }
+    let remote = ipv4("peer_address", far.remote_address)?;
+    ipv4("peer_address", far.local_address)?;
+    let name = far.short_name();
+    let mut lines = vec![format!("crypto ikev2 proposal {name}")];
+    lines.push(format!(
+        " encryption {}",
+        ike_encryption(ike.encryption_algorithm)?
+    ));
+    let prf = integrity(ike.auth_algorithm)?;
+    if ike.encryption_algorithm.is_aead() {
+        lines.push(format!(" prf {prf}"));
+    } else {
+        lines.push(format!(" integrity {prf}"));
+    }
+    lines.push(format!(" group {}", group(ike.pfs)?));
+    lines.extend([
+        format!("crypto ikev2 policy {name}"),
+        format!(" proposal {name}"),
+        format!("crypto ikev2 keyring {name}"),
+        format!(" peer {name}"),
+        format!("  address {remote}"),
+        format!("  pre-shared-key {}", cli_safe_secret(far)?),
+        format!("crypto ikev2 profile {name}"),
+        format!(" match identity remote {}", identity(&far.remote_id, true)),
+        format!(" identity local {}", identity(&far.local_id, false)),
+        " authentication remote pre-share".to_string(),
+        " authentication local pre-share".to_string(),
+        format!(" keyring local {name}"),
+        format!(" lifetime {}", ike.lifetime.value),
+    ]);
+    if far.dpd_on() {
+        // IOS retries an unanswered probe every few seconds; `on-demand` probes only when
+        // traffic is sent and nothing came back, as vpnaas's DPD does.
+        lines.push(format!(" dpd {} 2 on-demand", far.dpd.interval));
+    }
+    let mode = match ipsec.encapsulation_mode {
+        EncapsulationMode::Tunnel => "tunnel",
+        EncapsulationMode::Transport => "transport",
+    };
+    let esp = if ipsec.encryption_algorithm.is_aead() {
+        esp_encryption(ipsec.encryption_algorithm)?.to_string()
+    } else {
+        format!(
+            "{} {}",
+            esp_encryption(ipsec.encryption_algorithm)?,
+            esp_integrity(ipsec.auth_algorithm)?
+        )
+    };
+    lines.extend([
+        format!("crypto ipsec transform-set {name} {esp}"),
+        format!(" mode {mode}"),
+        format!("ip access-list extended {name}"),
+    ]);
+    for (local, remote_net) in far.pairs() {
+        lines.push(format!(
+            " permit ip {} {}",
+            network(local),
+            network(remote_net)
+        ));
+    }
+    lines.extend([
+        format!("crypto map {name} 10 ipsec-isakmp"),
+        format!(" set peer {remote}"),
+        format!(" set transform-set {name}"),
+        format!(" set pfs group{}", group(ipsec.pfs)?),
+        format!(
+            " set security-association lifetime seconds {}",
+            ipsec.lifetime.value
+        ),
+        format!(" set ikev2-profile {name}"),
+        format!(" match address {name}"),
+    ]);
+    lines.push(format!(
+        "! apply on the interface holding {}: crypto map {name}",
+        far.local_address
+    ));
+    Ok(lines.join("\n") + "\n")
+}

@@ -1,0 +1,194 @@
+//! The renderers on one connection: the vendor formats against golden files (each line
+//! justified in the `.md` beside it), the daemon formats' handling of the key and of
+//! values they cannot express. `VPNAAS_UPDATE_GOLDEN=1` rewrites the golden files.
+
+use std::path::PathBuf;
+
+use base64::Engine as _;
+use serde_json::json;
+use vpnaas_model::agent::ConnectionSpec;
+use vpnaas_model::policy::{IkePolicy, IpsecPolicy};
+use vpnaas_model::site_connection::Psk;
+
+use super::*;
+
+const KEY: &str = "a 'long' shared secret!";
+
+fn spec() -> ConnectionSpec {
+    let ike: IkePolicy = serde_json::from_value(json!({
+        "id": "i", "tenant_id": "p", "project_id": "p", "name": "", "description": "",
+        "auth_algorithm": "sha256", "encryption_algorithm": "aes-256",
+        "phase1_negotiation_mode": "main", "lifetime": {"units": "seconds", "value": 28800},
+        "ike_version": "v2", "pfs": "group14"
+    }))
+    .expect("ike policy");
+    let ipsec: IpsecPolicy = serde_json::from_value(json!({
+        "id": "j", "tenant_id": "p", "project_id": "p", "name": "", "description": "",
+        "transform_protocol": "esp", "encapsulation_mode": "tunnel",
+        "auth_algorithm": "sha256", "encryption_algorithm": "aes-128",
+        "lifetime": {"units": "seconds", "value": 3600}, "pfs": "group14"
+    }))
+    .expect("ipsec policy");
+    serde_json::from_value(json!({
+        "id": "5f0c2a9e-7d41-4c3b-9a57-0e6b8d2f4c11", "service_id": "s", "enabled": true,
+        "local_address": "203.0.113.2", "local_id": "vpn.example.net",
+        "peer_address": "198.51.100.7", "peer_id": "198.51.100.7", "psk": KEY,
+        "local_cidrs": ["10.1.0.0/24"], "peer_cidrs": ["10.200.0.0/24", "10.201.0.0/24"],
+        "ike": ike, "ipsec": ipsec,
+        "dpd": {"action": "restart", "interval": 10, "timeout": 40},
+        "initiator": "bi-directional", "mtu": 1500
+    }))
+    .expect("spec")
+}
+
+fn far(secret: Secret) -> FarEnd {
+    FarEnd::of(&spec(), secret).expect("far end")
+}
+
+fn included() -> Secret {
+    Secret::Included(Psk::new(KEY))
+}
+
+fn golden(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("tests/golden/{name}"))
+}
+
+/// The rendering of `format` is the golden file, line for line.
+fn assert_golden(format: Format, secret: Secret, file: &str) {
+    let text = render(format, &far(secret)).expect("renders");
+    let path = golden(file);
+    if std::env::var_os("VPNAAS_UPDATE_GOLDEN").is_some() {
+        std::fs::write(&path, &text).expect("write golden");
+    }
+    let expected = std::fs::read_to_string(&path).expect("golden file");
+    assert_eq!(text, expected, "{format:?} differs from {}", path.display());
+}
+
+#[test]
+fn vendor_formats_match_their_golden_files() {
+    assert_golden(Format::Vyos, included(), "vyos.txt");
+    assert_golden(Format::CiscoIos, Secret::Placeholder, "cisco-ios.txt");
+    assert_golden(Format::JuniperSrx, included(), "juniper-srx.txt");
+}
+
+#[test]
+fn every_golden_line_is_justified_in_its_note() {
+    for (golden_file, note) in [
+        ("vyos.txt", "vyos.md"),
+        ("cisco-ios.txt", "cisco-ios.md"),
+        ("juniper-srx.txt", "juniper-srx.md"),
+    ] {
+        let text = std::fs::read_to_string(golden(golden_file)).expect("golden");
+        let note = std::fs::read_to_string(golden(note)).expect("note");
+        for (n, _) in text.lines().enumerate() {
+            assert!(
+                note.contains(&format!("| {} |", n + 1)),
+                "{golden_file} line {} has no justification in its note",
+                n + 1
+            );
+        }
+    }
+}
+
+#[test]
+fn the_far_end_sees_the_tunnel_from_its_side() {
+    let far = far(Secret::Placeholder);
+    assert_eq!(far.local_address.to_string(), "198.51.100.7");
+    assert_eq!(far.remote_address.to_string(), "203.0.113.2");
+    assert_eq!(far.remote_id.as_str(), "vpn.example.net");
+    assert_eq!(far.local_cidrs.len(), 2);
+    let conf = render(Format::Strongswan, &far).expect("swanctl.conf");
+    for line in [
+        "local_addrs = 198.51.100.7",
+        "remote_addrs = 203.0.113.2",
+        "local_ts = 10.200.0.0/24,10.201.0.0/24",
+        "remote_ts = 10.1.0.0/24",
+        "proposals = aes256-sha256-modp2048",
+        "esp_proposals = aes128-sha256-modp2048",
+        "dpd_delay = 10s",
+        "rekey_time = 28800s",
+        "life_time = 3600s",
+        "id = vpn.example.net",
+        "start_action = trap",
+    ] {
+        assert!(conf.contains(line), "no '{line}' in\n{conf}");
+    }
+}
+
+#[test]
+fn the_key_is_written_only_when_included_and_never_in_clear_text() {
+    for format in [Format::Strongswan, Format::Libreswan] {
+        let without = render(format, &far(Secret::Placeholder)).expect("renders");
+        assert!(without.contains(PLACEHOLDER), "{without}");
+        let with = render(format, &far(included())).expect("renders");
+        assert!(!with.contains(PLACEHOLDER) && !with.contains(KEY), "{with}");
+        let encoded = base64::engine::general_purpose::STANDARD.encode(KEY);
+        assert!(with.contains(&format!("0s{encoded}")), "{with}");
+    }
+}
+
+#[test]
+fn a_key_a_command_line_cannot_carry_is_refused_by_name() {
+    let refused = render(Format::CiscoIos, &far(included())).expect_err("quote in key");
+    assert_eq!(refused.field, "psk");
+    // VyOS and Junos take it encoded.
+    assert!(render(Format::Vyos, &far(included())).is_ok());
+    assert!(render(Format::JuniperSrx, &far(included())).is_ok());
+}
+
+#[test]
+fn values_a_format_cannot_express_are_named() {
+    let mut ours = spec();
+    ours.ike.pfs = vpnaas_model::enums::PfsGroup::Group22;
+    let far = FarEnd::of(&ours, Secret::Placeholder).expect("far end");
+    for format in [Format::Libreswan, Format::CiscoIos, Format::JuniperSrx] {
+        let refused = render(format, &far).expect_err("group22");
+        assert_eq!(refused.field, "pfs", "{format:?}: {refused}");
+    }
+    assert!(render(Format::Strongswan, &far).is_ok());
+}
+
+#[test]
+fn a_response_only_connection_makes_the_far_end_initiate() {
+    let mut ours = spec();
+    ours.initiator = vpnaas_model::enums::Initiator::ResponseOnly;
+    let far = FarEnd::of(&ours, Secret::Placeholder).expect("far end");
+    assert!(
+        render(Format::Strongswan, &far)
+            .expect("renders")
+            .contains("start_action = start")
+    );
+    assert!(
+        render(Format::Libreswan, &far)
+            .expect("renders")
+            .contains("auto=start")
+    );
+    assert!(
+        render(Format::Vyos, &far)
+            .expect("renders")
+            .contains("connection-type 'initiate'")
+    );
+}
+
+#[test]
+fn an_identity_outside_the_grammar_is_refused() {
+    let mut ours = spec();
+    ours.peer_id = "x\nconn evil".into();
+    let refused = FarEnd::of(&ours, Secret::Placeholder).expect_err("hostile id");
+    assert_eq!(refused.field, "peer_id");
+}
+
+#[test]
+fn ikev1_gets_one_child_per_pair_of_cidrs() {
+    let mut ours = spec();
+    ours.ike.ike_version = vpnaas_model::enums::IkeVersion::V1;
+    let far = FarEnd::of(&ours, Secret::Placeholder).expect("far end");
+    let conf = render(Format::Strongswan, &far).expect("renders");
+    assert!(
+        conf.contains("5f0c2a9e-7d41-4c3b-9a57-0e6b8d2f4c11-2 {"),
+        "{conf}"
+    );
+    assert!(conf.contains("dpd_timeout = 40s"), "{conf}");
+    let libreswan = render(Format::Libreswan, &far).expect("renders");
+    assert!(libreswan.contains("ikev1-policy=accept"), "{libreswan}");
+}

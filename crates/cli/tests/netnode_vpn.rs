@@ -1,8 +1,10 @@
-//! A real VPN between two Neutron routers on real network nodes: Neutron (identity from
-//! headers, no Keystone, to keep the lab fast) with its RPC server on a RabbitMQ; network
-//! node `hostA` (userspace Open vSwitch, neutron-openvswitch-agent, neutron-l3-agent) and,
-//! on a simulated second host, `hostC`; a `vpnaas server` with `auth = "noauth"` and
-//! `inventory = "neutron"`, and one `vpnaas agent --l3-mode neutron` per node. Router r0
+//! A real VPN between two Neutron routers on real network nodes: Keystone; Neutron behind
+//! it, with its RPC server on a RabbitMQ; network node `hostA` (userspace Open vSwitch,
+//! neutron-openvswitch-agent, neutron-l3-agent) and, on a simulated second host, `hostC`;
+//! a `vpnaas server` with `auth = "keystone"` and `inventory = "neutron"` behind the
+//! documented haproxy front (the `network` endpoint in Keystone's catalog), and one
+//! `vpnaas agent --l3-mode neutron` per node. The VPN is made with the `openstack` CLI,
+//! logged in through Keystone as a project member. Router r0
 //! is a legacy router on hostA; r1 is an HA router on both nodes, where keepalived decides
 //! which is primary. Each has a tenant subnet and a "VM" plugged the way Nova does (a veth
 //! on hostA's integration bridge with the port's `iface-id`, its other end in a namespace
@@ -26,11 +28,13 @@ mod netnode_lab;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use netnode_lab::{Listener, Pinger, Vm, Vpnaas, charons_in, id, member};
+use netnode_lab::{Listener, Pinger, Vm, Vpnaas, charons_in, id};
 use reqwest::Method;
 use serde_json::json;
+use vpnaas_test_support::front::Front;
+use vpnaas_test_support::keystone::Keystone;
 use vpnaas_test_support::netnode::{self, NetNode};
-use vpnaas_test_support::neutron::{Neutron, NeutronOptions};
+use vpnaas_test_support::neutron::{Identity, Neutron, NeutronOptions};
 use vpnaas_test_support::rabbitmq::RabbitMq;
 
 const CIDRS: [&str; 2] = ["10.1.0.0/24", "10.2.0.0/24"];
@@ -137,14 +141,18 @@ fn skip_without_tools() -> bool {
     true
 }
 
-/// The whole lab; fields drop in order: vpnaas (agents, server, charons), the network
-/// nodes, Neutron, RabbitMQ.
+/// The whole lab; fields drop in order: the front, vpnaas (agents, server, charons), the
+/// network nodes, Neutron, Keystone, RabbitMQ.
 struct Lab {
+    _front: Front,
     vpnaas: Vpnaas,
     second: Option<NetNode>,
     first: NetNode,
     neutron: Neutron,
+    keystone: Keystone,
     rabbit: RabbitMq,
+    /// The project member the test acts as.
+    member: Identity,
 }
 
 /// One router of the test, its subnet and its VM.
@@ -158,21 +166,36 @@ struct Site {
 }
 
 impl Lab {
-    /// RabbitMQ, Neutron, hostA with its vpnaas agent, and vpnaas's server.
+    /// RabbitMQ, Keystone, Neutron behind it, hostA with its vpnaas agent, vpnaas's
+    /// server and the front registered as the `network` endpoint.
     async fn start() -> Lab {
         let mut rabbit = RabbitMq::spawn();
         let transport_url = rabbit.transport_url();
-        let neutron = Neutron::start(&NeutronOptions::headers().with_bus(&transport_url)).await;
+        let keystone = Keystone::start().await;
+        let options = NeutronOptions::keystone(&keystone).with_bus(&transport_url);
+        let neutron = Neutron::start(&options).await;
         rabbit.ready();
         let mut first = NetNode::start(&neutron, &rabbit).await;
-        let mut vpnaas = Vpnaas::start(&neutron.url);
+        let p1 = &keystone.projects[0];
+        let token = keystone
+            .login(&p1.member.name, &p1.member.password, &p1.name)
+            .await
+            .expect("the member logs in");
+        let member = Identity::Token(token);
+        let service_user = keystone.cloud_service_user().await;
+        let mut vpnaas = Vpnaas::start(&neutron.url, &keystone, &service_user, member.clone());
         vpnaas.start_agent(&mut first);
+        let front = Front::start(&vpnaas.url, &neutron.url);
+        keystone.register_endpoint("network", &front.url).await;
         let lab = Lab {
+            _front: front,
             vpnaas,
             second: None,
             first,
             neutron,
+            keystone,
             rabbit,
+            member,
         };
         lab.wait_for("the vpnaas agent of hostA alive", || async {
             lab.vpnaas.agent_alive(netnode::HOST).await.then_some(())
@@ -242,8 +265,8 @@ impl Lab {
         sites
     }
 
-    /// Router `n` of `project-1` (HA if `ha`: only an admin may ask) with a network of
-    /// its own and a VM there.
+    /// Router `n` of the member's project (HA if `ha`: only an admin may ask) with a
+    /// network of its own and a VM there.
     async fn site(&self, n: usize, public: &str, ha: bool) -> Site {
         let router = self
             .neutron
@@ -251,7 +274,7 @@ impl Lab {
                 &self.neutron.admin,
                 "/v2.0/routers",
                 "router",
-                json!({"name": format!("r{n}"), "project_id": "project-1", "ha": ha,
+                json!({"name": format!("r{n}"), "project_id": self.project().id, "ha": ha,
                     "external_gateway_info": {"network_id": public}}),
             )
             .await;
@@ -259,13 +282,14 @@ impl Lab {
         let cidr = CIDRS[n];
         let net = self
             .neutron
-            .tenant_network(&member(), &format!("n{n}"), cidr, Some(&id))
+            .tenant_network(&self.member, &format!("n{n}"), cidr, Some(&id))
             .await;
         let gateway = router["external_gateway_info"]["external_fixed_ips"][0]["ip_address"]
             .as_str()
             .expect("gateway address")
             .to_string();
-        let vm = Vm::plug(&self.neutron, &self.first, &net.network, n).await;
+        let project = &self.project().id;
+        let vm = Vm::plug(&self.neutron, &self.first, project, &net.network, n).await;
         Site {
             namespace: format!("qrouter-{id}"),
             router: id,
@@ -305,41 +329,125 @@ impl Lab {
             .to_string()
     }
 
-    /// Policies, a VPN service per router and a connection each way, through vpnaas's
-    /// API; returns the connections' ids (r0's, then r1's).
+    /// Keystone's first project, whose member the test acts as.
+    fn project(&self) -> &vpnaas_test_support::keystone::Project {
+        &self.keystone.projects[0]
+    }
+
+    /// Policies, a VPN service per router and a connection each way, made with the
+    /// `openstack` CLI through Keystone and the front; returns the connections' ids (r0's,
+    /// then r1's).
     async fn vpn(&self, sites: &[Site]) -> Vec<String> {
-        let api = &self.vpnaas;
-        let ike = api
-            .create("ikepolicies", "ikepolicy", json!({"ike_version": "v2"}))
+        self.openstack(&[
+            "vpn",
+            "ike",
+            "policy",
+            "create",
+            "ike",
+            "--ike-version",
+            "v2",
+        ])
+        .await;
+        self.openstack(&["vpn", "ipsec", "policy", "create", "ipsec"])
             .await;
-        let ipsec = api.create("ipsecpolicies", "ipsecpolicy", json!({})).await;
         let mut connections = Vec::new();
-        for (site, peer) in [(&sites[0], &sites[1]), (&sites[1], &sites[0])] {
-            let service = api
-                .create(
-                    "vpnservices",
-                    "vpnservice",
-                    json!({"router_id": site.router, "subnet_id": site.subnet}),
-                )
+        for (n, (site, peer)) in [(&sites[0], &sites[1]), (&sites[1], &sites[0])]
+            .into_iter()
+            .enumerate()
+        {
+            let service = format!("svc{n}");
+            let made = self
+                .openstack(&[
+                    "vpn",
+                    "service",
+                    "create",
+                    &service,
+                    "--router",
+                    &site.router,
+                    "--subnet",
+                    &site.subnet,
+                    "-f",
+                    "json",
+                ])
                 .await;
+            let made: serde_json::Value = serde_json::from_str(&made).expect("JSON");
             assert_eq!(
-                service["external_v4_ip"],
+                made["Ext v4 IP"],
                 json!(site.gateway),
-                "the service's address is the router's gateway: {service}"
+                "the service's address is the router's gateway: {made}"
             );
-            let conn = api
-                .create(
-                    "ipsec-site-connections",
-                    "ipsec_site_connection",
-                    json!({"vpnservice_id": service["id"], "ikepolicy_id": ike["id"],
-                        "ipsecpolicy_id": ipsec["id"], "peer_address": peer.gateway,
-                        "peer_id": peer.gateway, "peer_cidrs": [peer.cidr], "psk": PSK,
-                        "dpd": {"action": "restart", "interval": 1, "timeout": 5}}),
-                )
+            let connection = self
+                .openstack(&[
+                    "vpn",
+                    "ipsec",
+                    "site",
+                    "connection",
+                    "create",
+                    &format!("conn{n}"),
+                    "--vpnservice",
+                    &service,
+                    "--ikepolicy",
+                    "ike",
+                    "--ipsecpolicy",
+                    "ipsec",
+                    "--peer-address",
+                    &peer.gateway,
+                    "--peer-id",
+                    &peer.gateway,
+                    "--peer-cidr",
+                    peer.cidr,
+                    "--psk",
+                    PSK,
+                    "-f",
+                    "value",
+                    "-c",
+                    "id",
+                ])
                 .await;
-            connections.push(id(&conn));
+            let connection = connection.trim().to_string();
+            // `--dpd` of python-openstackclient 10.5.0 fails before sending anything
+            // (`validate_dpd_dict` is handed a list): set through the API instead.
+            let dpd = json!({"ipsec_site_connection":
+                {"dpd": {"action": "restart", "interval": 1, "timeout": 5}}});
+            let path = format!("/v2.0/vpn/ipsec-site-connections/{connection}");
+            let (status, body) = self.vpnaas.call(Method::PUT, &path, Some(dpd)).await;
+            assert_eq!(status, 200, "PUT {path}: {body}");
+            connections.push(connection);
         }
         connections
+    }
+
+    /// The `openstack` CLI of the project's member, logged in through Keystone (it finds
+    /// the front in the catalog); its output.
+    async fn openstack(&self, args: &[&str]) -> String {
+        let project = self.project();
+        let cli = vpnaas_test_support::workspace_root().join(".venv/bin/openstack");
+        let output = tokio::process::Command::new(&cli)
+            .args([
+                "--os-auth-url",
+                &self.keystone.url,
+                "--os-identity-api-version",
+                "3",
+            ])
+            .args(["--os-username", &project.member.name])
+            .args(["--os-password", &project.member.password])
+            .args(["--os-project-name", &project.name])
+            .args([
+                "--os-user-domain-id",
+                "default",
+                "--os-project-domain-id",
+                "default",
+            ])
+            .args(args)
+            .output()
+            .await
+            .unwrap_or_else(|e| panic!("{} ({e}): run scripts/setup.sh", cli.display()));
+        assert!(
+            output.status.success(),
+            "openstack {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
     }
 
     async fn wait_until_active(&self, connections: &[String]) {
@@ -386,7 +494,7 @@ impl Lab {
         let public = id(&networks.body["networks"][0]);
         self.neutron
             .create(
-                &member(),
+                &self.member,
                 "/v2.0/floatingips",
                 "floatingip",
                 json!({"floating_network_id": public, "port_id": site.vm.port}),
@@ -423,6 +531,12 @@ impl Lab {
             })
             .await;
         let moved = cut.elapsed();
+        let new_node = self.node(new);
+        self.wait_for("charon on the new primary", || async {
+            (!charons_in(new_node, &r1.namespace).is_empty()).then_some(())
+        })
+        .await;
+        let daemon_after = cut.elapsed() - moved;
         let answered = ping.answered();
         self.wait_for(
             "the ping answered again through the new primary",
@@ -455,7 +569,8 @@ impl Lab {
         );
         format!(
             "r1 failed over {primary} -> {new}: gateway address moved after {moved:?}, \
-             longest ping silence {silence:.2} s at 20 pps"
+             charon running there {daemon_after:?} after it was seen, longest ping silence \
+             {silence:.2} s at 20 pps"
         )
     }
 

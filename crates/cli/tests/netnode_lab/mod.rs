@@ -1,7 +1,8 @@
-//! What the network node VPN test drives besides Neutron's own lab: vpnaas (a server and
-//! one agent per network node), the "VMs" plugged into the integration bridge, an echo
-//! listener that reports the source address it sees, and a steady ping that measures
-//! silences.
+//! What the network node VPN test drives besides Neutron's own lab: vpnaas (a server with
+//! `auth = "keystone"` and `inventory = "neutron"`, and one agent per network node, logged
+//! in to Keystone as vpnaas's service user), the "VMs" plugged into the integration bridge,
+//! an echo listener that reports the source address it sees, and a steady ping that
+//! measures silences.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -10,6 +11,7 @@ use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::{Value, json};
+use vpnaas_test_support::keystone::{self, Keystone};
 use vpnaas_test_support::netnode::{self, NetNode, host};
 use vpnaas_test_support::neutron::{Identity, Neutron};
 use vpnaas_test_support::process::Group;
@@ -17,11 +19,6 @@ use vpnaas_test_support::process::Group;
 const PYTHON: &str = "/usr/bin/python3";
 /// How long the listener waits for an echo request.
 const LISTEN: Duration = Duration::from_secs(120);
-
-/// A member of `project-1`, with `reader` as Keystone's role implication would give it.
-pub fn member() -> Identity {
-    Identity::headers("project-1", &["member", "reader"])
-}
 
 pub fn id(v: &Value) -> String {
     v["id"].as_str().expect("id").to_string()
@@ -32,14 +29,27 @@ pub fn id(v: &Value) -> String {
 pub struct Vpnaas {
     agents: Vec<(String, Group)>,
     server: Group,
-    url: String,
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
     port: u16,
+    keystone_url: String,
+    keystone_port: u16,
+    /// The project member the test acts as, and Keystone's admin.
+    member: Identity,
+    admin: Identity,
     http: reqwest::Client,
     dir: tempfile::TempDir,
 }
 
 impl Vpnaas {
-    pub fn start(neutron_url: &str) -> Vpnaas {
+    /// The server, for `neutron_url`, logged in to `keystone` as `service_user` (admin in
+    /// project `service`: it reads every project's routers); the test acts as `member`.
+    pub fn start(
+        neutron_url: &str,
+        keystone: &Keystone,
+        service_user: &keystone::User,
+        member: Identity,
+    ) -> Vpnaas {
         let dir = tempfile::tempdir().expect("tempdir");
         let port = vpnaas_test_support::free_port();
         let listen = format!("127.0.0.1:{port}");
@@ -51,7 +61,13 @@ impl Vpnaas {
         settings.insert("listen".into(), listen.clone().into());
         let data = dir.path().join("data").display().to_string();
         settings.insert("data_dir".into(), data.into());
-        settings.insert("auth".into(), "noauth".into());
+        settings.insert("auth".into(), "keystone".into());
+        let mut identity = toml::Table::new();
+        identity.insert("auth_url".into(), keystone.url.clone().into());
+        identity.insert("username".into(), service_user.name.clone().into());
+        identity.insert("password".into(), service_user.password.clone().into());
+        identity.insert("project_name".into(), keystone::SERVICE_PROJECT.into());
+        settings.insert("keystone".into(), identity.into());
         settings.insert("inventory".into(), "neutron".into());
         settings.insert("neutron".into(), neutron.into());
         std::fs::write(&config, settings.to_string()).expect("server.toml");
@@ -63,6 +79,10 @@ impl Vpnaas {
             agents: Vec::new(),
             url,
             port,
+            keystone_url: keystone.url.clone(),
+            keystone_port: keystone.port(),
+            member,
+            admin: Identity::Token(keystone.admin_token.clone()),
             http: reqwest::Client::new(),
             dir,
         }
@@ -72,10 +92,15 @@ impl Vpnaas {
     /// with a resync interval long enough that only events keep it in step.
     pub fn start_agent(&mut self, node: &mut NetNode) {
         node.reach(self.port);
+        node.reach(self.keystone_port);
         let state = self.dir.path().join(format!("state-{}", node.host));
         let mut agent = node.command(env!("CARGO_BIN_EXE_vpnaas"));
         agent
+            .env("VPNAAS_AGENT_KEYSTONE_PASSWORD", keystone::SERVICE_PASSWORD)
             .args(["agent", "--server", &self.url, "--host", node.host])
+            .args(["--keystone-auth-url", &self.keystone_url])
+            .args(["--keystone-username", keystone::SERVICE_USER])
+            .args(["--keystone-project-name", keystone::SERVICE_PROJECT])
             .args(["--l3-mode", "neutron", "--resync-interval", "30"])
             .args(["--heartbeat-interval", "2", "--state-dir"])
             .arg(&state);
@@ -117,9 +142,9 @@ impl Vpnaas {
         }
     }
 
-    /// `method path` as the member of `project-1`; status and body.
+    /// `method path` as the test's project member; status and body.
     pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut request = member().apply(
+        let mut request = self.member.apply(
             self.http
                 .request(method.clone(), format!("{}{path}", self.url)),
         );
@@ -141,14 +166,6 @@ impl Vpnaas {
         body
     }
 
-    pub async fn create(&self, collection: &str, resource: &str, attributes: Value) -> Value {
-        let path = format!("/v2.0/vpn/{collection}");
-        let body = json!({ resource: attributes });
-        let (status, body) = self.call(Method::POST, &path, Some(body)).await;
-        assert_eq!(status, 201, "POST {path}: {body}");
-        body[resource].clone()
-    }
-
     pub async fn delete(&self, collection: &str, id: &str) {
         let path = format!("/v2.0/vpn/{collection}/{id}");
         let (status, body) = self.call(Method::DELETE, &path, None).await;
@@ -163,10 +180,12 @@ impl Vpnaas {
             .to_string()
     }
 
-    /// `GET path` as noauth's default admin (no identity headers); the body, `Null` when
-    /// the server does not answer.
+    /// `GET path` as Keystone's admin; the body, `Null` when the server does not answer.
     pub async fn get_as_admin(&self, path: &str) -> Value {
-        let Ok(answer) = self.http.get(format!("{}{path}", self.url)).send().await else {
+        let request = self
+            .admin
+            .apply(self.http.get(format!("{}{path}", self.url)));
+        let Ok(answer) = request.send().await else {
             return Value::Null;
         };
         answer.json().await.unwrap_or(Value::Null)
@@ -238,13 +257,19 @@ pub struct Vm {
 }
 
 impl Vm {
-    pub async fn plug(neutron: &Neutron, node: &NetNode, network: &str, n: usize) -> Vm {
+    pub async fn plug(
+        neutron: &Neutron,
+        node: &NetNode,
+        project: &str,
+        network: &str,
+        n: usize,
+    ) -> Vm {
         let port = neutron
             .create(
                 &neutron.admin,
                 "/v2.0/ports",
                 "port",
-                json!({"network_id": network, "project_id": "project-1", "name": format!("vm{n}"),
+                json!({"network_id": network, "project_id": project, "name": format!("vm{n}"),
                     "device_owner": "compute:nova", "device_id": format!("vm{n}"),
                     "binding:host_id": netnode::HOST}),
             )

@@ -63,13 +63,17 @@ impl Agent {
         let namespace = self.config.namespace(&state.router_id);
         l3::neutron::apply(&namespace, state).await?;
         self.watches.watch(&state.router_id, &namespace).await;
-        if !state.ha || l3::neutron::holds_gateway(&namespace, state).await? {
-            self.failing_over.remove(&state.router_id);
+        if !state.ha {
+            self.gateway_here.remove(&state.router_id);
+            return self.ensure_daemon(&namespace, state, last).await;
+        }
+        let here = l3::neutron::holds_gateway(&namespace, state).await?;
+        if self.gateway_here.insert(state.router_id.clone(), here) != Some(here) {
+            tracing::info!(router = %state.router_id, here, "the HA router's gateway address");
+        }
+        if here {
             self.ensure_daemon(&namespace, state, last).await
         } else {
-            if self.failing_over.insert(state.router_id.clone()) {
-                tracing::info!(router = %state.router_id, "gateway address not here: no daemon on this node");
-            }
             self.stop_daemons(&state.router_id).await
         }
     }

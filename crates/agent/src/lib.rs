@@ -161,9 +161,10 @@ pub struct Agent {
     /// Neutron's rules), and the routers whose namespaces changed.
     watches: l3::watch::Watches,
     namespace_events: mpsc::UnboundedReceiver<String>,
-    /// Under Neutron, the routers whose gateway address is on another node (an HA router's
-    /// standby here): no daemon runs for them on this node.
-    failing_over: std::collections::HashSet<String>,
+    /// Under Neutron, whether each HA router's gateway address is on this node (where
+    /// keepalived made the namespace primary) as last seen; no daemon runs for those it is
+    /// not on.
+    gateway_here: HashMap<String, bool>,
 }
 
 impl Agent {
@@ -191,7 +192,7 @@ impl Agent {
             wake,
             watches: l3::watch::Watches::new(namespace_tx),
             namespace_events,
-            failing_over: std::collections::HashSet::new(),
+            gateway_here: HashMap::new(),
             applied: HashMap::new(),
             reported: HashMap::new(),
             last_sent: HashMap::new(),
@@ -422,7 +423,7 @@ impl Agent {
             L3Mode::Simulation => {}
         }
         self.watches.unwatch(router_id);
-        self.failing_over.remove(router_id);
+        self.gateway_here.remove(router_id);
         self.applied.remove(router_id);
         self.reported.remove(router_id);
         self.last_sent.remove(router_id);
@@ -479,14 +480,16 @@ impl Agent {
     /// Puts in the outbox what the daemon shows of the router's connections, unless the
     /// server already took the same report recently.
     async fn report(&mut self, state: &RouterState) {
-        if state.role == HaRole::Standby {
-            // Only the lease holder speaks for the router.
+        let primary = self.holds_ha_gateway(state);
+        if state.role == HaRole::Standby && !primary {
+            // Only the lease holder speaks for the router (or, under Neutron, the node
+            // keepalived made primary: it claims the lease).
             self.reported.remove(&state.router_id);
             self.last_sent.remove(&state.router_id);
             self.metrics.hosted(&self.reported);
             return;
         }
-        let report = if self.failing_over.contains(&state.router_id) {
+        let mut report = if self.gateway_here.get(&state.router_id) == Some(&false) {
             status::failing_over(&self.config.host, state)
         } else {
             let observed = self
@@ -495,6 +498,7 @@ impl Agent {
                 .await;
             status::report(&self.config.host, state, &observed)
         };
+        report.primary = primary;
         self.reported
             .insert(state.router_id.clone(), report.connections.clone());
         self.metrics.hosted(&self.reported);
@@ -507,6 +511,12 @@ impl Agent {
             return;
         }
         self.outbox.push(report);
+    }
+
+    /// Under Neutron, whether this node holds the HA router's gateway address (keepalived
+    /// made it primary here).
+    fn holds_ha_gateway(&self, state: &RouterState) -> bool {
+        state.ha && self.gateway_here.get(&state.router_id) == Some(&true)
     }
 
     /// Sends the outbox in one call. Reports the server does not take are not kept: the

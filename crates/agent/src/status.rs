@@ -174,6 +174,7 @@ pub fn report(host: &str, state: &RouterState, observed: &Observed) -> StatusRep
             .iter()
             .map(|c| connection_status(c, observed))
             .collect(),
+        primary: false,
     }
 }
 

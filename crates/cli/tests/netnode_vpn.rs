@@ -28,7 +28,7 @@ mod netnode_lab;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use netnode_lab::{Listener, Pinger, Vm, Vpnaas, charons_in, id};
+use netnode_lab::{Listener, Pinger, Vm, Vpnaas, charons_in, daemons_in, id, libreswan_root};
 use reqwest::Method;
 use serde_json::json;
 use vpnaas_test_support::front::Front;
@@ -111,20 +111,44 @@ async fn a_vpn_between_neutron_routers_survives_neutron_rewrites_and_follows_kee
         "Neutron's rules changed when vpnaas left"
     );
     let cleaned = t.elapsed();
+
+    // The same routers on Libreswan: pluto runs in Neutron's namespaces and negotiates IKE
+    // through Neutron's ports (this kernel has no ESP, so the child SA is refused and said
+    // so: KERNEL_REFUSED); then nothing of it is left either.
+    let t = Instant::now();
+    let connections = lab.libreswan_vpn(&sites).await;
+    for conn in &connections {
+        lab.wait_for(&format!("IKE up on Libreswan for {conn}"), || async {
+            (lab.reason(conn).await == "KERNEL_REFUSED").then_some(())
+        })
+        .await;
+    }
+    let libreswan_ike = t.elapsed();
+    lab.delete_vpn(&connections).await;
+    lab.wait_for("nothing of vpnaas's Libreswan left", || async {
+        lab.vpnaas_gone(&sites).then_some(())
+    })
+    .await;
+    assert_eq!(
+        lab.rules_without_vpnaas(&sites),
+        rules_without_vpnaas,
+        "Neutron's rules changed when vpnaas's Libreswan left"
+    );
     eprintln!(
         "stack up {stack_up:?}, both ACTIVE {active:?}, jumps first again {after_floating_ip:?} \
          after a floating IP and {after_restart:?} after an L3 agent restart; {failover}; \
-         VPN gone {cleaned:?}; whole test {:?}",
+         VPN gone {cleaned:?}; Libreswan's IKE SAs up {libreswan_ike:?}; whole test {:?}",
         started.elapsed()
     );
     drop(sites);
     lab.check_running();
 }
 
-/// The IKE daemon the agent runs, keepalived for Neutron's HA routers, Python for the
+/// The IKE daemons the agent runs, keepalived for Neutron's HA routers, Python for the
 /// far VM's listener.
 fn skip_without_tools() -> bool {
-    let missing: Vec<&str> = [CHARON, PYTHON, KEEPALIVED]
+    let pluto = format!("{}/usr/libexec/ipsec/pluto", libreswan_root());
+    let missing: Vec<&str> = [CHARON, &pluto, PYTHON, KEEPALIVED]
         .into_iter()
         .filter(|tool| !Path::new(tool).exists())
         .collect();
@@ -634,16 +658,77 @@ impl Lab {
         all
     }
 
-    /// No charon in any router namespace, no `vpnaas-` chain or jump in its rules.
+    /// No charon or pluto in any router namespace, no `vpnaas-` chain or jump in its
+    /// rules.
     fn vpnaas_gone(&self, sites: &[Site]) -> bool {
         sites.iter().all(|site| {
             self.holders(site).into_iter().all(|node| {
                 charons_in(node, &site.namespace).is_empty()
+                    && daemons_in(node, &site.namespace, "pluto").is_empty()
                     && !firewall(node, &site.namespace)
                         .iter()
                         .any(|rule| rule.contains("vpnaas-"))
             })
         })
+    }
+
+    /// A Libreswan flavor (admin), a VPN service of that flavor per router and a
+    /// connection each way, on the policies made before, through vpnaas's API.
+    async fn libreswan_vpn(&self, sites: &[Site]) -> Vec<String> {
+        let api = &self.vpnaas;
+        let admin_post = |path: &'static str, body: serde_json::Value| async move {
+            let (status, body) = api.call_as_admin(Method::POST, path, Some(body)).await;
+            assert_eq!(status, 201, "POST {path}: {body}");
+            body
+        };
+        let profile = admin_post(
+            "/v2.0/service_profiles",
+            json!({"service_profile": {"driver": "libreswan"}}),
+        )
+        .await;
+        let flavor = admin_post(
+            "/v2.0/flavors",
+            json!({"flavor": {"name": "libreswan", "service_type": "VPN"}}),
+        )
+        .await;
+        let flavor = id(&flavor["flavor"]);
+        let path = format!("/v2.0/flavors/{flavor}/service_profiles");
+        let body = json!({"service_profile": {"id": id(&profile["service_profile"])}});
+        let (status, answer) = api.call_as_admin(Method::POST, &path, Some(body)).await;
+        assert_eq!(status, 201, "POST {path}: {answer}");
+        let policy = |kind: &'static str| async move {
+            let listed = api.get(&format!("/v2.0/vpn/{kind}")).await;
+            id(&listed[kind][0])
+        };
+        let (ike, ipsec) = (policy("ikepolicies").await, policy("ipsecpolicies").await);
+        let mut connections = Vec::new();
+        for (site, peer) in [(&sites[0], &sites[1]), (&sites[1], &sites[0])] {
+            let service = json!({"vpnservice": {"router_id": site.router,
+                "subnet_id": site.subnet, "flavor_id": flavor}});
+            let (status, service) = api
+                .call(Method::POST, "/v2.0/vpn/vpnservices", Some(service))
+                .await;
+            assert_eq!(status, 201, "POST vpnservices: {service}");
+            let conn = json!({"ipsec_site_connection": {
+                "vpnservice_id": id(&service["vpnservice"]), "ikepolicy_id": ike,
+                "ipsecpolicy_id": ipsec, "peer_address": peer.gateway, "peer_id": peer.gateway,
+                "peer_cidrs": [peer.cidr], "psk": PSK}});
+            let (status, conn) = api
+                .call(Method::POST, "/v2.0/vpn/ipsec-site-connections", Some(conn))
+                .await;
+            assert_eq!(status, 201, "POST ipsec-site-connections: {conn}");
+            connections.push(id(&conn["ipsec_site_connection"]));
+        }
+        connections
+    }
+
+    /// A connection's `status_reason`.
+    async fn reason(&self, conn: &str) -> String {
+        let path = format!("/v2.0/vpn/ipsec-site-connections/{conn}");
+        self.vpnaas.get(&path).await["ipsec_site_connection"]["status_reason"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
     }
 
     /// Deletes the connections, then every VPN service.

@@ -255,6 +255,12 @@ pub struct StatusReport {
     pub daemon_running: bool,
     /// Per connection.
     pub connections: Vec<ConnectionStatus>,
+    /// Under Neutron, the reporting agent holds an HA router's gateway address (keepalived
+    /// made its namespace primary). It says so even while the server names another agent
+    /// active, and the server then moves the lease to it: keepalived, not Neutron's
+    /// lagging `ha_state`, decides which node speaks for the router.
+    #[serde(default)]
+    pub primary: bool,
 }
 
 /// Default heartbeat document of a new agent beating at `now_ms`.

@@ -201,6 +201,7 @@ async fn status_reports_become_api_status_without_moving_the_revision() {
         applied_revision: revision.as_u64().unwrap_or(0),
         lease_epoch: router["lease_epoch"].as_u64().unwrap_or(0),
         daemon_running,
+        primary: false,
         connections: vec![ConnectionStatus {
             id: id(&conn),
             status,
@@ -454,6 +455,7 @@ async fn desired_states_come_in_batches_of_what_the_host_holds() {
         applied_revision: 0,
         lease_epoch: 1,
         daemon_running: true,
+        primary: false,
         connections: conns
             .into_iter()
             .map(|id| ConnectionStatus {

@@ -115,6 +115,7 @@ async fn an_agent_on_nats_works_with_two_servers_and_survives_a_nats_restart() {
             applied_revision: state.revision,
             lease_epoch: state.lease_epoch,
             daemon_running: true,
+            primary: false,
             connections: vec![ConnectionStatus {
                 id: id(&conn),
                 status: Status::Active,

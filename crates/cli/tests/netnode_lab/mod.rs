@@ -101,6 +101,7 @@ impl Vpnaas {
             .args(["--keystone-auth-url", &self.keystone_url])
             .args(["--keystone-username", keystone::SERVICE_USER])
             .args(["--keystone-project-name", keystone::SERVICE_PROJECT])
+            .args(["--libreswan-root", &libreswan_root()])
             .args(["--l3-mode", "neutron", "--resync-interval", "30"])
             .args(["--heartbeat-interval", "2", "--state-dir"])
             .arg(&state);
@@ -144,7 +145,27 @@ impl Vpnaas {
 
     /// `method path` as the test's project member; status and body.
     pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut request = self.member.apply(
+        self.call_as(&self.member, method, path, body).await
+    }
+
+    /// `method path` as Keystone's admin; status and body.
+    pub async fn call_as_admin(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        self.call_as(&self.admin, method, path, body).await
+    }
+
+    async fn call_as(
+        &self,
+        who: &Identity,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut request = who.apply(
             self.http
                 .request(method.clone(), format!("{}{path}", self.url)),
         );
@@ -232,13 +253,23 @@ fn vpnaas(dir: &Path, name: &str, mut command: Command) -> Group {
     Group::spawn(name, command, &dir.join(format!("{name}.log")))
 }
 
+/// Where scripts/setup.sh unpacks Libreswan (or `VPNAAS_LIBRESWAN_ROOT`).
+pub fn libreswan_root() -> String {
+    std::env::var("VPNAAS_LIBRESWAN_ROOT").unwrap_or("/opt/vpnaas/libreswan".into())
+}
+
 /// The pids of the charon processes in `namespace` of `node`.
 pub fn charons_in(node: &NetNode, namespace: &str) -> Vec<u32> {
+    daemons_in(node, namespace, "charon")
+}
+
+/// The pids of the processes named `name` in `namespace` of `node`.
+pub fn daemons_in(node: &NetNode, namespace: &str, name: &str) -> Vec<u32> {
     node.pids_in(namespace)
         .into_iter()
         .filter(|pid| {
             std::fs::read_to_string(format!("/proc/{pid}/comm"))
-                .is_ok_and(|comm| comm.trim() == "charon")
+                .is_ok_and(|comm| comm.trim() == name)
         })
         .collect()
 }

@@ -277,9 +277,20 @@ async fn store_router(
 }
 
 /// Puts the router where Neutron's L3 agents are; a new active host takes a new lease
-/// epoch (fencing the old one's reports). Returns the hosts that lost it.
+/// epoch (fencing the old one's reports). An HA router whose active host is still one of
+/// Neutron's keeps it: that is the node whose agent holds the gateway address
+/// ([`super::ha`]), which Neutron's `ha_state` only catches up with. Returns the hosts that
+/// lost it.
 fn place(router: &mut Router, hosts: Hosts) -> Vec<String> {
     let before: Vec<String> = router.hosts().map(String::from).collect();
+    let held: Vec<String> = hosts.active.iter().chain(&hosts.standby).cloned().collect();
+    let hosts = match &router.agent_host {
+        Some(active) if router.ha && held.contains(active) => Hosts {
+            standby: held.iter().find(|h| *h != active).cloned(),
+            active: Some(active.clone()),
+        },
+        _ => hosts,
+    };
     if router.agent_host != hosts.active {
         router.lease_epoch += 1;
     }

@@ -4,9 +4,11 @@
 //! vpnaas's service user (background reads), and the passing on of requests that vpnaas
 //! has allowed. [`mirror`] keeps vpnaas's copy of the objects VPN services use, [`watch`]
 //! notices changes made behind vpnaas's back, [`front`] answers the router and subnet
-//! changes the cloud's HTTP front sends to vpnaas first.
+//! changes the cloud's HTTP front sends to vpnaas first, [`ha`] gives an HA router's
+//! lease to the node keepalived made primary.
 
 pub mod front;
+pub mod ha;
 pub mod mirror;
 pub mod watch;
 

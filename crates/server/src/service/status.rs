@@ -241,6 +241,9 @@ fn unplaceable(router: &Router, conn: &SiteConnection) -> Option<ConnectionStatu
 /// run, DOWN otherwise). Statuses are observations, not desired state: revisions do not
 /// move.
 pub async fn apply_reports(app: &App, reports: &[StatusReport]) -> ApiResult<()> {
+    if app.settings.inventory == crate::InventoryMode::Neutron {
+        crate::neutron::ha::follow_primaries(app, reports).await?;
+    }
     let mut tx = app.store.begin_observation().await?;
     let now_ms = app.clock.now_ms();
     let mut applied = Vec::with_capacity(reports.len());

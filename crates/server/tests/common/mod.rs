@@ -200,6 +200,7 @@ pub fn up_report(
         applied_revision: 0,
         lease_epoch: epoch,
         daemon_running: true,
+        primary: false,
         connections: vec![ConnectionStatus {
             id: conn.into(),
             status: Status::Active,

@@ -1,8 +1,9 @@
 //! The far end as Cisco IOS / IOS XE global configuration: an IKEv2 proposal, policy,
 //! keyring and profile, a transform set, an access list per pair of CIDRs and a crypto
 //! map (policy-based, IPv4). Only the values Cisco's documentation names are written;
-//! anything else (IKEv1, IPv6, AH, ciphers IOS lacks) is [`Unsupported`]. The justification
-//! of every line is in `tests/golden/cisco-ios.md`.
+//! anything else (IKEv1, IPv6, AH, ciphers and groups IOS lacks, lifetimes and DPD intervals
+//! outside the ranges IOS takes) is [`Unsupported`]. The justification of every line is in
+//! `tests/golden/cisco-ios.md`.
 
 use std::net::IpAddr;
 
@@ -11,7 +12,7 @@ use vpnaas_model::enums::{
     AuthAlgorithm, EncapsulationMode, EncryptionAlgorithm, IkeVersion, PfsGroup, TransformProtocol,
 };
 
-use super::{FarEnd, Identity, Unsupported, cli_safe_secret};
+use super::{FarEnd, Identity, Unsupported, cli_safe_secret, within};
 
 fn ike_encryption(algorithm: EncryptionAlgorithm) -> Result<&'static str, Unsupported> {
     Ok(match algorithm {
@@ -55,8 +56,26 @@ fn esp_integrity(algorithm: AuthAlgorithm) -> Result<&'static str, Unsupported> 
     })
 }
 
-/// IOS's group number; IOS has groups 1, 2, 5, 14, 15, 16, 19, 20, 21 and 24.
-fn group(group: PfsGroup) -> Result<&'static str, Unsupported> {
+/// The group number of an IKEv2 proposal's `group`: the groups Cisco's IOS XE data model
+/// names there (1, 2, 14, 15, 16, 19, 20, 21, 24; no 5).
+fn ike_group(group: PfsGroup) -> Result<&'static str, Unsupported> {
+    use PfsGroup as G;
+    match group {
+        G::Group2
+        | G::Group14
+        | G::Group15
+        | G::Group16
+        | G::Group19
+        | G::Group20
+        | G::Group21
+        | G::Group24 => Ok(group.as_str().trim_start_matches("group")),
+        other => Err(unsupported("pfs", other.as_str())),
+    }
+}
+
+/// `set pfs`'s group: the groups Cisco's IOS XE data model names there (group1, 2, 5, 14,
+/// 15, 16, 19, 20, 21, 24).
+fn pfs_group(group: PfsGroup) -> Result<&'static str, Unsupported> {
     use PfsGroup as G;
     match group {
         G::Group2
@@ -67,7 +86,7 @@ fn group(group: PfsGroup) -> Result<&'static str, Unsupported> {
         | G::Group19
         | G::Group20
         | G::Group21
-        | G::Group24 => Ok(group.as_str().trim_start_matches("group")),
+        | G::Group24 => Ok(group.as_str()),
         other => Err(unsupported("pfs", other.as_str())),
     }
 }
@@ -136,7 +155,7 @@ pub fn render(far: &FarEnd) -> Result<String, Unsupported> {
     } else {
         lines.push(format!(" integrity {prf}"));
     }
-    lines.push(format!(" group {}", group(ike.pfs)?));
+    lines.push(format!(" group {}", ike_group(ike.pfs)?));
     lines.extend([
         format!("crypto ikev2 policy {name}"),
         format!(" proposal {name}"),
@@ -150,12 +169,22 @@ pub fn render(far: &FarEnd) -> Result<String, Unsupported> {
         " authentication remote pre-share".to_string(),
         " authentication local pre-share".to_string(),
         format!(" keyring local {name}"),
-        format!(" lifetime {}", ike.lifetime.value),
+        format!(
+            " lifetime {}",
+            within(
+                "IOS",
+                "lifetime",
+                "an IKEv2 SA lifetime",
+                ike.lifetime.value,
+                (120, 86400)
+            )?
+        ),
     ]);
     if far.dpd_on() {
-        // IOS retries an unanswered probe every few seconds; `on-demand` probes only when
+        // IOS retries an unanswered probe every 2 seconds; `on-demand` probes only when
         // traffic is sent and nothing came back, as vpnaas's DPD does.
-        lines.push(format!(" dpd {} 2 on-demand", far.dpd.interval));
+        let interval = within("IOS", "dpd", "a DPD interval", far.dpd.interval, (10, 3600))?;
+        lines.push(format!(" dpd {interval} 2 on-demand"));
     }
     let mode = match ipsec.encapsulation_mode {
         EncapsulationMode::Tunnel => "tunnel",
@@ -186,10 +215,16 @@ pub fn render(far: &FarEnd) -> Result<String, Unsupported> {
         format!("crypto map {name} 10 ipsec-isakmp"),
         format!(" set peer {remote}"),
         format!(" set transform-set {name}"),
-        format!(" set pfs group{}", group(ipsec.pfs)?),
+        format!(" set pfs {}", pfs_group(ipsec.pfs)?),
         format!(
             " set security-association lifetime seconds {}",
-            ipsec.lifetime.value
+            within(
+                "IOS",
+                "lifetime",
+                "an IPsec SA lifetime",
+                ipsec.lifetime.value,
+                (120, 2_592_000)
+            )?
         ),
         format!(" set ikev2-profile {name}"),
         format!(" match address {name}"),

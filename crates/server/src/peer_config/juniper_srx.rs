@@ -1,20 +1,22 @@
 //! The far end as Junos `set` commands for an SRX: IKE proposal, policy and gateway,
 //! IPsec proposal, policy and a route-based VPN bound to `st0.0` with one traffic
 //! selector per pair of CIDRs. Only the values Juniper's documentation names are written;
-//! anything else is [`Unsupported`]. The key is written `hexadecimal` (its bytes in hex),
-//! so no character of it can end its line. The external interface (`ge-0/0/0.0`) and the
-//! tunnel interface (`st0.0`) are the device's: the download names the usual ones. The
-//! justification of every line is in `tests/golden/juniper-srx.md`.
+//! anything else (groups, intervals and lifetimes outside its lists and ranges, CIDR pairs
+//! a traffic selector cannot carry) is [`Unsupported`]. The key is written `hexadecimal`
+//! (its bytes in hex), so no character of it can end its line. The external interface
+//! (`ge-0/0/0.0`) and the tunnel interface (`st0.0`) are the device's: the download names
+//! the usual ones. The justification of every line is in `tests/golden/juniper-srx.md`.
 
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
+use ipnet::IpNet;
 use vpnaas_model::enums::{
     AuthAlgorithm, EncapsulationMode, EncryptionAlgorithm, IkeVersion, PfsGroup, Phase1Mode,
     TransformProtocol,
 };
 
-use super::{FarEnd, Identity, PLACEHOLDER, Secret, Unsupported};
+use super::{FarEnd, Identity, PLACEHOLDER, Secret, Unsupported, within};
 
 /// The interface facing the vpnaas gateway, and the tunnel interface.
 const EXTERNAL_INTERFACE: &str = "ge-0/0/0.0";
@@ -61,7 +63,9 @@ fn esp_hash(algorithm: AuthAlgorithm) -> Result<&'static str, Unsupported> {
     }
 }
 
-fn group(group: PfsGroup) -> Result<&'static str, Unsupported> {
+/// `dh-group` of an IKE proposal: Juniper's list for `[edit security ike proposal]`
+/// (group1, 2, 5, 14, 15, 16, 19, 20, 21, 24).
+fn ike_group(group: PfsGroup) -> Result<&'static str, Unsupported> {
     use PfsGroup as G;
     match group {
         G::Group2
@@ -75,6 +79,46 @@ fn group(group: PfsGroup) -> Result<&'static str, Unsupported> {
         | G::Group24 => Ok(group.as_str()),
         other => Err(unsupported("pfs", other.as_str())),
     }
+}
+
+/// `perfect-forward-secrecy keys`: the groups Juniper's `[edit security ipsec]` reference
+/// lists there (group1, 2, 5, 14).
+fn pfs_group(group: PfsGroup) -> Result<&'static str, Unsupported> {
+    use PfsGroup as G;
+    match group {
+        G::Group2 | G::Group5 | G::Group14 => Ok(group.as_str()),
+        other => Err(unsupported("pfs", other.as_str())),
+    }
+}
+
+/// The traffic selectors: at most 200 per VPN, each of one address family, none towards
+/// 0.0.0.0/0 or ::/0 (Junos's limits on site-to-site traffic selectors).
+fn traffic_selectors(far: &FarEnd) -> Result<Vec<(IpNet, IpNet)>, Unsupported> {
+    let pairs = far.pairs();
+    if pairs.len() > 200 {
+        return Err(Unsupported::new(
+            "peer_cidrs",
+            format!(
+                "{} pairs of CIDRs: Junos takes at most 200 traffic selectors per VPN",
+                pairs.len()
+            ),
+        ));
+    }
+    for (local, remote) in &pairs {
+        if local.addr().is_ipv4() != remote.addr().is_ipv4() {
+            return Err(Unsupported::new(
+                "peer_cidrs",
+                format!("{local} and {remote}: a Junos traffic selector holds one address family"),
+            ));
+        }
+        if remote.prefix_len() == 0 {
+            return Err(Unsupported::new(
+                "local_cidrs",
+                format!("{remote}: Junos takes no site-to-site traffic selector towards it"),
+            ));
+        }
+    }
+    Ok(pairs)
 }
 
 /// `inet A`, `inet6 A`, `hostname NAME` (`@name` without its `@`) or
@@ -125,7 +169,7 @@ pub fn render(far: &FarEnd) -> Result<String, Unsupported> {
         .ok_or_else(|| unsupported("encryption_algorithm", ike.encryption_algorithm.as_str()))?;
     let mut lines = vec![
         format!("{ike_proposal} authentication-method pre-shared-keys"),
-        format!("{ike_proposal} dh-group {}", group(ike.pfs)?),
+        format!("{ike_proposal} dh-group {}", ike_group(ike.pfs)?),
         format!(
             "{ike_proposal} authentication-algorithm {}",
             ike_hash(ike.auth_algorithm)?
@@ -151,11 +195,9 @@ pub fn render(far: &FarEnd) -> Result<String, Unsupported> {
         format!("{gateway} external-interface {EXTERNAL_INTERFACE}"),
     ]);
     if far.dpd_on() {
-        let threshold = (far.dpd.timeout / far.dpd.interval.max(1)).clamp(1, 5);
-        lines.push(format!(
-            "{gateway} dead-peer-detection interval {}",
-            far.dpd.interval
-        ));
+        let interval = within("Junos", "dpd", "a DPD interval", far.dpd.interval, (2, 60))?;
+        let threshold = (far.dpd.timeout / interval).clamp(1, 5);
+        lines.push(format!("{gateway} dead-peer-detection interval {interval}"));
         lines.push(format!(
             "{gateway} dead-peer-detection threshold {threshold}"
         ));
@@ -181,17 +223,26 @@ pub fn render(far: &FarEnd) -> Result<String, Unsupported> {
             "{ipsec_proposal} encryption-algorithm {}",
             esp_encryption(ipsec.encryption_algorithm)?
         ),
-        format!("{ipsec_proposal} lifetime-seconds {}", ipsec.lifetime.value),
+        format!(
+            "{ipsec_proposal} lifetime-seconds {}",
+            within(
+                "Junos",
+                "lifetime",
+                "an IPsec SA lifetime",
+                ipsec.lifetime.value,
+                (180, 86400)
+            )?
+        ),
         format!(
             "{ipsec_policy} perfect-forward-secrecy keys {}",
-            group(ipsec.pfs)?
+            pfs_group(ipsec.pfs)?
         ),
         format!("{ipsec_policy} proposals {name}"),
         format!("{vpn} bind-interface {TUNNEL_INTERFACE}"),
         format!("{vpn} ike gateway {name}"),
         format!("{vpn} ike ipsec-policy {name}"),
     ]);
-    for (n, (local, remote)) in far.pairs().iter().enumerate() {
+    for (n, (local, remote)) in traffic_selectors(far)?.iter().enumerate() {
         lines.push(format!(
             "{vpn} traffic-selector ts{} local-ip {local}",
             n + 1

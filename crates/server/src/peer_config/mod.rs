@@ -79,7 +79,7 @@ impl Format {
             Format::Vyos => "VyOS 1.4: configuration mode commands",
             Format::CiscoIos => "Cisco IOS / IOS XE 16 or newer: global configuration (crypto map)",
             Format::JuniperSrx => {
-                "Juniper SRX, Junos 15.1X49 or newer: set commands (policy-based VPN)"
+                "Juniper SRX, Junos 15.1X49-D100 or newer: set commands (route-based VPN on st0.0 with traffic selectors)"
             }
         }
     }
@@ -268,6 +268,28 @@ fn cli_safe_secret(far: &FarEnd) -> Result<String, Unsupported> {
                 ))
             }
         }
+    }
+}
+
+/// `value` when `device` takes it for `what`: within `range` (inclusive, from the vendor's
+/// reference); otherwise `field` cannot be written.
+fn within(
+    device: &str,
+    field: &'static str,
+    what: &str,
+    value: u32,
+    range: (u32, u32),
+) -> Result<u32, Unsupported> {
+    if (range.0..=range.1).contains(&value) {
+        Ok(value)
+    } else {
+        Err(Unsupported::new(
+            field,
+            format!(
+                "{value} is outside the {}-{} {device} takes for {what}",
+                range.0, range.1
+            ),
+        ))
     }
 }
 

@@ -80,6 +80,10 @@ fn every_golden_line_is_justified_in_its_note() {
     ] {
         let text = std::fs::read_to_string(golden(golden_file)).expect("golden");
         let note = std::fs::read_to_string(golden(note)).expect("note");
+        assert!(
+            !note.contains("NOT VERIFIED"),
+            "{golden_file}: a line of its note is not verified against the vendor's documentation"
+        );
         for (n, _) in text.lines().enumerate() {
             assert!(
                 note.contains(&format!("| {} |", n + 1)),
@@ -146,6 +150,49 @@ fn values_a_format_cannot_express_are_named() {
         assert_eq!(refused.field, "pfs", "{format:?}: {refused}");
     }
     assert!(render(Format::Strongswan, &far).is_ok());
+}
+
+#[test]
+fn values_outside_a_vendor_range_are_named() {
+    let refused = |format: Format, change: &dyn Fn(&mut ConnectionSpec)| {
+        let mut ours = spec();
+        change(&mut ours);
+        let far = FarEnd::of(&ours, Secret::Placeholder).expect("far end");
+        render(format, &far)
+            .expect_err("outside the vendor's range")
+            .field
+    };
+    // IOS: DPD interval 10-3600, IKEv2 SA lifetime 120-86400, no group 5 in an IKEv2 proposal.
+    assert_eq!(refused(Format::CiscoIos, &|s| s.dpd.interval = 5), "dpd");
+    assert_eq!(
+        refused(Format::CiscoIos, &|s| s.ike.lifetime.value = 60),
+        "lifetime"
+    );
+    assert_eq!(
+        refused(Format::CiscoIos, &|s| s.ike.pfs =
+            vpnaas_model::enums::PfsGroup::Group5),
+        "pfs"
+    );
+    // Junos: DPD interval 2-60, IPsec lifetime 180-86400, PFS groups 1, 2, 5 and 14, no
+    // traffic selector towards 0.0.0.0/0.
+    assert_eq!(
+        refused(Format::JuniperSrx, &|s| s.dpd.interval = 120),
+        "dpd"
+    );
+    assert_eq!(
+        refused(Format::JuniperSrx, &|s| s.ipsec.lifetime.value = 100),
+        "lifetime"
+    );
+    assert_eq!(
+        refused(Format::JuniperSrx, &|s| s.ipsec.pfs =
+            vpnaas_model::enums::PfsGroup::Group19),
+        "pfs"
+    );
+    assert_eq!(
+        refused(Format::JuniperSrx, &|s| s.local_cidrs =
+            vec!["0.0.0.0/0".parse().expect("cidr")]),
+        "local_cidrs"
+    );
 }
 
 #[test]

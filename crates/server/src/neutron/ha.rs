@@ -51,3 +51,40 @@ fn take_over(router: &mut Router, host: &str) -> Vec<Touched> {
     router.standard.touch(&crate::service::timestamp());
     notify::touched(router)
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn router(ha: bool) -> Router {
+        serde_json::from_value(json!({
+            "id": "r", "tenant_id": "p", "project_id": "p", "name": "", "description": "",
+            "admin_state_up": true, "ha": ha, "status": "ACTIVE", "external_gateway_info": null,
+            "agent_host": "hostA", "ha_standby_host": "hostC", "lease_epoch": 4,
+        }))
+        .expect("router")
+    }
+
+    #[test]
+    fn the_standby_holding_the_address_takes_the_lease_under_a_new_epoch() {
+        let mut router = router(true);
+        let told = take_over(&mut router, "hostC");
+        assert_eq!(router.agent_host.as_deref(), Some("hostC"));
+        assert_eq!(router.ha_standby_host.as_deref(), Some("hostA"));
+        assert_eq!(router.lease_epoch, 5);
+        let hosts: Vec<&str> = told.iter().map(|t| t.host.as_str()).collect();
+        assert_eq!(hosts, ["hostC", "hostA"], "both agents are told");
+    }
+
+    #[test]
+    fn only_an_ha_routers_standby_can_claim() {
+        for (ha, host) in [(true, "hostA"), (true, "hostB"), (false, "hostC")] {
+            let mut router = router(ha);
+            assert!(take_over(&mut router, host).is_empty(), "{ha} {host}");
+            assert_eq!(router.agent_host.as_deref(), Some("hostA"));
+            assert_eq!(router.lease_epoch, 4);
+        }
+    }
+}

@@ -1,22 +1,18 @@
-//! A typed writer for Libreswan's `ipsec.conf` and `ipsec.secrets`. Every value has a type
-//! whose rendering cannot leave its `key=value` line: addresses and subnets are parsed
-//! types, identities pass the model's strict grammar again here, proposals and keywords
-//! come from closed enums. The PSK is written base64-encoded (`0s…`), so any character
+//! A typed writer for Libreswan's `ipsec.conf` and `ipsec.secrets`. The `conn` sections'
+//! lines are the model's ([`libreswan_conn`], shared with the server's far-end
+//! configuration): every value has a type whose rendering cannot leave its `key=value`
+//! line; identities pass the model's strict grammar again here. The PSK is written base64-encoded (`0s…`), so any character
 //! is safe in the secrets file.
 
 use std::fmt::Write as _;
-use std::net::IpAddr;
 
 use base64::Engine as _;
-use ipnet::IpNet;
 use vpnaas_model::agent::ConnectionSpec;
-use vpnaas_model::enums::{
-    DpdAction, EncapsulationMode, IkeVersion, Phase1Mode, TransformProtocol,
-};
 use vpnaas_model::grammar;
+use vpnaas_model::spelling::libreswan as spelling;
+use vpnaas_model::spelling::libreswan_conn::{self, Tunnel, Value};
 
 use crate::error::{Error, Result};
-use vpnaas_model::spelling::libreswan as spelling;
 
 /// An IKE identity as Libreswan reads it: an address, or `@name` (a bare host name would
 /// make pluto resolve it in DNS; strongSwan takes it as an FQDN identity, and so do we).
@@ -32,38 +28,6 @@ impl Identity {
     }
 }
 
-/// A typed value of one `key=value` line.
-#[derive(Debug, Clone, PartialEq)]
-enum Value {
-    Address(IpAddr),
-    Subnet(IpNet),
-    Subnets(Vec<IpNet>),
-    Identity(Identity),
-    Seconds(u32),
-    Number(u32),
-    Keyword(&'static str),
-    /// Built by `proposals` from closed enums.
-    Proposal(String),
-}
-
-impl std::fmt::Display for Value {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Value::Address(a) => write!(f, "{a}"),
-            Value::Subnet(s) => write!(f, "{s}"),
-            Value::Subnets(list) => {
-                let joined: Vec<String> = list.iter().map(ToString::to_string).collect();
-                write!(f, "{{{}}}", joined.join(" "))
-            }
-            Value::Identity(id) => f.write_str(&id.0),
-            Value::Seconds(n) => write!(f, "{n}s"),
-            Value::Number(n) => write!(f, "{n}"),
-            Value::Keyword(k) => f.write_str(k),
-            Value::Proposal(p) => f.write_str(p),
-        }
-    }
-}
-
 /// One `conn` section.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Conn {
@@ -72,86 +36,30 @@ pub struct Conn {
     entries: Vec<(&'static str, Value)>,
 }
 
-fn subnets(key: &'static str, plural: &'static str, cidrs: &[IpNet]) -> (&'static str, Value) {
-    match cidrs {
-        [one] => (key, Value::Subnet(*one)),
-        many => (plural, Value::Subnets(many.to_vec())),
-    }
-}
-
 impl Conn {
-    /// The section of a connection; `Err` when Libreswan cannot express it.
+    /// The section of a connection; `Err` when Libreswan cannot express it. The agent
+    /// initiates itself (`whack --initiate`), as for strongSwan: `auto=add`.
     pub fn of(spec: &ConnectionSpec) -> Result<Conn> {
         grammar::check_uuid(&spec.id).map_err(|reason| Error::Invalid {
             field: "id",
             reason,
         })?;
-        let (ike, ipsec) = (&spec.ike, &spec.ipsec);
-        let mut entries = vec![
-            ("left", Value::Address(spec.local_address)),
-            (
-                "leftid",
-                Value::Identity(Identity::parse("local_id", &spec.local_id)?),
-            ),
-            subnets("leftsubnet", "leftsubnets", &spec.local_cidrs),
-            ("right", Value::Address(spec.peer_address)),
-            (
-                "rightid",
-                Value::Identity(Identity::parse("peer_id", &spec.peer_id)?),
-            ),
-            subnets("rightsubnet", "rightsubnets", &spec.peer_cidrs),
-            ("authby", Value::Keyword("secret")),
-            // The agent initiates itself (whack --initiate), as for strongSwan.
-            ("auto", Value::Keyword("add")),
-            (
-                "ikev2",
-                Value::Keyword(match ike.ike_version {
-                    IkeVersion::V1 => "no",
-                    IkeVersion::V2 => "yes",
-                }),
-            ),
-            ("ike", Value::Proposal(spelling::ike_proposal(ike)?)),
-            ("ikelifetime", Value::Seconds(ike.lifetime.value)),
-            (
-                "phase2",
-                Value::Keyword(match ipsec.transform_protocol {
-                    TransformProtocol::Ah => "ah",
-                    _ => "esp",
-                }),
-            ),
-            (
-                "phase2alg",
-                Value::Proposal(spelling::child_proposal(ipsec, ike.ike_version)?),
-            ),
-            ("pfs", Value::Keyword("yes")),
-            ("salifetime", Value::Seconds(ipsec.lifetime.value)),
-            (
-                "type",
-                Value::Keyword(match ipsec.encapsulation_mode {
-                    EncapsulationMode::Tunnel => "tunnel",
-                    EncapsulationMode::Transport => "transport",
-                }),
-            ),
-            ("mtu", Value::Number(spec.mtu)),
-            ("keyingtries", Value::Keyword("%forever")),
-        ];
-        if ike.phase1_negotiation_mode == Phase1Mode::Aggressive {
-            entries.push(("aggressive", Value::Keyword("yes")));
-        }
-        let dpd_action = match spec.dpd.action {
-            DpdAction::Disabled => None,
-            DpdAction::Hold => Some("hold"),
-            DpdAction::Restart => Some("restart"),
-            DpdAction::Clear | DpdAction::RestartByPeer => Some("clear"),
+        let tunnel = Tunnel {
+            left: spec.local_address,
+            left_id: Identity::parse("local_id", &spec.local_id)?.0,
+            left_cidrs: &spec.local_cidrs,
+            right: spec.peer_address,
+            right_id: Identity::parse("peer_id", &spec.peer_id)?.0,
+            right_cidrs: &spec.peer_cidrs,
+            ike: &spec.ike,
+            ipsec: &spec.ipsec,
+            dpd: &spec.dpd,
+            auto: "add",
+            mtu: Some(spec.mtu),
         };
-        if let Some(action) = dpd_action {
-            entries.push(("dpddelay", Value::Seconds(spec.dpd.interval)));
-            entries.push(("dpdtimeout", Value::Seconds(spec.dpd.timeout)));
-            entries.push(("dpdaction", Value::Keyword(action)));
-        }
         Ok(Conn {
             name: spec.id.clone(),
-            entries,
+            entries: libreswan_conn::lines(&tunnel)?,
         })
     }
 }

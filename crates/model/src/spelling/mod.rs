@@ -3,4 +3,5 @@
 //! writes the configuration of a connection's far end with the same words.
 
 pub mod libreswan;
+pub mod libreswan_conn;
 pub mod strongswan;

@@ -8,128 +8,36 @@
 use std::fmt::Write as _;
 
 use base64::Engine as _;
-use ipnet::IpNet;
-use vpnaas_model::enums::{
-    DpdAction, EncapsulationMode, IkeVersion, Phase1Mode, TransformProtocol,
-};
 use vpnaas_model::spelling::libreswan as spelling;
+use vpnaas_model::spelling::libreswan_conn::{self, Tunnel, Value};
 
 use super::{FarEnd, Identity, PLACEHOLDER, Secret, Unsupported, header};
 
-/// A typed value of one `key=value` line.
-enum Value {
-    Address(std::net::IpAddr),
-    Subnet(IpNet),
-    Subnets(Vec<IpNet>),
-    /// In Libreswan's form (`@name`, address, `user@domain`).
-    Identity(String),
-    Seconds(u32),
-    Keyword(&'static str),
-    /// Built by the model's spellings from closed enums.
-    Proposal(String),
-}
-
-impl std::fmt::Display for Value {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Value::Address(a) => write!(f, "{a}"),
-            Value::Subnet(s) => write!(f, "{s}"),
-            Value::Subnets(list) => {
-                let joined: Vec<String> = list.iter().map(ToString::to_string).collect();
-                write!(f, "{{{}}}", joined.join(" "))
-            }
-            Value::Identity(id) | Value::Proposal(id) => f.write_str(id),
-            Value::Seconds(n) => write!(f, "{n}s"),
-            Value::Keyword(k) => f.write_str(k),
-        }
-    }
-}
-
 fn identity(field: &'static str, id: &Identity) -> Result<String, Unsupported> {
     spelling::identity(id.as_str()).map_err(|reason| Unsupported::new(field, reason))
-}
-
-fn subnets(key: &'static str, plural: &'static str, cidrs: &[IpNet]) -> (&'static str, Value) {
-    match cidrs {
-        [one] => (key, Value::Subnet(*one)),
-        many => (plural, Value::Subnets(many.to_vec())),
-    }
 }
 
 fn unsupported(error: spelling::Unsupported) -> Unsupported {
     Unsupported::new(error.field, error.to_string())
 }
 
-/// The `conn` section's lines.
+/// The `conn` section's lines: the far end initiates (`start`) when vpnaas only
+/// responds, and otherwise waits for traffic or for vpnaas (`route`).
 fn conn(far: &FarEnd) -> Result<Vec<(&'static str, Value)>, Unsupported> {
-    let (ike, ipsec) = (&far.ike, &far.ipsec);
-    let mut entries = vec![
-        ("left", Value::Address(far.local_address)),
-        (
-            "leftid",
-            Value::Identity(identity("peer_id", &far.local_id)?),
-        ),
-        subnets("leftsubnet", "leftsubnets", &far.local_cidrs),
-        ("right", Value::Address(far.remote_address)),
-        (
-            "rightid",
-            Value::Identity(identity("local_id", &far.remote_id)?),
-        ),
-        subnets("rightsubnet", "rightsubnets", &far.remote_cidrs),
-        ("authby", Value::Keyword("secret")),
-        (
-            "auto",
-            Value::Keyword(if far.initiates { "start" } else { "route" }),
-        ),
-        (
-            "ikev2",
-            Value::Keyword(match ike.ike_version {
-                IkeVersion::V1 => "no",
-                IkeVersion::V2 => "yes",
-            }),
-        ),
-        (
-            "ike",
-            Value::Proposal(spelling::ike_proposal(ike).map_err(unsupported)?),
-        ),
-        ("ikelifetime", Value::Seconds(ike.lifetime.value)),
-        (
-            "phase2",
-            Value::Keyword(match ipsec.transform_protocol {
-                TransformProtocol::Ah => "ah",
-                _ => "esp",
-            }),
-        ),
-        (
-            "phase2alg",
-            Value::Proposal(spelling::child_proposal(ipsec, ike.ike_version).map_err(unsupported)?),
-        ),
-        ("pfs", Value::Keyword("yes")),
-        ("salifetime", Value::Seconds(ipsec.lifetime.value)),
-        (
-            "type",
-            Value::Keyword(match ipsec.encapsulation_mode {
-                EncapsulationMode::Tunnel => "tunnel",
-                EncapsulationMode::Transport => "transport",
-            }),
-        ),
-        ("keyingtries", Value::Keyword("%forever")),
-    ];
-    if ike.phase1_negotiation_mode == Phase1Mode::Aggressive {
-        entries.push(("aggressive", Value::Keyword("yes")));
-    }
-    let action = match far.dpd.action {
-        DpdAction::Disabled => None,
-        DpdAction::Hold => Some("hold"),
-        DpdAction::Restart => Some("restart"),
-        DpdAction::Clear | DpdAction::RestartByPeer => Some("clear"),
+    let tunnel = Tunnel {
+        left: far.local_address,
+        left_id: identity("peer_id", &far.local_id)?,
+        left_cidrs: &far.local_cidrs,
+        right: far.remote_address,
+        right_id: identity("local_id", &far.remote_id)?,
+        right_cidrs: &far.remote_cidrs,
+        ike: &far.ike,
+        ipsec: &far.ipsec,
+        dpd: &far.dpd,
+        auto: if far.initiates { "start" } else { "route" },
+        mtu: None,
     };
-    if let Some(action) = action {
-        entries.push(("dpddelay", Value::Seconds(far.dpd.interval)));
-        entries.push(("dpdtimeout", Value::Seconds(far.dpd.timeout)));
-        entries.push(("dpdaction", Value::Keyword(action)));
-    }
-    Ok(entries)
+    libreswan_conn::lines(&tunnel).map_err(unsupported)
 }
 
 /// The far end's `ipsec.conf` and `ipsec.secrets`.

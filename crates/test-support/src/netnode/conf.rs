@@ -35,9 +35,18 @@ pub fn neutron(c: &NodeConf) -> String {
         "[DEFAULT]\nhost = {host}\ntransport_url = {url}\nstate_path = {d}/{host}\n\
          [oslo_concurrency]\nlock_path = {d}/lock\n\
          [oslo_messaging_notifications]\ndriver = noop\n\
-         [agent]\nroot_helper = sudo env PATH={venv}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin OVS_RUNDIR={run}\n",
+         [agent]\nroot_helper = sudo env {env}\n",
         host = c.host,
         url = c.transport_url,
+        env = root_env(c),
+    )
+}
+
+/// What commands run as root are given again behind sudo: the venv's `bin` first in
+/// PATH, and Open vSwitch's run directory.
+fn root_env(c: &NodeConf) -> String {
+    format!(
+        "PATH={venv}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin OVS_RUNDIR={run}",
         venv = c.venv.display(),
         run = c.ovs_run_dir.display(),
     )
@@ -68,5 +77,80 @@ pub fn l3_agent(c: &NodeConf) -> String {
          enable_metadata_proxy = False\n\
          [ovs]\nintegration_bridge = {INTEGRATION_BRIDGE}\novsdb_connection = tcp:127.0.0.1:{db}\n",
         db = c.ovsdb_port,
+    )
+}
+
+/// What `l3_agent.ini` gains when neutron-l3-agent runs neutron-vpnaas's L3 agent
+/// extension with its strongSwan driver: a status report every second (60 s by default)
+/// and the lab's `strongswan.conf` template ([`neutron_vpnaas_strongswan`]).
+///
+/// The root helper takes the shape `sudo HELPER ROOTWRAP_CONF` because only then does
+/// the driver hand a rootwrap configuration to `neutron-vpn-netns-wrapper` (which checks
+/// the `ipsec` command against the venv's `vpnaas.filters` with it); with any other root
+/// helper it passes an empty argument, which the wrapper refuses ("unrecognized
+/// arguments"). `HELPER` ([`root_helper_script`]) runs the command as the plain root
+/// helper does.
+pub fn neutron_vpnaas_extension(c: &NodeConf) -> String {
+    let d = c.dir.display();
+    format!(
+        "[agent]\nextensions = vpnaas\n\
+         root_helper = sudo {d}/root-helper {d}/neutron-rootwrap.conf\n\
+         [vpnagent]\n\
+         vpn_device_driver = neutron_vpnaas.services.vpn.device_drivers.strongswan_ipsec.StrongSwanDriver\n\
+         [ipsec]\nipsec_status_check_interval = 1\n\
+         [strongswan]\nstrongswan_config_template = {d}/strongswan.conf.template\n"
+    )
+}
+
+/// The root helper of [`neutron_vpnaas_extension`]: drops the rootwrap configuration
+/// (its first argument) and runs the rest with [`root_env`].
+///
+/// `neutron-vpn-netns-wrapper` refuses to run unless `/proc/1/ns/net` differs from its
+/// own network namespace, and this machine's pid 1 (the sandbox's) does not let root
+/// read that link (EACCES, a crash of the wrapper). So `ip netns exec NS
+/// …/neutron-vpn-netns-wrapper …` runs with the helper's own `/proc/PID` bound over
+/// `/proc/1` in the private mount namespace `ip netns exec` makes: a process in the
+/// host's network namespace, as pid 1 is on a real node. The helper waits for it (not
+/// `exec`: `ip netns exec` moves its own process into the namespace).
+pub fn root_helper_script(c: &NodeConf) -> String {
+    let env = root_env(c);
+    format!(
+        "#!/bin/sh\nshift\n\
+         if [ \"$1 $2 $3\" = \"ip netns exec\" ] && [ \"${{5##*/}}\" = neutron-vpn-netns-wrapper ]; then\n\
+         \tns=$4\n\tshift 4\n\
+         \tenv {env} ip netns exec \"$ns\" sh -c 'mount --bind /proc/$0 /proc/1 && exec \"$@\"' \"$$\" \"$@\"\n\
+         \texit $?\nfi\n\
+         exec env {env} \"$@\"\n"
+    )
+}
+
+/// The rootwrap configuration `neutron-vpn-netns-wrapper` checks its command with: the
+/// venv's filters.
+pub fn rootwrap(c: &NodeConf) -> String {
+    let venv = c.venv.display();
+    format!(
+        "[DEFAULT]\nfilters_path = {venv}/etc/neutron/rootwrap.d\n\
+         exec_dirs = /sbin,/usr/sbin,/bin,/usr/bin,{venv}/bin\n"
+    )
+}
+
+/// neutron-vpnaas's `strongswan.conf` template (Jinja, rendered per router). This kernel
+/// has no ESP, so charon carries ESP itself (`kernel-libipsec`, plaintext through the TUN
+/// device `ipsec0`), with an explicit plugin list that has what the `ipsec` starter and
+/// `ipsec status` need (`stroke`) and logs to `charon-<router>.log` in the lab's
+/// directory. The bundled template loads every plugin of `/etc/strongswan.d`, kernel ESP
+/// among them.
+pub fn neutron_vpnaas_strongswan(c: &NodeConf) -> String {
+    let d = c.dir.display();
+    format!(
+        "charon {{\n\
+         \tload_modular = no\n\
+         \tload = random nonce openssl kdf pem pkcs1 x509 pubkey revocation constraints \
+         kernel-libipsec kernel-netlink socket-default stroke updown\n\
+         \tthreads = 16\n\
+         \tfilelog {{\n\t\tlab {{\n\
+         \t\t\tpath = {d}/charon-{{{{ vpnservice.router_id }}}}.log\n\
+         \t\t\ttime_format = %H:%M:%S\n\t\t\ttime_add_ms = yes\n\
+         \t\t\tflush_line = yes\n\t\t\tdefault = 1\n\t\t}}\n\t}}\n}}\n"
     )
 }

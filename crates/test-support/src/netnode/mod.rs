@@ -16,6 +16,12 @@
 //! `netnode` group). On drop, everything it started goes: agents, the processes they
 //! detached (found by the lab's directory in their command line), the Neutron
 //! namespaces made while it ran, the bridges, then Open vSwitch.
+//!
+//! hostA may also run neutron-vpnaas's own agent side ([`NetNode::start_with_neutron_vpnaas`]):
+//! its L3 agent extension with the strongSwan driver inside neutron-l3-agent, which runs
+//! an `ipsec` starter and charon in each router namespace holding a VPN service, until
+//! [`NetNode::stop_neutron_vpnaas`] restarts the L3 agent without it (the state a
+//! migration to vpnaas starts from).
 
 mod conf;
 mod forward;
@@ -60,6 +66,10 @@ pub struct NetNode {
     /// Its host name (hostA or hostC).
     pub host: &'static str,
     l3_agent: Group,
+    /// The L3 agent's own file (with or without neutron-vpnaas's extension).
+    l3_conf: std::path::PathBuf,
+    /// Whether neutron-vpnaas's extension ran here (its daemons then go on drop).
+    neutron_vpnaas: bool,
     ovs_agent: Group,
     /// Its Open vSwitch (for `ovs-vsctl`: [`Ovs::vsctl`]).
     pub ovs: Ovs,
@@ -81,9 +91,26 @@ impl NetNode {
     /// When a bridge name is taken on the machine, or an agent exits or does not come
     /// up within 120 s.
     pub async fn start(neutron: &Neutron, bus: &RabbitMq) -> NetNode {
+        NetNode::start_first(neutron, bus, false).await
+    }
+
+    /// As [`NetNode::start`], with neutron-vpnaas's L3 agent extension in neutron-l3-agent
+    /// (the strongSwan driver; `neutron` must have the `vpnaas` service plugin, as the
+    /// lab's Neutron has). neutron-vpnaas keeps each router's files under
+    /// [`NetNode::neutron_vpnaas_dir`]; charon logs to `charon-<router>.log` in
+    /// [`NetNode::dir`].
+    ///
+    /// # Panics
+    /// As [`NetNode::start`].
+    pub async fn start_with_neutron_vpnaas(neutron: &Neutron, bus: &RabbitMq) -> NetNode {
+        NetNode::start_first(neutron, bus, true).await
+    }
+
+    async fn start_first(neutron: &Neutron, bus: &RabbitMq, neutron_vpnaas: bool) -> NetNode {
         let lock = host::lock();
         let dir = tempfile::tempdir().expect("tempdir");
-        let node = NetNode::boot(HOST, Place::Machine, dir, Some(lock), bus, |_, _| {
+        let place = Place::Machine;
+        let node = NetNode::boot(HOST, place, dir, Some(lock), bus, neutron_vpnaas, |_, _| {
             let address = format!("{EXTERNAL_HOST_ADDRESS}/{}", prefix_len(EXTERNAL_CIDR));
             ip(&["addr", "replace", &address, "dev", EXTERNAL_BRIDGE]);
             ip(&["link", "set", EXTERNAL_BRIDGE, "up"]);
@@ -102,7 +129,7 @@ impl NetNode {
         let dir = tempfile::tempdir().expect("tempdir");
         let tag = dir.path().file_name().expect("name").to_string_lossy()[4..].to_string();
         let place = Place::simulated(&format!("vpnaas-hostc{tag}"), dir.path());
-        let node = NetNode::boot(SECOND_HOST, place, dir, None, bus, |place, ovs| {
+        let node = NetNode::boot(SECOND_HOST, place, dir, None, bus, false, |place, ovs| {
             let netns = place.netns().expect("simulated");
             for (outside, inside, bridge) in CABLES {
                 ip(&[
@@ -126,6 +153,7 @@ impl NetNode {
         dir: tempfile::TempDir,
         lock: Option<File>,
         bus: &RabbitMq,
+        neutron_vpnaas: bool,
         prepare: impl FnOnce(&Place, &mut Ovs) -> Vec<Forward>,
     ) -> NetNode {
         let started = Instant::now();
@@ -135,11 +163,13 @@ impl NetNode {
             ovs.add_bridge(bridge);
         }
         let forwards = prepare(&place, &mut ovs);
-        let files = write_configs(dir.path(), host, &ovs, bus);
+        let files = write_configs(dir.path(), host, &ovs, bus, neutron_vpnaas);
         NetNode {
             host,
             ovs_agent: agent(&place, dir.path(), "neutron-openvswitch-agent", &files[1]),
             l3_agent: agent(&place, dir.path(), "neutron-l3-agent", &files[2]),
+            l3_conf: files[2].clone(),
+            neutron_vpnaas,
             ovs,
             bring_up: started.elapsed(),
             namespaces_before,
@@ -163,8 +193,24 @@ impl NetNode {
     /// files; it rebuilds its routers' rules as on any restart.
     pub fn restart_l3_agent(&mut self) {
         self.l3_agent.kill();
-        let conf = self.dir.path().join("l3_agent.ini");
-        self.l3_agent = agent(&self.place, self.dir.path(), "neutron-l3-agent", &conf);
+        self.l3_agent = agent(
+            &self.place,
+            self.dir.path(),
+            "neutron-l3-agent",
+            &self.l3_conf,
+        );
+    }
+
+    /// Restarts neutron-l3-agent (as [`NetNode::restart_l3_agent`]) without
+    /// neutron-vpnaas's extension. Its daemons, detached, keep running.
+    pub fn stop_neutron_vpnaas(&mut self) {
+        self.l3_conf = self.dir.path().join("l3_agent.ini");
+        self.restart_l3_agent();
+    }
+
+    /// Where neutron-vpnaas keeps a directory per router (`[ipsec] config_base_dir`).
+    pub fn neutron_vpnaas_dir(&self) -> std::path::PathBuf {
+        self.dir.path().join(self.host).join("ipsec")
     }
 
     /// Makes the machine's loopback port `port` reachable on this node's loopback (on
@@ -284,6 +330,14 @@ impl Drop for NetNode {
         self.place.end();
         for ns in host::namespaces() {
             if host::is_neutron_namespace(&ns) && !self.namespaces_before.contains(&ns) {
+                if self.neutron_vpnaas {
+                    // neutron-vpnaas's starter and charon, which name no file of the lab.
+                    for pid in self.pids_in(&ns) {
+                        let _ = Command::new("kill")
+                            .args(["-KILL", &pid.to_string()])
+                            .output();
+                    }
+                }
                 host::delete_namespace(&ns);
             }
         }
@@ -319,8 +373,15 @@ fn ip(args: &[&str]) {
     );
 }
 
-/// Writes the node's files; returns `[neutron.conf, ovs_agent.ini, l3_agent.ini]`.
-fn write_configs(dir: &Path, host: &str, ovs: &Ovs, bus: &RabbitMq) -> [std::path::PathBuf; 3] {
+/// Writes the node's files; returns `[neutron.conf, ovs_agent.ini, l3_agent.ini]` (the
+/// last with neutron-vpnaas's extension when `neutron_vpnaas`, beside the plain one).
+fn write_configs(
+    dir: &Path,
+    host: &str,
+    ovs: &Ovs,
+    bus: &RabbitMq,
+    neutron_vpnaas: bool,
+) -> [std::path::PathBuf; 3] {
     let transport_url = bus.transport_url();
     let venv = crate::neutron::venv();
     let node = conf::NodeConf {
@@ -335,16 +396,30 @@ fn write_configs(dir: &Path, host: &str, ovs: &Ovs, bus: &RabbitMq) -> [std::pat
     for sub in [host, "lock"] {
         std::fs::create_dir_all(dir.join(sub)).expect("netnode dirs");
     }
-    let files = [
-        ("neutron.conf", conf::neutron(&node)),
-        ("ovs_agent.ini", conf::ovs_agent(&node)),
-        ("l3_agent.ini", conf::l3_agent(&node)),
-    ];
-    files.map(|(name, text)| {
+    let write = |name: &str, text: String| {
         let path = dir.join(name);
         std::fs::write(&path, text).expect("netnode config file");
         path
-    })
+    };
+    let mut files = [
+        write("neutron.conf", conf::neutron(&node)),
+        write("ovs_agent.ini", conf::ovs_agent(&node)),
+        write("l3_agent.ini", conf::l3_agent(&node)),
+    ];
+    if neutron_vpnaas {
+        let with = conf::l3_agent(&node) + &conf::neutron_vpnaas_extension(&node);
+        files[2] = write("l3_agent_neutron_vpnaas.ini", with);
+        write("neutron-rootwrap.conf", conf::rootwrap(&node));
+        write(
+            "strongswan.conf.template",
+            conf::neutron_vpnaas_strongswan(&node),
+        );
+        let helper = write("root-helper", conf::root_helper_script(&node));
+        use std::os::unix::fs::PermissionsExt;
+        let executable = std::fs::Permissions::from_mode(0o755);
+        std::fs::set_permissions(helper, executable).expect("root helper mode");
+    }
+    files
 }
 
 /// An agent of `.venv-neutron` at `place` on the node's `neutron.conf` and its own file,

@@ -206,6 +206,7 @@ pub fn up_report(
             reason: StatusReason::Established,
             detail: String::new(),
             traffic: None,
+            applied: Default::default(),
         }],
     }
 }

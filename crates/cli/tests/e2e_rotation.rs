@@ -105,7 +105,11 @@ async fn a_new_key_on_both_ends_loses_no_packet_and_reauthentication_uses_it() {
 
     // The next authentication, forced now, uses the new key on both ends.
     let seen = lab.events(&c12).await.len();
-    let asked = lab.client.reauthenticate(&c12).await.expect("reauthenticate");
+    let asked = lab
+        .client
+        .reauthenticate(&c12)
+        .await
+        .expect("reauthenticate");
     assert_eq!(asked["key_rotation"]["reauth_generation"], 1, "{asked}");
     let done = wait_rotation(&lab, &c12, "reauthenticated", 1).await;
     lab.wait_status(&c12, "ACTIVE", Duration::from_secs(10))
@@ -134,12 +138,18 @@ async fn a_new_key_on_both_ends_loses_no_packet_and_reauthentication_uses_it() {
     new_key(&lab, &c12, "a key the peer never got").await;
     wait_rotation(&lab, &c12, "credentials_loaded", 2).await;
     assert_eq!(
-        lab.client.show(Kind::SiteConnection, &c12).await.expect("show")["status"],
+        lab.client
+            .show(Kind::SiteConnection, &c12)
+            .await
+            .expect("show")["status"],
         "ACTIVE",
         "the IKE SA up is kept"
     );
     assert!(lab.ping(1, 2), "and carries traffic");
-    lab.client.reauthenticate(&c12).await.expect("reauthenticate");
+    lab.client
+        .reauthenticate(&c12)
+        .await
+        .expect("reauthenticate");
     for conn in [&c12, &c21] {
         let events = lab
             .wait_reason(conn, "AUTH_FAILED", Duration::from_secs(20))

@@ -103,7 +103,10 @@ fn reasons(events: &[Value]) -> Vec<String> {
 async fn a_new_key_and_a_reauthentication_reach_the_agent_and_come_back_as_events() {
     let w = world().await;
     w.report(Status::Active, Generations::default()).await;
-    assert_eq!(w.state().await.connections[0].generations, Generations::default());
+    assert_eq!(
+        w.state().await.connections[0].generations,
+        Generations::default()
+    );
 
     for unchanged in [json!({"psk": "secret-psk"}), json!({"name": "renamed"})] {
         w.client
@@ -146,7 +149,11 @@ async fn a_new_key_and_a_reauthentication_reach_the_agent_and_come_back_as_event
     assert_eq!(shown["key_rotation"]["credentials_loaded"], 1);
 
     let revision = w.state().await.revision;
-    let asked = w.client.reauthenticate(&w.conn).await.expect("reauthenticate");
+    let asked = w
+        .client
+        .reauthenticate(&w.conn)
+        .await
+        .expect("reauthenticate");
     assert_eq!(asked["key_rotation"]["reauth_generation"], 1, "{asked}");
     let state = w.state().await;
     assert!(state.revision > revision, "the agent is told");
@@ -219,7 +226,11 @@ async fn only_who_may_change_the_connection_asks_and_only_while_it_is_up() {
     );
 
     w.client
-        .update(Kind::SiteConnection, &w.conn, json!({"admin_state_up": false}))
+        .update(
+            Kind::SiteConnection,
+            &w.conn,
+            json!({"admin_state_up": false}),
+        )
         .await
         .expect("down");
     let (status, body) = post(w.client.as_project(&w.project, "member")).await;

@@ -81,7 +81,11 @@ async fn reauthenticate(
 }
 
 /// Asks charon to re-authenticate and follows it; says how it ended.
-async fn follow(client: &mut rsvici::Client, spec: &ConnectionSpec, history: &SharedHistory) -> String {
+async fn follow(
+    client: &mut rsvici::Client,
+    spec: &ConnectionSpec,
+    history: &SharedHistory,
+) -> String {
     let Ok(before) = collect_sas(client).await else {
         return "charon did not list its SAs".into();
     };

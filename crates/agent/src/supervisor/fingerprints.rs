@@ -175,7 +175,10 @@ mod tests {
             "a new key keeps the SAs"
         );
         assert_eq!(fingerprint(&old).shape, fingerprint(&rotated).shape);
-        assert_ne!(fingerprint(&old).credentials, fingerprint(&rotated).credentials);
+        assert_ne!(
+            fingerprint(&old).credentials,
+            fingerprint(&rotated).credentials
+        );
 
         let mut asked = old.clone();
         asked.generations.reauth = 1;
@@ -213,7 +216,10 @@ mod tests {
             .loaded_as(&wanted)
             .expect("same shape: kept");
         let change = Change::between(&held, &wanted);
-        assert!(!change.shape && change.credentials && !change.reauth, "{change:?}");
+        assert!(
+            !change.shape && change.credentials && !change.reauth,
+            "{change:?}"
+        );
     }
 
     #[test]

@@ -77,7 +77,12 @@ impl Daemon for Sleeper {
         Ok(())
     }
 
-    async fn reauthenticate(&self, _: &mut (), spec: &ConnectionSpec, concluded: u64) -> Result<()> {
+    async fn reauthenticate(
+        &self,
+        _: &mut (),
+        spec: &ConnectionSpec,
+        concluded: u64,
+    ) -> Result<()> {
         self.called(format!(
             "reauth {} {} after {concluded}",
             spec.id, spec.generations.reauth
@@ -331,8 +336,17 @@ async fn a_new_key_and_a_reauthentication_are_applied_in_place_and_reported() {
         .expect("ensure");
     assert_eq!(harness.calls(), ["credentials c1"], "no unload, no reload");
     let observed = supervisor.observe("r").await;
-    assert_eq!(applied(&observed), Generations { credentials: 1, reauth: 0 });
-    assert_eq!(observed.connections["c1"].status, vpnaas_model::enums::Status::Active);
+    assert_eq!(
+        applied(&observed),
+        Generations {
+            credentials: 1,
+            reauth: 0
+        }
+    );
+    assert_eq!(
+        observed.connections["c1"].status,
+        vpnaas_model::enums::Status::Active
+    );
 
     supervisor
         .ensure("r", &rotated("k2", 1, 1, 1500))

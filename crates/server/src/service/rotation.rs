@@ -8,9 +8,9 @@
 //! connection that is administratively down (or on a service that is) has no IKE SA to
 //! authenticate: 409 `ReauthenticationUnavailable`.
 
+use serde_json::Value;
 use vpnaas_model::site_connection::SiteConnection;
 use vpnaas_model::vpn_service::VpnService;
-use serde_json::Value;
 use vpnaas_model::{Error as Fault, FaultKind, Kind};
 
 use super::{Stored, notify};

@@ -92,7 +92,9 @@ async fn record_observation(
             .await?;
     }
     let rotation = &mut conn.key_rotation;
-    rotation.credentials_loaded = rotation.credentials_loaded.max(observed.applied.credentials);
+    rotation.credentials_loaded = rotation
+        .credentials_loaded
+        .max(observed.applied.credentials);
     rotation.reauthenticated = rotation.reauthenticated.max(observed.applied.reauth);
     conn.traffic = observed.traffic.clone();
     tx.save(conn).await?;
@@ -103,7 +105,10 @@ async fn record_observation(
 /// credentials its daemon took (`CREDENTIALS_LOADED`), a re-authentication it concluded
 /// with the tunnel up (`REAUTHENTICATED`; one that failed is told by the transition to
 /// `DOWN` and its reason). Each is said once: the report repeats what it applied.
-fn rotation_events(known: &KeyRotation, observed: &ConnectionStatus) -> Vec<(StatusReason, String)> {
+fn rotation_events(
+    known: &KeyRotation,
+    observed: &ConnectionStatus,
+) -> Vec<(StatusReason, String)> {
     let applied = observed.applied;
     let mut events = Vec::new();
     if applied.credentials > known.credentials_loaded {

@@ -110,7 +110,7 @@ async fn a_new_key_on_both_ends_loses_no_packet_and_reauthentication_uses_it() {
         .reauthenticate(&c12)
         .await
         .expect("reauthenticate");
-    assert_eq!(asked["key_rotation"]["reauth_generation"], 1, "{asked}");
+    assert_eq!(asked["key_rotation"]["reauth"], 1, "{asked}");
     let done = wait_rotation(&lab, &c12, "reauthenticated", 1).await;
     lab.wait_status(&c12, "ACTIVE", Duration::from_secs(10))
         .await;

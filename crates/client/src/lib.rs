@@ -297,7 +297,7 @@ impl Client {
     }
 
     /// Asks connection `id`'s agent to re-authenticate its IKE SA now (vpnaas extension);
-    /// returns the connection, its `key_rotation.reauth_generation` grown.
+    /// returns the connection, its `key_rotation.reauth` grown.
     pub async fn reauthenticate(&self, id: &str) -> Result<Value> {
         let path = format!("/v2.0/{}/{id}/reauthenticate", Kind::SiteConnection.path());
         let answer = self.call(Method::POST, &path, None).await?;

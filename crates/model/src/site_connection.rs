@@ -136,13 +136,13 @@ pub struct SiteConnection {
 pub struct KeyRotation {
     /// Bumped whenever the pre-shared key changes.
     #[serde(default)]
-    pub credentials_generation: u64,
+    pub credentials: u64,
     /// The generation the agent's daemon holds.
     #[serde(default)]
     pub credentials_loaded: u64,
     /// Bumped by each `POST …/reauthenticate`.
     #[serde(default)]
-    pub reauth_generation: u64,
+    pub reauth: u64,
     /// The last re-authentication the agent concluded.
     #[serde(default)]
     pub reauthenticated: u64,
@@ -152,8 +152,8 @@ impl KeyRotation {
     /// What the agent is asked to hold and do.
     pub fn asked(&self) -> crate::agent::Generations {
         crate::agent::Generations {
-            credentials: self.credentials_generation,
-            reauth: self.reauth_generation,
+            credentials: self.credentials,
+            reauth: self.reauth,
         }
     }
 }
@@ -342,7 +342,7 @@ pub const SITE_CONNECTION_ATTRS: &[Attr] = crate::attribute_map![
         T::Computed(Shape::Dict),
         Post::Forbidden,
         false,
-        "credentials_generation (bumped by each change of psk) and credentials_loaded (what the agent holds); reauth_generation (bumped by POST .../reauthenticate) and reauthenticated (what the agent concluded) (vpnaas extension)"
+        "credentials (bumped by each change of psk) and credentials_loaded (what the agent holds); reauth (bumped by POST .../reauthenticate) and reauthenticated (what the agent concluded) (vpnaas extension)"
     ),
 ];
 

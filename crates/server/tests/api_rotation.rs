@@ -115,7 +115,7 @@ async fn a_new_key_and_a_reauthentication_reach_the_agent_and_come_back_as_event
             .expect("update");
     }
     assert_eq!(
-        w.shown().await["key_rotation"]["credentials_generation"],
+        w.shown().await["key_rotation"]["credentials"],
         0,
         "the same key is no new credential"
     );
@@ -124,7 +124,7 @@ async fn a_new_key_and_a_reauthentication_reach_the_agent_and_come_back_as_event
         .update(Kind::SiteConnection, &w.conn, json!({"psk": "rotated-psk"}))
         .await
         .expect("new key");
-    assert_eq!(updated["key_rotation"]["credentials_generation"], 1);
+    assert_eq!(updated["key_rotation"]["credentials"], 1);
     let spec = w.state().await.connections[0].clone();
     assert_eq!(
         (spec.psk.expose(), spec.generations.credentials),
@@ -154,7 +154,7 @@ async fn a_new_key_and_a_reauthentication_reach_the_agent_and_come_back_as_event
         .reauthenticate(&w.conn)
         .await
         .expect("reauthenticate");
-    assert_eq!(asked["key_rotation"]["reauth_generation"], 1, "{asked}");
+    assert_eq!(asked["key_rotation"]["reauth"], 1, "{asked}");
     let state = w.state().await;
     assert!(state.revision > revision, "the agent is told");
     assert_eq!(
@@ -220,10 +220,7 @@ async fn only_who_may_change_the_connection_asks_and_only_while_it_is_up() {
     );
     let (status, body) = post(w.client.as_project(&w.project, "member")).await;
     assert_eq!(status, 202, "{body}");
-    assert_eq!(
-        body["ipsec_site_connection"]["key_rotation"]["reauth_generation"],
-        1
-    );
+    assert_eq!(body["ipsec_site_connection"]["key_rotation"]["reauth"], 1);
 
     w.client
         .update(
@@ -240,7 +237,7 @@ async fn only_who_may_change_the_connection_asks_and_only_while_it_is_up() {
         "{body}"
     );
     assert_eq!(
-        w.shown().await["key_rotation"]["reauth_generation"],
+        w.shown().await["key_rotation"]["reauth"],
         1,
         "a refusal changes nothing"
     );

@@ -239,7 +239,7 @@ pub fn reauthenticate() -> Operation {
     )
     .answers(
         202,
-        "asked: key_rotation.reauth_generation grew; key_rotation.reauthenticated follows once done",
+        "asked: key_rotation.reauth grew; key_rotation.reauthenticated follows once done",
         envelope(Kind::SiteConnection, ""),
     )
     .refuses(RESOURCE_ERRORS)

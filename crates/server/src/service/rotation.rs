@@ -35,7 +35,7 @@ pub async fn reauthenticate(app: &App, caller: &Caller, id: &str) -> ApiResult<V
         )
         .into());
     }
-    conn.key_rotation.reauth_generation += 1;
+    conn.key_rotation.reauth += 1;
     let stored = Stored::from(conn);
     stored.save(tx.as_mut()).await?;
     let touched = super::touched_by(tx.as_mut(), &stored).await?;

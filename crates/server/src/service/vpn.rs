@@ -364,7 +364,7 @@ async fn update_connection(
     check_connection(tx, caller, &mut conn, &service, resolved).await?;
     if conn.psk != existing.psk {
         // The agent loads the new key beside the SAs up instead of bouncing them.
-        conn.key_rotation.credentials_generation += 1;
+        conn.key_rotation.credentials += 1;
     }
     Ok(conn.into())
 }

@@ -2,7 +2,8 @@
 //! only what differs between charon and pluto. The supervisor owns the life cycle (start,
 //! adopt, stop, exit watching, restart backoff, fingerprints, which connections to load
 //! and unload, per-router locking); a daemon says how it is started, how it is talked to,
-//! how one connection is loaded and unloaded, and what it shows of its SAs.
+//! how one connection is loaded and unloaded, how it takes new credentials and
+//! re-authenticates without a bounce, and what it shows of its SAs.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -24,6 +25,10 @@ pub struct Observation {
     pub sas: HashMap<String, SaView>,
     /// Connection id → the last failure its log explained.
     pub failures: Failures,
+    /// Connection id → the last re-authentication the daemon concluded, for those it was
+    /// asked one of since they were loaded (the others: the generation they were loaded
+    /// with).
+    pub reauthenticated: HashMap<String, u64>,
 }
 
 /// One IKE daemon, as the supervisor drives it: one process per router.
@@ -67,6 +72,26 @@ pub trait Daemon: Send + Sync + 'static {
 
     /// Loads one connection.
     async fn load(&self, control: &mut Self::Control, spec: &ConnectionSpec) -> Result<()>;
+
+    /// Loads the new credentials of connections that stay loaded (`changed`) without
+    /// touching their SAs: the next authentication uses them. `wanted` is every connection
+    /// that stays loaded.
+    async fn load_credentials(
+        &self,
+        control: &mut Self::Control,
+        wanted: &[&ConnectionSpec],
+        changed: &[&ConnectionSpec],
+    ) -> Result<()>;
+
+    /// Starts authenticating a loaded connection's IKE SA again, as
+    /// `spec.generations.reauth` asks; `concluded` is the last re-authentication done. Its
+    /// outcome shows in [`Observation::reauthenticated`] once known.
+    async fn reauthenticate(
+        &self,
+        control: &mut Self::Control,
+        spec: &ConnectionSpec,
+        concluded: u64,
+    ) -> Result<()>;
 
     /// Unloads one connection, tearing down its SAs.
     async fn unload(&self, control: &mut Self::Control, id: &str) -> Result<()>;

@@ -82,7 +82,7 @@ impl IkeDriver for FakeDriver {
         };
         let connections = loaded
             .iter()
-            .map(|(id, (_, since))| {
+            .map(|(id, (spec, since))| {
                 let up = since.elapsed() >= self.delay;
                 let state = ConnectionState {
                     status: if up { Status::Active } else { Status::Down },
@@ -93,6 +93,7 @@ impl IkeDriver for FakeDriver {
                     },
                     detail: String::new(),
                     traffic: up.then(Traffic::default),
+                    applied: spec.generations,
                 };
                 (id.clone(), state)
             })

@@ -6,7 +6,9 @@
 
 use std::collections::HashMap;
 
-use vpnaas_model::agent::{ConnectionSpec, ConnectionStatus, RouterState, StatusReport};
+use vpnaas_model::agent::{
+    ConnectionSpec, ConnectionStatus, Generations, RouterState, StatusReport,
+};
 use vpnaas_model::enums::{Status, StatusReason};
 use vpnaas_model::site_connection::Traffic;
 
@@ -30,6 +32,8 @@ pub struct ConnectionState {
     pub detail: String,
     /// Counters of the installed child SAs.
     pub traffic: Option<Traffic>,
+    /// The credentials the daemon holds and the last re-authentication it concluded.
+    pub applied: Generations,
 }
 
 impl ConnectionState {
@@ -40,6 +44,7 @@ impl ConnectionState {
             reason,
             detail,
             traffic: None,
+            applied: Generations::default(),
         }
     }
 }
@@ -128,6 +133,7 @@ pub fn connection_state(
             reason: StatusReason::Established,
             detail: sas.proposal.clone(),
             traffic: Some(sas.traffic.clone()),
+            applied: Generations::default(),
         },
         _ => ConnectionState::down(down_reason(
             learnt,
@@ -157,6 +163,7 @@ pub fn connection_status(spec: &ConnectionSpec, observed: &Observed) -> Connecti
         reason: state.reason,
         detail: state.detail,
         traffic: state.traffic,
+        applied: state.applied,
     }
 }
 
@@ -296,6 +303,7 @@ mod tests {
                 reason: StatusReason::Established,
                 detail: up.proposal.clone(),
                 traffic: Some(traffic),
+                applied: Generations::default(),
             }
         );
         let notify = (StatusReason::TsUnacceptable, "TS_UNACCEPTABLE".to_string());

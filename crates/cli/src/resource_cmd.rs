@@ -223,6 +223,11 @@ pub fn command(kind: Kind) -> Command {
                 .about("Show a connection's last transitions")
                 .arg(target.clone())
         }))
+        .subcommands((kind == Kind::SiteConnection).then(|| {
+            Command::new("reauthenticate")
+                .about("Authenticate the connection's IKE SA again now, with its current key")
+                .arg(target.clone())
+        }))
         .subcommands(
             (kind == Kind::SiteConnection).then(|| crate::peer_config_cmd::command(&target)),
         )
@@ -324,6 +329,10 @@ pub async fn run(
                 &resolve(client, kind, target(args)?).await?,
             )
             .await;
+        }
+        "reauthenticate" => {
+            let id = resolve(client, kind, target(args)?).await?;
+            return Ok(output::object(format, &client.reauthenticate(&id).await?));
         }
         "peer-config" => {
             let id = resolve(client, kind, target(args)?).await?;

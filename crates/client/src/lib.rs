@@ -296,6 +296,14 @@ impl Client {
         .await
     }
 
+    /// Asks connection `id`'s agent to re-authenticate its IKE SA now (vpnaas extension);
+    /// returns the connection, its `key_rotation.reauth` grown.
+    pub async fn reauthenticate(&self, id: &str) -> Result<Value> {
+        let path = format!("/v2.0/{}/{id}/reauthenticate", Kind::SiteConnection.path());
+        let answer = self.call(Method::POST, &path, None).await?;
+        Self::unwrap(Kind::SiteConnection, answer)
+    }
+
     /// Associates a service profile with a flavor.
     pub async fn associate_profile(&self, flavor_id: &str, profile_id: &str) -> Result<Value> {
         let body = json!({ "service_profile": { "id": profile_id } });

@@ -181,6 +181,30 @@ pub struct ConnectionSpec {
     pub initiator: Initiator,
     /// Tunnel MTU.
     pub mtu: u32,
+    /// Its credentials' generation and the re-authentications asked for (absent when both
+    /// are 0, so the desired state of a connection never rotated reads as before).
+    #[serde(default, skip_serializing_if = "Generations::is_zero")]
+    pub generations: Generations,
+}
+
+/// Key rotation without a bounce, as counters the server bumps and the agent echoes once
+/// it has acted: the daemon takes new credentials without touching the SAs up, and
+/// re-authenticates when asked (vpnaas extension).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Generations {
+    /// Bumped whenever the connection's credentials (its pre-shared key) change.
+    #[serde(default)]
+    pub credentials: u64,
+    /// Bumped by each `POST …/ipsec-site-connections/{id}/reauthenticate`.
+    #[serde(default)]
+    pub reauth: u64,
+}
+
+impl Generations {
+    /// Whether nothing was ever rotated or asked.
+    pub fn is_zero(&self) -> bool {
+        *self == Generations::default()
+    }
 }
 
 /// The whole desired state of one router on its agent.
@@ -236,6 +260,10 @@ pub struct ConnectionStatus {
     /// Counters, where the daemon has them.
     #[serde(default)]
     pub traffic: Option<Traffic>,
+    /// The credentials the daemon holds and the last re-authentication it concluded, as
+    /// generations of the desired state (0 when the agent knows none).
+    #[serde(default)]
+    pub applied: Generations,
 }
 
 /// What an agent reports about one router.

@@ -379,6 +379,12 @@ wire_enum!(
         /// stores the address a name resolves to, so only a record written otherwise has
         /// one): the connection is `ERROR` until its `peer_address` is set again.
         PeerUnresolved = "PEER_UNRESOLVED",
+        /// Events only, never a status reason: the agent's daemon took the connection's
+        /// new credentials without touching its SAs; the next authentication uses them.
+        CredentialsLoaded = "CREDENTIALS_LOADED",
+        /// Events only, never a status reason: the connection's IKE SA authenticated
+        /// again, as `POST …/reauthenticate` asked, and the tunnel is up.
+        Reauthenticated = "REAUTHENTICATED",
     }
 );
 

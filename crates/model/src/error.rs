@@ -102,6 +102,7 @@ fault_kinds! {
     PeerConfigUnavailable,
     PolicyNotAuthorized,
     PortNotFound,
+    ReauthenticationUnavailable,
     RouterHasNoVPNService,
     RouterHostedByVPNAgent,
     RouterInUse,

@@ -123,6 +123,39 @@ pub struct SiteConnection {
     /// Traffic counters of the tunnel, where the daemon has them (vpnaas extension).
     #[serde(default)]
     pub traffic: Option<Traffic>,
+    /// Credentials changed and re-authentications asked, and how far the agent has
+    /// followed (vpnaas extension).
+    #[serde(default)]
+    pub key_rotation: KeyRotation,
+}
+
+/// Where a connection's key rotation stands: what the server asked of the agent (a new
+/// generation of credentials with each change of the pre-shared key, of re-authentication
+/// with each `POST …/reauthenticate`) and what the agent reported done.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyRotation {
+    /// Bumped whenever the pre-shared key changes.
+    #[serde(default)]
+    pub credentials: u64,
+    /// The generation the agent's daemon holds.
+    #[serde(default)]
+    pub credentials_loaded: u64,
+    /// Bumped by each `POST …/reauthenticate`.
+    #[serde(default)]
+    pub reauth: u64,
+    /// The last re-authentication the agent concluded.
+    #[serde(default)]
+    pub reauthenticated: u64,
+}
+
+impl KeyRotation {
+    /// What the agent is asked to hold and do.
+    pub fn asked(&self) -> crate::agent::Generations {
+        crate::agent::Generations {
+            credentials: self.credentials,
+            reauth: self.reauth,
+        }
+    }
 }
 
 /// Traffic through a connection since it came up, across rekeys of its child SAs.
@@ -303,6 +336,13 @@ pub const SITE_CONNECTION_ATTRS: &[Attr] = crate::attribute_map![
         Post::Forbidden,
         false,
         "bytes and packets in and out (vpnaas extension)"
+    ),
+    Attr::new(
+        "key_rotation",
+        T::Computed(Shape::Dict),
+        Post::Forbidden,
+        false,
+        "credentials (bumped by each change of psk) and credentials_loaded (what the agent holds); reauth (bumped by POST .../reauthenticate) and reauthenticated (what the agent concluded) (vpnaas extension)"
     ),
 ];
 

@@ -218,6 +218,7 @@ async fn status_reports_become_api_status_without_moving_the_revision() {
                 packets_out: 2,
                 rekeys: 0,
             }),
+            applied: Default::default(),
         }],
     };
     control
@@ -464,6 +465,7 @@ async fn desired_states_come_in_batches_of_what_the_host_holds() {
                 reason: StatusReason::Established,
                 detail: String::new(),
                 traffic: None,
+                applied: Default::default(),
             })
             .collect(),
     };

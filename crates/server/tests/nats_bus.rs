@@ -122,6 +122,7 @@ async fn an_agent_on_nats_works_with_two_servers_and_survives_a_nats_restart() {
                 reason: StatusReason::Established,
                 detail: String::new(),
                 traffic: None,
+                applied: Default::default(),
             }],
         })
         .await

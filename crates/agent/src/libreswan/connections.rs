@@ -1,6 +1,6 @@
 //! pluto's connections: the files they are read from (`ipsec.conf`, `ipsec.secrets`,
-//! private to root), adding one (`addconn`), deleting one with all its instances, and
-//! initiating the bi-directional ones.
+//! private to root), adding one (`addconn`), deleting one with all its instances,
+//! initiating the bi-directional ones, and re-authenticating one when asked.
 
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
@@ -93,6 +93,23 @@ pub(super) async fn initiate(control: &Control, new: &[&ConnectionSpec]) -> Resu
                 .run(&["--name", &name, "--asynchronous", "--initiate"])
                 .await?;
         }
+    }
+    Ok(())
+}
+
+/// Re-authenticates a connection now. pluto has no forced re-authentication of an IKE SA
+/// (`--rekey-ike` rekeys without authenticating): its SAs are terminated and negotiated
+/// again at once, with the secrets as pluto read them last (break before make).
+pub(super) async fn reauthenticate(control: &Control, spec: &ConnectionSpec) -> Result<()> {
+    let names = instances(control, &spec.id).await?;
+    for name in &names {
+        control.whack.run(&["--name", name, "--terminate"]).await?;
+    }
+    for name in &names {
+        control
+            .whack
+            .run(&["--name", name, "--asynchronous", "--initiate"])
+            .await?;
     }
     Ok(())
 }

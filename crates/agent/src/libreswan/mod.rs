@@ -2,7 +2,8 @@
 //! the router's namespace (and, for its fixed `/usr/libexec/ipsec/addconn` path, a private
 //! mount of the Libreswan root), with its own control socket, run, NSS and ipsec.d
 //! directories and log under `<state_dir>/<router>/libreswan/`. Connections are added
-//! (`addconn`) and deleted (`whack --delete`) one by one; a change never restarts pluto.
+//! (`addconn`) and deleted (`whack --delete`) one by one; a change never restarts pluto,
+//! and a new key alone is read again (`--rereadsecrets`) without touching any SA.
 //! Libreswan has no event stream: `whack --status` is read every `status_interval` and on
 //! every sync, and pluto's log explains failures.
 //!
@@ -108,6 +109,25 @@ impl Daemon for Pluto {
 
     async fn load(&self, control: &mut Control, spec: &ConnectionSpec) -> Result<()> {
         connections::add(&self.config, control, spec).await
+    }
+
+    async fn load_credentials(
+        &self,
+        control: &mut Control,
+        wanted: &[&ConnectionSpec],
+        _changed: &[&ConnectionSpec],
+    ) -> Result<()> {
+        // pluto reads the whole secrets file again; the SAs up are left alone.
+        connections::write_files(control, wanted).await
+    }
+
+    async fn reauthenticate(
+        &self,
+        control: &mut Control,
+        spec: &ConnectionSpec,
+        _concluded: u64,
+    ) -> Result<()> {
+        connections::reauthenticate(control, spec).await
     }
 
     async fn unload(&self, control: &mut Control, id: &str) -> Result<()> {

@@ -209,6 +209,8 @@ pub(super) async fn observe(control: &Control, loaded: &Loaded) -> Option<Observ
             .lock()
             .map(|f| f.clone())
             .unwrap_or_default(),
+        // A re-authentication is done once pluto was told (see `connections::reauthenticate`).
+        reauthenticated: Default::default(),
     })
 }
 

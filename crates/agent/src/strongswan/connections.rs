@@ -23,7 +23,7 @@ const INITIATE_PATIENCE: Duration = Duration::from_secs(3);
 const INITIATE_GRACE: Duration = Duration::from_millis(100);
 
 /// A VICI command; charon's refusal is an error.
-async fn command<T: serde::Serialize>(
+pub(super) async fn command<T: serde::Serialize>(
     vici: &Mutex<rsvici::Client>,
     request: &'static str,
     message: T,
@@ -47,10 +47,12 @@ async fn command<T: serde::Serialize>(
 /// Loads a connection and its secret; what charon taught about an earlier version of it
 /// is forgotten.
 pub(super) async fn load(control: &mut Control, spec: &ConnectionSpec) -> Result<()> {
+    control.reauthenticators.remove(&spec.id);
     if let Ok(mut history) = control.history.lock() {
         history.failures.remove(&spec.id);
         history.netlink_errors.remove(&spec.id);
         history.rekeyed.remove(&spec.id);
+        history.reauthenticated.remove(&spec.id);
     }
     command(&control.vici, "load-shared", vici::SharedKey::of(spec)).await?;
     command(&control.vici, "load-conn", vici::load_conn(spec)).await
@@ -60,6 +62,7 @@ pub(super) async fn load(control: &mut Control, spec: &ConnectionSpec) -> Result
 /// terminated too.
 pub(super) async fn unload(control: &mut Control, id: &str) -> Result<()> {
     control.initiators.remove(id);
+    control.reauthenticators.remove(id);
     let name = id.to_string();
     command(&control.vici, "unload-conn", vici::Unload { name }).await?;
     let terminate = vici::Terminate {

@@ -66,6 +66,7 @@ pub(super) async fn attach(charon: &Charon, router_id: &str, dir: &Path) -> Resu
         history,
         _events: events,
         initiators: HashMap::new(),
+        reauthenticators: HashMap::new(),
     })
 }
 

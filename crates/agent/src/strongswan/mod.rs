@@ -2,15 +2,17 @@
 //! the router's namespace with a private `/run`, configured over VICI. Each connection is
 //! loaded (`load-shared` + `load-conn`) and removed (`unload-conn` + `terminate` +
 //! `unload-shared`) on its own: changing one connection never restarts charon or touches
-//! another. Status comes from `list-sas`, refreshed whenever charon sends an up/down/rekey
-//! event.
+//! another, and a new key alone is only loaded (`load-shared`), its SAs untouched. Status
+//! comes from `list-sas`, refreshed whenever charon sends an up/down/rekey event.
 //!
 //! `daemon`: charon's start and its event stream; `connections`: loading, unloading and
-//! initiating; `status`: what `list-sas` and charon's log say of each connection.
+//! initiating; `reauth`: new credentials and re-authentication in place; `status`: what
+//! `list-sas` and charon's log say of each connection.
 
 mod conf;
 mod connections;
 mod daemon;
+mod reauth;
 mod status;
 mod vici;
 
@@ -70,6 +72,8 @@ pub struct Control {
     _events: Task,
     /// Connection id → the task initiating it.
     initiators: HashMap<String, Task>,
+    /// Connection id → the task following its re-authentication.
+    reauthenticators: HashMap<String, Task>,
 }
 
 #[async_trait]
@@ -89,6 +93,25 @@ impl Daemon for Charon {
 
     async fn load(&self, control: &mut Control, spec: &ConnectionSpec) -> Result<()> {
         connections::load(control, spec).await
+    }
+
+    async fn load_credentials(
+        &self,
+        control: &mut Control,
+        _wanted: &[&ConnectionSpec],
+        changed: &[&ConnectionSpec],
+    ) -> Result<()> {
+        reauth::load_credentials(control, changed).await
+    }
+
+    async fn reauthenticate(
+        &self,
+        control: &mut Control,
+        spec: &ConnectionSpec,
+        concluded: u64,
+    ) -> Result<()> {
+        reauth::start(control, spec, concluded, &self.wake);
+        Ok(())
     }
 
     async fn unload(&self, control: &mut Control, id: &str) -> Result<()> {

@@ -34,6 +34,9 @@ pub(super) struct History {
     /// Counters of child SAs rekeyed away and the number of rekeys, so a connection's
     /// traffic keeps counting across rekeys.
     pub rekeyed: HashMap<String, Traffic>,
+    /// The last re-authentication concluded per connection, for those asked one since
+    /// they were loaded.
+    pub reauthenticated: HashMap<String, u64>,
 }
 
 /// A charon's history, shared by its event task and the driver.
@@ -74,6 +77,7 @@ pub(super) async fn observe(control: &Control, loaded: &Loaded) -> Option<Observ
             .map(|spec| (spec.id.clone(), sa_view(&sas, spec, &history)))
             .collect(),
         failures: history.failures,
+        reauthenticated: history.reauthenticated,
     })
 }
 

@@ -205,6 +205,16 @@ pub struct Initiate {
     pub init_limits: bool,
 }
 
+/// `rekey` of the IKE SAs of a connection; with `reauth`, authenticated anew (charon
+/// deletes the old IKE SA and builds a new one unless `make_before_break` is set).
+#[derive(Serialize)]
+pub struct Rekey {
+    /// Connection name.
+    pub ike: String,
+    /// Re-authenticate rather than rekey.
+    pub reauth: bool,
+}
+
 /// `terminate` of an IKE SA by connection name.
 #[derive(Serialize)]
 pub struct Terminate {
@@ -315,6 +325,9 @@ pub struct LogLine {
 /// An IKE SA in `list-sas`.
 #[derive(Debug, Deserialize)]
 pub struct IkeSa {
+    /// Charon's number for this IKE SA: a re-authenticated connection has a new one.
+    #[serde(default)]
+    pub uniqueid: Option<String>,
     /// e.g. ESTABLISHED.
     pub state: String,
     /// The peer's address.
@@ -340,6 +353,14 @@ impl Sas {
             .iter()
             .filter(move |(name, _)| name == connection)
             .map(|(_, sa)| sa)
+    }
+
+    /// The numbers of a connection's established IKE SAs.
+    pub fn established(&self, connection: &str) -> Vec<String> {
+        self.of(connection)
+            .filter(|ike| ike.state == "ESTABLISHED")
+            .filter_map(|ike| ike.uniqueid.clone())
+            .collect()
     }
 
     /// Installed child SAs of a connection, across its SAs.

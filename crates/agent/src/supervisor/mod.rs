@@ -22,7 +22,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::sync::{Mutex, OwnedMutexGuard, mpsc};
 use tokio::task::JoinHandle;
-use vpnaas_model::agent::{ConnectionSpec, RouterState};
+use vpnaas_model::agent::{ConnectionSpec, Generations, RouterState};
 
 use crate::config::AgentConfig;
 use crate::daemon::{Daemon, Loaded};
@@ -32,7 +32,7 @@ use crate::process::{self, Process};
 use crate::status::{self, ConnectionState, Failure, Observed};
 use crate::{Error, Metrics, Result};
 use backoff::Backoff;
-pub use fingerprints::fingerprint;
+use fingerprints::Change;
 
 /// How long a daemon just started has to answer on its control socket.
 const START_PATIENCE: Duration = Duration::from_secs(5);
@@ -73,6 +73,19 @@ impl<D: Daemon> Running<D> {
         self.loaded.insert(spec.id.clone(), spec.clone());
         fingerprints::record(&self.dir, &self.loaded);
         tracing::info!(daemon = D::NAME, connection = %spec.id, "connection loaded");
+    }
+
+    /// Records a connection kept loaded whose credentials or generations changed.
+    fn rotated(&mut self, spec: &ConnectionSpec, change: Change) {
+        self.loaded.insert(spec.id.clone(), spec.clone());
+        fingerprints::record(&self.dir, &self.loaded);
+        tracing::info!(
+            daemon = D::NAME,
+            connection = %spec.id,
+            credentials = change.credentials,
+            reauthenticating = change.reauth,
+            "connection kept loaded, its SAs untouched"
+        );
     }
 
     fn forget(&mut self, id: &str) {
@@ -229,18 +242,24 @@ impl<D: Daemon> Supervisor<D> {
         }
     }
 
-    /// Unloads what changed or went, loads what is new, and lets the daemon negotiate.
+    /// Unloads what went or changed shape, takes new credentials and re-authenticates in
+    /// place, loads what is new, and lets the daemon negotiate.
     async fn converge(&self, running: &mut Running<D>, wanted: &[&ConnectionSpec]) -> Result<()> {
         let stale: Vec<String> = running
             .loaded
             .iter()
-            .filter(|(id, spec)| !wanted.iter().any(|w| &w.id == *id && w == spec))
+            .filter(|(id, spec)| {
+                !wanted
+                    .iter()
+                    .any(|w| &w.id == *id && !Change::between(spec, w).shape)
+            })
             .map(|(id, _)| id.clone())
             .collect();
         for id in stale {
             self.daemon.unload(&mut running.control, &id).await?;
             running.forget(&id);
         }
+        self.rotate(running, wanted).await?;
         let new: Vec<&ConnectionSpec> = wanted
             .iter()
             .copied()
@@ -258,9 +277,42 @@ impl<D: Daemon> Supervisor<D> {
             .await
     }
 
+    /// For connections that stay loaded in the same shape: loads their new credentials
+    /// (all at once), then starts the re-authentications asked, and records the rest of
+    /// what changed (generations).
+    async fn rotate(&self, running: &mut Running<D>, wanted: &[&ConnectionSpec]) -> Result<()> {
+        let changed: Vec<(&ConnectionSpec, Change, u64)> = wanted
+            .iter()
+            .filter_map(|w| {
+                let loaded = running.loaded.get(&w.id).filter(|l| l != w)?;
+                Some((*w, Change::between(loaded, w), loaded.generations.reauth))
+            })
+            .collect();
+        let credentials: Vec<&ConnectionSpec> = changed
+            .iter()
+            .filter(|(_, change, _)| change.credentials)
+            .map(|(spec, _, _)| *spec)
+            .collect();
+        if !credentials.is_empty() {
+            self.daemon
+                .load_credentials(&mut running.control, wanted, &credentials)
+                .await?;
+        }
+        for (spec, change, concluded) in changed {
+            if change.reauth {
+                self.daemon
+                    .reauthenticate(&mut running.control, spec, concluded)
+                    .await?;
+            }
+            running.rotated(spec, change);
+        }
+        Ok(())
+    }
+
     /// Takes over a daemon left running by an earlier agent process (an agent restart
-    /// must not bounce healthy tunnels): connections whose fingerprint matches what is
-    /// wanted stay loaded; the others are unloaded.
+    /// must not bounce healthy tunnels): connections whose shape matches what is wanted
+    /// stay loaded (with their recorded credentials and generations, so that converging
+    /// loads new credentials in place); the others are unloaded.
     async fn adopt(&self, router_id: &str, wanted: &[&ConnectionSpec]) -> Option<Running<D>> {
         let dir = self.dir(router_id);
         let process = Process::from_pid_file(&dir.join(D::PID_FILE), D::NAME)?;
@@ -269,8 +321,7 @@ impl<D: Daemon> Supervisor<D> {
         let recorded = fingerprints::read(&dir);
         let loaded: Loaded = wanted
             .iter()
-            .filter(|spec| recorded.get(&spec.id) == Some(&fingerprint(spec)))
-            .map(|spec| (spec.id.clone(), (*spec).clone()))
+            .filter_map(|spec| Some((spec.id.clone(), recorded.get(&spec.id)?.loaded_as(spec)?)))
             .collect();
         for id in recorded.keys().filter(|id| !loaded.contains_key(*id)) {
             if let Err(error) = self.daemon.unload(&mut control, id).await {
@@ -442,13 +493,21 @@ impl<D: Daemon> Supervisor<D> {
             match self.daemon.observe(&running.control, &running.loaded).await {
                 Some(seen) => running
                     .loaded
-                    .keys()
-                    .map(|id| {
-                        let state = status::connection_state(
+                    .iter()
+                    .map(|(id, spec)| {
+                        let mut state = status::connection_state(
                             seen.sas.get(id),
                             seen.failures.get(id),
                             self.kernel_refuses.as_deref(),
                         );
+                        state.applied = Generations {
+                            credentials: spec.generations.credentials,
+                            reauth: seen
+                                .reauthenticated
+                                .get(id)
+                                .copied()
+                                .unwrap_or(spec.generations.reauth),
+                        };
                         (id.clone(), state)
                     })
                     .collect(),

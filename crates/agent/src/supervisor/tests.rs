@@ -65,6 +65,31 @@ impl Daemon for Sleeper {
         Ok(())
     }
 
+    async fn load_credentials(
+        &self,
+        _control: &mut (),
+        _wanted: &[&ConnectionSpec],
+        changed: &[&ConnectionSpec],
+    ) -> Result<()> {
+        for spec in changed {
+            self.called(format!("credentials {}", spec.id));
+        }
+        Ok(())
+    }
+
+    async fn reauthenticate(
+        &self,
+        _: &mut (),
+        spec: &ConnectionSpec,
+        concluded: u64,
+    ) -> Result<()> {
+        self.called(format!(
+            "reauth {} {} after {concluded}",
+            spec.id, spec.generations.reauth
+        ));
+        Ok(())
+    }
+
     async fn unload(&self, _control: &mut (), id: &str) -> Result<()> {
         self.called(format!("unload {id}"));
         Ok(())
@@ -83,6 +108,7 @@ impl Daemon for Sleeper {
         Some(Observation {
             sas: loaded.keys().map(|id| (id.clone(), up.clone())).collect(),
             failures: Default::default(),
+            reauthenticated: Default::default(),
         })
     }
 }
@@ -278,4 +304,80 @@ async fn a_daemon_that_exits_wakes_the_agent_and_comes_back_with_its_connections
         .await
         .expect("no connection: no daemon");
     assert!(!harness.supervisor.observe("r").await.daemon_running);
+}
+
+/// Router `r` with connection `c1` on key `psk` at these generations.
+fn rotated(psk: &str, credentials: u64, reauth: u64, mtu: u32) -> RouterState {
+    let mut wanted = state("r", &[("c1", mtu)]);
+    let spec = &mut wanted.connections[0];
+    spec.psk = vpnaas_model::site_connection::Psk::new(psk);
+    spec.generations = Generations {
+        credentials,
+        reauth,
+    };
+    wanted
+}
+
+#[tokio::test]
+async fn a_new_key_and_a_reauthentication_are_applied_in_place_and_reported() {
+    let harness = harness();
+    let supervisor = &harness.supervisor;
+    supervisor
+        .ensure("r", &rotated("k", 0, 0, 1500))
+        .await
+        .expect("ensure");
+    assert_eq!(harness.calls(), ["load c1"]);
+    let pid = harness.pid("r");
+    let applied = |observed: &Observed| observed.connections["c1"].applied;
+
+    supervisor
+        .ensure("r", &rotated("k2", 1, 0, 1500))
+        .await
+        .expect("ensure");
+    assert_eq!(harness.calls(), ["credentials c1"], "no unload, no reload");
+    let observed = supervisor.observe("r").await;
+    assert_eq!(
+        applied(&observed),
+        Generations {
+            credentials: 1,
+            reauth: 0
+        }
+    );
+    assert_eq!(
+        observed.connections["c1"].status,
+        vpnaas_model::enums::Status::Active
+    );
+
+    supervisor
+        .ensure("r", &rotated("k2", 1, 1, 1500))
+        .await
+        .expect("ensure");
+    assert_eq!(harness.calls(), ["reauth c1 1 after 0"]);
+    assert_eq!(applied(&supervisor.observe("r").await).reauth, 1);
+    supervisor
+        .ensure("r", &rotated("k2", 1, 1, 1500))
+        .await
+        .expect("ensure");
+    assert!(harness.calls().is_empty(), "asked once, done once");
+
+    let restarted = harness.restarted();
+    restarted
+        .ensure("r", &rotated("k3", 2, 1, 1500))
+        .await
+        .expect("ensure");
+    let calls = std::mem::take(&mut *restarted.daemon.calls.lock().expect("calls"));
+    assert_eq!(
+        calls,
+        ["credentials c1"],
+        "a restarted agent loads the key it did not see, and does not re-authenticate again"
+    );
+    assert_eq!(harness.pid("r"), pid, "the same daemon all along");
+
+    restarted
+        .ensure("r", &rotated("k3", 2, 1, 1400))
+        .await
+        .expect("ensure");
+    let calls = std::mem::take(&mut *restarted.daemon.calls.lock().expect("calls"));
+    assert_eq!(calls, ["unload c1", "load c1"], "a new shape is a reload");
+    restarted.remove("r").await.expect("remove");
 }

@@ -1,6 +1,6 @@
 //! The routes that are not plain resources: router interfaces, driver migration, the VPN
-//! agent scheduler, service providers, flavor profiles, connection events and the
-//! configuration of a connection's far end.
+//! agent scheduler, service providers, flavor profiles, connection events, the
+//! configuration of a connection's far end and its forced re-authentication.
 
 use axum::Json;
 use axum::body::Bytes;
@@ -36,6 +36,12 @@ pub(super) fn endpoints(inventory: InventoryMode) -> Vec<Endpoint> {
             "/v2.0/vpn/ipsec-site-connections/{id}/peer-config",
             peer_config,
             operations::peer_config(),
+        ),
+        Endpoint::new(
+            M::POST,
+            "/v2.0/vpn/ipsec-site-connections/{id}/reauthenticate",
+            reauthenticate,
+            operations::reauthenticate(),
         ),
         Endpoint::new(
             M::PUT,
@@ -250,6 +256,16 @@ async fn connection_events(
     Ok(Json(
         service::connection_events(&app, &caller, &id, limit).await?,
     ))
+}
+
+async fn reauthenticate(
+    State(app): State<App>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let conn = service::rotation::reauthenticate(&app, &caller, &id).await?;
+    let body = serde_json::json!({ Kind::SiteConnection.singular(): conn });
+    Ok((StatusCode::ACCEPTED, Json(body)).into_response())
 }
 
 async fn peer_config(

@@ -228,6 +228,23 @@ pub fn peer_config() -> Operation {
     .refuses(RESOURCE_ERRORS)
 }
 
+/// `POST /v2.0/vpn/ipsec-site-connections/{id}/reauthenticate`.
+pub fn reauthenticate() -> Operation {
+    Operation::new(
+        Kind::SiteConnection.plural(),
+        "re-authenticate the connection's IKE SA now, with the credentials it holds (vpnaas extension); \
+         its agent does it and says so in the connection's events (REAUTHENTICATED, or a transition to DOWN \
+         with the reason); 409 ReauthenticationUnavailable when the connection or its service is \
+         administratively down",
+    )
+    .answers(
+        202,
+        "asked: key_rotation.reauth grew; key_rotation.reauthenticated follows once done",
+        envelope(Kind::SiteConnection, ""),
+    )
+    .refuses(RESOURCE_ERRORS)
+}
+
 /// `PUT /v2.0/routers/{id}/add_router_interface` and `remove_router_interface`.
 pub fn router_interface(action: &str) -> Operation {
     let uuid = json!({"type": "string", "format": "uuid"});
@@ -495,7 +512,8 @@ pub fn reports() -> Operation {
         "reason": {"type": "string", "enum": StatusReason::ALL}, "detail": {"type": "string"},
         "traffic": {"type": "object", "nullable": true, "required": ["bytes_in", "bytes_out", "packets_in", "packets_out"],
             "properties": {"bytes_in": counter, "bytes_out": counter, "packets_in": counter,
-                           "packets_out": counter, "rekeys": counter}}}});
+                           "packets_out": counter, "rekeys": counter}},
+        "applied": {"type": "object", "properties": {"credentials": counter, "reauth": counter}}}});
     let report = json!({"type": "object",
         "required": ["host", "router_id", "applied_revision", "daemon_running", "connections"],
         "properties": {"host": {"type": "string", "description": "the host of the path, else 400"},

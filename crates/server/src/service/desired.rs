@@ -262,6 +262,7 @@ async fn connection_spec(
         dpd: conn.dpd.clone(),
         initiator: conn.initiator,
         mtu: conn.mtu,
+        generations: conn.key_rotation.asked(),
         id: conn.id,
     }))
 }

@@ -15,6 +15,7 @@ pub mod liveness;
 pub mod notify;
 pub mod peer_config;
 pub mod ports;
+pub mod rotation;
 pub mod scheduler;
 pub mod status;
 mod stored;

@@ -5,10 +5,10 @@
 //! hand to the agent, why (`NO_GATEWAY_FOR_PEER_FAMILY`, `PEER_UNRESOLVED`).
 
 use vpnaas_model::Kind;
-use vpnaas_model::agent::{ConnectionEvent, ConnectionStatus, StatusReport};
+use vpnaas_model::agent::{ConnectionEvent, ConnectionStatus, Generations, StatusReport};
 use vpnaas_model::enums::{Status, StatusReason};
 use vpnaas_model::network::Router;
-use vpnaas_model::site_connection::SiteConnection;
+use vpnaas_model::site_connection::{KeyRotation, SiteConnection};
 use vpnaas_model::vpn_service::VpnService;
 use vpnaas_store::Transaction;
 
@@ -51,37 +51,86 @@ pub fn initial_reason(hosting: Hosting) -> Option<StatusReason> {
 }
 
 /// Records what the agent saw of one connection: a change of status or reason becomes a
-/// transition in its event history; counters are kept without an event.
+/// transition in its event history, and so does what it did of a key rotation (see
+/// [`rotation_events`]); counters are kept without an event.
 async fn record_observation(
     tx: &mut dyn Transaction,
     conn: &mut SiteConnection,
     observed: &ConnectionStatus,
     now_ms: u64,
-) -> ApiResult<Option<ConnectionEvent>> {
+) -> ApiResult<Vec<ConnectionEvent>> {
     let transition = conn.status != observed.status || conn.status_reason != Some(observed.reason);
-    if !transition && conn.traffic == observed.traffic {
-        return Ok(None);
+    let rotation = rotation_events(&conn.key_rotation, observed);
+    if !transition && conn.traffic == observed.traffic && rotation.is_empty() {
+        return Ok(vec![]);
     }
-    let mut recorded = None;
+    let time = rfc3339(now_ms);
+    let mut recorded = Vec::new();
     if transition {
-        let time = rfc3339(now_ms);
-        let event = ConnectionEvent {
+        recorded.push(ConnectionEvent {
             time: time.clone(),
             from: conn.status,
             to: observed.status,
             reason: observed.reason,
             detail: observed.detail.clone(),
-        };
-        tx.append_event(&conn.id, serde_json::to_string(&event)?)
-            .await?;
+        });
         conn.status = observed.status;
         conn.status_reason = Some(observed.reason);
-        conn.status_changed_at = Some(time);
-        recorded = Some(event);
+        conn.status_changed_at = Some(time.clone());
     }
+    for (reason, detail) in rotation {
+        recorded.push(ConnectionEvent {
+            time: time.clone(),
+            from: observed.status,
+            to: observed.status,
+            reason,
+            detail,
+        });
+    }
+    for event in &recorded {
+        tx.append_event(&conn.id, serde_json::to_string(event)?)
+            .await?;
+    }
+    let rotation = &mut conn.key_rotation;
+    rotation.credentials_loaded = rotation
+        .credentials_loaded
+        .max(observed.applied.credentials);
+    rotation.reauthenticated = rotation.reauthenticated.max(observed.applied.reauth);
     conn.traffic = observed.traffic.clone();
     tx.save(conn).await?;
     Ok(recorded)
+}
+
+/// The events an agent's report of a key rotation makes, beside the transitions: new
+/// credentials its daemon took (`CREDENTIALS_LOADED`), a re-authentication it concluded
+/// with the tunnel up (`REAUTHENTICATED`; one that failed is told by the transition to
+/// `DOWN` and its reason). Each is said once: the report repeats what it applied.
+fn rotation_events(
+    known: &KeyRotation,
+    observed: &ConnectionStatus,
+) -> Vec<(StatusReason, String)> {
+    let applied = observed.applied;
+    let mut events = Vec::new();
+    if applied.credentials > known.credentials_loaded {
+        events.push((
+            StatusReason::CredentialsLoaded,
+            format!(
+                "new pre-shared key (generation {}) loaded without a bounce: the SAs up keep \
+                 carrying traffic, the next authentication uses it",
+                applied.credentials
+            ),
+        ));
+    }
+    if applied.reauth > known.reauthenticated && observed.status == Status::Active {
+        events.push((
+            StatusReason::Reauthenticated,
+            format!(
+                "re-authenticated with the current credentials (re-authentication {})",
+                applied.reauth
+            ),
+        ));
+    }
+    events
 }
 
 /// The router's agent died: what its connections do is unknown until an agent reports
@@ -167,6 +216,7 @@ async fn mark_router(
                 reason: outcome.reason,
                 detail: detail.into(),
                 traffic: conn.traffic.clone(),
+                applied: Generations::default(),
             };
             transitions.extend(record_observation(tx, &mut conn, &verdict, now_ms).await?);
         }
@@ -232,6 +282,7 @@ fn unplaceable(router: &Router, conn: &SiteConnection) -> Option<ConnectionStatu
         reason: why.reason,
         detail: why.detail,
         traffic: None,
+        applied: Generations::default(),
     })
 }
 

@@ -362,6 +362,10 @@ async fn update_connection(
     let service: VpnService = fetch(tx, caller, &existing.vpnservice_id).await?;
     let mut conn = changed(&existing, changes)?;
     check_connection(tx, caller, &mut conn, &service, resolved).await?;
+    if conn.psk != existing.psk {
+        // The agent loads the new key beside the SAs up instead of bouncing them.
+        conn.key_rotation.credentials += 1;
+    }
     Ok(conn.into())
 }
 

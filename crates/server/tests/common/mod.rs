@@ -207,6 +207,7 @@ pub fn up_report(
             reason: StatusReason::Established,
             detail: String::new(),
             traffic: None,
+            applied: Default::default(),
         }],
     }
 }

@@ -222,16 +222,17 @@ impl Vpnaas {
             .any(|a| a["host"] == host && a["alive"] == true)
     }
 
-    /// The host of the agent vpnaas names `active` for `router` (its `ha_state`).
-    pub async fn active_host(&self, router: &str) -> Option<String> {
+    /// The `ha_state` vpnaas gives each agent holding `router`, as `(host, state)`.
+    pub async fn ha_states(&self, router: &str) -> Vec<(String, String)> {
         let path = format!("/v2.0/routers/{router}/vpn-agents");
         let body = self.get_as_admin(&path).await;
+        let field = |a: &Value, key: &str| a[key].as_str().unwrap_or_default().to_string();
         body["agents"]
-            .as_array()?
-            .iter()
-            .find(|a| a["ha_state"] == "active")
-            .and_then(|a| a["host"].as_str())
-            .map(str::to_string)
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|a| (field(a, "host"), field(a, "ha_state")))
+            .collect()
     }
 }
 

@@ -33,7 +33,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use netnode_lab::{Listener, Pinger, Vm, Vpnaas, charons_in, id};
+use netnode_lab::{Listener, Pinger, Site, Vm, Vpnaas, charons_in, firewall, id, router_updates};
 use reqwest::Method;
 use serde_json::{Value, json};
 use vpnaas_test_support::keystone::Keystone;
@@ -227,16 +227,6 @@ struct Lab {
     _rabbit: RabbitMq,
     /// The project member the test acts as.
     member: Identity,
-}
-
-/// One router of the test, its subnet and its VM.
-struct Site {
-    router: String,
-    namespace: String,
-    subnet: String,
-    cidr: &'static str,
-    gateway: String,
-    vm: Vm,
 }
 
 impl Lab {
@@ -613,25 +603,4 @@ fn signal(signal: &str, pid: u32) {
     let _ = Command::new("kill")
         .args([signal, &pid.to_string()])
         .output();
-}
-
-/// How many times the node's neutron-l3-agent has logged that it finished processing
-/// `router` (its log is appended to across restarts).
-fn router_updates(node: &NetNode, router: &str) -> usize {
-    let log = std::fs::read_to_string(node.dir().join("neutron-l3-agent.log"));
-    log.unwrap_or_default()
-        .matches(&format!("Finished a router update for {router}"))
-        .count()
-}
-
-/// The namespace's rules as `iptables-save` shows them, without comments and counters.
-fn firewall(node: &NetNode, namespace: &str) -> Vec<String> {
-    node.netns_exec(namespace, &["iptables-save"])
-        .lines()
-        .filter(|line| !line.starts_with('#'))
-        .map(|line| match line.split_once(" [") {
-            Some((chain, _)) if line.starts_with(':') => chain.to_string(),
-            _ => line.to_string(),
-        })
-        .collect()
 }

@@ -28,7 +28,10 @@ mod netnode_lab;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use netnode_lab::{Listener, Pinger, Vm, Vpnaas, charons_in, daemons_in, id, libreswan_root};
+use netnode_lab::{
+    Listener, Pinger, Site, Vm, Vpnaas, charons_in, daemons_in, firewall, id, libreswan_root,
+    router_updates,
+};
 use reqwest::Method;
 use serde_json::json;
 use vpnaas_test_support::front::Front;
@@ -177,16 +180,6 @@ struct Lab {
     rabbit: RabbitMq,
     /// The project member the test acts as.
     member: Identity,
-}
-
-/// One router of the test, its subnet and its VM.
-struct Site {
-    router: String,
-    namespace: String,
-    subnet: String,
-    cidr: &'static str,
-    gateway: String,
-    vm: Vm,
 }
 
 impl Lab {
@@ -780,15 +773,6 @@ impl Lab {
     }
 }
 
-/// How many times `node`'s neutron-l3-agent has logged that it finished processing
-/// `router` (its log is appended to across restarts).
-fn router_updates(node: &NetNode, router: &str) -> usize {
-    let log = std::fs::read_to_string(node.dir().join("neutron-l3-agent.log"));
-    log.unwrap_or_default()
-        .matches(&format!("Finished a router update for {router}"))
-        .count()
-}
-
 /// The `ha-` device of an HA router's namespace on `node`.
 fn ha_link(node: &NetNode, namespace: &str) -> String {
     let links = node.netns_exec(namespace, &["ip", "-o", "link", "show"]);
@@ -859,19 +843,6 @@ fn runs_charon(command: &mut std::process::Command) -> bool {
                     .is_ok_and(|comm| comm.trim() == "charon")
             })
     })
-}
-
-/// The namespace's rules on `node` as `iptables-save` shows them, without its comments
-/// and counters (traffic changes those, not the rules).
-fn firewall(node: &NetNode, namespace: &str) -> Vec<String> {
-    node.netns_exec(namespace, &["iptables-save"])
-        .lines()
-        .filter(|line| !line.starts_with('#'))
-        .map(|line| match line.split_once(" [") {
-            Some((chain, _)) if line.starts_with(':') => chain.to_string(),
-            _ => line.to_string(),
-        })
-        .collect()
 }
 
 /// The first rule of `table`'s chain `chain` in `iptables-save` lines.

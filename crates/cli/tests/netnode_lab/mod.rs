@@ -549,3 +549,35 @@ fn answer_time(line: &str) -> Option<f64> {
     let (stamp, rest) = line.strip_prefix('[')?.split_once(']')?;
     rest.contains("bytes from").then(|| stamp.parse().ok())?
 }
+
+/// One router of a test, its subnet and its VM.
+pub struct Site {
+    pub router: String,
+    pub namespace: String,
+    pub subnet: String,
+    pub cidr: &'static str,
+    pub gateway: String,
+    pub vm: Vm,
+}
+
+/// How many times `node`'s neutron-l3-agent has logged that it finished processing
+/// `router` (its log is appended to across restarts).
+pub fn router_updates(node: &NetNode, router: &str) -> usize {
+    let log = std::fs::read_to_string(node.dir().join("neutron-l3-agent.log"));
+    log.unwrap_or_default()
+        .matches(&format!("Finished a router update for {router}"))
+        .count()
+}
+
+/// The namespace's rules on `node` as `iptables-save` shows them, without its comments
+/// and counters (traffic changes those, not the rules).
+pub fn firewall(node: &NetNode, namespace: &str) -> Vec<String> {
+    node.netns_exec(namespace, &["iptables-save"])
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .map(|line| match line.split_once(" [") {
+            Some((chain, _)) if line.starts_with(':') => chain.to_string(),
+            _ => line.to_string(),
+        })
+        .collect()
+}

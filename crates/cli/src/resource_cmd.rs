@@ -25,6 +25,9 @@ pub fn command_name(kind: Kind) -> &'static str {
         Kind::Agent => "network-agent",
         Kind::Flavor => "flavor",
         Kind::ServiceProfile => "service-profile",
+        // Internal kinds have no command (the CLI walks `Kind::ALL`); named for errors.
+        Kind::CertificateAuthority => "certificate-authority",
+        Kind::GatewayCredential => "gateway-credential",
     }
 }
 
@@ -42,6 +45,9 @@ fn about(kind: Kind) -> &'static str {
         Kind::Agent => "Agents: the gateway hosts, alive or not",
         Kind::Flavor => "Flavors: a VPN driver (IKE daemon) services can choose",
         Kind::ServiceProfile => "Service profiles: the driver behind a flavor",
+        Kind::CertificateAuthority | Kind::GatewayCredential => {
+            "internal: kept by the server, never served"
+        }
     }
 }
 
@@ -94,6 +100,7 @@ fn list_columns(kind: Kind) -> &'static [&'static str] {
         Kind::Agent => &["id", "host", "agent_type", "alive", "admin_state_up"],
         Kind::Flavor => &["id", "name", "service_type", "enabled", "service_profiles"],
         Kind::ServiceProfile => &["id", "driver", "enabled", "description"],
+        Kind::CertificateAuthority | Kind::GatewayCredential => &["id"],
     }
 }
 

@@ -304,6 +304,21 @@ impl Client {
         Self::unwrap(Kind::SiteConnection, answer)
     }
 
+    /// Issues a certificate and key for a `cert` connection's peer from the project's CA
+    /// (`POST …/peer-credentials`): the `peer_credentials` object, returned once.
+    pub async fn peer_credentials(&self, id: &str) -> Result<Value> {
+        let path = format!("/v2.0/{}/{id}/peer-credentials", Kind::SiteConnection.path());
+        let mut answer = self.call(Method::POST, &path, None).await?;
+        Ok(answer["peer_credentials"].take())
+    }
+
+    /// Renews a VPN service's gateway certificate now (`POST …/renew-certificate`).
+    pub async fn renew_certificate(&self, id: &str) -> Result<Value> {
+        let path = format!("/v2.0/{}/{id}/renew-certificate", Kind::VpnService.path());
+        let answer = self.call(Method::POST, &path, None).await?;
+        Self::unwrap(Kind::VpnService, answer)
+    }
+
     /// Associates a service profile with a flavor.
     pub async fn associate_profile(&self, flavor_id: &str, profile_id: &str) -> Result<Value> {
         let body = json!({ "service_profile": { "id": profile_id } });

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::attr::{Attr, AttrType as T, Post, Shape};
+use crate::certificate::CertificateAuth;
 use crate::enums::{HaRole, Initiator, Status, StatusReason};
 use crate::kind::Kind;
 use crate::policy::{IkePolicy, IpsecPolicy};
@@ -165,8 +166,11 @@ pub struct ConnectionSpec {
     pub peer_address: std::net::IpAddr,
     /// Peer IKE identity.
     pub peer_id: String,
-    /// Pre-shared key.
+    /// Pre-shared key (empty when the connection authenticates with certificates).
     pub psk: Psk,
+    /// Certificates to authenticate with instead of the key (`auth_mode` `cert`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<CertificateAuth>,
     /// Local traffic selectors.
     pub local_cidrs: Vec<ipnet::IpNet>,
     /// Peer traffic selectors.

@@ -379,12 +379,33 @@ wire_enum!(
         /// stores the address a name resolves to, so only a record written otherwise has
         /// one): the connection is `ERROR` until its `peer_address` is set again.
         PeerUnresolved = "PEER_UNRESOLVED",
+        /// The peer's certificate does not chain to the CA the connection trusts for it
+        /// (`peer_ca_certificate`, or the project's CA), or the peer refused ours.
+        CertUntrusted = "CERT_UNTRUSTED",
+        /// The peer's certificate (or a CA certificate of its chain) is outside its
+        /// validity period.
+        CertExpired = "CERT_EXPIRED",
+        /// The peer presented an identity other than the connection's `peer_id`, or a
+        /// certificate that does not hold it (subject or subjectAltName).
+        IdMismatch = "ID_MISMATCH",
         /// Events only, never a status reason: the agent's daemon took the connection's
         /// new credentials without touching its SAs; the next authentication uses them.
         CredentialsLoaded = "CREDENTIALS_LOADED",
         /// Events only, never a status reason: the connection's IKE SA authenticated
         /// again, as `POST …/reauthenticate` asked, and the tunnel is up.
         Reauthenticated = "REAUTHENTICATED",
+    }
+);
+
+wire_enum!(
+    /// How a connection's two ends prove who they are (`auth_mode`; Neutron knows only
+    /// `psk`, certificates are a vpnaas extension).
+    AuthMode {
+        /// A pre-shared key (`psk`).
+        Psk = "psk",
+        /// Certificates: ours issued by the project's CA, the peer's checked against
+        /// `peer_ca_certificate` (or the project's CA).
+        Cert = "cert",
     }
 );
 

@@ -47,6 +47,7 @@ fault_kinds! {
     AgentNotFound,
     AvailabilityZoneNotFound,
     BadRequest,
+    CertificateUnavailable,
     Conflict,
     DNSNameServersExhausted,
     DefaultExternalNetworkExists,
@@ -258,6 +259,10 @@ impl Error {
             crate::Kind::ServiceProfile => (
                 FaultKind::ServiceProfileNotFound,
                 format!("Service Profile {id} could not be found."),
+            ),
+            crate::Kind::CertificateAuthority | crate::Kind::GatewayCredential => (
+                FaultKind::HTTPNotFound,
+                format!("{} {id} could not be found", kind.singular()),
             ),
         };
         Self::not_found(class_name, message)

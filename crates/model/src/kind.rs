@@ -27,6 +27,10 @@ pub enum Kind {
     Flavor,
     /// Service profiles (a flavor's drivers).
     ServiceProfile,
+    /// A project's certificate authority (internal: never served).
+    CertificateAuthority,
+    /// A VPN service's gateway certificate and key (internal: never served).
+    GatewayCredential,
 }
 
 impl Kind {
@@ -45,6 +49,14 @@ impl Kind {
         Kind::ServiceProfile,
     ];
 
+    /// The kinds the store keeps that the API never serves (their records hold keys).
+    pub const INTERNAL: [Kind; 2] = [Kind::CertificateAuthority, Kind::GatewayCredential];
+
+    /// Every kind the store keeps: those the API serves, then the internal ones.
+    pub fn stored() -> impl Iterator<Item = Kind> {
+        Kind::ALL.into_iter().chain(Kind::INTERNAL)
+    }
+
     /// JSON envelope key of one object (`ikepolicy`).
     pub fn singular(self) -> &'static str {
         match self {
@@ -59,6 +71,8 @@ impl Kind {
             Kind::Agent => "agent",
             Kind::Flavor => "flavor",
             Kind::ServiceProfile => "service_profile",
+            Kind::CertificateAuthority => "certificate_authority",
+            Kind::GatewayCredential => "gateway_credential",
         }
     }
 
@@ -76,10 +90,13 @@ impl Kind {
             Kind::Agent => "agents",
             Kind::Flavor => "flavors",
             Kind::ServiceProfile => "service_profiles",
+            Kind::CertificateAuthority => "certificate_authorities",
+            Kind::GatewayCredential => "gateway_credentials",
         }
     }
 
-    /// Collection path below `/v2.0` (`vpn/ikepolicies`).
+    /// Collection path below `/v2.0` (`vpn/ikepolicies`); internal kinds have none that
+    /// is routed.
     pub fn path(self) -> &'static str {
         match self {
             Kind::IkePolicy => "vpn/ikepolicies",
@@ -93,6 +110,8 @@ impl Kind {
             Kind::Agent => "agents",
             Kind::Flavor => "flavors",
             Kind::ServiceProfile => "service_profiles",
+            Kind::CertificateAuthority => "certificate_authorities",
+            Kind::GatewayCredential => "gateway_credentials",
         }
     }
 
@@ -103,7 +122,7 @@ impl Kind {
 
     /// The kind whose store name is `name`.
     pub fn from_store_name(name: &str) -> Option<Kind> {
-        Kind::ALL.into_iter().find(|k| k.store_name() == name)
+        Kind::stored().find(|k| k.store_name() == name)
     }
 
     /// The kind whose visibility objects of this kind share, and the attribute naming

@@ -9,6 +9,7 @@ pub mod address;
 pub mod agent;
 pub mod attr;
 pub mod capability;
+pub mod certificate;
 pub mod endpoint_group;
 pub mod enums;
 pub mod error;

@@ -38,6 +38,8 @@ pub fn attributes(kind: Kind) -> &'static [Attr] {
         Kind::Agent => crate::agent::AGENT_ATTRS,
         Kind::Flavor => crate::flavor::FLAVOR_ATTRS,
         Kind::ServiceProfile => crate::flavor::SERVICE_PROFILE_ATTRS,
+        Kind::CertificateAuthority => crate::certificate::CERTIFICATE_AUTHORITY_ATTRS,
+        Kind::GatewayCredential => crate::certificate::GATEWAY_CREDENTIAL_ATTRS,
     }
 }
 

@@ -7,11 +7,11 @@ use serde_json::{Value, json};
 
 use crate::address::{Cidr, PeerAddress};
 use crate::attr::{Attr, AttrType as T, IntRange, Post, Shape};
-use crate::enums::{DpdAction, Initiator, Status, StatusReason};
+use crate::enums::{AuthMode, DpdAction, Initiator, Status, StatusReason};
 use crate::kind::Kind;
 
-/// A pre-shared key. Its `Debug` never shows the secret.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A pre-shared key (empty on a `cert` connection). Its `Debug` never shows the secret.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Psk(String);
 
@@ -91,7 +91,8 @@ pub struct SiteConnection {
     pub peer_id: String,
     /// Our IKE identity; empty means the gateway address.
     pub local_id: String,
-    /// The pre-shared key.
+    /// The pre-shared key (empty when `auth_mode` is `cert`).
+    #[serde(default)]
     pub psk: Psk,
     /// Peer CIDRs (legacy mode).
     pub peer_cidrs: Vec<Cidr>,
@@ -108,8 +109,12 @@ pub struct SiteConnection {
     pub dpd: Dpd,
     /// Administrative state.
     pub admin_state_up: bool,
-    /// Always `psk`.
-    pub auth_mode: String,
+    /// `psk`, or `cert` (vpnaas extension).
+    pub auth_mode: AuthMode,
+    /// A `cert` connection's trust for the peer's certificate: a CA certificate (PEM);
+    /// absent means the project's own CA (vpnaas extension).
+    #[serde(default)]
+    pub peer_ca_certificate: Option<String>,
     /// Always `static`.
     pub route_mode: String,
     /// Status, reported by the agent.
@@ -189,6 +194,9 @@ fn default_mtu() -> Value {
 fn default_initiator() -> Value {
     json!("bi-directional")
 }
+fn default_auth_mode() -> Value {
+    json!("psk")
+}
 fn default_dpd() -> Value {
     json!({})
 }
@@ -241,9 +249,9 @@ pub const SITE_CONNECTION_ATTRS: &[Attr] = crate::attribute_map![
     Attr::new(
         "psk",
         T::Psk,
-        Post::Required,
+        Post::Optional,
         true,
-        "pre-shared key (non-empty)"
+        "pre-shared key (non-empty); required unless auth_mode is cert"
     )
     .secret(),
     Attr::new(
@@ -297,10 +305,17 @@ pub const SITE_CONNECTION_ATTRS: &[Attr] = crate::attribute_map![
     ),
     Attr::new(
         "auth_mode",
-        T::Computed(Shape::Scalar),
-        Post::Forbidden,
-        false,
-        "always psk"
+        T::Enum(AuthMode::ALL, &[]),
+        Post::Default(default_auth_mode),
+        true,
+        "psk, or cert: certificates from the project's CA (vpnaas extension)"
+    ),
+    Attr::new(
+        "peer_ca_certificate",
+        T::PemCertificateOrNull,
+        Post::Optional,
+        true,
+        "cert connections: the CA certificate (PEM) the peer's certificate must chain to; null means the project's CA (vpnaas extension)"
     ),
     Attr::new(
         "route_mode",
@@ -321,7 +336,7 @@ pub const SITE_CONNECTION_ATTRS: &[Attr] = crate::attribute_map![
         T::Computed(Shape::Scalar),
         Post::Forbidden,
         false,
-        "why: ESTABLISHED, CONNECTING, AUTH_FAILED, NO_PROPOSAL_CHOSEN, TS_UNACCEPTABLE, PEER_UNREACHABLE, PEER_CLOSED, DAEMON_DOWN, ADMIN_DOWN, KERNEL_REFUSED, CHILD_SA_FAILED, AGENT_DOWN, NO_AGENT, NO_GATEWAY_FOR_PEER_FAMILY, PEER_UNRESOLVED (vpnaas extension)"
+        "why: ESTABLISHED, CONNECTING, AUTH_FAILED, CERT_UNTRUSTED, CERT_EXPIRED, ID_MISMATCH, NO_PROPOSAL_CHOSEN, TS_UNACCEPTABLE, PEER_UNREACHABLE, PEER_CLOSED, DAEMON_DOWN, ADMIN_DOWN, KERNEL_REFUSED, CHILD_SA_FAILED, AGENT_DOWN, NO_AGENT, NO_GATEWAY_FOR_PEER_FAMILY, PEER_UNRESOLVED (vpnaas extension)"
     ),
     Attr::new(
         "status_changed_at",

@@ -42,6 +42,19 @@ pub struct VpnService {
     /// `NO_AGENT`, `AGENT_DOWN`, `DAEMON_DOWN` (vpnaas extension).
     #[serde(default)]
     pub status_reason: Option<crate::enums::StatusReason>,
+    /// The gateway's certificate (PEM), issued by the project's CA when the service's
+    /// first `cert` connection is made, renewed before it expires (vpnaas extension).
+    #[serde(default)]
+    pub local_certificate: Option<String>,
+    /// Its SHA-256 fingerprint (colon-separated hex).
+    #[serde(default)]
+    pub local_certificate_fingerprint: Option<String>,
+    /// When it expires, RFC 3339.
+    #[serde(default)]
+    pub local_certificate_not_after: Option<String>,
+    /// The project's CA certificate (PEM) that issued it: what a peer trusts.
+    #[serde(default)]
+    pub ca_certificate: Option<String>,
 }
 
 fn yes() -> Value {
@@ -112,6 +125,34 @@ pub const VPN_SERVICE_ATTRS: &[Attr] = crate::attribute_map![
         Post::Forbidden,
         false,
         "why, when no agent speaks for the service: NO_AGENT, AGENT_DOWN, DAEMON_DOWN (vpnaas extension)"
+    ),
+    Attr::new(
+        "local_certificate",
+        T::Computed(Shape::Scalar),
+        Post::Forbidden,
+        false,
+        "gateway certificate (PEM) from the project's CA, once a cert connection needs it (vpnaas extension)"
+    ),
+    Attr::new(
+        "local_certificate_fingerprint",
+        T::Computed(Shape::Scalar),
+        Post::Forbidden,
+        false,
+        "its SHA-256 fingerprint (vpnaas extension)"
+    ),
+    Attr::new(
+        "local_certificate_not_after",
+        T::Computed(Shape::Scalar),
+        Post::Forbidden,
+        false,
+        "when it expires, RFC 3339; renewed before (vpnaas extension)"
+    ),
+    Attr::new(
+        "ca_certificate",
+        T::Computed(Shape::Scalar),
+        Post::Forbidden,
+        false,
+        "the project's CA certificate (PEM) that issued it (vpnaas extension)"
     ),
 ];
 

@@ -193,6 +193,12 @@ pub struct Settings {
     /// the API, `/metrics` is anonymous only under noauth; under token auth it needs an
     /// admin's token or one with the `metrics` role.
     pub metrics_listen: Option<SocketAddr>,
+    /// Days a gateway certificate (or a peer's, from `peer-credentials`) issued by a
+    /// project's CA is valid.
+    pub certificate_days: u32,
+    /// A gateway certificate is renewed (same key, no tunnel bounced) when it has fewer
+    /// days than this left.
+    pub certificate_renew_days: u32,
 }
 
 impl Default for Settings {
@@ -216,6 +222,8 @@ impl Default for Settings {
             http_max_connections: 1024,
             allowed_hosts: None,
             metrics_listen: None,
+            certificate_days: 365,
+            certificate_renew_days: 30,
         }
     }
 }
@@ -394,6 +402,13 @@ http_max_connections = 1024
 # token or one with the "metrics" role (X-Auth-Token, or Authorization: Bearer as
 # Prometheus sends it). This serves /metrics to anyone on an address of its own.
 # metrics_listen = "127.0.0.1:9698"
+
+# Certificate authentication (auth_mode = "cert", a vpnaas extension): each project's CA
+# issues its VPN services' gateway certificates (and peers' from peer-credentials), valid
+# this many days; a gateway certificate is renewed on its key, without bouncing a tunnel,
+# once it has fewer than certificate_renew_days left (checked hourly).
+certificate_days = 365
+certificate_renew_days = 30
 
 # auth = "keystone": each X-Auth-Token is validated as keystonemiddleware does
 # (GET /v3/auth/tokens with X-Subject-Token, by a service user of its own). The project is

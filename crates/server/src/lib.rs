@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod neutron;
 pub mod openapi;
 pub mod peer_config;
+pub mod pki;
 pub mod service;
 
 use std::net::SocketAddr;
@@ -200,7 +201,10 @@ impl Server {
             .local_addr()
             .map_err(|e| StartError::Listen(listen, e))?;
         let (shutdown, stop) = tokio::sync::watch::channel(false);
-        let mut background = vec![tokio::spawn(sweep_periodically(app.clone())).abort_handle()];
+        let mut background = vec![
+            tokio::spawn(sweep_periodically(app.clone())).abort_handle(),
+            tokio::spawn(renew_certificates_periodically(app.clone())).abort_handle(),
+        ];
         if let Some(neutron) = app.neutron.clone() {
             background
                 .push(tokio::spawn(neutron::watch::follow(app.clone(), neutron)).abort_handle());
@@ -258,6 +262,20 @@ async fn sweep_periodically(app: App) {
         ticks.tick().await;
         if let Err(error) = service::scheduler::sweep(&app).await {
             tracing::warn!(%error, "liveness sweep failed");
+        }
+    }
+}
+
+/// Renews the gateway certificates near expiry, at start and hourly.
+async fn renew_certificates_periodically(app: App) {
+    let mut ticks = tokio::time::interval(std::time::Duration::from_secs(3600));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        match service::certificates::renew_due(&app).await {
+            Ok(0) => {}
+            Ok(renewed) => tracing::info!(renewed, "renewed gateway certificates near expiry"),
+            Err(error) => tracing::warn!(%error, "certificate renewal failed"),
         }
     }
 }

@@ -26,7 +26,7 @@ pub fn render(dir: &Path, esp: Esp, retransmit: Retransmit) -> String {
     let _ = writeln!(out, "  load_modular = no");
     let _ = writeln!(
         out,
-        "  load = random nonce openssl kdf pem pkcs1 x509 pubkey revocation constraints {kernel} socket-default vici"
+        "  load = random nonce openssl kdf pem pkcs1 pkcs8 x509 pubkey revocation constraints {kernel} socket-default vici"
     );
     let _ = writeln!(out, "  threads = 16");
     let _ = writeln!(

@@ -54,8 +54,17 @@ pub(super) async fn load(control: &mut Control, spec: &ConnectionSpec) -> Result
         history.rekeyed.remove(&spec.id);
         history.reauthenticated.remove(&spec.id);
     }
-    command(&control.vici, "load-shared", vici::SharedKey::of(spec)).await?;
+    load_secret(control, spec).await?;
     command(&control.vici, "load-conn", vici::load_conn(spec)).await
+}
+
+/// Loads what a connection authenticates with: its private key (`cert`; its certificate
+/// travels with the connection), or its pre-shared key.
+pub(super) async fn load_secret(control: &Control, spec: &ConnectionSpec) -> Result<()> {
+    match vici::PrivateKey::of(spec) {
+        Some(key) => command(&control.vici, "load-key", key).await,
+        None => command(&control.vici, "load-shared", vici::SharedKey::of(spec)).await,
+    }
 }
 
 /// Unloads a connection. Unloading does not tear down established SAs: they are

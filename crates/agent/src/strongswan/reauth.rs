@@ -22,10 +22,15 @@ const REAUTH_PATIENCE: Duration = Duration::from_secs(10);
 /// How often its progress is read.
 const POLL: Duration = Duration::from_millis(50);
 
-/// Loads the new secret of each changed connection in place of its old one.
+/// Loads the new secret of each changed connection in place of its old one. A new
+/// certificate travels with the connection: loading it again replaces charon's
+/// configuration of it, which leaves its SAs up.
 pub(super) async fn load_credentials(control: &Control, changed: &[&ConnectionSpec]) -> Result<()> {
     for spec in changed {
-        connections::command(&control.vici, "load-shared", vici::SharedKey::of(spec)).await?;
+        connections::load_secret(control, spec).await?;
+        if spec.certificate.is_some() {
+            connections::command(&control.vici, "load-conn", vici::load_conn(spec)).await?;
+        }
         tracing::info!(connection = %spec.id, "new credentials loaded; SAs kept");
     }
     Ok(())

@@ -61,10 +61,86 @@ pub fn secret_id(connection_id: &str) -> String {
     format!("psk-{connection_id}")
 }
 
+/// One end's authentication: `psk`, or `pubkey` with the end's certificate (ours) or the
+/// CAs its certificate must chain to (the peer's). Certificates go inline as PEM, so
+/// charon holds them with the connection and nothing is read from disk.
 #[derive(Serialize)]
 struct Auth {
     auth: &'static str,
     id: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    certs: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    cacerts: Vec<String>,
+}
+
+impl Auth {
+    /// Our end: the gateway certificate of a `cert` connection, else the key.
+    fn local(spec: &ConnectionSpec) -> Self {
+        let certs = spec
+            .certificate
+            .as_ref()
+            .map(|c| vec![c.local_certificate.clone()])
+            .unwrap_or_default();
+        Auth {
+            auth: if certs.is_empty() { "psk" } else { "pubkey" },
+            id: spec.local_id.clone(),
+            certs,
+            cacerts: Vec::new(),
+        }
+    }
+
+    /// The peer's end: a certificate of `peer_id` from the trusted CAs, else the key.
+    /// Each connection names its own CAs, so a CA trusted for one connection does not
+    /// vouch for the peer of another.
+    fn remote(spec: &ConnectionSpec) -> Self {
+        let cacerts = spec
+            .certificate
+            .as_ref()
+            .map(|c| pem_certificates(&c.peer_ca))
+            .unwrap_or_default();
+        Auth {
+            auth: if cacerts.is_empty() { "psk" } else { "pubkey" },
+            id: spec.peer_id.clone(),
+            certs: Vec::new(),
+            cacerts,
+        }
+    }
+}
+
+/// The certificates of a PEM bundle, one PEM each (charon reads one per value).
+fn pem_certificates(pem: &str) -> Vec<String> {
+    const END: &str = "-----END CERTIFICATE-----";
+    pem.split_inclusive(END)
+        .filter(|block| block.contains(END))
+        .map(|block| block.trim_start().to_string())
+        .collect()
+}
+
+/// `load-key`: a `cert` connection's private key, held in charon's memory only.
+#[derive(Serialize)]
+pub struct PrivateKey {
+    /// `any`: charon reads the type from the key.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// The key, PEM.
+    pub data: String,
+}
+
+impl PrivateKey {
+    /// The key of a `cert` connection; `None` for a `psk` one.
+    pub fn of(spec: &ConnectionSpec) -> Option<Self> {
+        spec.certificate.as_ref().map(|c| PrivateKey {
+            kind: "any",
+            data: c.local_key.expose().to_string(),
+        })
+    }
+}
+
+impl std::fmt::Debug for PrivateKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PrivateKey").finish_non_exhaustive()
+    }
 }
 
 #[derive(Serialize)]
@@ -178,14 +254,8 @@ pub fn load_conn(spec: &ConnectionSpec) -> BTreeMap<String, Connection> {
         rekey_time: format!("{}s", spec.ike.lifetime.value),
         mobike: false,
         keyingtries: 1,
-        local: Auth {
-            auth: "psk",
-            id: spec.local_id.clone(),
-        },
-        remote: Auth {
-            auth: "psk",
-            id: spec.peer_id.clone(),
-        },
+        local: Auth::local(spec),
+        remote: Auth::remote(spec),
         children,
     };
     BTreeMap::from([(spec.id.clone(), connection)])

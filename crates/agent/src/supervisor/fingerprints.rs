@@ -12,6 +12,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use vpnaas_model::agent::{ConnectionSpec, Generations};
+use vpnaas_model::certificate::PrivateKey;
 use vpnaas_model::site_connection::Psk;
 
 use crate::daemon::Loaded;
@@ -53,24 +54,38 @@ impl Change {
     }
 }
 
-/// The desired state that decides how a connection's SAs are negotiated.
+/// The desired state that decides how a connection's SAs are negotiated: whether it
+/// authenticates with certificates and whom it trusts for the peer count, its own key
+/// and certificate do not.
 fn shape(spec: &ConnectionSpec) -> String {
     let mut shape = spec.clone();
-    shape.psk = Psk::new("");
+    forget_credentials(&mut shape);
     shape.generations = Generations::default();
     serde_json::to_string(&shape).unwrap_or_default()
 }
 
+/// Blanks what the connection authenticates with.
+fn forget_credentials(spec: &mut ConnectionSpec) {
+    spec.psk = Psk::new("");
+    if let Some(certificate) = &mut spec.certificate {
+        certificate.local_certificate.clear();
+        certificate.local_key = PrivateKey::new("");
+    }
+}
+
 /// What the connection authenticates with.
-fn credentials(spec: &ConnectionSpec) -> &str {
-    spec.psk.expose()
+fn credentials(spec: &ConnectionSpec) -> String {
+    match &spec.certificate {
+        Some(c) => format!("{}{}", c.local_certificate, c.local_key.expose()),
+        None => spec.psk.expose().to_string(),
+    }
 }
 
 /// A connection's fingerprint.
 pub fn fingerprint(spec: &ConnectionSpec) -> Fingerprint {
     Fingerprint {
         shape: format!("{:016x}", stable_hash(&shape(spec))),
-        credentials: format!("{:016x}", stable_hash(credentials(spec))),
+        credentials: format!("{:016x}", stable_hash(&credentials(spec))),
         generations: spec.generations,
     }
 }
@@ -103,7 +118,7 @@ impl Recorded {
                 }
                 let mut loaded = wanted.clone();
                 if recorded.credentials != now.credentials {
-                    loaded.psk = Psk::new("");
+                    forget_credentials(&mut loaded);
                 }
                 loaded.generations = recorded.generations;
                 Some(loaded)

@@ -59,6 +59,13 @@ pub struct UpArgs {
     /// charon's path (strongSwan).
     #[arg(long, default_value = "/usr/lib/ipsec/charon")]
     charon: PathBuf,
+    /// A `cert` connection's far end presents this certificate (PEM) instead of one the
+    /// project's CA issues it (`peer-credentials`): a peer with a PKI of its own.
+    #[arg(long, requires = "key")]
+    certificate: Option<PathBuf>,
+    /// The key of `--certificate` (PEM).
+    #[arg(long, requires = "certificate")]
+    key: Option<PathBuf>,
     /// Where Libreswan is unpacked (`usr/libexec/ipsec/pluto` under it).
     #[arg(
         long,
@@ -115,6 +122,9 @@ pub async fn up(client: &Client, args: &UpArgs) -> Result<Value> {
     plug(client, lab, args.site, peer, (lan, router_lan, host)).await?;
     let dir = site_dir(lab, args.site);
     std::fs::create_dir_all(&dir).context("site directory")?;
+    if conn["auth_mode"] == "cert" {
+        install_certificates(client, args, &conn, &dir).await?;
+    }
     match args.daemon {
         Daemon::Strongswan => start_charon(&router_ns, &dir, &args.charon, &config).await?,
         Daemon::Libreswan => start_pluto(&router_ns, &dir, &args.libreswan_root, &config).await?,
@@ -129,6 +139,41 @@ pub async fn up(client: &Client, args: &UpArgs) -> Result<Value> {
         "host_ip": host.to_string(),
         "directory": dir.to_string_lossy(),
     }))
+}
+
+/// Puts a `cert` connection's credentials where the downloaded swanctl.conf names them:
+/// the far end's certificate and key (`--certificate`/`--key`, else issued by the
+/// project's CA for its `peer_id`), and the project's CA, which vouches for our gateway.
+async fn install_certificates(
+    client: &Client,
+    args: &UpArgs,
+    conn: &Value,
+    dir: &Path,
+) -> Result<()> {
+    let swanctl = dir.join("swanctl");
+    for sub in ["x509", "x509ca", "private"] {
+        std::fs::create_dir_all(swanctl.join(sub)).context("swanctl directory")?;
+    }
+    let (certificate, key) = match (&args.certificate, &args.key) {
+        (Some(certificate), Some(key)) => (
+            std::fs::read_to_string(certificate).context("--certificate")?,
+            std::fs::read_to_string(key).context("--key")?,
+        ),
+        _ => {
+            let issued = client.peer_credentials(&super::id(conn)?).await?;
+            let text = |field: &str| issued[field].as_str().unwrap_or_default().to_string();
+            (text("certificate"), text("private_key"))
+        }
+    };
+    let service_id = conn["vpnservice_id"].as_str().unwrap_or_default();
+    let service = client.show(Kind::VpnService, service_id).await?;
+    let Some(ca) = service["ca_certificate"].as_str() else {
+        bail!("the connection's VPN service shows no ca_certificate");
+    };
+    std::fs::write(swanctl.join("x509/vpnaas-peer.pem"), certificate).context("certificate")?;
+    write_private(&swanctl.join("private/vpnaas-peer.key"), &key)?;
+    std::fs::write(swanctl.join("x509ca/vpnaas-ca.pem"), ca).context("CA certificate")?;
+    Ok(())
 }
 
 /// The connection named or identified by `name_or_id`.
@@ -319,7 +364,7 @@ async fn start_charon(namespace: &str, dir: &Path, charon: &Path, config: &str) 
         &conf,
         format!(
             "# the lab's unmanaged site: daemon settings only, connections come from swanctl.conf\n\
-             charon {{\n  load_modular = no\n  load = random nonce openssl kdf pem pkcs1 x509 pubkey revocation constraints {plugins} socket-default vici\n  threads = 16\n  plugins {{\n    vici {{\n      socket = unix://{socket}\n    }}\n  }}\n  filelog {{\n    lab {{\n      path = {log}\n      time_format = %H:%M:%S\n      flush_line = yes\n      default = 1\n    }}\n  }}\n}}\nswanctl {{\n  socket = unix://{socket}\n}}\n",
+             charon {{\n  load_modular = no\n  load = random nonce openssl kdf pem pkcs1 pkcs8 x509 pubkey revocation constraints {plugins} socket-default vici\n  threads = 16\n  plugins {{\n    vici {{\n      socket = unix://{socket}\n    }}\n  }}\n  filelog {{\n    lab {{\n      path = {log}\n      time_format = %H:%M:%S\n      flush_line = yes\n      default = 1\n    }}\n  }}\n}}\nswanctl {{\n  socket = unix://{socket}\n}}\n",
             socket = socket.display(),
             log = dir.join("charon.log").display(),
         ),

@@ -53,6 +53,9 @@ pub enum AttrType {
     PeerAddress,
     /// A pre-shared key: non-empty, no control characters.
     Psk,
+    /// A PEM CA certificate, or null: its shape is checked here (size, armour), its
+    /// contents by the server, which holds the X.509 parser.
+    PemCertificateOrNull,
     /// A list of strings (a single string is wrapped).
     StringList,
     /// A CIDR.

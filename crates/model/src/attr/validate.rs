@@ -54,6 +54,28 @@ fn psk_problem(value: &Value) -> Option<&'static str> {
     None
 }
 
+/// The largest PEM accepted: a CA certificate chain of a few certificates.
+const MAX_PEM: usize = 64 * 1024;
+
+/// What is wrong with the shape of a PEM certificate (its contents are the server's to
+/// check): too large, control characters other than line ends, or no certificate armour.
+fn pem_problem(text: &str) -> Option<&'static str> {
+    if text.len() > MAX_PEM {
+        return Some("must be at most 64 KiB");
+    }
+    if text
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\r')
+    {
+        return Some("must hold no control characters other than line ends");
+    }
+    if !text.contains("-----BEGIN CERTIFICATE-----") || !text.contains("-----END CERTIFICATE-----")
+    {
+        return Some("must be a PEM certificate (-----BEGIN CERTIFICATE-----)");
+    }
+    None
+}
+
 fn validate_value(attr: &Attr, value: Value, rules: Rules) -> Result<Value> {
     let name = attr.name;
     let bad = |reason: String| Error::invalid_attribute(name, reason);
@@ -113,6 +135,14 @@ fn validate_value(attr: &Attr, value: Value, rules: Rules) -> Result<Value> {
         AttrType::Psk => match psk_problem(&value) {
             Some(reason) => Err(bad(reason.into())),
             None => Ok(value),
+        },
+        AttrType::PemCertificateOrNull => match &value {
+            Value::Null => Ok(value),
+            Value::String(text) => match pem_problem(text) {
+                Some(reason) => Err(bad(reason.into())),
+                None => Ok(value),
+            },
+            _ => Err(bad("must be a PEM certificate or null".into())),
         },
         AttrType::StringList => {
             let list = wrap_list(value);

@@ -1,6 +1,7 @@
 //! The routes that are not plain resources: router interfaces, driver migration, the VPN
 //! agent scheduler, service providers, flavor profiles, connection events, the
-//! configuration of a connection's far end and its forced re-authentication.
+//! configuration of a connection's far end and its forced re-authentication, credentials
+//! for a peer without a PKI and the renewal of a gateway certificate.
 
 use axum::Json;
 use axum::body::Bytes;
@@ -42,6 +43,18 @@ pub(super) fn endpoints(inventory: InventoryMode) -> Vec<Endpoint> {
             "/v2.0/vpn/ipsec-site-connections/{id}/reauthenticate",
             reauthenticate,
             operations::reauthenticate(),
+        ),
+        Endpoint::new(
+            M::POST,
+            "/v2.0/vpn/ipsec-site-connections/{id}/peer-credentials",
+            peer_credentials,
+            operations::peer_credentials(),
+        ),
+        Endpoint::new(
+            M::POST,
+            "/v2.0/vpn/vpnservices/{id}/renew-certificate",
+            renew_certificate,
+            operations::renew_certificate(),
         ),
         Endpoint::new(
             M::PUT,
@@ -266,6 +279,31 @@ async fn reauthenticate(
     let conn = service::rotation::reauthenticate(&app, &caller, &id).await?;
     let body = serde_json::json!({ Kind::SiteConnection.singular(): conn });
     Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+}
+
+async fn peer_credentials(
+    State(app): State<App>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let body = service::certificates::peer_credentials(&app, &caller, &id).await?;
+    Ok((
+        StatusCode::CREATED,
+        [(header::CACHE_CONTROL, "no-store")],
+        Json(body),
+    )
+        .into_response())
+}
+
+async fn renew_certificate(
+    State(app): State<App>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let service = service::certificates::renew(&app, &caller, &id).await?;
+    Ok(Json(
+        serde_json::json!({ Kind::VpnService.singular(): service }),
+    ))
 }
 
 async fn peer_config(

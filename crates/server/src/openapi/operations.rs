@@ -245,6 +245,39 @@ pub fn reauthenticate() -> Operation {
     .refuses(RESOURCE_ERRORS)
 }
 
+/// `POST /v2.0/vpn/ipsec-site-connections/{id}/peer-credentials`.
+pub fn peer_credentials() -> Operation {
+    let text = json!({"type": "string"});
+    Operation::new(
+        Kind::SiteConnection.plural(),
+        "issue a certificate and key for the connection's peer (identity: peer_id) from the project's CA, \
+         for a peer without a PKI of its own (vpnaas extension): returned once, never stored; 409 \
+         CertificateUnavailable unless auth_mode is cert and peer_ca_certificate is null",
+    )
+    .answers(
+        201,
+        "the peer's credentials: PEM, and PKCS#12 (base64) under a random password",
+        json!({"type": "object", "required": ["peer_credentials"], "properties": {
+            "peer_credentials": {"type": "object", "properties": {
+                "identity": text, "certificate": text, "fingerprint": text, "not_after": text,
+                "private_key": text, "ca_certificate": text, "pkcs12": text,
+                "pkcs12_password": text}}}}),
+    )
+    .refuses(RESOURCE_ERRORS)
+}
+
+/// `POST /v2.0/vpn/vpnservices/{id}/renew-certificate`.
+pub fn renew_certificate() -> Operation {
+    Operation::new(
+        Kind::VpnService.plural(),
+        "renew the service's gateway certificate now, on the same key and identities (vpnaas extension): \
+         its cert connections load it beside the SAs up (CREDENTIALS_LOADED in their events); 409 \
+         CertificateUnavailable when the service has no certificate",
+    )
+    .answers(200, "the service, with its new certificate", envelope(Kind::VpnService, ""))
+    .refuses(RESOURCE_ERRORS)
+}
+
 /// `PUT /v2.0/routers/{id}/add_router_interface` and `remove_router_interface`.
 pub fn router_interface(action: &str) -> Operation {
     let uuid = json!({"type": "string", "format": "uuid"});

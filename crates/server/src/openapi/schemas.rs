@@ -175,6 +175,7 @@ fn input_schema(attr: &Attr, rules: Rules) -> Value {
         AttrType::Psk => {
             json!({"type": "string", "minLength": 1, "maxLength": 255, "pattern": pattern::NO_CONTROL})
         }
+        AttrType::PemCertificateOrNull => json!({"type": "string", "nullable": true}),
         AttrType::StringList => json!({"type": "array", "items": {"type": "string"}}),
         AttrType::Cidr => pattern::cidr(),
         AttrType::IpVersion => json!({"type": "integer", "enum": [4, 6]}),
@@ -289,7 +290,9 @@ fn output_schema(attr: &Attr) -> Value {
         | AttrType::PeerAddress
         | AttrType::Psk
         | AttrType::Cidr => string(),
-        AttrType::UuidOrNull | AttrType::IpOrNull => nullable(string()),
+        AttrType::UuidOrNull | AttrType::IpOrNull | AttrType::PemCertificateOrNull => {
+            nullable(string())
+        }
         AttrType::Enum(values, _) => json!({"type": "string", "enum": values}),
         AttrType::EnumOrNull(values) => enum_or_null(values),
         AttrType::Bool => json!({"type": "boolean"}),

@@ -159,6 +159,10 @@ pub struct FarEnd {
     pub initiates: bool,
     /// The key, or its placeholder.
     pub secret: Secret,
+    /// Certificate authentication (`auth_mode` `cert`): the far end presents the
+    /// certificate `POST …/peer-credentials` issued it (or one of its own PKI) and trusts
+    /// the vpnaas project's CA for ours; there is no key.
+    pub certificates: bool,
 }
 
 impl FarEnd {
@@ -181,6 +185,7 @@ impl FarEnd {
             dpd: ours.dpd.clone(),
             initiates: ours.initiator == Initiator::ResponseOnly,
             secret,
+            certificates: ours.certificate.is_some(),
         })
     }
 
@@ -237,6 +242,12 @@ pub fn render(format: Format, far: &FarEnd) -> Result<String, Unsupported> {
         return Err(Unsupported::new(
             "peer_cidrs",
             "the connection has no traffic selectors on one side",
+        ));
+    }
+    if far.certificates && format != Format::Strongswan {
+        return Err(Unsupported::new(
+            "auth_mode",
+            "certificate authentication is written for the strongswan format only",
         ));
     }
     match format {

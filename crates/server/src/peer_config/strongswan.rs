@@ -183,21 +183,43 @@ fn connection(far: &FarEnd) -> Section {
         .set("rekey_time", Value::Seconds(u64::from(ike.lifetime.value)))
         .set("mobike", Value::Keyword("no"))
         .set("keyingtries", Value::Number(0))
-        .with(
-            Section::new("local")
-                .set("auth", Value::Keyword("psk"))
-                .set("id", Value::Identity(far.local_id.clone())),
-        )
-        .with(
-            Section::new("remote")
-                .set("auth", Value::Keyword("psk"))
-                .set("id", Value::Identity(far.remote_id.clone())),
-        );
+        .with(local(far))
+        .with(remote(far));
     let mut children_section = Section::new("children");
     for child in children(far) {
         children_section = children_section.with(child);
     }
     conn.with(children_section)
+}
+
+/// Files a certificate far end reads, relative to swanctl's `x509` and `x509ca`
+/// directories (its key goes in `private`, where `--load-all` finds it).
+pub const PEER_CERTIFICATE: &str = "vpnaas-peer.pem";
+/// The vpnaas project's CA certificate, which the far end trusts for our gateway.
+pub const VPNAAS_CA: &str = "vpnaas-ca.pem";
+
+fn local(far: &FarEnd) -> Section {
+    let local = Section::new("local");
+    let local = if far.certificates {
+        local
+            .set("auth", Value::Keyword("pubkey"))
+            .set("certs", Value::Keyword(PEER_CERTIFICATE))
+    } else {
+        local.set("auth", Value::Keyword("psk"))
+    };
+    local.set("id", Value::Identity(far.local_id.clone()))
+}
+
+fn remote(far: &FarEnd) -> Section {
+    let remote = Section::new("remote");
+    let remote = if far.certificates {
+        remote
+            .set("auth", Value::Keyword("pubkey"))
+            .set("cacerts", Value::Keyword(VPNAAS_CA))
+    } else {
+        remote.set("auth", Value::Keyword("psk"))
+    };
+    remote.set("id", Value::Identity(far.remote_id.clone()))
 }
 
 fn secret(far: &FarEnd) -> Section {
@@ -217,12 +239,22 @@ fn secret(far: &FarEnd) -> Section {
 /// The far end's `swanctl.conf`.
 pub fn render(far: &FarEnd) -> String {
     let mut out = header(far, "#");
-    if far.secret == Secret::Placeholder {
+    if far.certificates {
+        let _ = writeln!(
+            out,
+            "# certificates: swanctl/x509/{PEER_CERTIFICATE} and swanctl/private/vpnaas-peer.key \
+             from POST .../ipsec-site-connections/{}/peer-credentials (or your own PKI's), \
+             swanctl/x509ca/{VPNAAS_CA} from the VPN service's ca_certificate",
+            far.connection_id
+        );
+    } else if far.secret == Secret::Placeholder {
         out.push_str("# the pre-shared key is not included: replace the placeholder in secrets\n");
     }
     Section::new("connections")
         .with(connection(far))
         .write(&mut out, 0);
-    Section::new("secrets").with(secret(far)).write(&mut out, 0);
+    if !far.certificates {
+        Section::new("secrets").with(secret(far)).write(&mut out, 0);
+    }
     out
 }

@@ -10,7 +10,8 @@ use vpnaas_model::Kind;
 use vpnaas_model::address::{self, Cidr, Endpoint, IpAddress};
 use vpnaas_model::agent::{ConnectionSpec, PortAddress, RouterState};
 use vpnaas_model::endpoint_group::EndpointGroup;
-use vpnaas_model::enums::StatusReason;
+use vpnaas_model::certificate::{CertificateAuth, CertificateAuthority, GatewayCredential};
+use vpnaas_model::enums::{AuthMode, StatusReason};
 use vpnaas_model::network::{Router, Subnet};
 use vpnaas_model::policy::{IkePolicy, IpsecPolicy};
 use vpnaas_model::site_connection::SiteConnection;
@@ -247,7 +248,18 @@ async fn connection_spec(
     } else {
         conn.local_id.clone()
     };
+    let certificate = match conn.auth_mode {
+        AuthMode::Psk => None,
+        AuthMode::Cert => match certificate_auth(tx, reads, service, &conn).await? {
+            Some(auth) => Some(auth),
+            None => {
+                tracing::warn!(connection = %conn.id, "a cert connection without a gateway certificate is left out");
+                return Ok(None);
+            }
+        },
+    };
     Ok(Some(ConnectionSpec {
+        certificate,
         enabled: service.admin_state_up && conn.admin_state_up && router.admin_state_up,
         service_id: service.id.clone(),
         local_address,
@@ -264,6 +276,34 @@ async fn connection_spec(
         mtu: conn.mtu,
         generations: conn.key_rotation.asked(),
         id: conn.id,
+    }))
+}
+
+/// What a `cert` connection authenticates with: its service's certificate and key, and
+/// the CA it trusts for the peer (its own `peer_ca_certificate`, else the project's).
+async fn certificate_auth(
+    tx: &mut dyn Transaction,
+    reads: &mut Reads,
+    service: &VpnService,
+    conn: &SiteConnection,
+) -> ApiResult<Option<CertificateAuth>> {
+    let Some(gateway) = reads.load::<GatewayCredential>(tx, &service.id).await? else {
+        return Ok(None);
+    };
+    let peer_ca = match &conn.peer_ca_certificate {
+        Some(pem) => pem.clone(),
+        None => match reads
+            .load::<CertificateAuthority>(tx, &service.project_id)
+            .await?
+        {
+            Some(ca) => ca.certificate,
+            None => return Ok(None),
+        },
+    };
+    Ok(Some(CertificateAuth {
+        local_certificate: gateway.certificate,
+        local_key: gateway.private_key,
+        peer_ca,
     }))
 }
 

@@ -7,6 +7,7 @@
 //! save it once, then tell the agents. JSON is made of it only at the HTTP edge.
 
 pub mod agents;
+pub mod certificates;
 pub mod desired;
 pub mod flavors;
 pub mod guards;
@@ -51,7 +52,8 @@ enum Owner {
     Vpn(vpn::VpnKind),
     Inventory(inventory::InventoryKind),
     Flavors(flavors::FlavorKind),
-    /// Agents exist by their heartbeats.
+    /// Agents exist by their heartbeats; the internal kinds (never routed) by the use
+    /// cases that issue certificates.
     ReadOnly,
 }
 
@@ -71,7 +73,9 @@ impl Owner {
             Kind::Router => Owner::Inventory(I::Router),
             Kind::Flavor => Owner::Flavors(F::Flavor),
             Kind::ServiceProfile => Owner::Flavors(F::ServiceProfile),
-            Kind::Agent => Owner::ReadOnly,
+            Kind::Agent | Kind::CertificateAuthority | Kind::GatewayCredential => {
+                Owner::ReadOnly
+            }
         }
     }
 }
@@ -218,7 +222,9 @@ pub async fn create(app: &App, caller: &Caller, kind: Kind, body: Value) -> ApiR
         fields.insert("status_reason".into(), serde_json::json!(reason));
     }
     let mut created = match Owner::of(kind) {
-        Owner::Vpn(vpn) => vpn::create(tx.as_mut(), caller, vpn, fields, resolved).await?,
+        Owner::Vpn(vpn) => {
+            vpn::create(tx.as_mut(), &app.settings, caller, vpn, fields, resolved).await?
+        }
         Owner::Inventory(inv) => inventory::create(tx.as_mut(), caller, inv, fields).await?,
         Owner::Flavors(flavor) => flavors::create(caller, flavor, fields)?,
         Owner::ReadOnly => return Err(read_only(kind)),
@@ -343,7 +349,9 @@ pub async fn update(
     };
     let mut tx = app.store.begin().await?;
     let updated = match Owner::of(kind) {
-        Owner::Vpn(vpn) => vpn::update(tx.as_mut(), caller, vpn, id, changes, resolved).await?,
+        Owner::Vpn(vpn) => {
+            vpn::update(tx.as_mut(), &app.settings, caller, vpn, id, changes, resolved).await?
+        }
         Owner::Inventory(inv) => inventory::update(tx.as_mut(), caller, inv, id, changes).await?,
         Owner::Flavors(flavor) => flavors::update(tx.as_mut(), caller, flavor, id, changes).await?,
         Owner::ReadOnly => return Err(read_only(kind)),

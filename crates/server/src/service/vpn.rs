@@ -17,8 +17,9 @@ use vpnaas_model::vpn_service::VpnService;
 use vpnaas_model::{Error as Fault, Kind, Resource};
 use vpnaas_store::Transaction;
 
-use super::{Stored, build, changed, fetch, fetch_visible_subnet};
+use super::{Stored, build, certificates, changed, fetch, fetch_visible_subnet};
 use crate::auth::Caller;
+use crate::config::Settings;
 use crate::error::{ApiError, ApiResult};
 
 /// The outcome of resolving a connection's `peer_address`, done before the write
@@ -82,6 +83,7 @@ impl VpnKind {
 /// Checks a new object and builds it from validated attributes; the caller saves it.
 pub(super) async fn create(
     tx: &mut dyn Transaction,
+    settings: &Settings,
     caller: &Caller,
     kind: VpnKind,
     fields: Map<String, Value>,
@@ -92,13 +94,14 @@ pub(super) async fn create(
         VpnKind::IpsecPolicy => Ok(build::<IpsecPolicy>(fields, vec![])?.into()),
         VpnKind::EndpointGroup => create_endpoint_group(tx, caller, fields).await,
         VpnKind::VpnService => create_vpn_service(tx, caller, fields).await,
-        VpnKind::SiteConnection => create_connection(tx, caller, fields, resolved).await,
+        VpnKind::SiteConnection => create_connection(tx, settings, caller, fields, resolved).await,
     }
 }
 
 /// Checks a change and returns the object as changed; the caller saves it.
 pub(super) async fn update(
     tx: &mut dyn Transaction,
+    settings: &Settings,
     caller: &Caller,
     kind: VpnKind,
     id: &str,
@@ -116,7 +119,9 @@ pub(super) async fn update(
             let service: VpnService = fetch(tx, caller, id).await?;
             Ok(changed(&service, changes)?.into())
         }
-        VpnKind::SiteConnection => update_connection(tx, caller, id, changes, resolved).await,
+        VpnKind::SiteConnection => {
+            update_connection(tx, settings, caller, id, changes, resolved).await
+        }
     }
 }
 
@@ -162,6 +167,7 @@ pub(super) async fn delete(
                 )
                 .into());
             }
+            certificates::forget(tx, id).await?;
             service.into()
         }
         VpnKind::SiteConnection => {
@@ -313,6 +319,7 @@ async fn check_endpoints(
 
 async fn create_connection(
     tx: &mut dyn Transaction,
+    settings: &Settings,
     caller: &Caller,
     fields: Map<String, Value>,
     resolved: Option<Resolved>,
@@ -343,16 +350,17 @@ async fn create_connection(
         fields,
         vec![
             ("status", json!(Status::PendingCreate)),
-            ("auth_mode", json!("psk")),
             ("route_mode", json!("static")),
         ],
     )?;
     check_connection(tx, caller, &mut conn, &service, resolved).await?;
+    certificates::prepare(tx, settings, &mut conn, &service, &ike).await?;
     Ok(conn.into())
 }
 
 async fn update_connection(
     tx: &mut dyn Transaction,
+    settings: &Settings,
     caller: &Caller,
     id: &str,
     changes: Map<String, Value>,
@@ -362,6 +370,8 @@ async fn update_connection(
     let service: VpnService = fetch(tx, caller, &existing.vpnservice_id).await?;
     let mut conn = changed(&existing, changes)?;
     check_connection(tx, caller, &mut conn, &service, resolved).await?;
+    let ike: IkePolicy = fetch(tx, caller, &conn.ikepolicy_id).await?;
+    certificates::prepare(tx, settings, &mut conn, &service, &ike).await?;
     if conn.psk != existing.psk {
         // The agent loads the new key beside the SAs up instead of bouncing them.
         conn.key_rotation.credentials += 1;

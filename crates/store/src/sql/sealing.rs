@@ -55,7 +55,7 @@ impl SqlStore {
             )));
         }
         let mut resealed = 0;
-        for kind in Kind::ALL.into_iter().filter(|k| secrets::has_secrets(*k)) {
+        for kind in Kind::stored().filter(|k| secrets::has_secrets(*k)) {
             let rows = sqlx::query("SELECT id, body FROM resources WHERE kind = $1")
                 .bind(kind.store_name())
                 .fetch_all(&mut *tx)

@@ -89,7 +89,9 @@ async fn two_sites_authenticate_with_certificates_and_a_renewal_loses_no_packet(
     let (s1, s2) = (lab.service(1).await, lab.service(2).await);
     let c12 = cert_connection(&lab, &s1, (1, 2), &policies, None).await;
     let c21 = cert_connection(&lab, &s2, (2, 1), &policies, None).await;
-    let took = lab.wait_status(&c12, "ACTIVE", Duration::from_secs(20)).await;
+    let took = lab
+        .wait_status(&c12, "ACTIVE", Duration::from_secs(20))
+        .await;
     lab.wait_status(&c21, "ACTIVE", Duration::from_secs(20))
         .await;
     eprintln!("certificate tunnel ACTIVE {took:?} after its connection was created");
@@ -163,7 +165,10 @@ async fn two_sites_authenticate_with_certificates_and_a_renewal_loses_no_packet(
 
     // The next authentication, forced now, presents the renewed certificates.
     let seen = lab.events(&c12).await.len();
-    lab.client.reauthenticate(&c12).await.expect("reauthenticate");
+    lab.client
+        .reauthenticate(&c12)
+        .await
+        .expect("reauthenticate");
     wait_rotation(&lab, &c12, "reauthenticated", 1).await;
     lab.wait_status(&c12, "ACTIVE", Duration::from_secs(10))
         .await;
@@ -200,7 +205,11 @@ async fn a_peer_certificate_from_another_ca_or_for_another_identity_is_down_with
         .wait_reason(&c12, "CERT_UNTRUSTED", Duration::from_secs(30))
         .await;
     eprintln!("untrusted: {:?}", events.last());
-    let peer = lab.client.show(Kind::SiteConnection, &c21).await.expect("c21");
+    let peer = lab
+        .client
+        .show(Kind::SiteConnection, &c21)
+        .await
+        .expect("c21");
     assert_eq!(peer["status"], "DOWN", "{peer}");
 
     // Trusting the project's CA again, but expecting an identity site 2 does not hold.
@@ -218,10 +227,15 @@ async fn a_peer_certificate_from_another_ca_or_for_another_identity_is_down_with
     eprintln!("identity: {:?}", events.last());
 
     // Bad input changes nothing: a leaf certificate is no CA.
-    let leaf = lab.client.show(Kind::VpnService, &s2).await.expect("s2")["local_certificate"].clone();
+    let leaf =
+        lab.client.show(Kind::VpnService, &s2).await.expect("s2")["local_certificate"].clone();
     let refused = lab
         .client
-        .update(Kind::SiteConnection, &c12, json!({"peer_ca_certificate": leaf}))
+        .update(
+            Kind::SiteConnection,
+            &c12,
+            json!({"peer_ca_certificate": leaf}),
+        )
         .await
         .expect_err("a leaf is refused");
     assert!(
@@ -263,7 +277,10 @@ async fn a_peer_without_pki_gets_credentials_and_an_expired_certificate_is_refus
     );
     lab.wait_status(&conn, "ACTIVE", Duration::from_secs(20))
         .await;
-    assert!(ping_far_host(&lab), "the tunnel to the far end carries pings");
+    assert!(
+        ping_far_host(&lab),
+        "the tunnel to the far end carries pings"
+    );
 
     // The far end's own PKI, with a certificate that has expired.
     let pki = tempfile::tempdir().expect("temporary directory");
@@ -271,7 +288,11 @@ async fn a_peer_without_pki_gets_credentials_and_an_expired_certificate_is_refus
     let (certificate, key) = make_leaf(pki.path(), "far.example", -1);
     unmanaged_down(&lab);
     lab.client
-        .update(Kind::SiteConnection, &conn, json!({"peer_ca_certificate": ca}))
+        .update(
+            Kind::SiteConnection,
+            &conn,
+            json!({"peer_ca_certificate": ca}),
+        )
         .await
         .expect("trust the far end's CA");
     unmanaged_up(&lab, &conn, &["--certificate", &certificate, "--key", &key]);
@@ -325,7 +346,17 @@ fn ping_far_host(lab: &Lab) -> bool {
         let pinged = vpnaas(
             &lab.url,
             &[
-                "lab", "exec", "1", "--prefix", &lab.prefix, "--", "ping", "-c", "1", "-W", "1",
+                "lab",
+                "exec",
+                "1",
+                "--prefix",
+                &lab.prefix,
+                "--",
+                "ping",
+                "-c",
+                "1",
+                "-W",
+                "1",
                 FAR_HOST,
             ],
         )
@@ -368,8 +399,20 @@ fn make_ca(dir: &Path, name: &str) -> String {
     openssl(
         dir,
         &[
-            "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-            "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
             &format!("/CN={name}"),
         ],
     );
@@ -382,16 +425,38 @@ fn make_leaf(dir: &Path, name: &str, days: i32) -> (String, String) {
     openssl(
         dir,
         &[
-            "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-            "-keyout", "leaf.key", "-out", "leaf.csr", "-subj", &format!("/CN={name}"),
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            "leaf.key",
+            "-out",
+            "leaf.csr",
+            "-subj",
+            &format!("/CN={name}"),
         ],
     );
     std::fs::write(dir.join("leaf.ext"), format!("subjectAltName=DNS:{name}\n")).expect("ext");
     openssl(
         dir,
         &[
-            "x509", "-req", "-in", "leaf.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-days",
-            &days.to_string(), "-extfile", "leaf.ext", "-out", "leaf.pem",
+            "x509",
+            "-req",
+            "-in",
+            "leaf.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-days",
+            &days.to_string(),
+            "-extfile",
+            "leaf.ext",
+            "-out",
+            "leaf.pem",
         ],
     );
     let path = |f: &str| dir.join(f).to_string_lossy().into_owned();

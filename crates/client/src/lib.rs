@@ -307,7 +307,10 @@ impl Client {
     /// Issues a certificate and key for a `cert` connection's peer from the project's CA
     /// (`POST …/peer-credentials`): the `peer_credentials` object, returned once.
     pub async fn peer_credentials(&self, id: &str) -> Result<Value> {
-        let path = format!("/v2.0/{}/{id}/peer-credentials", Kind::SiteConnection.path());
+        let path = format!(
+            "/v2.0/{}/{id}/peer-credentials",
+            Kind::SiteConnection.path()
+        );
         let mut answer = self.call(Method::POST, &path, None).await?;
         Ok(answer["peer_credentials"].take())
     }

@@ -147,7 +147,11 @@ pub const GATEWAY_CREDENTIAL_ATTRS: &[Attr] = &[
     ),
 ];
 
-crate::impl_resource!(CertificateAuthority, Kind::CertificateAuthority, |_c| vec![]);
+crate::impl_resource!(
+    CertificateAuthority,
+    Kind::CertificateAuthority,
+    |_c| vec![]
+);
 crate::impl_resource!(GatewayCredential, Kind::GatewayCredential, |g| vec![(
     Kind::VpnService,
     g.id.clone()

@@ -272,7 +272,9 @@ fn pem(cert: &X509) -> Result<String, PkiError> {
 
 fn private_pem(key: &PKey<Private>) -> Result<PrivateKey, PkiError> {
     let bytes = zeroize::Zeroizing::new(key.private_key_to_pem_pkcs8()?);
-    Ok(PrivateKey::new(String::from_utf8_lossy(&bytes).into_owned()))
+    Ok(PrivateKey::new(
+        String::from_utf8_lossy(&bytes).into_owned(),
+    ))
 }
 
 /// An IKE identity as it appears in a certificate: an address as such, `@host` as `host`.
@@ -345,7 +347,8 @@ mod tests {
     fn expired_ca() -> String {
         let key = new_key().expect("key");
         let mut name = X509NameBuilder::new().expect("name");
-        name.append_entry_by_nid(Nid::COMMONNAME, "old CA").expect("cn");
+        name.append_entry_by_nid(Nid::COMMONNAME, "old CA")
+            .expect("cn");
         let name = name.build();
         let (mut cert, _) = builder(-30).expect("builder");
         cert.set_subject_name(&name).expect("subject");

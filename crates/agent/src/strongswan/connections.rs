@@ -53,6 +53,7 @@ pub(super) async fn load(control: &mut Control, spec: &ConnectionSpec) -> Result
         history.netlink_errors.remove(&spec.id);
         history.rekeyed.remove(&spec.id);
         history.reauthenticated.remove(&spec.id);
+        history.unmatched.forget(spec);
     }
     load_secret(control, spec).await?;
     command(&control.vici, "load-conn", vici::load_conn(spec)).await

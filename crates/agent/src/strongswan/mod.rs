@@ -14,6 +14,7 @@ mod connections;
 mod daemon;
 mod reauth;
 mod status;
+mod unmatched;
 mod vici;
 
 use std::collections::HashMap;

@@ -12,6 +12,7 @@ use vpnaas_model::agent::ConnectionSpec;
 use vpnaas_model::enums::{Status, StatusReason};
 use vpnaas_model::site_connection::Traffic;
 
+use super::unmatched::Unmatched;
 use super::{Control, vici};
 use crate::daemon::{Loaded, Observation};
 use crate::data_plane::Esp;
@@ -37,6 +38,8 @@ pub(super) struct History {
     /// The last re-authentication concluded per connection, for those asked one since
     /// they were loaded.
     pub reauthenticated: HashMap<String, u64>,
+    /// Peers that presented an identity no connection expects.
+    pub unmatched: Unmatched,
 }
 
 /// A charon's history, shared by its event task and the driver.
@@ -66,18 +69,25 @@ pub(super) async fn list_sas(vici: &Mutex<rsvici::Client>) -> Result<vici::Sas> 
 /// What charon shows of the loaded connections; `None` when it does not answer.
 pub(super) async fn observe(control: &Control, loaded: &Loaded) -> Option<Observation> {
     let sas = list_sas(&control.vici).await.ok()?;
-    let history = control
-        .history
-        .lock()
-        .map(|h| h.clone())
-        .unwrap_or_default();
+    let mut history = control.history.lock().ok()?;
+    let views: HashMap<String, SaView> = loaded
+        .values()
+        .map(|spec| (spec.id.clone(), sa_view(&sas, spec, &history)))
+        .collect();
+    let mut failures = history.failures.clone();
+    for spec in loaded.values() {
+        if views.get(&spec.id).is_some_and(|v| v.children_up) {
+            history.unmatched.forget(spec);
+        } else if let Some(failure) = history.unmatched.failure_of(spec) {
+            // More telling than the AUTHENTICATION_FAILED the peer answers our own
+            // attempts with, when it is that identity it wants.
+            failures.insert(spec.id.clone(), failure);
+        }
+    }
     Some(Observation {
-        sas: loaded
-            .values()
-            .map(|spec| (spec.id.clone(), sa_view(&sas, spec, &history)))
-            .collect(),
-        failures: history.failures,
-        reauthenticated: history.reauthenticated,
+        sas: views,
+        failures,
+        reauthenticated: history.reauthenticated.clone(),
     })
 }
 
@@ -115,16 +125,17 @@ pub(super) fn status_in(sas: &vici::Sas, spec: &ConnectionSpec) -> Status {
     if up { Status::Active } else { Status::Down }
 }
 
-/// Learns a failure (or its end) from a log line about one of our connections; returns
-/// whether it changed what the agent would report. A refused SA is the kernel's refusal on
-/// kernel ESP (its detail leads with the kernel's words from the netlink error before it),
-/// and `CHILD_SA_FAILED` on userspace ESP.
+/// Learns a failure (or its end) from a log line about one of our connections, or a
+/// peer no connection matched; returns whether it changed what the agent would report. A
+/// refused SA is the kernel's refusal on kernel ESP (its detail leads with the kernel's
+/// words from the netlink error before it), and `CHILD_SA_FAILED` on userspace ESP.
 pub(super) fn learn(history: &SharedHistory, line: &vici::LogLine, esp: Esp) -> bool {
-    let Some(connection) = &line.ikesa_name else {
-        return false;
-    };
     let Ok(mut history) = history.lock() else {
         return false;
+    };
+    // An IKE SA no connection was chosen for yet is charon's "(unnamed)".
+    let Some(connection) = line.ikesa_name.as_ref().filter(|n| *n != "(unnamed)") else {
+        return history.unmatched.learn(line.thread.as_deref(), &line.msg);
     };
     if line.msg.contains("CHILD_SA") && line.msg.contains("established with SPIs") {
         history.netlink_errors.remove(connection);
@@ -180,7 +191,18 @@ pub(super) fn count_rekeys(history: &SharedHistory, event: &vici::ChildRekey, me
 /// userspace ESP's.
 pub fn classify(msg: &str) -> Option<StatusReason> {
     let has = |needle: &str| msg.contains(needle);
-    if has("AUTHENTICATION_FAILED")
+    // A certificate check logs its own line first, then a generic "no trusted ... public
+    // key found", which is left unclassified so the specific reason stands.
+    if has("certificate invalid (valid from") {
+        Some(StatusReason::CertExpired)
+    } else if has("not authenticated by CA") || has("no issuer certificate found") {
+        Some(StatusReason::CertUntrusted)
+    } else if has("constraint check failed: identity")
+        || has("does not match to")
+        || has("no matching peer config found")
+    {
+        Some(StatusReason::IdMismatch)
+    } else if has("AUTHENTICATION_FAILED")
         || has("MAC mismatched")
         || (has("authentication of") && has("failed"))
     {
@@ -255,6 +277,31 @@ mod tests {
                 "unable to install IPsec policies (SPD) in kernel",
                 Some(StatusReason::KernelRefused),
             ),
+            (
+                "subject certificate invalid (valid from Dec 01 10:00:00 2026 to Dec 02 10:00:00 2026)",
+                Some(StatusReason::CertExpired),
+            ),
+            (
+                "issuer certificate invalid (valid from Dec 01 10:00:00 2026 to Dec 02 10:00:00 2026)",
+                Some(StatusReason::CertExpired),
+            ),
+            (
+                "constraint check failed: peer not authenticated by CA 'CN=another CA'",
+                Some(StatusReason::CertUntrusted),
+            ),
+            (
+                "no issuer certificate found for \"CN=far.example\"",
+                Some(StatusReason::CertUntrusted),
+            ),
+            (
+                "constraint check failed: identity 'elsewhere.example' required ",
+                Some(StatusReason::IdMismatch),
+            ),
+            (
+                "IDir '203.0.113.3' does not match to 'elsewhere.example'",
+                Some(StatusReason::IdMismatch),
+            ),
+            ("no trusted ECDSA public key found for 'far.example'", None),
             ("sending keep alive to 203.0.113.3[4500]", None),
             ("received netlink error: Protocol not supported (93)", None),
         ];

@@ -387,6 +387,9 @@ pub struct LogLine {
     /// Name of the IKE SA (our connection id) when the line is about one.
     #[serde(rename = "ikesa-name", default)]
     pub ikesa_name: Option<String>,
+    /// charon's thread that logged it (lines of one exchange share it).
+    #[serde(default)]
+    pub thread: Option<String>,
     /// The message.
     #[serde(default)]
     pub msg: String,

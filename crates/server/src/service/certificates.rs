@@ -62,7 +62,10 @@ pub(super) async fn prepare(
             Ok(())
         }
         AuthMode::Cert => {
-            if let Some(problem) = conn.peer_ca_certificate.as_deref().and_then(pki::peer_ca_problem)
+            if let Some(problem) = conn
+                .peer_ca_certificate
+                .as_deref()
+                .and_then(pki::peer_ca_problem)
             {
                 return Err(Fault::invalid_attribute("peer_ca_certificate", problem).into());
             }
@@ -100,16 +103,16 @@ async fn local_identity(
 }
 
 /// The project's CA, created (and stored) when it has none.
-async fn authority(
-    tx: &mut dyn Transaction,
-    project_id: &str,
-) -> ApiResult<CertificateAuthority> {
+async fn authority(tx: &mut dyn Transaction, project_id: &str) -> ApiResult<CertificateAuthority> {
     if let Some(ca) = tx.load(project_id).await? {
         return Ok(ca);
     }
     let ca = pki::new_authority(project_id)?;
     tx.save(&ca).await?;
-    tracing::info!(project = project_id, "created the project's certificate authority");
+    tracing::info!(
+        project = project_id,
+        "created the project's certificate authority"
+    );
     Ok(ca)
 }
 
@@ -182,7 +185,10 @@ async fn reissue(
             tx.save(&conn).await?;
         }
     }
-    tracing::info!(service = service_id, "issued the VPN service's gateway certificate");
+    tracing::info!(
+        service = service_id,
+        "issued the VPN service's gateway certificate"
+    );
     Ok(())
 }
 
@@ -201,7 +207,9 @@ pub async fn renew(app: &App, caller: &Caller, id: &str) -> ApiResult<Value> {
     let Some(credential) = tx.load::<GatewayCredential>(id).await? else {
         return Err(Fault::conflict(
             FaultKind::CertificateUnavailable,
-            format!("VPN service {id} has no certificate: none of its connections uses auth_mode cert"),
+            format!(
+                "VPN service {id} has no certificate: none of its connections uses auth_mode cert"
+            ),
         )
         .into());
     };

@@ -73,9 +73,7 @@ impl Owner {
             Kind::Router => Owner::Inventory(I::Router),
             Kind::Flavor => Owner::Flavors(F::Flavor),
             Kind::ServiceProfile => Owner::Flavors(F::ServiceProfile),
-            Kind::Agent | Kind::CertificateAuthority | Kind::GatewayCredential => {
-                Owner::ReadOnly
-            }
+            Kind::Agent | Kind::CertificateAuthority | Kind::GatewayCredential => Owner::ReadOnly,
         }
     }
 }
@@ -350,7 +348,16 @@ pub async fn update(
     let mut tx = app.store.begin().await?;
     let updated = match Owner::of(kind) {
         Owner::Vpn(vpn) => {
-            vpn::update(tx.as_mut(), &app.settings, caller, vpn, id, changes, resolved).await?
+            vpn::update(
+                tx.as_mut(),
+                &app.settings,
+                caller,
+                vpn,
+                id,
+                changes,
+                resolved,
+            )
+            .await?
         }
         Owner::Inventory(inv) => inventory::update(tx.as_mut(), caller, inv, id, changes).await?,
         Owner::Flavors(flavor) => flavors::update(tx.as_mut(), caller, flavor, id, changes).await?,

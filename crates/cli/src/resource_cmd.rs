@@ -238,6 +238,16 @@ pub fn command(kind: Kind) -> Command {
         .subcommands(
             (kind == Kind::SiteConnection).then(|| crate::peer_config_cmd::command(&target)),
         )
+        .subcommands((kind == Kind::SiteConnection).then(|| {
+            Command::new("peer-credentials")
+                .about("Issue a certificate and key for the connection's peer from the project's CA (shown once)")
+                .arg(target.clone())
+        }))
+        .subcommands((kind == Kind::VpnService).then(|| {
+            Command::new("renew-certificate")
+                .about("Renew the gateway certificate now (same key; tunnels stay up)")
+                .arg(target.clone())
+        }))
         .subcommand(
             Command::new("delete")
                 .about(format!("Delete {}", kind.plural()))
@@ -344,6 +354,17 @@ pub async fn run(
         "peer-config" => {
             let id = resolve(client, kind, target(args)?).await?;
             return crate::peer_config_cmd::run(client, format, &id, args).await;
+        }
+        "peer-credentials" => {
+            let id = resolve(client, kind, target(args)?).await?;
+            return Ok(output::object(format, &client.peer_credentials(&id).await?));
+        }
+        "renew-certificate" => {
+            let id = resolve(client, kind, target(args)?).await?;
+            return Ok(output::object(
+                format,
+                &client.renew_certificate(&id).await?,
+            ));
         }
         "list" if switch("watch") => {
             let interval = args

@@ -303,6 +303,59 @@ async fn a_peer_without_pki_gets_credentials_and_an_expired_certificate_is_refus
     unmanaged_down(&lab);
 }
 
+/// On Libreswan (IKE only on this kernel), two plutos authenticate IKE with the gateway
+/// certificates imported into their NSS databases, and get as far as the kernel's refusal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn libreswan_sites_authenticate_ike_with_certificates_from_their_nss_databases() {
+    let root = std::env::var("VPNAAS_LIBRESWAN_ROOT").unwrap_or("/opt/vpnaas/libreswan".into());
+    assert!(
+        Path::new(&root).join("usr/libexec/ipsec/pluto").exists(),
+        "Libreswan is not unpacked in {root}: run scripts/setup.sh"
+    );
+    let lab = Lab::start_with(2, Mode::AllInOne, &["--libreswan-root", &root]).await;
+    let flavor = lab.libreswan_flavor().await;
+    let policies = lab.policies(json!({"ike_version": "v2"}), json!({})).await;
+    let (s1, s2) = (
+        lab.service_of_flavor(1, Some(&flavor)).await,
+        lab.service_of_flavor(2, Some(&flavor)).await,
+    );
+    let c12 = cert_connection(&lab, &s1, (1, 2), &policies, None).await;
+    let c21 = cert_connection(&lab, &s2, (2, 1), &policies, None).await;
+    for conn in [&c12, &c21] {
+        lab.wait_reason(conn, "KERNEL_REFUSED", Duration::from_secs(30))
+            .await;
+    }
+    for site in [1, 2] {
+        let router = lab.site(site)["router_id"].as_str().expect("router");
+        let dir = lab._dir.path().join("state").join(router).join("libreswan");
+        let log = std::fs::read_to_string(dir.join("pluto.log")).unwrap_or_default();
+        assert!(
+            log.contains("ECDSA") && log.contains("digital signature using peer certificate"),
+            "site {site}: pluto authenticated the peer's certificate:\n{log}"
+        );
+        assert!(
+            !dir.join("nss/import.p12").exists(),
+            "the key bundle is removed once imported"
+        );
+    }
+    // Libreswan trusts the project's CA only: another is refused, and nothing changes.
+    let pki = tempfile::tempdir().expect("temporary directory");
+    let other_ca = make_ca(pki.path(), "another CA");
+    let refused = lab
+        .client
+        .update(
+            Kind::SiteConnection,
+            &c12,
+            json!({"peer_ca_certificate": other_ca}),
+        )
+        .await
+        .expect_err("refused on Libreswan");
+    assert!(
+        refused.to_string().contains("peer_ca_certificate"),
+        "{refused}"
+    );
+}
+
 /// `vpnaas lab unmanaged up 1 CONN` (with `extra` flags): the site it built.
 fn unmanaged_up(lab: &Lab, conn: &str, extra: &[&str]) -> Value {
     let mut args = vec![

@@ -411,7 +411,7 @@ async fn connection_attribute_rules() {
         json!({"psk": ""}),
         json!({"psk": "a\nb"}),
         json!({"peer_cidr": ["10.2.0.0/24"]}),
-        json!({"auth_mode": "cert"}),
+        json!({"auth_mode": "rsasig"}),
         json!({"peer_id": "<absent>"}),
         json!({"psk": "<absent>"}),
         json!({"vpnservice_id": "<absent>"}),

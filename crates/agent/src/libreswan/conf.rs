@@ -56,6 +56,7 @@ impl Conn {
             dpd: &spec.dpd,
             auto: "add",
             mtu: Some(spec.mtu),
+            certificate: super::nss::nickname(spec)?,
         };
         Ok(Conn {
             name: spec.id.clone(),
@@ -77,10 +78,11 @@ pub fn render(conns: &[Conn]) -> String {
     out
 }
 
-/// `ipsec.secrets`: one PSK per connection, bound to its two identities.
+/// `ipsec.secrets`: one PSK per `psk` connection, bound to its two identities (a `cert`
+/// connection's key is in the NSS database).
 pub fn secrets(specs: &[&ConnectionSpec]) -> Result<String> {
     let mut out = String::new();
-    for spec in specs {
+    for spec in specs.iter().filter(|s| s.certificate.is_none()) {
         let local = Identity::parse("local_id", &spec.local_id)?;
         let peer = Identity::parse("peer_id", &spec.peer_id)?;
         let key = base64::engine::general_purpose::STANDARD.encode(spec.psk.expose());

@@ -18,9 +18,13 @@ pub(super) fn refusal(spec: &ConnectionSpec) -> Option<Failure> {
     Some((StatusReason::NoProposalChosen, error.to_string()))
 }
 
-/// Writes every wanted connection to `ipsec.conf` and its key to `ipsec.secrets`, and has
-/// pluto read the secrets again.
+/// Puts the certificates of the wanted `cert` connections in the NSS database, writes
+/// every wanted connection to `ipsec.conf` and the keys to `ipsec.secrets`, and has pluto
+/// read the secrets again.
 pub(super) async fn write_files(control: &Control, wanted: &[&ConnectionSpec]) -> Result<()> {
+    for spec in wanted {
+        super::nss::install(&control.dir, spec).await?;
+    }
     let conns = wanted
         .iter()
         .map(|spec| conf::Conn::of(spec))

@@ -14,6 +14,7 @@
 pub mod conf;
 mod connections;
 mod daemon;
+mod nss;
 pub mod status;
 
 use std::path::{Path, PathBuf};
@@ -115,10 +116,21 @@ impl Daemon for Pluto {
         &self,
         control: &mut Control,
         wanted: &[&ConnectionSpec],
-        _changed: &[&ConnectionSpec],
+        changed: &[&ConnectionSpec],
     ) -> Result<()> {
-        // pluto reads the whole secrets file again; the SAs up are left alone.
-        connections::write_files(control, wanted).await
+        // pluto reads the whole secrets file again; the SAs up are left alone. A renewed
+        // certificate is read only when its connection is added: that one is added
+        // again and negotiated anew (pluto holds no way to swap it under its SAs).
+        connections::write_files(control, wanted).await?;
+        let renewed: Vec<&ConnectionSpec> = changed
+            .iter()
+            .copied()
+            .filter(|spec| spec.certificate.is_some())
+            .collect();
+        for spec in &renewed {
+            connections::add(&self.config, control, spec).await?;
+        }
+        connections::initiate(control, &renewed).await
     }
 
     async fn reauthenticate(

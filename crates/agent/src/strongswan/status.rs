@@ -315,6 +315,7 @@ mod tests {
         let failures = SharedHistory::default();
         let line = |name: Option<&str>, msg: &str| vici::LogLine {
             ikesa_name: name.map(String::from),
+            thread: Some("7".into()),
             msg: msg.into(),
         };
         assert!(
@@ -367,6 +368,7 @@ mod tests {
         for msg in KERNEL_REFUSAL {
             let line = vici::LogLine {
                 ikesa_name: Some("c1".into()),
+                thread: Some("7".into()),
                 msg: msg.into(),
             };
             learn(&history, &line, esp);

@@ -33,6 +33,8 @@ pub enum Value {
     Keyword(&'static str),
     /// Built from closed enums by the proposal spellings.
     Proposal(String),
+    /// An NSS nickname vpnaas made from a UUID.
+    Nickname(String),
 }
 
 impl std::fmt::Display for Value {
@@ -44,7 +46,9 @@ impl std::fmt::Display for Value {
                 let joined: Vec<String> = list.iter().map(ToString::to_string).collect();
                 write!(f, "{{{}}}", joined.join(" "))
             }
-            Value::Identity(text) | Value::Proposal(text) => f.write_str(text),
+            Value::Identity(text) | Value::Proposal(text) | Value::Nickname(text) => {
+                f.write_str(text)
+            }
             Value::Seconds(n) => write!(f, "{n}s"),
             Value::Number(n) => write!(f, "{n}"),
             Value::Keyword(k) => f.write_str(k),
@@ -76,6 +80,10 @@ pub struct Tunnel<'a> {
     pub auto: &'static str,
     /// `mtu=`, when the end sets it.
     pub mtu: Option<u32>,
+    /// The NSS nickname of this end's certificate (an EC key: `authby=ecdsa`), when it
+    /// authenticates with one (the peer's must come from the same CA: Libreswan's implied
+    /// `rightca=%same`); otherwise the pre-shared key.
+    pub certificate: Option<String>,
 }
 
 /// The section's lines; `Err` names the policy field Libreswan cannot express.
@@ -88,7 +96,16 @@ pub fn lines(tunnel: &Tunnel) -> Result<Vec<(&'static str, Value)>, Unsupported>
         ("right", Value::Address(tunnel.right)),
         ("rightid", Value::Identity(tunnel.right_id.clone())),
         subnets("rightsubnet", "rightsubnets", tunnel.right_cidrs),
-        ("authby", Value::Keyword("secret")),
+    ];
+    match &tunnel.certificate {
+        Some(nickname) => lines.extend([
+            ("authby", Value::Keyword("ecdsa")),
+            ("leftcert", Value::Nickname(nickname.clone())),
+            ("leftsendcert", Value::Keyword("always")),
+        ]),
+        None => lines.push(("authby", Value::Keyword("secret"))),
+    }
+    lines.extend([
         ("auto", Value::Keyword(tunnel.auto)),
         (
             "ikev2",
@@ -119,7 +136,7 @@ pub fn lines(tunnel: &Tunnel) -> Result<Vec<(&'static str, Value)>, Unsupported>
                 EncapsulationMode::Transport => "transport",
             }),
         ),
-    ];
+    ]);
     lines.extend(tunnel.mtu.map(|mtu| ("mtu", Value::Number(mtu))));
     lines.push(("keyingtries", Value::Keyword("%forever")));
     if ike.phase1_negotiation_mode == Phase1Mode::Aggressive {

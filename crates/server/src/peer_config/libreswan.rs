@@ -36,6 +36,7 @@ fn conn(far: &FarEnd) -> Result<Vec<(&'static str, Value)>, Unsupported> {
         dpd: &far.dpd,
         auto: if far.initiates { "start" } else { "route" },
         mtu: None,
+        certificate: None,
     };
     libreswan_conn::lines(&tunnel).map_err(unsupported)
 }

@@ -69,19 +69,35 @@ pub(super) async fn prepare(
             {
                 return Err(Fault::invalid_attribute("peer_ca_certificate", problem).into());
             }
-            if service.provider == Some(DriverKind::Libreswan) && ike.ike_version == IkeVersion::V1
-            {
-                return Err(Fault::invalid_attribute(
-                    "auth_mode",
-                    "Libreswan signs with the gateway's EC key over IKEv2 only: use an IKEv2 policy",
-                )
-                .into());
+            if service.provider == Some(DriverKind::Libreswan) {
+                libreswan_can_hold(conn, ike)?;
             }
             conn.psk = Psk::default();
             let identity = local_identity(tx, conn, service).await?;
             ensure_certificate(tx, settings, service, identity).await
         }
     }
+}
+
+/// What Libreswan cannot do with certificates: sign with the gateway's EC key over IKEv1,
+/// or trust a CA other than the one that issued the gateway's certificate (its implied
+/// `rightca=%same`; naming another would put a tenant's DN in `ipsec.conf`).
+fn libreswan_can_hold(conn: &SiteConnection, ike: &IkePolicy) -> ApiResult<()> {
+    if ike.ike_version == IkeVersion::V1 {
+        return Err(Fault::invalid_attribute(
+            "auth_mode",
+            "Libreswan signs with the gateway's EC key over IKEv2 only: use an IKEv2 policy",
+        )
+        .into());
+    }
+    if conn.peer_ca_certificate.is_some() {
+        return Err(Fault::invalid_attribute(
+            "peer_ca_certificate",
+            "a Libreswan service trusts the project's CA only: leave it null",
+        )
+        .into());
+    }
+    Ok(())
 }
 
 /// The identity a connection's end authenticates as: its `local_id`, else the gateway

@@ -283,3 +283,41 @@ async fn peer_credentials_are_issued_once_to_who_may_change_the_connection() {
         .expect("store");
     assert!(kept.is_none(), "the deleted service's key is gone");
 }
+
+#[tokio::test]
+async fn certificates_near_expiry_are_renewed_on_their_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut settings = settings(dir.path());
+    // Every certificate is within its renewal window as soon as it is issued.
+    settings.certificate_days = 1;
+    settings.certificate_renew_days = 2;
+    let app: App = build_app(settings).await.expect("app");
+    let server = Server::start_app(app.clone()).await.expect("server");
+    let client = vpnaas_client::Client::new(&server.url());
+    let connected = connected_site(&client).await;
+    let service = id(&connected.service);
+    let mut attrs = legacy_connection(&service, &connected.pols, "10.3.0.0/24");
+    attrs["auth_mode"] = json!("cert");
+    let conn = client
+        .create(Kind::SiteConnection, attrs)
+        .await
+        .expect("cert connection");
+    let before = client.show(Kind::VpnService, &service).await.expect("show");
+    let renewed = vpnaas_server::service::certificates::renew_due(&app)
+        .await
+        .expect("renewal");
+    assert_eq!(renewed, 1, "one service's certificate was due");
+    let after = client.show(Kind::VpnService, &service).await.expect("show");
+    assert_ne!(
+        after["local_certificate_fingerprint"],
+        before["local_certificate_fingerprint"]
+    );
+    let conn = client
+        .show(Kind::SiteConnection, &id(&conn))
+        .await
+        .expect("show");
+    assert_eq!(
+        conn["key_rotation"]["credentials"], 1,
+        "its connection's agent is told to load it"
+    );
+}

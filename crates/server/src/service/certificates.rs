@@ -248,7 +248,7 @@ pub async fn renew(app: &App, caller: &Caller, id: &str) -> ApiResult<Value> {
 pub async fn renew_due(app: &App) -> ApiResult<usize> {
     let mut tx = app.store.begin().await?;
     let credentials: Vec<GatewayCredential> = tx.load_all().await?;
-    let mut renewed = Vec::new();
+    let (mut renewed, mut touched) = (0, Vec::new());
     for credential in credentials {
         if !due(&app.settings, &credential)? {
             continue;
@@ -262,14 +262,14 @@ pub async fn renew_due(app: &App) -> ApiResult<usize> {
             Some(credential.private_key),
         )
         .await?;
+        renewed += 1;
         if let Some(service) = tx.load::<VpnService>(&id).await? {
-            renewed.extend(super::touched_by(tx.as_mut(), &Stored::from(service)).await?);
+            touched.extend(super::touched_by(tx.as_mut(), &Stored::from(service)).await?);
         }
     }
-    let count = renewed.len();
     tx.commit().await?;
-    notify::notify(app, renewed);
-    Ok(count)
+    notify::notify(app, touched);
+    Ok(renewed)
 }
 
 /// `POST /v2.0/vpn/ipsec-site-connections/{id}/peer-credentials`: a certificate for the

@@ -184,7 +184,7 @@ async fn an_ha_routers_standby_takes_over_and_the_old_master_stays_fenced() {
     )
     .await;
     assert_eq!(addresses_in(&standby_ns), "", "a standby holds no address");
-    assert!(!runs_anything(&standby_ns), "a standby runs no daemon");
+    assert!(!runs_a_daemon(&standby_ns), "a standby runs no daemon");
 
     let pinger = Pinger::start(&lab, 2, 1, 12);
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -268,7 +268,7 @@ async fn an_ha_routers_standby_takes_over_and_the_old_master_stays_fenced() {
     eventually(
         "the demoted agent stops its charon",
         Duration::from_secs(10),
-        async || !runs_anything(&standby_ns) && addresses_in(&standby_ns).is_empty(),
+        async || !runs_a_daemon(&standby_ns) && addresses_in(&standby_ns).is_empty(),
     )
     .await;
     let pinging = until_ping(&lab, 1, 2, Duration::from_secs(30));

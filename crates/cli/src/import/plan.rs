@@ -125,6 +125,7 @@ mod tests {
             "local_id",
             "mtu",
             "psk",
+            "auth_mode",
             "initiator",
             "dpd",
             "admin_state_up",
@@ -141,7 +142,7 @@ mod tests {
                 "{carried}"
             );
         }
-        for computed in ["tenant_id", "status", "route_mode", "auth_mode"] {
+        for computed in ["tenant_id", "status", "route_mode"] {
             assert!(!mapped.contains_key(computed), "{computed} is vpnaas's own");
         }
     }

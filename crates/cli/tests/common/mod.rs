@@ -851,11 +851,28 @@ pub fn power_off(prefix: &str) {
     }
 }
 
-/// Whether any process runs in a namespace.
-pub fn runs_anything(namespace: &str) -> bool {
+/// The names of the processes running in a namespace.
+fn processes_in(namespace: &str) -> Vec<String> {
     let pids = Command::new("ip")
         .args(["netns", "pids", namespace])
         .output()
         .expect("ip");
-    !String::from_utf8_lossy(&pids.stdout).trim().is_empty()
+    String::from_utf8_lossy(&pids.stdout)
+        .split_whitespace()
+        .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/comm")).ok())
+        .map(|name| name.trim().to_string())
+        .collect()
+}
+
+/// Whether any process runs in a namespace.
+pub fn runs_anything(namespace: &str) -> bool {
+    !processes_in(namespace).is_empty()
+}
+
+/// Whether an IKE daemon (charon, its starter, pluto) runs in a namespace. The agent's own
+/// short commands there (`nft -f`, `arping`) come and go and are not daemons.
+pub fn runs_a_daemon(namespace: &str) -> bool {
+    processes_in(namespace)
+        .iter()
+        .any(|name| matches!(name.as_str(), "charon" | "starter" | "pluto"))
 }

@@ -65,6 +65,10 @@ pub const NO_CONTROL: &str = r"^[^\x00-\x1f\x7f-\x9f]+$";
 pub const IDENTITY: &str = r"^[A-Za-z0-9._@:+-]+$";
 /// `grammar::check_identity`, or empty.
 pub const IDENTITY_OR_EMPTY: &str = r"^[A-Za-z0-9._@:+-]*$";
+/// A PEM certificate as `attr::validate` takes it: the armour's two lines, no control
+/// characters but line ends. (Written for printable ASCII, a subset of what the server
+/// takes, so that `maxLength` counts the bytes the server limits.)
+pub const PEM_CERTIFICATE: &str = r"^[\x0a\x0d\x20-\x7e]*-----BEGIN CERTIFICATE-----[\x0a\x0d\x20-\x7e]*-----END CERTIFICATE-----[\x0a\x0d\x20-\x7e]*$";
 /// A subnet service type: a device owner prefix.
 pub const SERVICE_TYPE: &str = r"^(network|neutron|compute):";
 

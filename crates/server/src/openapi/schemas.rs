@@ -175,7 +175,8 @@ fn input_schema(attr: &Attr, rules: Rules) -> Value {
         AttrType::Psk => {
             json!({"type": "string", "minLength": 1, "maxLength": 255, "pattern": pattern::NO_CONTROL})
         }
-        AttrType::PemCertificateOrNull => json!({"type": "string", "nullable": true}),
+        AttrType::PemCertificateOrNull => json!({"type": "string", "nullable": true,
+            "maxLength": 65536, "pattern": pattern::PEM_CERTIFICATE}),
         AttrType::StringList => json!({"type": "array", "items": {"type": "string"}}),
         AttrType::Cidr => pattern::cidr(),
         AttrType::IpVersion => json!({"type": "integer", "enum": [4, 6]}),

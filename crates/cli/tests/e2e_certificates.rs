@@ -52,36 +52,6 @@ async fn cert_connection(
     id(&conn)
 }
 
-/// Waits until the connection's `key_rotation[field]` reaches `generation`.
-async fn wait_rotation(lab: &Lab, conn: &str, field: &str, generation: u64) {
-    let started = Instant::now();
-    loop {
-        let shown = lab
-            .client
-            .show(Kind::SiteConnection, conn)
-            .await
-            .expect("show");
-        if shown["key_rotation"][field].as_u64() >= Some(generation) {
-            return;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "{conn}: key_rotation.{field} is not {generation} after 20 s: {shown}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// The events of a connection after the first `skip`, as `FROM>TO REASON`.
-async fn events_since(lab: &Lab, conn: &str, skip: usize) -> Vec<String> {
-    lab.events(conn)
-        .await
-        .iter()
-        .skip(skip)
-        .map(|e| format!("{}>{} {}", e["from"], e["to"], e["reason"]).replace('"', ""))
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_sites_authenticate_with_certificates_and_a_renewal_loses_no_packet() {
     let lab = Lab::start(2).await;
@@ -136,7 +106,7 @@ async fn two_sites_authenticate_with_certificates_and_a_renewal_loses_no_packet(
         "a new certificate"
     );
     for conn in [&c12, &c21] {
-        wait_rotation(&lab, conn, "credentials_loaded", 1).await;
+        lab.wait_rotation(conn, "credentials_loaded", 1).await;
     }
     assert!(
         pinger.child.try_wait().expect("ping").is_none(),
@@ -152,7 +122,7 @@ async fn two_sites_authenticate_with_certificates_and_a_renewal_loses_no_packet(
     );
     for (conn, skip) in [(&c12, seen.0), (&c21, seen.1)] {
         assert_eq!(
-            events_since(&lab, conn, skip).await,
+            lab.events_since(conn, skip).await,
             ["ACTIVE>ACTIVE CREDENTIALS_LOADED"],
             "no bounce: the only event says the certificate was loaded"
         );
@@ -169,10 +139,10 @@ async fn two_sites_authenticate_with_certificates_and_a_renewal_loses_no_packet(
         .reauthenticate(&c12)
         .await
         .expect("reauthenticate");
-    wait_rotation(&lab, &c12, "reauthenticated", 1).await;
+    lab.wait_rotation(&c12, "reauthenticated", 1).await;
     lab.wait_status(&c12, "ACTIVE", Duration::from_secs(10))
         .await;
-    let events = events_since(&lab, &c12, seen).await;
+    let events = lab.events_since(&c12, seen).await;
     assert!(
         events.iter().any(|e| e == "ACTIVE>ACTIVE REAUTHENTICATED"),
         "re-authenticated with the renewed certificates: {events:?}"

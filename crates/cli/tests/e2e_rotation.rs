@@ -9,43 +9,12 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::json;
 use vpnaas_model::Kind;
 
 use common::*;
-
-/// Waits until the connection's `key_rotation[field]` reaches `generation`; returns the
-/// connection then.
-async fn wait_rotation(lab: &Lab, conn: &str, field: &str, generation: u64) -> Value {
-    let started = Instant::now();
-    loop {
-        let shown = lab
-            .client
-            .show(Kind::SiteConnection, conn)
-            .await
-            .expect("show");
-        if shown["key_rotation"][field].as_u64() >= Some(generation) {
-            return shown;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "{conn}: key_rotation.{field} is not {generation} after 20 s: {shown}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// The events of a connection after the first `skip`, as `FROM>TO REASON`.
-async fn events_since(lab: &Lab, conn: &str, skip: usize) -> Vec<String> {
-    lab.events(conn)
-        .await
-        .iter()
-        .skip(skip)
-        .map(|e| format!("{}>{} {}", e["from"], e["to"], e["reason"]).replace('"', ""))
-        .collect()
-}
 
 async fn new_key(lab: &Lab, conn: &str, psk: &str) {
     lab.client
@@ -74,7 +43,7 @@ async fn a_new_key_on_both_ends_loses_no_packet_and_reauthentication_uses_it() {
     new_key(&lab, &c12, "the second key").await;
     new_key(&lab, &c21, "the second key").await;
     for conn in [&c12, &c21] {
-        wait_rotation(&lab, conn, "credentials_loaded", 1).await;
+        lab.wait_rotation(conn, "credentials_loaded", 1).await;
     }
     assert!(
         pinger.child.try_wait().expect("ping").is_none(),
@@ -89,12 +58,12 @@ async fn a_new_key_on_both_ends_loses_no_packet_and_reauthentication_uses_it() {
         sent - received
     );
     assert_eq!(
-        events_since(&lab, &c12, seen.0).await,
+        lab.events_since(&c12, seen.0).await,
         ["ACTIVE>ACTIVE CREDENTIALS_LOADED"],
         "no bounce: the only event says the key was loaded"
     );
     assert_eq!(
-        events_since(&lab, &c21, seen.1).await,
+        lab.events_since(&c21, seen.1).await,
         ["ACTIVE>ACTIVE CREDENTIALS_LOADED"]
     );
     assert_eq!(
@@ -111,10 +80,10 @@ async fn a_new_key_on_both_ends_loses_no_packet_and_reauthentication_uses_it() {
         .await
         .expect("reauthenticate");
     assert_eq!(asked["key_rotation"]["reauth"], 1, "{asked}");
-    let done = wait_rotation(&lab, &c12, "reauthenticated", 1).await;
+    let done = lab.wait_rotation(&c12, "reauthenticated", 1).await;
     lab.wait_status(&c12, "ACTIVE", Duration::from_secs(10))
         .await;
-    let events = events_since(&lab, &c12, seen).await;
+    let events = lab.events_since(&c12, seen).await;
     assert!(
         events.iter().any(|e| e == "ACTIVE>ACTIVE REAUTHENTICATED"),
         "the re-authentication succeeded with the new key: {events:?} {done}"
@@ -136,7 +105,7 @@ async fn a_new_key_on_both_ends_loses_no_packet_and_reauthentication_uses_it() {
 
     // A new key on one end only: what runs keeps running, the next authentication fails.
     new_key(&lab, &c12, "a key the peer never got").await;
-    wait_rotation(&lab, &c12, "credentials_loaded", 2).await;
+    lab.wait_rotation(&c12, "credentials_loaded", 2).await;
     assert_eq!(
         lab.client
             .show(Kind::SiteConnection, &c12)

@@ -488,6 +488,37 @@ impl Lab {
         events["events"].as_array().cloned().unwrap_or_default()
     }
 
+    /// The events of a connection after the first `skip`, as `FROM>TO REASON`.
+    pub async fn events_since(&self, conn: &str, skip: usize) -> Vec<String> {
+        self.events(conn)
+            .await
+            .iter()
+            .skip(skip)
+            .map(|e| format!("{}>{} {}", e["from"], e["to"], e["reason"]).replace('"', ""))
+            .collect()
+    }
+
+    /// Waits until the connection's `key_rotation[field]` reaches `generation`; returns the
+    /// connection then.
+    pub async fn wait_rotation(&self, conn: &str, field: &str, generation: u64) -> Value {
+        let started = Instant::now();
+        loop {
+            let shown = self
+                .client
+                .show(Kind::SiteConnection, conn)
+                .await
+                .expect("show");
+            if shown["key_rotation"][field].as_u64() >= Some(generation) {
+                return shown;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "{conn}: key_rotation.{field} is not {generation} after 20 s: {shown}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// What one of the lab's processes logged so far (`aio.log`, `server.log`, …).
     pub fn log(&self, name: &str) -> String {
         std::fs::read_to_string(self._dir.path().join(name)).unwrap_or_default()

@@ -39,9 +39,9 @@ impl CaCertificate {
         let cert = X509::from_pem(pem.as_bytes()).map_err(|e| {
             Unsupported::new("ca_certificate", format!("is not a certificate: {e}"))
         })?;
-        let der = cert.to_der().map_err(|e| {
-            Unsupported::new("ca_certificate", format!("cannot be encoded: {e}"))
-        })?;
+        let der = cert
+            .to_der()
+            .map_err(|e| Unsupported::new("ca_certificate", format!("cannot be encoded: {e}")))?;
         let subject = cert
             .subject_name()
             .entries()

@@ -290,9 +290,7 @@ fn libreswan_names_the_project_ca_for_a_far_end_of_its_own_pki() {
     assert!(far.certificates.as_ref().is_some_and(|c| c.own_pki));
     let text = render(Format::Libreswan, &far).expect("renders");
     assert!(
-        text.contains(
-            "\trightca=\"O=vpnaas, CN=vpnaas CA 3f2a9c1e5b7d4e0f8a6c2b1d9e4f7a30\"\n"
-        ),
+        text.contains("\trightca=\"O=vpnaas, CN=vpnaas CA 3f2a9c1e5b7d4e0f8a6c2b1d9e4f7a30\"\n"),
         "{text}"
     );
 }

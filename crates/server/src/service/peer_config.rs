@@ -127,7 +127,8 @@ pub async fn peer_config(
         true => Secret::Included(ours.psk.clone()),
         false => Secret::Placeholder,
     };
-    let far = FarEnd::of(&ours, secret, vpnaas_ca.as_deref()).map_err(|e| unavailable(e.to_string()))?;
+    let far =
+        FarEnd::of(&ours, secret, vpnaas_ca.as_deref()).map_err(|e| unavailable(e.to_string()))?;
     let text = peer_config::render(format, &far).map_err(|e| unavailable(e.to_string()))?;
     Ok(Answer::Config {
         text,

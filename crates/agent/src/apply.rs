@@ -55,14 +55,20 @@ impl Agent {
     /// whatever Neutron's `ha_state` (and so the server's role) says yet: keepalived's
     /// address is the fence, as for Neutron's own VPN agent. The namespace is watched, so
     /// the address coming or going (and Neutron rewriting its rules) is applied at once.
+    /// A namespace Neutron has not built yet is awaited (no daemon runs for the router
+    /// meanwhile), and the router applied as soon as it is there.
     async fn apply_beside_neutron(
         &mut self,
         state: &RouterState,
         last: Option<&RouterState>,
     ) -> Result<()> {
         let namespace = self.config.namespace(&state.router_id);
+        if !self.watches.watch(&state.router_id, &namespace).await {
+            tracing::info!(router = %state.router_id, %namespace, "waiting for Neutron's namespace");
+            self.gateway_here.remove(&state.router_id);
+            return self.stop_daemons(&state.router_id).await;
+        }
         l3::neutron::apply(&namespace, state).await?;
-        self.watches.watch(&state.router_id, &namespace).await;
         if !state.ha {
             self.gateway_here.remove(&state.router_id);
             return self.ensure_daemon(&namespace, state, last).await;

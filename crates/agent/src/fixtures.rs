@@ -25,3 +25,14 @@ pub fn is_root() -> bool {
             .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
     })
 }
+
+/// Deletes a test's namespace when dropped, also when the test fails.
+pub struct ScratchNamespace(pub String);
+
+impl Drop for ScratchNamespace {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "delete", &self.0])
+            .status();
+    }
+}

@@ -211,6 +211,8 @@ impl Agent {
             self.config.heartbeat(),
         );
         let mut tick = tokio::time::interval(self.config.resync());
+        let mut awaited = tokio::time::interval(l3::watch::AWAIT_POLL);
+        awaited.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut first = true;
         loop {
             tokio::select! {
@@ -249,6 +251,12 @@ impl Agent {
                         routers.push(more);
                     }
                     self.on_namespace_changes(routers).await;
+                }
+                _ = awaited.tick(), if self.watches.awaiting() => {
+                    let appeared = self.watches.appeared();
+                    if !appeared.is_empty() {
+                        self.on_namespace_changes(appeared).await;
+                    }
                 }
             }
             if std::mem::take(&mut self.resync_soon) {

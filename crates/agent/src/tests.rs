@@ -237,3 +237,82 @@ async fn a_demotion_drops_the_addresses_even_when_the_daemons_files_will_not_go(
     assert!(!l3::namespace_exists(&namespace).await);
     assert!(!l3::namespace_exists(&config.fabric_namespace).await);
 }
+
+/// Polls `probe` every 20 ms for at most 10 s (a busy machine); whether it held.
+async fn eventually<F: Future<Output = bool>>(mut probe: impl FnMut() -> F) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
+        if probe().await {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    false
+}
+
+/// Needs root (CI is root): the namespace is real. Under Neutron, a router scheduled here
+/// before neutron-l3-agent built its namespace is applied as soon as the namespace is
+/// there, not at the next resync (an hour away here): it is awaited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_neutron_a_namespace_not_built_yet_is_awaited_and_applied_when_it_comes() {
+    if !crate::fixtures::is_root() {
+        eprintln!("skipped: creates a network namespace and iptables rules (needs root)");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("dir");
+    let tag = &uuid::Uuid::new_v4().simple().to_string()[..8];
+    let config = AgentConfig {
+        host: "gw-a".into(),
+        state_dir: dir.path().to_path_buf(),
+        namespace_prefix: format!("qrouter-vt{tag}-"),
+        l3_mode: L3Mode::Neutron,
+        fake_tunnel_delay_ms: Some(10),
+        resync_interval: 3600,
+        ..AgentConfig::default()
+    };
+    let namespace = config.namespace("r");
+    let _namespaces = Namespaces(vec![namespace.clone()]);
+    let control = Arc::new(Scripted::default());
+    control.set(state(false, "active", 1));
+    let (hints_tx, hints) = broadcast::channel(4);
+    let agent = Agent::new(config, control.clone(), Metrics::default()).await;
+    let running = tokio::spawn(agent.run(hints));
+
+    let status = |control: &Scripted| {
+        let reports = control.reports();
+        reports.last().map(|r| r.connections[0].status)
+    };
+    assert!(
+        eventually(|| async { status(&control).is_some() }).await,
+        "the router is reported at the first resync"
+    );
+    assert_ne!(status(&control), Some(Status::Active), "no namespace yet");
+    assert!(!l3::namespace_exists(&namespace).await);
+
+    command::run("ip", &["netns", "add", &namespace])
+        .await
+        .expect("Neutron's namespace");
+    let exemption = || async {
+        let args = [
+            "netns",
+            "exec",
+            &namespace,
+            "iptables",
+            "-w",
+            "-t",
+            "nat",
+            "-S",
+            "vpnaas-nat",
+        ];
+        command::run("ip", &args)
+            .await
+            .is_ok_and(|rules| rules.contains("-A vpnaas-nat -s 10.1.0.0/24 -d 10.2.0.0/24"))
+    };
+    assert!(eventually(exemption).await, "the exemption written");
+    assert!(
+        eventually(|| async { status(&control) == Some(Status::Active) }).await,
+        "the tunnel up and reported"
+    );
+    drop(hints_tx);
+    running.await.expect("the agent ends with its hints");
+}

@@ -130,14 +130,16 @@ pub fn issue(
 }
 
 /// The PKCS#12 bundle (key, certificate and CA) of an issued certificate, protected by
-/// `password` (AES-256 and SHA-256, as OpenSSL 3 writes by default).
+/// `password` (AES-256 and SHA-256, as OpenSSL 3 writes by default). Its friendly name is
+/// the one the peer configurations give the far end's certificate (an NSS nickname once
+/// imported).
 pub fn pkcs12(issued: &Issued, ca_pem: &str, password: &str) -> Result<Vec<u8>, PkiError> {
     let key = PKey::private_key_from_pem(issued.private_key.expose().as_bytes())?;
     let cert = X509::from_pem(issued.certificate.as_bytes())?;
     let mut chain = openssl::stack::Stack::new()?;
     chain.push(X509::from_pem(ca_pem.as_bytes())?)?;
     let bundle = Pkcs12::builder()
-        .name("vpnaas peer")
+        .name(crate::peer_config::certificates::PEER)
         .pkey(&key)
         .cert(&cert)
         .ca(chain)

@@ -11,6 +11,13 @@
 //! own chains never touches them; removing them leaves Neutron's rules as they were. Every
 //! argument is rendered from typed addresses and numbers, or read back from Neutron's rules
 //! and checked.
+//!
+//! NAT is decided on a flow's first packet and kept in its conntrack entry: a flow that
+//! passed before the exemption was first (a ping running while Neutron built the namespace
+//! of a router just scheduled here, or while Neutron's rewrite had the SNAT ahead of the
+//! jump) would stay SNATed. Whenever the exemption or its jump is written, the entries of
+//! flows from local to peer subnets in the namespace are deleted, so that their next
+//! packet is decided again.
 
 use ipnet::IpNet;
 use vpnaas_model::agent::RouterState;
@@ -19,9 +26,12 @@ use crate::command::run;
 use crate::error::Teardown;
 use crate::{Error, Result};
 
+/// The chain holding the NAT exemption.
+const EXEMPTION_CHAIN: &str = "vpnaas-nat";
+
 /// Where each chain lives and which built-in chain jumps to it.
 const CHAINS: [(&str, &str, &str); 3] = [
-    ("nat", "POSTROUTING", "vpnaas-nat"),
+    ("nat", "POSTROUTING", EXEMPTION_CHAIN),
     ("mangle", "FORWARD", "vpnaas-mss"),
     ("mangle", "PREROUTING", "vpnaas-mark"),
 ];
@@ -33,23 +43,32 @@ const TUNNEL_DEVICE: &str = "ipsec0";
 /// Neutron's chain that marks packets with the address scope of the port they came in on.
 const NEUTRON_SCOPE_CHAIN: &str = "neutron-l3-agent-scope";
 
+/// Each enabled connection's (local, peer) IPv4 subnet pairs, with its MTU.
+fn exempted(state: &RouterState) -> Vec<(IpNet, IpNet, u32)> {
+    let mut pairs = Vec::new();
+    for conn in state.connections.iter().filter(|c| c.enabled) {
+        for local in conn.local_cidrs.iter().filter(|c| is_v4(c)) {
+            for peer in conn.peer_cidrs.iter().filter(|c| is_v4(c)) {
+                pairs.push((*local, *peer, conn.mtu));
+            }
+        }
+    }
+    pairs
+}
+
 /// The rules of each chain of [`CHAINS`], as `iptables -S` lists them; `gateway_mark` is
 /// the mark Neutron gives packets from the gateway port (`value/mask`), given to those
 /// from the tunnel device too.
 pub fn rules(state: &RouterState, gateway_mark: Option<&str>) -> [Vec<String>; 3] {
     let (mut nat, mut mss) = (Vec::new(), Vec::new());
-    for conn in state.connections.iter().filter(|c| c.enabled) {
-        let clamp = conn.mtu.saturating_sub(40);
-        for local in conn.local_cidrs.iter().filter(|c| is_v4(c)) {
-            for peer in conn.peer_cidrs.iter().filter(|c| is_v4(c)) {
-                nat.push(format!("-A vpnaas-nat -s {local} -d {peer} -j ACCEPT"));
-                for (from, to) in [(local, peer), (peer, local)] {
-                    mss.push(format!(
-                        "-A vpnaas-mss -s {from} -d {to} -p tcp -m tcp --tcp-flags SYN,RST SYN -m tcpmss --mss {}:65535 -j TCPMSS --set-mss {clamp}",
-                        clamp + 1
-                    ));
-                }
-            }
+    for (local, peer, mtu) in exempted(state) {
+        let clamp = mtu.saturating_sub(40);
+        nat.push(format!("-A vpnaas-nat -s {local} -d {peer} -j ACCEPT"));
+        for (from, to) in [(local, peer), (peer, local)] {
+            mss.push(format!(
+                "-A vpnaas-mss -s {from} -d {to} -p tcp -m tcp --tcp-flags SYN,RST SYN -m tcpmss --mss {}:65535 -j TCPMSS --set-mss {clamp}",
+                clamp + 1
+            ));
         }
     }
     nat.dedup();
@@ -121,19 +140,71 @@ fn is_v4(net: &IpNet) -> bool {
 
 /// Brings vpnaas's chains in the router's namespace to `state`'s rules, each chain
 /// rewritten only when it differs, and its jump put back first in its built-in chain if
-/// Neutron's rewrite of that chain lost it or moved it below Neutron's own.
+/// Neutron's rewrite of that chain lost it or moved it below Neutron's own. When the
+/// exemption or its jump was written, the flows it exempts are forgotten by conntrack.
 pub async fn apply(namespace: &str, state: &RouterState) -> Result<()> {
     if !super::namespace_exists(namespace).await {
         return Err(Error::NoRouterNamespace(namespace.to_string()));
     }
     let mark = gateway_mark(namespace).await?;
+    let mut exemption_written = false;
     for ((table, hook, chain), wanted) in CHAINS.into_iter().zip(rules(state, mark.as_deref())) {
+        let mut written = false;
         if listed(namespace, table, chain).await? != Some(wanted.clone()) {
             rewrite(namespace, table, chain, &wanted).await?;
+            written = true;
         }
-        ensure_jump(namespace, table, hook, chain).await?;
+        written |= ensure_jump(namespace, table, hook, chain).await?;
+        exemption_written |= written && chain == EXEMPTION_CHAIN;
+    }
+    if exemption_written {
+        forget_exempted_flows(namespace, state).await;
     }
     Ok(())
+}
+
+/// The `conntrack` arguments deleting the entries of flows from each exempted local
+/// subnet to its peer subnet (matched on their original direction).
+pub fn conntrack_deletions(state: &RouterState) -> Vec<[String; 5]> {
+    let mut deletions: Vec<[String; 5]> = exempted(state)
+        .into_iter()
+        .map(|(local, peer, _)| {
+            ["-D", "-s", &local.to_string(), "-d", &peer.to_string()].map(String::from)
+        })
+        .collect();
+    deletions.dedup();
+    deletions
+}
+
+/// Deletes the conntrack entries of exempted flows in the namespace. A failure is logged,
+/// not returned: the exemption is in place for every new flow, and the next write tries
+/// again.
+async fn forget_exempted_flows(namespace: &str, state: &RouterState) {
+    for deletion in conntrack_deletions(state) {
+        let mut args = vec!["netns", "exec", namespace, "conntrack"];
+        args.extend(deletion.iter().map(String::as_str));
+        match deleted(run("ip", &args).await) {
+            Ok(()) => {
+                tracing::debug!(namespace, pair = ?&deletion[2..], "exempted flows forgotten")
+            }
+            Err(error) => {
+                tracing::warn!(%error, namespace, "cannot delete the conntrack entries of exempted flows")
+            }
+        }
+    }
+}
+
+/// A `conntrack -D` outcome: having found no entry to delete (exit status 1, "0 flow
+/// entries have been deleted") is no failure.
+pub fn deleted(outcome: Result<String>) -> Result<()> {
+    match outcome {
+        Err(Error::Command { status, stderr, .. })
+            if status.code() == Some(1) && stderr.contains(" 0 flow entries have been deleted") =>
+        {
+            Ok(())
+        }
+        other => other.map(drop),
+    }
 }
 
 /// The rules of a chain, `None` when it does not exist.
@@ -172,21 +243,21 @@ async fn rewrite(namespace: &str, table: &str, chain: &str, rules: &[String]) ->
     Ok(())
 }
 
-/// Puts `-j chain` first in `hook` unless it is first already. Neutron's iptables
-/// manager, whenever it rewrites a table (any router update), writes its own rules ahead
-/// of every rule it does not own: the jump is then still there but below Neutron's SNAT,
-/// and is moved back to the top.
-async fn ensure_jump(namespace: &str, table: &str, hook: &str, chain: &str) -> Result<()> {
+/// Puts `-j chain` first in `hook` unless it is first already; returns whether it wrote
+/// it. Neutron's iptables manager, whenever it rewrites a table (any router update),
+/// writes its own rules ahead of every rule it does not own: the jump is then still there
+/// but below Neutron's SNAT, and is moved back to the top.
+async fn ensure_jump(namespace: &str, table: &str, hook: &str, chain: &str) -> Result<bool> {
     let jump = format!("-A {hook} -j {chain}");
     let first = listed(namespace, table, hook)
         .await?
         .and_then(|rules| rules.into_iter().next());
     if first.as_deref() == Some(jump.as_str()) {
-        return Ok(());
+        return Ok(false);
     }
     remove_jumps(namespace, table, hook, chain).await?;
     iptables(namespace, table, &["-I", hook, "1", "-j", chain]).await?;
-    Ok(())
+    Ok(true)
 }
 
 /// Deletes every `-j chain` from `hook`.

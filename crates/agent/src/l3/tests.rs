@@ -1,7 +1,7 @@
 //! Tests of the router namespaces' plumbing.
 
 use super::*;
-use crate::fixtures::is_root;
+use crate::fixtures::{ScratchNamespace, is_root};
 use vpnaas_model::agent::{ConnectionSpec, PortAddress};
 
 fn port(address: &str) -> PortAddress {
@@ -97,17 +97,6 @@ async fn a_namespace_created_by_many_at_once_is_usable_by_each() {
         for outcome in outcomes {
             outcome.expect("every creator can use the namespace");
         }
-    }
-}
-
-/// Deletes a test's namespace when dropped, also when the test fails.
-struct ScratchNamespace(String);
-
-impl Drop for ScratchNamespace {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("ip")
-            .args(["netns", "delete", &self.0])
-            .status();
     }
 }
 
@@ -323,4 +312,130 @@ async fn a_watched_namespace_wakes_its_router_on_address_and_rule_changes() {
         .expect("address");
     let after = tokio::time::timeout(std::time::Duration::from_millis(300), events.recv()).await;
     assert!(after.is_err(), "nothing after unwatch: {after:?}");
+}
+
+#[test]
+fn exempted_flows_are_deleted_per_pair_and_no_entry_to_delete_is_no_failure() {
+    let state = router_with_a_connection("172.24.4.137/24");
+    assert_eq!(
+        neutron::conntrack_deletions(&state),
+        [
+            ["-D", "-s", "10.1.0.0/24", "-d", "10.2.0.0/24"].map(String::from),
+            ["-D", "-s", "10.1.0.0/24", "-d", "10.3.0.0/24"].map(String::from),
+        ]
+    );
+    let mut disabled = state.clone();
+    disabled.connections[0].enabled = false;
+    assert!(neutron::conntrack_deletions(&disabled).is_empty());
+
+    use std::os::unix::process::ExitStatusExt as _;
+    let failed = |code: i32, stderr: &str| {
+        Err(Error::Command {
+            command: "conntrack -D".into(),
+            status: std::process::ExitStatus::from_raw(code << 8),
+            stderr: stderr.into(),
+        })
+    };
+    let none = "conntrack v1.4.7 (conntrack-tools): 0 flow entries have been deleted.";
+    assert!(neutron::deleted(failed(1, none)).is_ok());
+    assert!(neutron::deleted(Ok("1 flow entries have been deleted.".into())).is_ok());
+    let refused = "conntrack v1.4.7 (conntrack-tools): Operation failed: Operation not permitted";
+    assert!(neutron::deleted(failed(1, refused)).is_err());
+    assert!(neutron::deleted(failed(2, none)).is_err());
+}
+
+/// Inserts an ICMP echo flow from `from` to `to` into the namespace's conntrack table.
+async fn flow(namespace: &str, from: &str, to: &str) {
+    let args = [
+        "netns",
+        "exec",
+        namespace,
+        "conntrack",
+        "-I",
+        "-s",
+        from,
+        "-d",
+        to,
+        "-p",
+        "icmp",
+        "--icmp-type",
+        "8",
+        "--icmp-code",
+        "0",
+        "--icmp-id",
+        "7",
+        "-t",
+        "60",
+    ];
+    run("ip", &args).await.expect("conntrack -I");
+}
+
+/// The namespace's conntrack entries as `(source, destination)` of their original direction.
+async fn flows(namespace: &str) -> Vec<(String, String)> {
+    let listed = run("ip", &["netns", "exec", namespace, "conntrack", "-L"])
+        .await
+        .expect("conntrack -L");
+    let field = |line: &str, key: &str| {
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(key))
+            .unwrap_or_default()
+            .to_string()
+    };
+    let mut flows: Vec<_> = listed
+        .lines()
+        .map(|line| (field(line, "src="), field(line, "dst=")))
+        .collect();
+    flows.sort();
+    flows
+}
+
+/// Needs root (CI is root): a flow SNATed before the exemption was first keeps its NAT in
+/// its conntrack entry; writing the exemption (or putting its jump back first) deletes the
+/// entries of local-to-peer flows, and only those, and an apply that writes nothing
+/// deletes nothing.
+#[tokio::test]
+async fn writing_the_exemption_makes_conntrack_forget_the_flows_it_exempts() {
+    if !is_root() {
+        eprintln!("skipped: creates a network namespace and conntrack entries (needs root)");
+        return;
+    }
+    let namespace = format!(
+        "qrouter-vc{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    );
+    let _guard = ScratchNamespace(namespace.clone());
+    ensure_namespace(&namespace).await.expect("namespace");
+    neutron_nat(&namespace).await;
+    let state = router_with_a_connection("172.24.4.137/24");
+    let (exempt, other) = (("10.1.0.5", "10.3.0.9"), ("10.1.0.5", "192.0.2.9"));
+    for (from, to) in [exempt, other] {
+        flow(&namespace, from, to).await;
+    }
+
+    neutron::apply(&namespace, &state).await.expect("apply");
+    let other_only = vec![(other.0.to_string(), other.1.to_string())];
+    assert_eq!(
+        flows(&namespace).await,
+        other_only,
+        "the exempted flow is forgotten"
+    );
+
+    flow(&namespace, exempt.0, exempt.1).await;
+    neutron::apply(&namespace, &state)
+        .await
+        .expect("apply again");
+    assert_eq!(
+        flows(&namespace).await.len(),
+        2,
+        "nothing written, nothing forgotten"
+    );
+
+    // Neutron's rewrite moved the jump below its SNAT: putting it back first forgets the
+    // flows SNATed meanwhile.
+    iptables(&namespace, "-t nat -D POSTROUTING -j vpnaas-nat").await;
+    iptables(&namespace, "-t nat -A POSTROUTING -j vpnaas-nat").await;
+    neutron::apply(&namespace, &state)
+        .await
+        .expect("apply after the rewrite");
+    assert_eq!(flows(&namespace).await, other_only);
 }

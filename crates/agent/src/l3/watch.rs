@@ -9,11 +9,17 @@
 //! A socket holds its namespace alive, so a watch follows the namespace *file*: when
 //! Neutron deletes the namespace, or deletes and creates it again (the router moved away
 //! and back), [`Watches::watch`] drops the old sockets and opens new ones.
+//!
+//! A router whose namespace does not exist yet (Neutron just scheduled it here and its L3
+//! agent is still building it) has nothing to watch: its namespace is *awaited*, looked
+//! for every [`AWAIT_POLL`] by the agent while any is (there is no event for a namespace
+//! being made), and the router is reconciled as soon as it is there.
 
 use std::collections::HashMap;
 use std::io;
 use std::os::fd::{AsFd as _, OwnedFd};
 use std::os::unix::fs::MetadataExt as _;
+use std::path::Path;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
@@ -31,6 +37,8 @@ const ADDRESS_GROUPS: u32 = 0x10 | 0x100;
 const NFTABLES_GROUPS: u32 = 1 << (7 - 1);
 /// How often the event thread looks whether its watches are still wanted.
 const IDLE_CHECK: Duration = Duration::from_secs(1);
+/// How often an awaited namespace is looked for.
+pub const AWAIT_POLL: Duration = Duration::from_millis(200);
 
 /// The namespace file a watch was opened on (device and inode), to tell a namespace
 /// deleted and created again under the same name.
@@ -56,6 +64,8 @@ pub struct Watches {
     wake: mpsc::UnboundedSender<String>,
     shared: Option<Arc<Shared>>,
     watches: HashMap<String, Watch>,
+    /// The namespace file of each router whose namespace is awaited.
+    awaited: HashMap<String, PathBuf>,
     next_token: AtomicU64,
 }
 
@@ -66,30 +76,55 @@ impl Watches {
             wake,
             shared: None,
             watches: HashMap::new(),
+            awaited: HashMap::new(),
             next_token: AtomicU64::new(0),
         }
     }
 
     /// Makes sure the router's namespace is watched: opens the sockets on first use, or
-    /// again when the namespace under that name is not the one watched; a namespace that
-    /// does not exist is not watched (the router is reconciled again when it comes).
-    pub async fn watch(&mut self, router_id: &str, namespace: &str) {
+    /// again when the namespace under that name is not the one watched. A namespace that
+    /// does not exist (or is not mounted yet) is awaited instead. Returns whether it
+    /// exists.
+    pub async fn watch(&mut self, router_id: &str, namespace: &str) -> bool {
         let path = PathBuf::from("/run/netns").join(namespace);
-        let Ok(identity) = std::fs::metadata(&path).map(|m| (m.dev(), m.ino())) else {
+        let Some(identity) = mounted(&path) else {
             self.unwatch(router_id);
-            return;
+            self.awaited.insert(router_id.to_string(), path);
+            return false;
         };
+        self.awaited.remove(router_id);
         if self
             .watches
             .get(router_id)
             .is_some_and(|w| w.identity == identity)
         {
-            return;
+            return true;
         }
         self.unwatch(router_id);
         if let Err(error) = self.open(router_id, path, identity).await {
             tracing::warn!(%error, namespace, "cannot watch the namespace; its changes are seen at the next resync");
         }
+        true
+    }
+
+    /// Whether some router's namespace is awaited.
+    pub fn awaiting(&self) -> bool {
+        !self.awaited.is_empty()
+    }
+
+    /// The routers whose awaited namespace is there now, no longer awaited (reconciling
+    /// them watches it).
+    pub fn appeared(&mut self) -> Vec<String> {
+        let appeared: Vec<String> = self
+            .awaited
+            .iter()
+            .filter(|(_, path)| mounted(path).is_some())
+            .map(|(router_id, _)| router_id.clone())
+            .collect();
+        for router_id in &appeared {
+            self.awaited.remove(router_id);
+        }
+        appeared
     }
 
     async fn open(&mut self, router_id: &str, path: PathBuf, identity: Identity) -> io::Result<()> {
@@ -133,9 +168,10 @@ impl Watches {
         Ok(shared)
     }
 
-    /// Stops watching the router's namespace (its sockets closed: the namespace is not
-    /// held alive by them).
+    /// Stops watching (or awaiting) the router's namespace (its sockets closed: the
+    /// namespace is not held alive by them).
     pub fn unwatch(&mut self, router_id: &str) {
+        self.awaited.remove(router_id);
         let (Some(watch), Some(shared)) = (self.watches.remove(router_id), &self.shared) else {
             return;
         };
@@ -149,6 +185,16 @@ impl Watches {
             }
         }
     }
+}
+
+/// The identity of the namespace file at `path` once a namespace is mounted on it. `ip
+/// netns add` creates the file empty on `/run/netns`'s own filesystem and mounts the
+/// namespace on it afterwards: until then it has the directory's device, and entering it
+/// fails.
+fn mounted(path: &Path) -> Option<Identity> {
+    let file = std::fs::metadata(path).ok()?;
+    let dir = std::fs::metadata(path.parent()?).ok()?;
+    (file.dev() != dir.dev()).then(|| (file.dev(), file.ino()))
 }
 
 /// The event thread: for each socket with messages, reads them all and wakes its router

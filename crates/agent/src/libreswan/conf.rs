@@ -57,6 +57,9 @@ impl Conn {
             auto: "add",
             mtu: Some(spec.mtu),
             certificate: super::nss::nickname(spec)?,
+            // The server lets a Libreswan service trust the project's CA only, which
+            // issued the gateway's certificate: Libreswan's implied `rightca=%same`.
+            right_ca: None,
         };
         Ok(Conn {
             name: spec.id.clone(),

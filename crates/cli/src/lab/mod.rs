@@ -11,6 +11,7 @@
 //! vpnaas does not manage, configured only from the connection's downloaded peer
 //! configuration (see [`unmanaged`]).
 
+mod far_credentials;
 mod gateways;
 mod remnants;
 pub mod unmanaged;

@@ -23,6 +23,8 @@ use vpnaas_client::Client;
 use vpnaas_model::Kind;
 
 use super::LabArgs;
+use super::far_credentials::{self, Credentials};
+use vpnaas_server::peer_config::certificates::CA_FILE;
 
 /// The daemon an unmanaged site runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -122,12 +124,28 @@ pub async fn up(client: &Client, args: &UpArgs) -> Result<Value> {
     plug(client, lab, args.site, peer, (lan, router_lan, host)).await?;
     let dir = site_dir(lab, args.site);
     std::fs::create_dir_all(&dir).context("site directory")?;
-    if conn["auth_mode"] == "cert" {
-        install_certificates(client, args, &conn, &dir).await?;
-    }
+    let credentials = match conn["auth_mode"] == "cert" {
+        true => {
+            let own = args.certificate.as_deref().zip(args.key.as_deref());
+            Some(Credentials::obtain(client, &conn_id, own).await?)
+        }
+        false => None,
+    };
     match args.daemon {
-        Daemon::Strongswan => start_charon(&router_ns, &dir, &args.charon, &config).await?,
-        Daemon::Libreswan => start_pluto(&router_ns, &dir, &args.libreswan_root, &config).await?,
+        Daemon::Strongswan => {
+            if let Some(credentials) = &credentials {
+                far_credentials::install_swanctl(client, &conn, credentials, &dir).await?;
+            }
+            start_charon(&router_ns, &dir, &args.charon, &config).await?
+        }
+        Daemon::Libreswan => {
+            let pluto = Pluto {
+                root: &args.libreswan_root,
+                dir: &dir,
+                credentials: credentials.as_ref(),
+            };
+            start_pluto(&router_ns, &pluto, &config).await?
+        }
     }
     Ok(json!({
         "site": format!("u{}", args.site),
@@ -139,41 +157,6 @@ pub async fn up(client: &Client, args: &UpArgs) -> Result<Value> {
         "host_ip": host.to_string(),
         "directory": dir.to_string_lossy(),
     }))
-}
-
-/// Puts a `cert` connection's credentials where the downloaded swanctl.conf names them:
-/// the far end's certificate and key (`--certificate`/`--key`, else issued by the
-/// project's CA for its `peer_id`), and the project's CA, which vouches for our gateway.
-async fn install_certificates(
-    client: &Client,
-    args: &UpArgs,
-    conn: &Value,
-    dir: &Path,
-) -> Result<()> {
-    let swanctl = dir.join("swanctl");
-    for sub in ["x509", "x509ca", "private"] {
-        std::fs::create_dir_all(swanctl.join(sub)).context("swanctl directory")?;
-    }
-    let (certificate, key) = match (&args.certificate, &args.key) {
-        (Some(certificate), Some(key)) => (
-            std::fs::read_to_string(certificate).context("--certificate")?,
-            std::fs::read_to_string(key).context("--key")?,
-        ),
-        _ => {
-            let issued = client.peer_credentials(&super::id(conn)?).await?;
-            let text = |field: &str| issued[field].as_str().unwrap_or_default().to_string();
-            (text("certificate"), text("private_key"))
-        }
-    };
-    let service_id = conn["vpnservice_id"].as_str().unwrap_or_default();
-    let service = client.show(Kind::VpnService, service_id).await?;
-    let Some(ca) = service["ca_certificate"].as_str() else {
-        bail!("the connection's VPN service shows no ca_certificate");
-    };
-    std::fs::write(swanctl.join("x509/vpnaas-peer.pem"), certificate).context("certificate")?;
-    write_private(&swanctl.join("private/vpnaas-peer.key"), &key)?;
-    std::fs::write(swanctl.join("x509ca/vpnaas-ca.pem"), ca).context("CA certificate")?;
-    Ok(())
 }
 
 /// The connection named or identified by `name_or_id`.
@@ -311,7 +294,7 @@ async fn lab_internet(client: &Client, lab: &LabArgs) -> Result<(String, u8)> {
 }
 
 /// Writes a file only root may read (it holds the key).
-fn write_private(path: &Path, text: &str) -> Result<()> {
+pub(super) fn write_private(path: &Path, text: impl AsRef<[u8]>) -> Result<()> {
     use std::io::Write as _;
     std::fs::OpenOptions::new()
         .write(true)
@@ -319,7 +302,7 @@ fn write_private(path: &Path, text: &str) -> Result<()> {
         .truncate(true)
         .mode(0o600)
         .open(path)
-        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .and_then(|mut f| f.write_all(text.as_ref()))
         .with_context(|| format!("cannot write {}", path.display()))
 }
 
@@ -413,17 +396,32 @@ async fn start_charon(namespace: &str, dir: &Path, charon: &Path, config: &str) 
     Ok(())
 }
 
-/// The download's two files: `ipsec.conf` and `ipsec.secrets`, each after its
-/// `# ==> FILE <==` line.
-fn split_libreswan(config: &str) -> Result<(String, String)> {
-    let (conf, secrets) = config
+/// The download's files: `ipsec.conf`, `ipsec.secrets` and, for certificate
+/// authentication, the project's CA (`vpnaas-ca.pem`), each after its `# ==> FILE <==`
+/// line.
+fn split_libreswan(config: &str) -> Result<(String, String, Option<String>)> {
+    let (conf, rest) = config
         .split_once("# ==> ipsec.secrets <==\n")
         .context("the download has no ipsec.secrets part")?;
-    Ok((conf.to_string(), secrets.to_string()))
+    let marker = format!("\n# ==> {CA_FILE} <==\n");
+    let (secrets, ca) = match rest.split_once(&marker) {
+        Some((secrets, ca)) => (secrets, Some(ca.to_string())),
+        None => (rest, None),
+    };
+    Ok((conf.to_string(), secrets.to_string(), ca))
 }
 
-/// pluto with the downloaded ipsec.conf and ipsec.secrets (it adds their conns itself).
-async fn start_pluto(namespace: &str, dir: &Path, root: &Path, config: &str) -> Result<()> {
+/// Where pluto runs from, and the far end's credentials when it has certificates.
+struct Pluto<'a> {
+    root: &'a Path,
+    dir: &'a Path,
+    credentials: Option<&'a Credentials>,
+}
+
+/// pluto with the downloaded ipsec.conf and ipsec.secrets (it adds their conns itself),
+/// and a `cert` connection's credentials imported as the download says.
+async fn start_pluto(namespace: &str, site: &Pluto<'_>, config: &str) -> Result<()> {
+    let (root, dir) = (site.root, site.dir);
     let pluto = root.join("usr/libexec/ipsec/pluto");
     if !pluto.exists() {
         bail!(
@@ -431,7 +429,7 @@ async fn start_pluto(namespace: &str, dir: &Path, root: &Path, config: &str) -> 
             root.display()
         );
     }
-    let (conf, secrets) = split_libreswan(config)?;
+    let (conf, secrets, ca) = split_libreswan(config)?;
     for sub in ["run", "nss", "ipsec.d"] {
         std::fs::create_dir_all(dir.join(sub)).context("pluto directory")?;
     }
@@ -440,6 +438,12 @@ async fn start_pluto(namespace: &str, dir: &Path, root: &Path, config: &str) -> 
     if !dir.join("nss/cert9.db").exists() {
         let nss = format!("sql:{}", dir.join("nss").display());
         command::run("certutil", &["-N", "-d", &nss, "--empty-password"]).await?;
+    }
+    if let Some(credentials) = site.credentials {
+        let Some(ca) = ca else {
+            bail!("the download of a cert connection has no {CA_FILE} part");
+        };
+        far_credentials::import_nss(credentials, &ca, dir).await?;
     }
     let path = |p: &str| dir.join(p).to_string_lossy().into_owned();
     let mut program = Command::new("ip");

@@ -33,8 +33,10 @@ pub enum Value {
     Keyword(&'static str),
     /// Built from closed enums by the proposal spellings.
     Proposal(String),
-    /// An NSS nickname vpnaas made from a UUID.
+    /// An NSS nickname vpnaas made from a UUID (or a fixed word).
     Nickname(String),
+    /// A distinguished name of letters, digits, spaces and `. - _ : = ,`, in quotes.
+    DistinguishedName(String),
 }
 
 impl std::fmt::Display for Value {
@@ -49,6 +51,7 @@ impl std::fmt::Display for Value {
             Value::Identity(text) | Value::Proposal(text) | Value::Nickname(text) => {
                 f.write_str(text)
             }
+            Value::DistinguishedName(dn) => write!(f, "\"{dn}\""),
             Value::Seconds(n) => write!(f, "{n}s"),
             Value::Number(n) => write!(f, "{n}"),
             Value::Keyword(k) => f.write_str(k),
@@ -84,6 +87,9 @@ pub struct Tunnel<'a> {
     /// authenticates with one (the peer's must come from the same CA: Libreswan's implied
     /// `rightca=%same`); otherwise the pre-shared key.
     pub certificate: Option<String>,
+    /// The distinguished name of the CA the other end's certificate must come from
+    /// (`rightca=`), when it is not the CA of this end's certificate.
+    pub right_ca: Option<String>,
 }
 
 /// The section's lines; `Err` names the policy field Libreswan cannot express.
@@ -105,6 +111,12 @@ pub fn lines(tunnel: &Tunnel) -> Result<Vec<(&'static str, Value)>, Unsupported>
         ]),
         None => lines.push(("authby", Value::Keyword("secret"))),
     }
+    lines.extend(
+        tunnel
+            .right_ca
+            .clone()
+            .map(|dn| ("rightca", Value::DistinguishedName(dn))),
+    );
     lines.extend([
         ("auto", Value::Keyword(tunnel.auto)),
         (

@@ -11,6 +11,7 @@
 //! ipsec.secrets), `vyos` (configuration commands), `cisco_ios` (IOS / IOS XE global
 //! configuration), `juniper_srx` (Junos `set` commands).
 
+pub mod certificates;
 mod cisco_ios;
 mod juniper_srx;
 mod libreswan;
@@ -25,6 +26,8 @@ use vpnaas_model::enums::{DpdAction, IkeVersion, Initiator};
 use vpnaas_model::grammar;
 use vpnaas_model::policy::{IkePolicy, IpsecPolicy};
 use vpnaas_model::site_connection::{Dpd, Psk};
+
+use certificates::{CaCertificate, Certificates};
 
 /// A device language the far end's configuration is written in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -162,12 +165,18 @@ pub struct FarEnd {
     /// Certificate authentication (`auth_mode` `cert`): the far end presents the
     /// certificate `POST …/peer-credentials` issued it (or one of its own PKI) and trusts
     /// the vpnaas project's CA for ours; there is no key.
-    pub certificates: bool,
+    pub certificates: Option<Certificates>,
 }
 
 impl FarEnd {
-    /// The far end of the connection whose desired state (our side) is `ours`.
-    pub fn of(ours: &ConnectionSpec, secret: Secret) -> Result<FarEnd, Unsupported> {
+    /// The far end of the connection whose desired state (our side) is `ours`;
+    /// `vpnaas_ca` is the CA certificate (PEM) of its VPN service, which a `cert`
+    /// connection's far end trusts for our gateway.
+    pub fn of(
+        ours: &ConnectionSpec,
+        secret: Secret,
+        vpnaas_ca: Option<&str>,
+    ) -> Result<FarEnd, Unsupported> {
         grammar::check_uuid(&ours.id).map_err(|reason| Unsupported::new("id", reason))?;
         let identity = |field: &'static str, text: &str| {
             Identity::parse(text).map_err(|reason| Unsupported::new(field, reason))
@@ -185,7 +194,7 @@ impl FarEnd {
             dpd: ours.dpd.clone(),
             initiates: ours.initiator == Initiator::ResponseOnly,
             secret,
-            certificates: ours.certificate.is_some(),
+            certificates: certificates_of(ours, vpnaas_ca)?,
         })
     }
 
@@ -216,6 +225,25 @@ impl FarEnd {
     }
 }
 
+/// What a `cert` connection's far end works with; `None` for a `psk` connection.
+fn certificates_of(
+    ours: &ConnectionSpec,
+    vpnaas_ca: Option<&str>,
+) -> Result<Option<Certificates>, Unsupported> {
+    let Some(auth) = &ours.certificate else {
+        return Ok(None);
+    };
+    let Some(pem) = vpnaas_ca else {
+        return Err(Unsupported::new(
+            "ca_certificate",
+            "the VPN service has no CA certificate yet",
+        ));
+    };
+    let vpnaas_ca = CaCertificate::parse(pem)?;
+    let own_pki = !vpnaas_ca.is_in(&auth.peer_ca);
+    Ok(Some(Certificates { vpnaas_ca, own_pki }))
+}
+
 /// A value of the connection the format cannot express.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {reason}")]
@@ -242,12 +270,6 @@ pub fn render(format: Format, far: &FarEnd) -> Result<String, Unsupported> {
         return Err(Unsupported::new(
             "peer_cidrs",
             "the connection has no traffic selectors on one side",
-        ));
-    }
-    if far.certificates && format != Format::Strongswan {
-        return Err(Unsupported::new(
-            "auth_mode",
-            "certificate authentication is written for the strongswan format only",
         ));
     }
     match format {

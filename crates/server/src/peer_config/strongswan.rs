@@ -12,6 +12,7 @@ use vpnaas_model::enums::{
 };
 use vpnaas_model::spelling::strongswan as spelling;
 
+use super::certificates::{CA_FILE, PEER_CERTIFICATE_FILE, PEER_KEY_FILE};
 use super::{FarEnd, Identity, PLACEHOLDER, Secret, header};
 
 /// One value of a `key = value` line.
@@ -192,18 +193,12 @@ fn connection(far: &FarEnd) -> Section {
     conn.with(children_section)
 }
 
-/// Files a certificate far end reads, relative to swanctl's `x509` and `x509ca`
-/// directories (its key goes in `private`, where `--load-all` finds it).
-pub const PEER_CERTIFICATE: &str = "vpnaas-peer.pem";
-/// The vpnaas project's CA certificate, which the far end trusts for our gateway.
-pub const VPNAAS_CA: &str = "vpnaas-ca.pem";
-
 fn local(far: &FarEnd) -> Section {
     let local = Section::new("local");
-    let local = if far.certificates {
+    let local = if far.certificates.is_some() {
         local
             .set("auth", Value::Keyword("pubkey"))
-            .set("certs", Value::Keyword(PEER_CERTIFICATE))
+            .set("certs", Value::Keyword(PEER_CERTIFICATE_FILE))
     } else {
         local.set("auth", Value::Keyword("psk"))
     };
@@ -212,10 +207,10 @@ fn local(far: &FarEnd) -> Section {
 
 fn remote(far: &FarEnd) -> Section {
     let remote = Section::new("remote");
-    let remote = if far.certificates {
+    let remote = if far.certificates.is_some() {
         remote
             .set("auth", Value::Keyword("pubkey"))
-            .set("cacerts", Value::Keyword(VPNAAS_CA))
+            .set("cacerts", Value::Keyword(CA_FILE))
     } else {
         remote.set("auth", Value::Keyword("psk"))
     };
@@ -239,12 +234,12 @@ fn secret(far: &FarEnd) -> Section {
 /// The far end's `swanctl.conf`.
 pub fn render(far: &FarEnd) -> String {
     let mut out = header(far, "#");
-    if far.certificates {
+    if far.certificates.is_some() {
         let _ = writeln!(
             out,
-            "# certificates: swanctl/x509/{PEER_CERTIFICATE} and swanctl/private/vpnaas-peer.key \
+            "# certificates: swanctl/x509/{PEER_CERTIFICATE_FILE} and swanctl/private/{PEER_KEY_FILE} \
              from POST .../ipsec-site-connections/{}/peer-credentials (or your own PKI's), \
-             swanctl/x509ca/{VPNAAS_CA} from the VPN service's ca_certificate",
+             swanctl/x509ca/{CA_FILE} from the VPN service's ca_certificate",
             far.connection_id
         );
     } else if far.secret == Secret::Placeholder {
@@ -253,7 +248,7 @@ pub fn render(far: &FarEnd) -> String {
     Section::new("connections")
         .with(connection(far))
         .write(&mut out, 0);
-    if !far.certificates {
+    if !far.certificates.is_some() {
         Section::new("secrets").with(secret(far)).write(&mut out, 0);
     }
     out

@@ -42,7 +42,7 @@ fn spec() -> ConnectionSpec {
 }
 
 fn far(secret: Secret) -> FarEnd {
-    FarEnd::of(&spec(), secret).expect("far end")
+    FarEnd::of(&spec(), secret, None).expect("far end")
 }
 
 fn included() -> Secret {
@@ -144,7 +144,7 @@ fn a_key_a_command_line_cannot_carry_is_refused_by_name() {
 fn values_a_format_cannot_express_are_named() {
     let mut ours = spec();
     ours.ike.pfs = vpnaas_model::enums::PfsGroup::Group22;
-    let far = FarEnd::of(&ours, Secret::Placeholder).expect("far end");
+    let far = FarEnd::of(&ours, Secret::Placeholder, None).expect("far end");
     for format in [Format::Libreswan, Format::CiscoIos, Format::JuniperSrx] {
         let refused = render(format, &far).expect_err("group22");
         assert_eq!(refused.field, "pfs", "{format:?}: {refused}");
@@ -157,7 +157,7 @@ fn values_outside_a_vendor_range_are_named() {
     let refused = |format: Format, change: &dyn Fn(&mut ConnectionSpec)| {
         let mut ours = spec();
         change(&mut ours);
-        let far = FarEnd::of(&ours, Secret::Placeholder).expect("far end");
+        let far = FarEnd::of(&ours, Secret::Placeholder, None).expect("far end");
         render(format, &far)
             .expect_err("outside the vendor's range")
             .field
@@ -199,7 +199,7 @@ fn values_outside_a_vendor_range_are_named() {
 fn a_response_only_connection_makes_the_far_end_initiate() {
     let mut ours = spec();
     ours.initiator = vpnaas_model::enums::Initiator::ResponseOnly;
-    let far = FarEnd::of(&ours, Secret::Placeholder).expect("far end");
+    let far = FarEnd::of(&ours, Secret::Placeholder, None).expect("far end");
     assert!(
         render(Format::Strongswan, &far)
             .expect("renders")
@@ -221,7 +221,7 @@ fn a_response_only_connection_makes_the_far_end_initiate() {
 fn an_identity_outside_the_grammar_is_refused() {
     let mut ours = spec();
     ours.peer_id = "x\nconn evil".into();
-    let refused = FarEnd::of(&ours, Secret::Placeholder).expect_err("hostile id");
+    let refused = FarEnd::of(&ours, Secret::Placeholder, None).expect_err("hostile id");
     assert_eq!(refused.field, "peer_id");
 }
 
@@ -229,7 +229,7 @@ fn an_identity_outside_the_grammar_is_refused() {
 fn ikev1_gets_one_child_per_pair_of_cidrs() {
     let mut ours = spec();
     ours.ike.ike_version = vpnaas_model::enums::IkeVersion::V1;
-    let far = FarEnd::of(&ours, Secret::Placeholder).expect("far end");
+    let far = FarEnd::of(&ours, Secret::Placeholder, None).expect("far end");
     let conf = render(Format::Strongswan, &far).expect("renders");
     assert!(
         conf.contains("5f0c2a9e-7d41-4c3b-9a57-0e6b8d2f4c11-2 {"),
@@ -238,4 +238,81 @@ fn ikev1_gets_one_child_per_pair_of_cidrs() {
     assert!(conf.contains("dpd_timeout = 40s"), "{conf}");
     let libreswan = render(Format::Libreswan, &far).expect("renders");
     assert!(libreswan.contains("ikev1-policy=accept"), "{libreswan}");
+}
+
+/// The vpnaas project's CA of the certificate tests (a P-256 CA as `pki` makes them).
+fn vpnaas_ca() -> String {
+    std::fs::read_to_string(golden("vpnaas-ca.pem")).expect("CA fixture")
+}
+
+/// The far end of a `cert` connection whose peer's certificate must chain to `peer_ca`.
+fn cert_far(peer_ca: &str, change: &dyn Fn(&mut ConnectionSpec)) -> Result<FarEnd, Unsupported> {
+    let mut ours = spec();
+    ours.psk = Psk::default();
+    ours.certificate = Some(vpnaas_model::certificate::CertificateAuth {
+        local_certificate: "our gateway's certificate".into(),
+        local_key: vpnaas_model::certificate::PrivateKey::new("our gateway's key"),
+        peer_ca: peer_ca.into(),
+    });
+    change(&mut ours);
+    FarEnd::of(&ours, Secret::Placeholder, Some(&vpnaas_ca()))
+}
+
+#[test]
+fn libreswan_signs_with_the_nss_certificate_and_trusts_the_project_ca() {
+    let far = cert_far(&vpnaas_ca(), &|_| {}).expect("far end");
+    let text = render(Format::Libreswan, &far).expect("renders");
+    for line in [
+        "\tauthby=ecdsa\n",
+        "\tleftcert=vpnaas-peer\n",
+        "\tleftsendcert=always\n",
+        "\tleftid=198.51.100.7\n",
+        "\trightid=@vpn.example.net\n",
+        "#   certutil -A -d sql:/var/lib/ipsec/nss -n vpnaas-ca -t CT,, -a -i vpnaas-ca.pem\n",
+        "#   ipsec import vpnaas-peer.p12\n",
+    ] {
+        assert!(text.contains(line), "no {line:?} in\n{text}");
+    }
+    // The certificate came from the project's CA, as ours: Libreswan's implied
+    // `rightca=%same` holds, and no secret is written.
+    assert!(!text.contains("rightca") && !text.contains("PSK"), "{text}");
+    assert!(!text.contains(PLACEHOLDER), "{text}");
+    let (_, ca) = text
+        .split_once("# ==> vpnaas-ca.pem <==\n")
+        .expect("the CA part");
+    assert_eq!(ca, vpnaas_ca(), "the project's CA, inline");
+}
+
+#[test]
+fn libreswan_names_the_project_ca_for_a_far_end_of_its_own_pki() {
+    let other = crate::pki::new_authority("another-project").expect("CA");
+    let far = cert_far(&other.certificate, &|_| {}).expect("far end");
+    assert!(far.certificates.as_ref().is_some_and(|c| c.own_pki));
+    let text = render(Format::Libreswan, &far).expect("renders");
+    assert!(
+        text.contains("\trightca=\"O=vpnaas, CN=vpnaas CA 3f2a9c1e5b7d4e0f8a6c2b1d9e4f7a30\"\n"),
+        "{text}"
+    );
+}
+
+#[test]
+fn libreswan_refuses_certificates_over_ikev1_by_name() {
+    let far = cert_far(&vpnaas_ca(), &|s| {
+        s.ike.ike_version = vpnaas_model::enums::IkeVersion::V1
+    })
+    .expect("far end");
+    let refused = render(Format::Libreswan, &far).expect_err("IKEv1 with ECDSA");
+    assert_eq!(refused.field, "ike_version", "{refused}");
+}
+
+#[test]
+fn a_cert_far_end_without_the_service_ca_is_named() {
+    let mut ours = spec();
+    ours.certificate = Some(vpnaas_model::certificate::CertificateAuth {
+        local_certificate: String::new(),
+        local_key: vpnaas_model::certificate::PrivateKey::new(""),
+        peer_ca: vpnaas_ca(),
+    });
+    let refused = FarEnd::of(&ours, Secret::Placeholder, None).expect_err("no CA");
+    assert_eq!(refused.field, "ca_certificate");
 }

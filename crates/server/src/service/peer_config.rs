@@ -7,6 +7,7 @@
 
 use serde_json::{Value, json};
 use vpnaas_model::site_connection::SiteConnection;
+use vpnaas_model::vpn_service::VpnService;
 use vpnaas_model::{Error as Fault, FaultKind, Kind};
 
 use crate::App;
@@ -106,7 +107,10 @@ pub async fn peer_config(
         .load(id)
         .await?
         .ok_or_else(|| Fault::resource_not_found(Kind::SiteConnection, id))?;
+    // The project's CA that issued the gateway's certificate, as the service shows it.
+    let service: Option<VpnService> = tx.load(&conn.vpnservice_id).await?;
     drop(tx);
+    let vpnaas_ca = service.and_then(|s| s.ca_certificate);
     let unavailable = |why: String| {
         Fault::conflict(
             FaultKind::PeerConfigUnavailable,
@@ -123,7 +127,8 @@ pub async fn peer_config(
         true => Secret::Included(ours.psk.clone()),
         false => Secret::Placeholder,
     };
-    let far = FarEnd::of(&ours, secret).map_err(|e| unavailable(e.to_string()))?;
+    let far =
+        FarEnd::of(&ours, secret, vpnaas_ca.as_deref()).map_err(|e| unavailable(e.to_string()))?;
     let text = peer_config::render(format, &far).map_err(|e| unavailable(e.to_string()))?;
     Ok(Answer::Config {
         text,

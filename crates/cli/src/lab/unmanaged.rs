@@ -188,6 +188,21 @@ async fn peer_cidrs(client: &Client, conn: &Value) -> Result<Vec<IpNet>> {
         .collect()
 }
 
+/// A locally administered MAC address made of the last four bytes of `address`.
+fn stable_mac(address: IpAddr) -> String {
+    let bytes = match address {
+        IpAddr::V4(v4) => v4.octets(),
+        IpAddr::V6(v6) => {
+            let o = v6.octets();
+            [o[12], o[13], o[14], o[15]]
+        }
+    };
+    format!(
+        "02:00:{:02x}:{:02x}:{:02x}:{:02x}",
+        bytes[0], bytes[1], bytes[2], bytes[3]
+    )
+}
+
 /// Wires the site: the router on the lab's internet bridge with the peer address, the
 /// host behind it.
 async fn plug(
@@ -219,8 +234,12 @@ async fn plug(
             .map(String::from)
             .collect::<Vec<_>>()
     };
+    // The far end keeps its MAC address across `down` and `up`, as a real device does:
+    // with a new one, the gateway's neighbour entry would point at the old device until
+    // it expired, and its IKE packets would go nowhere for that long.
     ip(words(&format!(
-        "-n {bridge_ns} link add {outer} type veth peer name pub netns {router}"
+        "-n {bridge_ns} link add {outer} type veth peer name pub address {} netns {router}",
+        stable_mac(peer)
     )))
     .await?;
     ip(words(&format!(

@@ -248,7 +248,7 @@ pub fn render(far: &FarEnd) -> String {
     Section::new("connections")
         .with(connection(far))
         .write(&mut out, 0);
-    if !far.certificates.is_some() {
+    if far.certificates.is_none() {
         Section::new("secrets").with(secret(far)).write(&mut out, 0);
     }
     out

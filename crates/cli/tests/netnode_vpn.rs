@@ -16,7 +16,10 @@
 //! jumps back first. Then r1's primary loses its HA link: keepalived moves the gateway
 //! address, the daemon follows (never running on both nodes, watched throughout), the
 //! connection shows the failover (`HA_FAILOVER`) and is `ACTIVE` again, vpnaas's
-//! `ha_state` follows Neutron's, and the steady ping's longest silence is printed. Last,
+//! `ha_state` follows Neutron's, and the steady ping's longest silence is printed. Then
+//! Neutron moves r0 from hostA's L3 agent to hostC's under a steady ping: the daemon
+//! moves with the namespace, hostA's is stopped, both connections are `ACTIVE` again and
+//! VM2 still sees VM1's own address; the silence is printed. Last,
 //! the VPN is deleted: no charon, chain or jump of vpnaas is left in any `qrouter-`
 //! namespace of either node, and Neutron's rules there are as they were without vpnaas's.
 //!
@@ -100,6 +103,7 @@ async fn a_vpn_between_neutron_routers_survives_neutron_rewrites_and_follows_kee
     lab.assert_unsnated(&sites).await;
 
     let failover = lab.fail_over(&sites, &connections).await;
+    let rescheduled = lab.reschedule(&sites, &connections).await;
 
     let t = Instant::now();
     let rules_without_vpnaas = lab.rules_without_vpnaas(&sites);
@@ -140,7 +144,7 @@ async fn a_vpn_between_neutron_routers_survives_neutron_rewrites_and_follows_kee
     eprintln!(
         "stack up {stack_up:?}, both ACTIVE {active:?}, jumps first again {after_floating_ip:?} \
          after a floating IP and {after_restart:?} after an L3 agent restart; {failover}; \
-         VPN gone {cleaned:?}; Libreswan's IKE SAs up {libreswan_ike:?}; whole test {:?}",
+         {rescheduled}; VPN gone {cleaned:?}; Libreswan's IKE SAs up {libreswan_ike:?}; whole test {:?}",
         started.elapsed()
     );
     drop(sites);
@@ -592,6 +596,103 @@ impl Lab {
              charon running there {daemon_after:?} after it was seen, longest ping silence \
              {silence:.2} s at 20 pps (Neutron's ha_state names {neutron_says:?} active)"
         )
+    }
+
+    /// Neutron moves r0 (a legacy router) from hostA's L3 agent to hostC's, as an operator
+    /// does (`openstack network agent remove router` / `add router`), under a steady ping
+    /// from VM2 to VM1: hostA's L3 agent removes the namespace, hostC's builds it; vpnaas's
+    /// agent of hostA stops r0's charon, hostC's starts one in the new namespace; both
+    /// connections are `ACTIVE` again and VM2 still sees VM1's own address. Returns what was
+    /// measured, for the summary line.
+    async fn reschedule(&self, sites: &[Site], connections: &[String]) -> String {
+        let r0 = &sites[0];
+        let old_charons = charons_in(&self.first, &r0.namespace);
+        assert!(!old_charons.is_empty(), "r0's charon runs on hostA");
+        let ping = Pinger::start(&sites[1].vm, &r0.vm.ip);
+        self.wait_for("the steady ping answered", || async {
+            (ping.answered() >= 10).then_some(())
+        })
+        .await;
+        let (from, to) = (
+            self.l3_agent(netnode::HOST).await,
+            self.l3_agent(netnode::SECOND_HOST).await,
+        );
+        let moved = Instant::now();
+        let path = format!("/v2.0/agents/{from}/l3-routers/{}", r0.router);
+        let answer = self
+            .neutron
+            .call(&self.neutron.admin, Method::DELETE, &path, None)
+            .await;
+        assert_eq!(
+            answer.status.as_u16(),
+            204,
+            "DELETE {path}: {}",
+            answer.body
+        );
+        let path = format!("/v2.0/agents/{to}/l3-routers");
+        let body = json!({"router_id": r0.router});
+        let answer = self
+            .neutron
+            .call(&self.neutron.admin, Method::POST, &path, Some(body))
+            .await;
+        assert_eq!(answer.status.as_u16(), 201, "POST {path}: {}", answer.body);
+        let second = self.second.as_ref().expect("hostC");
+        // This lab's userspace datapath needs TX offload off on the new namespace's ports
+        // (see `without_tx_offload`): done as soon as the gateway port is there, and again
+        // once the router is complete.
+        self.wait_for("r0's gateway port on hostC", || async {
+            let links = second
+                .namespaces()
+                .contains(&r0.namespace)
+                .then(|| second.netns_exec(&r0.namespace, &["ip", "-o", "link", "show"]));
+            links.filter(|l| l.contains(" qg-")).map(|_| ())
+        })
+        .await;
+        second.without_tx_offload(&r0.namespace);
+        self.wait_for("r0 built on hostC only", || async {
+            let holders: Vec<&str> = self.holders(r0).iter().map(|n| n.host).collect();
+            (holders == [netnode::SECOND_HOST] && self.namespace_ready(r0, 1)).then_some(())
+        })
+        .await;
+        second.without_tx_offload(&r0.namespace);
+        let built = moved.elapsed();
+        self.wait_for("r0's charon on hostC", || async {
+            (!charons_in(second, &r0.namespace).is_empty()).then_some(())
+        })
+        .await;
+        let daemon = moved.elapsed();
+        let answered = ping.answered();
+        self.wait_for("the ping answered again through hostC", || async {
+            (ping.answered() >= answered + 20).then_some(())
+        })
+        .await;
+        let resumed = moved.elapsed();
+        let silence = ping.longest_silence();
+        drop(ping);
+        self.wait_until_active(connections).await;
+        self.wait_for("hostA's charon of r0 stopped", || async {
+            old_charons
+                .iter()
+                .all(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists())
+                .then_some(())
+        })
+        .await;
+        self.assert_unsnated(sites).await;
+        format!(
+            "r0 moved hostA -> hostC: namespace built after {built:?}, charon there after \
+             {daemon:?}, ping through it again after {resumed:?} (longest silence {silence:.2} s \
+             at 20 pps)"
+        )
+    }
+
+    /// The id of `host`'s neutron-l3-agent.
+    async fn l3_agent(&self, host: &str) -> String {
+        let path = format!("/v2.0/agents?agent_type=L3%20agent&host={host}");
+        let answer = self
+            .neutron
+            .call(&self.neutron.admin, Method::GET, &path, None)
+            .await;
+        id(&answer.body["agents"][0])
     }
 
     fn node(&self, host: &str) -> &NetNode {

@@ -4,7 +4,7 @@
 //! network's host address, and removes the namespace with the router; after the lab,
 //! nothing of it is left on the machine.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode};
@@ -225,4 +225,114 @@ impl Leftovers {
             .collect();
         assert!(new.is_empty(), "namespaces left: {new:?}");
     }
+}
+
+/// Set in the child that plays a lab killed mid-run: the directory and namespace it makes.
+const PLAY_KILLED_LAB: &str = "VPNAAS_TEST_PLAY_KILLED_LAB";
+
+/// A lab killed before its cleanup (a child process taking the hold, recording its directory
+/// and a namespace, starting a daemon naming the directory and a process in the namespace,
+/// then aborting) leaves them running; the next lab's hold ends them before that lab starts.
+#[test]
+fn the_next_lab_ends_what_a_killed_lab_left_behind() {
+    if let Ok(what) = std::env::var(PLAY_KILLED_LAB) {
+        play_killed_lab(&what);
+    }
+    if skip_without_netnode() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tag = &dir.path().file_name().expect("name").to_string_lossy()[4..];
+    let netns = format!("vpnaas-killed{tag}");
+    let status = std::process::Command::new(std::env::current_exe().expect("test binary"))
+        .args(["--exact", "the_next_lab_ends_what_a_killed_lab_left_behind"])
+        .env(PLAY_KILLED_LAB, format!("{} {netns}", dir.path().display()))
+        .status()
+        .expect("the killed lab");
+    assert!(!status.success(), "the killed lab did not die: {status:?}");
+    let daemons = host::processes_naming(dir.path());
+    let inside = namespace_pids(&netns);
+    assert!(
+        !daemons.is_empty() && !inside.is_empty(),
+        "the killed lab left nothing running: {daemons:?} {inside:?}"
+    );
+
+    let next = host::Hold::take();
+    for pid in daemons.iter().chain(&inside) {
+        assert!(!running(*pid), "{pid} of the killed lab still runs");
+    }
+    assert!(
+        !host::namespaces().contains(&netns),
+        "the killed lab's namespace is still there"
+    );
+    assert!(
+        !dir.path().exists(),
+        "the killed lab's directory is still there"
+    );
+    drop(next);
+}
+
+/// The killed lab: takes the hold, records `what` ("DIR NETNS"), starts a daemon naming DIR
+/// and a process in NETNS, and SIGKILLs itself (no drop runs).
+#[expect(
+    clippy::zombie_processes,
+    reason = "a killed lab leaves its processes running, for the next lab to end"
+)]
+fn play_killed_lab(what: &str) -> ! {
+    use std::os::unix::process::CommandExt as _;
+    let (dir, netns) = what.split_once(' ').expect("DIR NETNS");
+    let hold = host::Hold::take();
+    hold.record(&host::Leftover::Dir(dir.into()));
+    hold.record(&host::Leftover::Namespace(netns.to_string()));
+    // A daemon names the lab's directory in its command line, as the lab's all do.
+    let log = PathBuf::from(dir).join("daemon.log");
+    std::fs::write(&log, "").expect("the daemon's log");
+    std::process::Command::new("tail")
+        .arg("-f")
+        .arg(&log)
+        .process_group(0)
+        .spawn()
+        .expect("a daemon naming the lab's directory");
+    let added = std::process::Command::new("ip")
+        .args(["netns", "add", netns])
+        .status()
+        .expect("ip netns add");
+    assert!(added.success(), "ip netns add {netns}");
+    std::process::Command::new("ip")
+        .args(["netns", "exec", netns, "sleep", "600"])
+        .process_group(0)
+        .spawn()
+        .expect("a process in the lab's namespace");
+    let started = Instant::now();
+    while host::processes_naming(Path::new(dir)).is_empty() || namespace_pids(netns).is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "nothing started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = std::process::Command::new("kill")
+        .args(["-KILL", &std::process::id().to_string()])
+        .status();
+    unreachable!("a SIGKILLed process runs no further");
+}
+
+/// The pids of the processes in namespace `ns` of the machine.
+fn namespace_pids(ns: &str) -> Vec<u32> {
+    let output = std::process::Command::new("ip")
+        .args(["netns", "pids", ns])
+        .output()
+        .expect("ip netns pids");
+    String::from_utf8_lossy(&output.stdout)
+        .split_whitespace()
+        .filter_map(|pid| pid.parse().ok())
+        .collect()
+}
+
+/// Whether `pid` is a live process (a zombie no reaper has collected is not).
+fn running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| Some(stat.rsplit_once(") ")?.1.starts_with('Z')))
+        .is_some_and(|zombie| !zombie)
 }

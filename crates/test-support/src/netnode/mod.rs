@@ -12,7 +12,7 @@
 //! Neutron's HA routers run keepalived on the two nodes and fail over.
 //!
 //! Root only. OVS bridges (TAP devices) and namespaces are machine-wide, so one network
-//! node lab runs at a time on a machine (a file lock, [`host::lock`]; nextest's
+//! node lab runs at a time on a machine (a file lock, [`host::Hold`]; nextest's
 //! `netnode` group). On drop, everything it started goes: agents, the processes they
 //! detached (found by the lab's directory in their command line), the Neutron
 //! namespaces made while it ran, the bridges, then Open vSwitch.
@@ -29,7 +29,6 @@ pub mod host;
 mod ovs;
 mod place;
 
-use std::fs::File;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -61,7 +60,7 @@ pub const EXTERNAL_CIDR: &str = "100.127.4.0/24";
 pub const EXTERNAL_HOST_ADDRESS: &str = "100.127.4.1";
 
 /// A running network node. Drop order: [`Drop::drop`] (agents, Open vSwitch, detached
-/// processes, namespaces), then the files, then the lock.
+/// processes, namespaces), then the files, then the hold.
 pub struct NetNode {
     /// Its host name (hostA or hostC).
     pub host: &'static str,
@@ -79,7 +78,8 @@ pub struct NetNode {
     forwards: Vec<Forward>,
     place: Place,
     dir: tempfile::TempDir,
-    _lock: Option<File>,
+    /// The machine-wide hold, on the first node (the second runs under it).
+    hold: Option<host::Hold>,
 }
 
 impl NetNode {
@@ -107,10 +107,11 @@ impl NetNode {
     }
 
     async fn start_first(neutron: &Neutron, bus: &RabbitMq, neutron_vpnaas: bool) -> NetNode {
-        let lock = host::lock();
+        let hold = host::Hold::take();
         let dir = tempfile::tempdir().expect("tempdir");
+        hold.record(&host::Leftover::Dir(dir.path().to_path_buf()));
         let place = Place::Machine;
-        let node = NetNode::boot(HOST, place, dir, Some(lock), bus, neutron_vpnaas, |_, _| {
+        let node = NetNode::boot(HOST, place, dir, Some(hold), bus, neutron_vpnaas, |_, _| {
             let address = format!("{EXTERNAL_HOST_ADDRESS}/{}", prefix_len(EXTERNAL_CIDR));
             ip(&["addr", "replace", &address, "dev", EXTERNAL_BRIDGE]);
             ip(&["link", "set", EXTERNAL_BRIDGE, "up"]);
@@ -119,7 +120,7 @@ impl NetNode {
         node.up(neutron).await
     }
 
-    /// Starts [`SECOND_HOST`] on a simulated host beside `first` (whose lock covers it),
+    /// Starts [`SECOND_HOST`] on a simulated host beside `first` (whose hold covers it),
     /// cabled to its external and tenant bridges, and waits until Neutron lists both of
     /// its agents alive.
     ///
@@ -128,7 +129,11 @@ impl NetNode {
     pub async fn start_second(neutron: &Neutron, bus: &RabbitMq, first: &NetNode) -> NetNode {
         let dir = tempfile::tempdir().expect("tempdir");
         let tag = dir.path().file_name().expect("name").to_string_lossy()[4..].to_string();
-        let place = Place::simulated(&format!("vpnaas-hostc{tag}"), dir.path());
+        let netns = format!("vpnaas-hostc{tag}");
+        let hold = first.hold.as_ref().expect("the first node holds the lab");
+        hold.record(&host::Leftover::Dir(dir.path().to_path_buf()));
+        hold.record(&host::Leftover::Namespace(netns.clone()));
+        let place = Place::simulated(&netns, dir.path());
         let node = NetNode::boot(SECOND_HOST, place, dir, None, bus, false, |place, ovs| {
             let netns = place.netns().expect("simulated");
             for (outside, inside, bridge) in CABLES {
@@ -151,7 +156,7 @@ impl NetNode {
         host: &'static str,
         place: Place,
         dir: tempfile::TempDir,
-        lock: Option<File>,
+        hold: Option<host::Hold>,
         bus: &RabbitMq,
         neutron_vpnaas: bool,
         prepare: impl FnOnce(&Place, &mut Ovs) -> Vec<Forward>,
@@ -176,7 +181,7 @@ impl NetNode {
             forwards,
             place,
             dir,
-            _lock: lock,
+            hold,
         }
     }
 

@@ -1,11 +1,14 @@
 //! The far end as Junos `set` commands for an SRX: IKE proposal, policy and gateway,
 //! IPsec proposal, policy and a route-based VPN bound to `st0.0` with one traffic
-//! selector per pair of CIDRs. Only the values Juniper's documentation names are written;
-//! anything else (groups, intervals and lifetimes outside its lists and ranges, CIDR pairs
-//! a traffic selector cannot carry) is [`Unsupported`]. The key is written `hexadecimal`
-//! (its bytes in hex), so no character of it can end its line. The external interface
-//! (`ge-0/0/0.0`) and the tunnel interface (`st0.0`) are the device's: the download names
-//! the usual ones. The justification of every line is in `tests/golden/juniper-srx.md`.
+//! selector per pair of CIDRs; with certificates, the project's CA profile and ECDSA
+//! signatures with the local certificate `vpnaas-peer` instead of the key. Only the
+//! values Juniper's documentation names are written; anything else (groups, intervals
+//! and lifetimes outside its lists and ranges, CIDR pairs a traffic selector cannot
+//! carry) is [`Unsupported`]. The key is written `hexadecimal` (its bytes in hex), so no
+//! character of it can end its line. The external interface (`ge-0/0/0.0`) and the
+//! tunnel interface (`st0.0`) are the device's: the download names the usual ones. The
+//! justification of every line is in `tests/golden/juniper-srx.md` and
+//! `tests/golden/juniper-srx-cert.md`.
 
 use std::fmt::Write as _;
 use std::net::IpAddr;
@@ -16,6 +19,7 @@ use vpnaas_model::enums::{
     TransformProtocol,
 };
 
+use super::certificates::{CA, CA_FILE, Certificates, PEER, PEER_CERTIFICATE_FILE, PEER_KEY_FILE};
 use super::{FarEnd, Identity, PLACEHOLDER, Secret, Unsupported, within};
 
 /// The interface facing the vpnaas gateway, and the tunnel interface.
@@ -147,7 +151,46 @@ fn secret(far: &FarEnd) -> String {
     }
 }
 
-/// The far end's Junos commands.
+/// Junos keeps certificates out of its configuration: comment lines say how the
+/// operational mode loads the project's CA into its profile and the far end's own
+/// certificate and key under the name the IKE policy uses. vpnaas publishes no revocation
+/// list, so the profile checks none.
+fn certificate_lines(far: &FarEnd, certificates: &Certificates) -> Vec<String> {
+    let (source, key_note) = if certificates.own_pki {
+        (
+            "your PKI's certificate for this device and its key, as PEM".to_string(),
+            " (a key that is not EC P-256 needs the authentication-method of its kind below)",
+        )
+    } else {
+        (
+            format!(
+                "certificate and private_key of POST \
+                 /v2.0/vpn/ipsec-site-connections/{}/peer-credentials",
+                far.connection_id
+            ),
+            "",
+        )
+    };
+    vec![
+        format!(
+            "# certificates: copy {CA_FILE} (the VPN service's ca_certificate), \
+             {PEER_CERTIFICATE_FILE} and {PEER_KEY_FILE} ({source}) to /var/tmp; once the \
+             ca-profile below is committed, load them in operational mode{key_note}:"
+        ),
+        format!(
+            "#   request security pki ca-certificate load ca-profile {CA} filename /var/tmp/{CA_FILE}"
+        ),
+        format!(
+            "#   request security pki local-certificate load certificate-id {PEER} filename \
+             /var/tmp/{PEER_CERTIFICATE_FILE} key /var/tmp/{PEER_KEY_FILE}"
+        ),
+        format!("set security pki ca-profile {CA} ca-identity {CA}"),
+        format!("set security pki ca-profile {CA} revocation-check disable"),
+    ]
+}
+
+/// The far end's Junos commands: with certificates, how to load them (comment lines) and
+/// the project's CA profile first.
 pub fn render(far: &FarEnd) -> Result<String, Unsupported> {
     let (ike, ipsec) = (&far.ike, &far.ipsec);
     if ipsec.transform_protocol != TransformProtocol::Esp
@@ -167,8 +210,19 @@ pub fn render(far: &FarEnd) -> Result<String, Unsupported> {
     let vpn = format!("set security ipsec vpn {name}");
     let ike_encryption = cbc(ike.encryption_algorithm)
         .ok_or_else(|| unsupported("encryption_algorithm", ike.encryption_algorithm.as_str()))?;
-    let mut lines = vec![
-        format!("{ike_proposal} authentication-method pre-shared-keys"),
+    let mut lines = match &far.certificates {
+        Some(certificates) => certificate_lines(far, certificates),
+        None => Vec::new(),
+    };
+    lines.extend([
+        format!(
+            "{ike_proposal} authentication-method {}",
+            match far.certificates {
+                // The certificates vpnaas issues hold P-256 keys.
+                Some(_) => "ecdsa-signatures-256",
+                None => "pre-shared-keys",
+            }
+        ),
         format!("{ike_proposal} dh-group {}", ike_group(ike.pfs)?),
         format!(
             "{ike_proposal} authentication-algorithm {}",
@@ -176,7 +230,7 @@ pub fn render(far: &FarEnd) -> Result<String, Unsupported> {
         ),
         format!("{ike_proposal} encryption-algorithm {ike_encryption}"),
         format!("{ike_proposal} lifetime-seconds {}", ike.lifetime.value),
-    ];
+    ]);
     if far.ikev1() {
         let mode = match ike.phase1_negotiation_mode {
             Phase1Mode::Main => "main",
@@ -184,9 +238,16 @@ pub fn render(far: &FarEnd) -> Result<String, Unsupported> {
         };
         lines.push(format!("{ike_policy} mode {mode}"));
     }
+    lines.push(format!("{ike_policy} proposals {name}"));
+    if far.certificates.is_some() {
+        lines.push(format!("{ike_policy} certificate local-certificate {PEER}"));
+        lines.push(format!(
+            "{ike_policy} certificate trusted-ca ca-profile {CA}"
+        ));
+    } else {
+        lines.push(format!("{ike_policy} pre-shared-key {}", secret(far)));
+    }
     lines.extend([
-        format!("{ike_policy} proposals {name}"),
-        format!("{ike_policy} pre-shared-key {}", secret(far)),
         format!("{gateway} ike-policy {name}"),
         format!("{gateway} address {}", far.remote_address),
         format!("{gateway} local-address {}", far.local_address),

@@ -192,7 +192,7 @@ fn certificate_lines(far: &FarEnd, certificates: &Certificates) -> Vec<String> {
 /// The far end's Junos commands: with certificates, how to load them (comment lines) and
 /// the project's CA profile first.
 pub fn render(far: &FarEnd) -> Result<String, Unsupported> {
-    let (ike, ipsec) = (&far.ike, &far.ipsec);
+    let ipsec = &far.ipsec;
     if ipsec.transform_protocol != TransformProtocol::Esp
         || ipsec.encapsulation_mode != EncapsulationMode::Tunnel
     {
@@ -202,27 +202,31 @@ pub fn render(far: &FarEnd) -> Result<String, Unsupported> {
         ));
     }
     let name = far.short_name();
-    let ike_proposal = format!("set security ike proposal {name}");
-    let ike_policy = format!("set security ike policy {name}");
-    let gateway = format!("set security ike gateway {name}");
-    let ipsec_proposal = format!("set security ipsec proposal {name}");
-    let ipsec_policy = format!("set security ipsec policy {name}");
-    let vpn = format!("set security ipsec vpn {name}");
-    let ike_encryption = cbc(ike.encryption_algorithm)
-        .ok_or_else(|| unsupported("encryption_algorithm", ike.encryption_algorithm.as_str()))?;
     let mut lines = match &far.certificates {
         Some(certificates) => certificate_lines(far, certificates),
         None => Vec::new(),
     };
-    lines.extend([
-        format!(
-            "{ike_proposal} authentication-method {}",
-            match far.certificates {
-                // The certificates vpnaas issues hold P-256 keys.
-                Some(_) => "ecdsa-signatures-256",
-                None => "pre-shared-keys",
-            }
-        ),
+    lines.extend(ike(far, &name)?);
+    lines.extend(gateway(far, &name)?);
+    lines.extend(ipsec_vpn(far, &name)?);
+    Ok(lines.join("\n") + "\n")
+}
+
+/// The IKE proposal and policy: a pre-shared key, or ECDSA signatures (the certificates
+/// vpnaas issues hold P-256 keys) with the certificate `vpnaas-peer`, verifying ours
+/// against the project's CA profile.
+fn ike(far: &FarEnd, name: &str) -> Result<Vec<String>, Unsupported> {
+    let ike = &far.ike;
+    let ike_proposal = format!("set security ike proposal {name}");
+    let ike_policy = format!("set security ike policy {name}");
+    let ike_encryption = cbc(ike.encryption_algorithm)
+        .ok_or_else(|| unsupported("encryption_algorithm", ike.encryption_algorithm.as_str()))?;
+    let method = match far.certificates {
+        Some(_) => "ecdsa-signatures-256",
+        None => "pre-shared-keys",
+    };
+    let mut lines = vec![
+        format!("{ike_proposal} authentication-method {method}"),
         format!("{ike_proposal} dh-group {}", ike_group(ike.pfs)?),
         format!(
             "{ike_proposal} authentication-algorithm {}",
@@ -230,7 +234,7 @@ pub fn render(far: &FarEnd) -> Result<String, Unsupported> {
         ),
         format!("{ike_proposal} encryption-algorithm {ike_encryption}"),
         format!("{ike_proposal} lifetime-seconds {}", ike.lifetime.value),
-    ]);
+    ];
     if far.ikev1() {
         let mode = match ike.phase1_negotiation_mode {
             Phase1Mode::Main => "main",
@@ -247,14 +251,19 @@ pub fn render(far: &FarEnd) -> Result<String, Unsupported> {
     } else {
         lines.push(format!("{ike_policy} pre-shared-key {}", secret(far)));
     }
-    lines.extend([
+    Ok(lines)
+}
+
+fn gateway(far: &FarEnd, name: &str) -> Result<Vec<String>, Unsupported> {
+    let gateway = format!("set security ike gateway {name}");
+    let mut lines = vec![
         format!("{gateway} ike-policy {name}"),
         format!("{gateway} address {}", far.remote_address),
         format!("{gateway} local-address {}", far.local_address),
         format!("{gateway} local-identity {}", identity(&far.local_id)),
         format!("{gateway} remote-identity {}", identity(&far.remote_id)),
         format!("{gateway} external-interface {EXTERNAL_INTERFACE}"),
-    ]);
+    ];
     if far.dpd_on() {
         let interval = within("Junos", "dpd", "a DPD interval", far.dpd.interval, (2, 60))?;
         let threshold = (far.dpd.timeout / interval).clamp(1, 5);
@@ -263,16 +272,24 @@ pub fn render(far: &FarEnd) -> Result<String, Unsupported> {
             "{gateway} dead-peer-detection threshold {threshold}"
         ));
     }
-    lines.extend([
-        format!(
-            "{gateway} version {}",
-            match ike.ike_version {
-                IkeVersion::V1 => "v1-only",
-                IkeVersion::V2 => "v2-only",
-            }
-        ),
-        format!("{ipsec_proposal} protocol esp"),
-    ]);
+    lines.push(format!(
+        "{gateway} version {}",
+        match far.ike.ike_version {
+            IkeVersion::V1 => "v1-only",
+            IkeVersion::V2 => "v2-only",
+        }
+    ));
+    Ok(lines)
+}
+
+/// The IPsec proposal and policy, the VPN on the tunnel interface with its traffic
+/// selectors, and the tunnel interface's family.
+fn ipsec_vpn(far: &FarEnd, name: &str) -> Result<Vec<String>, Unsupported> {
+    let ipsec = &far.ipsec;
+    let ipsec_proposal = format!("set security ipsec proposal {name}");
+    let ipsec_policy = format!("set security ipsec policy {name}");
+    let vpn = format!("set security ipsec vpn {name}");
+    let mut lines = vec![format!("{ipsec_proposal} protocol esp")];
     if !ipsec.encryption_algorithm.is_aead() {
         lines.push(format!(
             "{ipsec_proposal} authentication-algorithm {}",
@@ -326,5 +343,5 @@ pub fn render(far: &FarEnd) -> Result<String, Unsupported> {
         IpAddr::V6(_) => "inet6",
     };
     lines.push(format!("set interfaces st0 unit 0 family {family}"));
-    Ok(lines.join("\n") + "\n")
+    Ok(lines)
 }

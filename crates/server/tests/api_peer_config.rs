@@ -1,13 +1,14 @@
 //! `GET …/ipsec-site-connections/{id}/peer-config` through real HTTP: the formats without
 //! `format`, the far end's view with it, the key only for `include_secret=true` from a
 //! caller who may change the connection (a reader is refused, another project sees no
-//! connection), a bad `format` or `include_secret` named in a 400 listing what is valid.
+//! connection), a bad `format` or `include_secret` named in a 400 listing what is valid;
+//! a `cert` connection in certificate mode in every format.
 
 mod common;
 
 use base64::Engine as _;
 use common::*;
-use serde_json::Value;
+use serde_json::{Value, json};
 use vpnaas_client::{Client, Error};
 use vpnaas_model::Kind;
 
@@ -20,6 +21,8 @@ struct World {
     reader: Client,
     stranger: Client,
     conn: String,
+    service: String,
+    ipsecpolicy: String,
 }
 
 async fn world() -> World {
@@ -41,7 +44,36 @@ async fn world() -> World {
         stranger: h.client.as_project("q", "member"),
         member,
         conn: id(&conn),
+        service: id(&svc),
+        ipsecpolicy: pols.1,
         _h: h,
+    }
+}
+
+impl World {
+    /// A `cert` connection on the service, with an IKEv2 policy of group 14: Libreswan
+    /// signs with certificates in IKEv2 only, and IOS's IKEv2 proposals have no group 5
+    /// (Neutron's default).
+    async fn cert_connection(&self) -> String {
+        let ike = self
+            .member
+            .create(
+                Kind::IkePolicy,
+                json!({"name": "ike2", "ike_version": "v2", "pfs": "group14"}),
+            )
+            .await
+            .expect("ike policy");
+        let policies = (id(&ike), self.ipsecpolicy.clone());
+        let mut attrs = legacy_connection(&self.service, &policies, "10.3.0.0/24");
+        let object = attrs.as_object_mut().expect("object");
+        object.remove("psk");
+        object.insert("auth_mode".into(), json!("cert"));
+        let conn = self
+            .member
+            .create(Kind::SiteConnection, attrs)
+            .await
+            .expect("cert connection");
+        id(&conn)
     }
 }
 
@@ -179,4 +211,29 @@ async fn a_value_the_format_cannot_express_is_a_conflict_naming_it() {
     let (status, kind, message) = refusal(w.member.peer_config(&w.conn, "cisco-ios", false).await);
     assert_eq!((status, kind.as_str()), (409, "PeerConfigUnavailable"));
     assert!(message.contains("ike_version"), "{message}");
+}
+
+#[tokio::test]
+async fn a_cert_connection_is_written_in_certificate_mode_in_every_format() {
+    let w = world().await;
+    let conn = w.cert_connection().await;
+    for (format, line) in [
+        ("strongswan", "auth = pubkey"),
+        ("libreswan", "authby=ecdsa"),
+        ("vyos", "authentication mode 'x509'"),
+        ("cisco-ios", " authentication local ecdsa-sig"),
+        ("juniper-srx", "authentication-method ecdsa-signatures-256"),
+    ] {
+        let text = w
+            .member
+            .peer_config(&conn, format, false)
+            .await
+            .unwrap_or_else(|e| panic!("{format}: {e:?}"));
+        assert!(text.contains(line), "{format}: no {line:?} in\n{text}");
+        assert!(
+            !text.contains("PASTE-THE-PRE-SHARED-KEY-HERE"),
+            "{format}: {text}"
+        );
+        assert!(text.contains("vpnaas-ca"), "{format}: {text}");
+    }
 }

@@ -1,9 +1,11 @@
 //! The far end as Cisco IOS / IOS XE global configuration: an IKEv2 proposal, policy,
 //! keyring and profile, a transform set, an access list per pair of CIDRs and a crypto
-//! map (policy-based, IPv4). Only the values Cisco's documentation names are written;
-//! anything else (IKEv1, IPv6, AH, ciphers and groups IOS lacks, lifetimes and DPD intervals
-//! outside the ranges IOS takes) is [`Unsupported`]. The justification of every line is in
-//! `tests/golden/cisco-ios.md`.
+//! map (policy-based, IPv4); with certificates, trustpoints for the far end's own
+//! certificate and for the project's CA instead of the keyring. Only the values Cisco's
+//! documentation names are written; anything else (IKEv1, IPv6, AH, ciphers and groups
+//! IOS lacks, lifetimes and DPD intervals outside the ranges IOS takes) is
+//! [`Unsupported`]. The justification of every line is in `tests/golden/cisco-ios.md`
+//! and `tests/golden/cisco-ios-cert.md`.
 
 use std::net::IpAddr;
 
@@ -12,6 +14,7 @@ use vpnaas_model::enums::{
     AuthAlgorithm, EncapsulationMode, EncryptionAlgorithm, IkeVersion, PfsGroup, TransformProtocol,
 };
 
+use super::certificates::{CA, Certificates, PEER, PEER_PKCS12_FILE};
 use super::{FarEnd, Identity, Unsupported, cli_safe_secret, within};
 
 fn ike_encryption(algorithm: EncryptionAlgorithm) -> Result<&'static str, Unsupported> {
@@ -126,16 +129,16 @@ fn network(net: IpNet) -> String {
     format!("{} {}", net.network(), net.hostmask())
 }
 
-/// The far end's IOS configuration.
+/// The far end's IOS configuration: with certificates, the trustpoints first (the
+/// profile names them).
 pub fn render(far: &FarEnd) -> Result<String, Unsupported> {
-    let (ike, ipsec) = (&far.ike, &far.ipsec);
-    if ike.ike_version != IkeVersion::V2 {
+    if far.ike.ike_version != IkeVersion::V2 {
         return Err(Unsupported::new(
             "ike_version",
             "the cisco-ios format is written for IKEv2",
         ));
     }
-    if ipsec.transform_protocol != TransformProtocol::Esp {
+    if far.ipsec.transform_protocol != TransformProtocol::Esp {
         return Err(Unsupported::new(
             "transform_protocol",
             "the cisco-ios format writes ESP transform sets only",
@@ -144,48 +147,121 @@ pub fn render(far: &FarEnd) -> Result<String, Unsupported> {
     let remote = ipv4("peer_address", far.remote_address)?;
     ipv4("peer_address", far.local_address)?;
     let name = far.short_name();
-    let mut lines = vec![format!("crypto ikev2 proposal {name}")];
-    lines.push(format!(
-        " encryption {}",
-        ike_encryption(ike.encryption_algorithm)?
-    ));
-    let prf = integrity(ike.auth_algorithm)?;
-    if ike.encryption_algorithm.is_aead() {
-        lines.push(format!(" prf {prf}"));
-    } else {
-        lines.push(format!(" integrity {prf}"));
+    let mut lines = match &far.certificates {
+        Some(certificates) => trustpoints(far, certificates),
+        None => Vec::new(),
+    };
+    lines.extend(proposal(far, &name)?);
+    if far.certificates.is_none() {
+        lines.extend([
+            format!("crypto ikev2 keyring {name}"),
+            format!(" peer {name}"),
+            format!("  address {remote}"),
+            format!("  pre-shared-key {}", cli_safe_secret(far)?),
+        ]);
     }
-    lines.push(format!(" group {}", ike_group(ike.pfs)?));
-    lines.extend([
+    lines.extend(profile(far, &name)?);
+    lines.extend(crypto_map(far, &name, remote)?);
+    Ok(lines.join("\n") + "\n")
+}
+
+/// The trustpoint of the far end's own certificate comes from importing its PKCS#12 (a
+/// comment line: the file and its password are the operator's); the project's CA gets a
+/// trustpoint of its own, filled by pasting it in the exchange `crypto pki authenticate`
+/// opens. vpnaas publishes no revocation list, so no trustpoint checks one.
+fn trustpoints(far: &FarEnd, certificates: &Certificates) -> Vec<String> {
+    let bundle = if certificates.own_pki {
+        "your PKI's certificate and key as PKCS#12 (an RSA key signs with authentication \
+         local rsa-sig instead of ecdsa-sig below)"
+            .to_string()
+    } else {
+        format!(
+            "pkcs12 of POST /v2.0/vpn/ipsec-site-connections/{}/peer-credentials, \
+             base64-decoded",
+            far.connection_id
+        )
+    };
+    let mut lines = vec![
+        format!(
+            "! certificates: copy {PEER_PKCS12_FILE} ({bundle}) to flash:, then, before these \
+             commands: crypto pki import {PEER} pkcs12 flash:{PEER_PKCS12_FILE} password \
+             <its pkcs12_password>"
+        ),
+        format!("crypto pki trustpoint {CA}"),
+        " enrollment terminal".to_string(),
+        " revocation-check none".to_string(),
+        "! the vpnaas project's CA (it issued the vpnaas gateway's certificate), pasted \
+         where crypto pki authenticate asks for it, ended by quit and accepted with yes"
+            .to_string(),
+        format!("crypto pki authenticate {CA}"),
+    ];
+    lines.extend(certificates.vpnaas_ca.pem().lines().map(str::to_string));
+    lines.extend(["quit".to_string(), "yes".to_string()]);
+    lines
+}
+
+fn proposal(far: &FarEnd, name: &str) -> Result<Vec<String>, Unsupported> {
+    let ike = &far.ike;
+    let prf = integrity(ike.auth_algorithm)?;
+    Ok(vec![
+        format!("crypto ikev2 proposal {name}"),
+        format!(" encryption {}", ike_encryption(ike.encryption_algorithm)?),
+        if ike.encryption_algorithm.is_aead() {
+            format!(" prf {prf}")
+        } else {
+            format!(" integrity {prf}")
+        },
+        format!(" group {}", ike_group(ike.pfs)?),
         format!("crypto ikev2 policy {name}"),
         format!(" proposal {name}"),
-        format!("crypto ikev2 keyring {name}"),
-        format!(" peer {name}"),
-        format!("  address {remote}"),
-        format!("  pre-shared-key {}", cli_safe_secret(far)?),
+    ])
+}
+
+/// The IKEv2 profile: pre-shared keys from the keyring, or ECDSA signatures (the
+/// certificates vpnaas issues hold P-256 keys) with the certificate of `vpnaas-peer`,
+/// verifying ours against the project's CA.
+fn profile(far: &FarEnd, name: &str) -> Result<Vec<String>, Unsupported> {
+    let mut lines = vec![
         format!("crypto ikev2 profile {name}"),
         format!(" match identity remote {}", identity(&far.remote_id, true)),
         format!(" identity local {}", identity(&far.local_id, false)),
-        " authentication remote pre-share".to_string(),
-        " authentication local pre-share".to_string(),
-        format!(" keyring local {name}"),
-        format!(
-            " lifetime {}",
-            within(
-                "IOS",
-                "lifetime",
-                "an IKEv2 SA lifetime",
-                ike.lifetime.value,
-                (120, 86400)
-            )?
-        ),
-    ]);
+    ];
+    if far.certificates.is_some() {
+        lines.extend([
+            " authentication remote ecdsa-sig".to_string(),
+            " authentication local ecdsa-sig".to_string(),
+            format!(" pki trustpoint {PEER} sign"),
+            format!(" pki trustpoint {CA} verify"),
+        ]);
+    } else {
+        lines.extend([
+            " authentication remote pre-share".to_string(),
+            " authentication local pre-share".to_string(),
+            format!(" keyring local {name}"),
+        ]);
+    }
+    lines.push(format!(
+        " lifetime {}",
+        within(
+            "IOS",
+            "lifetime",
+            "an IKEv2 SA lifetime",
+            far.ike.lifetime.value,
+            (120, 86400)
+        )?
+    ));
     if far.dpd_on() {
         // IOS retries an unanswered probe every 2 seconds; `on-demand` probes only when
         // traffic is sent and nothing came back, as vpnaas's DPD does.
         let interval = within("IOS", "dpd", "a DPD interval", far.dpd.interval, (10, 3600))?;
         lines.push(format!(" dpd {interval} 2 on-demand"));
     }
+    Ok(lines)
+}
+
+/// The transform set, the access list of the CIDR pairs and the crypto map.
+fn crypto_map(far: &FarEnd, name: &str, remote: IpAddr) -> Result<Vec<String>, Unsupported> {
+    let ipsec = &far.ipsec;
     let mode = match ipsec.encapsulation_mode {
         EncapsulationMode::Tunnel => "tunnel",
         EncapsulationMode::Transport => "transport",
@@ -199,11 +275,11 @@ pub fn render(far: &FarEnd) -> Result<String, Unsupported> {
             esp_integrity(ipsec.auth_algorithm)?
         )
     };
-    lines.extend([
+    let mut lines = vec![
         format!("crypto ipsec transform-set {name} {esp}"),
         format!(" mode {mode}"),
         format!("ip access-list extended {name}"),
-    ]);
+    ];
     for (local, remote_net) in far.pairs() {
         lines.push(format!(
             " permit ip {} {}",
@@ -228,10 +304,10 @@ pub fn render(far: &FarEnd) -> Result<String, Unsupported> {
         ),
         format!(" set ikev2-profile {name}"),
         format!(" match address {name}"),
+        format!(
+            "! apply on the interface holding {}: crypto map {name}",
+            far.local_address
+        ),
     ]);
-    lines.push(format!(
-        "! apply on the interface holding {}: crypto map {name}",
-        far.local_address
-    ));
-    Ok(lines.join("\n") + "\n")
+    Ok(lines)
 }

@@ -1,11 +1,14 @@
 //! The far end as Junos `set` commands for an SRX: IKE proposal, policy and gateway,
 //! IPsec proposal, policy and a route-based VPN bound to `st0.0` with one traffic
-//! selector per pair of CIDRs. Only the values Juniper's documentation names are written;
-//! anything else (groups, intervals and lifetimes outside its lists and ranges, CIDR pairs
-//! a traffic selector cannot carry) is [`Unsupported`]. The key is written `hexadecimal`
-//! (its bytes in hex), so no character of it can end its line. The external interface
-//! (`ge-0/0/0.0`) and the tunnel interface (`st0.0`) are the device's: the download names
-//! the usual ones. The justification of every line is in `tests/golden/juniper-srx.md`.
+//! selector per pair of CIDRs; with certificates, the project's CA profile and ECDSA
+//! signatures with the local certificate `vpnaas-peer` instead of the key. Only the
+//! values Juniper's documentation names are written; anything else (groups, intervals
+//! and lifetimes outside its lists and ranges, CIDR pairs a traffic selector cannot
+//! carry) is [`Unsupported`]. The key is written `hexadecimal` (its bytes in hex), so no
+//! character of it can end its line. The external interface (`ge-0/0/0.0`) and the
+//! tunnel interface (`st0.0`) are the device's: the download names the usual ones. The
+//! justification of every line is in `tests/golden/juniper-srx.md` and
+//! `tests/golden/juniper-srx-cert.md`.
 
 use std::fmt::Write as _;
 use std::net::IpAddr;
@@ -16,6 +19,7 @@ use vpnaas_model::enums::{
     TransformProtocol,
 };
 
+use super::certificates::{CA, CA_FILE, Certificates, PEER, PEER_CERTIFICATE_FILE, PEER_KEY_FILE};
 use super::{FarEnd, Identity, PLACEHOLDER, Secret, Unsupported, within};
 
 /// The interface facing the vpnaas gateway, and the tunnel interface.
@@ -147,9 +151,48 @@ fn secret(far: &FarEnd) -> String {
     }
 }
 
-/// The far end's Junos commands.
+/// Junos keeps certificates out of its configuration: comment lines say how the
+/// operational mode loads the project's CA into its profile and the far end's own
+/// certificate and key under the name the IKE policy uses. vpnaas publishes no revocation
+/// list, so the profile checks none.
+fn certificate_lines(far: &FarEnd, certificates: &Certificates) -> Vec<String> {
+    let (source, key_note) = if certificates.own_pki {
+        (
+            "your PKI's certificate for this device and its key, as PEM".to_string(),
+            " (a key that is not EC P-256 needs the authentication-method of its kind below)",
+        )
+    } else {
+        (
+            format!(
+                "certificate and private_key of POST \
+                 /v2.0/vpn/ipsec-site-connections/{}/peer-credentials",
+                far.connection_id
+            ),
+            "",
+        )
+    };
+    vec![
+        format!(
+            "# certificates: copy {CA_FILE} (the VPN service's ca_certificate), \
+             {PEER_CERTIFICATE_FILE} and {PEER_KEY_FILE} ({source}) to /var/tmp; once the \
+             ca-profile below is committed, load them in operational mode{key_note}:"
+        ),
+        format!(
+            "#   request security pki ca-certificate load ca-profile {CA} filename /var/tmp/{CA_FILE}"
+        ),
+        format!(
+            "#   request security pki local-certificate load certificate-id {PEER} filename \
+             /var/tmp/{PEER_CERTIFICATE_FILE} key /var/tmp/{PEER_KEY_FILE}"
+        ),
+        format!("set security pki ca-profile {CA} ca-identity {CA}"),
+        format!("set security pki ca-profile {CA} revocation-check disable"),
+    ]
+}
+
+/// The far end's Junos commands: with certificates, how to load them (comment lines) and
+/// the project's CA profile first.
 pub fn render(far: &FarEnd) -> Result<String, Unsupported> {
-    let (ike, ipsec) = (&far.ike, &far.ipsec);
+    let ipsec = &far.ipsec;
     if ipsec.transform_protocol != TransformProtocol::Esp
         || ipsec.encapsulation_mode != EncapsulationMode::Tunnel
     {
@@ -159,16 +202,31 @@ pub fn render(far: &FarEnd) -> Result<String, Unsupported> {
         ));
     }
     let name = far.short_name();
+    let mut lines = match &far.certificates {
+        Some(certificates) => certificate_lines(far, certificates),
+        None => Vec::new(),
+    };
+    lines.extend(ike(far, &name)?);
+    lines.extend(gateway(far, &name)?);
+    lines.extend(ipsec_vpn(far, &name)?);
+    Ok(lines.join("\n") + "\n")
+}
+
+/// The IKE proposal and policy: a pre-shared key, or ECDSA signatures (the certificates
+/// vpnaas issues hold P-256 keys) with the certificate `vpnaas-peer`, verifying ours
+/// against the project's CA profile.
+fn ike(far: &FarEnd, name: &str) -> Result<Vec<String>, Unsupported> {
+    let ike = &far.ike;
     let ike_proposal = format!("set security ike proposal {name}");
     let ike_policy = format!("set security ike policy {name}");
-    let gateway = format!("set security ike gateway {name}");
-    let ipsec_proposal = format!("set security ipsec proposal {name}");
-    let ipsec_policy = format!("set security ipsec policy {name}");
-    let vpn = format!("set security ipsec vpn {name}");
     let ike_encryption = cbc(ike.encryption_algorithm)
         .ok_or_else(|| unsupported("encryption_algorithm", ike.encryption_algorithm.as_str()))?;
+    let method = match far.certificates {
+        Some(_) => "ecdsa-signatures-256",
+        None => "pre-shared-keys",
+    };
     let mut lines = vec![
-        format!("{ike_proposal} authentication-method pre-shared-keys"),
+        format!("{ike_proposal} authentication-method {method}"),
         format!("{ike_proposal} dh-group {}", ike_group(ike.pfs)?),
         format!(
             "{ike_proposal} authentication-algorithm {}",
@@ -184,16 +242,28 @@ pub fn render(far: &FarEnd) -> Result<String, Unsupported> {
         };
         lines.push(format!("{ike_policy} mode {mode}"));
     }
-    lines.extend([
-        format!("{ike_policy} proposals {name}"),
-        format!("{ike_policy} pre-shared-key {}", secret(far)),
+    lines.push(format!("{ike_policy} proposals {name}"));
+    if far.certificates.is_some() {
+        lines.push(format!("{ike_policy} certificate local-certificate {PEER}"));
+        lines.push(format!(
+            "{ike_policy} certificate trusted-ca ca-profile {CA}"
+        ));
+    } else {
+        lines.push(format!("{ike_policy} pre-shared-key {}", secret(far)));
+    }
+    Ok(lines)
+}
+
+fn gateway(far: &FarEnd, name: &str) -> Result<Vec<String>, Unsupported> {
+    let gateway = format!("set security ike gateway {name}");
+    let mut lines = vec![
         format!("{gateway} ike-policy {name}"),
         format!("{gateway} address {}", far.remote_address),
         format!("{gateway} local-address {}", far.local_address),
         format!("{gateway} local-identity {}", identity(&far.local_id)),
         format!("{gateway} remote-identity {}", identity(&far.remote_id)),
         format!("{gateway} external-interface {EXTERNAL_INTERFACE}"),
-    ]);
+    ];
     if far.dpd_on() {
         let interval = within("Junos", "dpd", "a DPD interval", far.dpd.interval, (2, 60))?;
         let threshold = (far.dpd.timeout / interval).clamp(1, 5);
@@ -202,16 +272,24 @@ pub fn render(far: &FarEnd) -> Result<String, Unsupported> {
             "{gateway} dead-peer-detection threshold {threshold}"
         ));
     }
-    lines.extend([
-        format!(
-            "{gateway} version {}",
-            match ike.ike_version {
-                IkeVersion::V1 => "v1-only",
-                IkeVersion::V2 => "v2-only",
-            }
-        ),
-        format!("{ipsec_proposal} protocol esp"),
-    ]);
+    lines.push(format!(
+        "{gateway} version {}",
+        match far.ike.ike_version {
+            IkeVersion::V1 => "v1-only",
+            IkeVersion::V2 => "v2-only",
+        }
+    ));
+    Ok(lines)
+}
+
+/// The IPsec proposal and policy, the VPN on the tunnel interface with its traffic
+/// selectors, and the tunnel interface's family.
+fn ipsec_vpn(far: &FarEnd, name: &str) -> Result<Vec<String>, Unsupported> {
+    let ipsec = &far.ipsec;
+    let ipsec_proposal = format!("set security ipsec proposal {name}");
+    let ipsec_policy = format!("set security ipsec policy {name}");
+    let vpn = format!("set security ipsec vpn {name}");
+    let mut lines = vec![format!("{ipsec_proposal} protocol esp")];
     if !ipsec.encryption_algorithm.is_aead() {
         lines.push(format!(
             "{ipsec_proposal} authentication-algorithm {}",
@@ -265,5 +343,5 @@ pub fn render(far: &FarEnd) -> Result<String, Unsupported> {
         IpAddr::V6(_) => "inet6",
     };
     lines.push(format!("set interfaces st0 unit 0 family {family}"));
-    Ok(lines.join("\n") + "\n")
+    Ok(lines)
 }

@@ -53,9 +53,9 @@ fn golden(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("tests/golden/{name}"))
 }
 
-/// The rendering of `format` is the golden file, line for line.
-fn assert_golden(format: Format, secret: Secret, file: &str) {
-    let text = render(format, &far(secret)).expect("renders");
+/// The rendering of `format` for `far` is the golden file, line for line.
+fn assert_golden(format: Format, far: &FarEnd, file: &str) {
+    let text = render(format, far).expect("renders");
     let path = golden(file);
     if std::env::var_os("VPNAAS_UPDATE_GOLDEN").is_some() {
         std::fs::write(&path, &text).expect("write golden");
@@ -64,20 +64,34 @@ fn assert_golden(format: Format, secret: Secret, file: &str) {
     assert_eq!(text, expected, "{format:?} differs from {}", path.display());
 }
 
+/// The vendor formats' golden files and the notes justifying their lines.
+const GOLDEN: [(&str, &str); 6] = [
+    ("vyos.txt", "vyos.md"),
+    ("cisco-ios.txt", "cisco-ios.md"),
+    ("juniper-srx.txt", "juniper-srx.md"),
+    ("vyos-cert.txt", "vyos-cert.md"),
+    ("cisco-ios-cert.txt", "cisco-ios-cert.md"),
+    ("juniper-srx-cert.txt", "juniper-srx-cert.md"),
+];
+
 #[test]
 fn vendor_formats_match_their_golden_files() {
-    assert_golden(Format::Vyos, included(), "vyos.txt");
-    assert_golden(Format::CiscoIos, Secret::Placeholder, "cisco-ios.txt");
-    assert_golden(Format::JuniperSrx, included(), "juniper-srx.txt");
+    assert_golden(Format::Vyos, &far(included()), "vyos.txt");
+    assert_golden(Format::CiscoIos, &far(Secret::Placeholder), "cisco-ios.txt");
+    assert_golden(Format::JuniperSrx, &far(included()), "juniper-srx.txt");
+}
+
+#[test]
+fn vendor_formats_match_their_golden_files_with_certificates() {
+    let far = cert_far(&vpnaas_ca(), &|_| {}).expect("far end");
+    assert_golden(Format::Vyos, &far, "vyos-cert.txt");
+    assert_golden(Format::CiscoIos, &far, "cisco-ios-cert.txt");
+    assert_golden(Format::JuniperSrx, &far, "juniper-srx-cert.txt");
 }
 
 #[test]
 fn every_golden_line_is_justified_in_its_note() {
-    for (golden_file, note) in [
-        ("vyos.txt", "vyos.md"),
-        ("cisco-ios.txt", "cisco-ios.md"),
-        ("juniper-srx.txt", "juniper-srx.md"),
-    ] {
+    for (golden_file, note) in GOLDEN {
         let text = std::fs::read_to_string(golden(golden_file)).expect("golden");
         let note = std::fs::read_to_string(golden(note)).expect("note");
         assert!(
@@ -315,4 +329,32 @@ fn a_cert_far_end_without_the_service_ca_is_named() {
     });
     let refused = FarEnd::of(&ours, Secret::Placeholder, None).expect_err("no CA");
     assert_eq!(refused.field, "ca_certificate");
+}
+
+const VENDOR_FORMATS: [Format; 3] = [Format::Vyos, Format::CiscoIos, Format::JuniperSrx];
+
+#[test]
+fn vendor_formats_with_certificates_write_no_key() {
+    let far = cert_far(&vpnaas_ca(), &|_| {}).expect("far end");
+    for format in VENDOR_FORMATS {
+        let text = render(format, &far).expect("renders");
+        assert!(
+            !text.contains(PLACEHOLDER) && !text.contains("pre-share"),
+            "{format:?}: {text}"
+        );
+        assert!(text.contains("/peer-credentials"), "{format:?}: {text}");
+    }
+}
+
+#[test]
+fn vendor_formats_have_a_far_end_of_its_own_pki_load_its_own_certificate() {
+    let other = crate::pki::new_authority("another-project").expect("CA");
+    let far = cert_far(&other.certificate, &|_| {}).expect("far end");
+    for format in VENDOR_FORMATS {
+        let text = render(format, &far).expect("renders");
+        assert!(text.contains("your PKI's"), "{format:?}: {text}");
+        assert!(!text.contains("/peer-credentials"), "{format:?}: {text}");
+        // It still trusts the project's CA for the vpnaas gateway.
+        assert!(text.contains("vpnaas-ca"), "{format:?}: {text}");
+    }
 }

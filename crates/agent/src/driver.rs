@@ -14,8 +14,8 @@ use crate::status::Observed;
 /// only that connection, never the daemon or the others.
 #[async_trait]
 pub trait IkeDriver: Send + Sync {
-    /// Brings the router's daemon and its enabled connections to the desired state (no
-    /// enabled connection: no daemon).
+    /// Brings the router's daemon and its enabled connections to the desired state (the
+    /// daemon runs while [`RouterState::runs_daemon`]).
     async fn ensure(&self, namespace: &str, state: &RouterState) -> Result<()>;
     /// Stops the router's daemon and removes its files.
     async fn remove(&self, router_id: &str) -> Result<()>;

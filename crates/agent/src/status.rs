@@ -168,7 +168,7 @@ pub fn connection_status(spec: &ConnectionSpec, observed: &Observed) -> Connecti
 }
 
 /// The report of a router's connections, as `host` observes them. A router with no
-/// enabled connection runs no daemon, and that is as it should be.
+/// enabled connection needs no daemon: one missing there is no failure.
 pub fn report(host: &str, state: &RouterState, observed: &Observed) -> StatusReport {
     StatusReport {
         host: host.to_string(),

@@ -174,12 +174,13 @@ impl Drop for Namespaces {
     }
 }
 
-/// An HA router with a gateway port and no connection, in `role`.
+/// An HA router with a gateway port, a disabled VPN service and no connection (so no
+/// daemon), in `role`.
 fn gateway_router(role: &str, epoch: u64) -> RouterState {
     serde_json::from_value(json!({
         "router_id": "r", "revision": epoch, "admin_state_up": true, "enable_snat": false,
         "gateway": [{"network_id": "n", "subnet_id": "s", "address": "198.51.100.2/24", "gateway": null}],
-        "interfaces": [], "services": [["s", true]], "ha": true, "role": role, "lease_epoch": epoch,
+        "interfaces": [], "services": [["s", false]], "ha": true, "role": role, "lease_epoch": epoch,
         "connections": [],
     }))
     .expect("state")

@@ -249,6 +249,18 @@ fn active() -> HaRole {
     HaRole::Active
 }
 
+impl RouterState {
+    /// Whether the router's IKE daemon runs: while the router is up with an enabled VPN
+    /// service, from its first service rather than its first connection. A peer's first
+    /// attempt then finds a daemon that answers (and tells the agent the peer is there),
+    /// and a new connection is loaded into a running daemon and negotiated at once,
+    /// instead of after a daemon start (40-60 ms for charon).
+    pub fn runs_daemon(&self) -> bool {
+        let service_up = self.services.iter().any(|(_, up)| *up);
+        (self.admin_state_up && service_up) || self.connections.iter().any(|c| c.enabled)
+    }
+}
+
 /// One connection's state as observed by the agent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConnectionStatus {

@@ -107,9 +107,14 @@ pub(super) async fn start_initiators(
         {
             continue;
         }
+        let knocked = control
+            .history
+            .lock()
+            .is_ok_and(|mut history| history.unmatched.knocked(spec));
         let task = initiate(
             control.socket.clone(),
             spec.clone(),
+            knocked,
             wake.clone(),
             control.router_id.clone(),
         );
@@ -121,15 +126,18 @@ pub(super) async fn start_initiators(
 
 /// Initiates a bi-directional connection until it is up. When both ends initiate at once
 /// they build duplicate SAs, so the end with the lower address goes first and the other
-/// only after a grace period; an initiator whose peer is not ready yet is refused and
-/// does not retry by itself, so this retries with backoff.
+/// only after a grace period — unless the peer `knocked` (tried before this connection was
+/// loaded, was refused, and is backing off): then this end goes at once. An initiator
+/// whose peer is not ready yet is refused and does not retry by itself, so this retries
+/// with backoff, never over a negotiation the peer has started.
 async fn initiate(
     socket: PathBuf,
     spec: ConnectionSpec,
+    knocked: bool,
     wake: mpsc::UnboundedSender<String>,
     router: String,
 ) {
-    let first = goes_first(spec.local_address, spec.peer_address);
+    let first = knocked || goes_first(spec.local_address, spec.peer_address);
     if !first {
         tokio::time::sleep(INITIATE_GRACE).await;
     }
@@ -142,7 +150,9 @@ async fn initiate(
         if status_in(&sas, &spec) == Status::Active {
             return;
         }
-        if !first && sas.negotiating_with(&spec.id, spec.peer_address) {
+        if (!first && sas.negotiating_with(&spec.id, spec.peer_address))
+            || sas.answering(&spec.id, spec.peer_address)
+        {
             // The peer's negotiation is under way: let it finish rather than race it.
             tokio::time::sleep(INITIATE_GRACE).await;
             continue;

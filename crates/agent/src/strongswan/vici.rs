@@ -406,6 +406,9 @@ pub struct IkeSa {
     /// The peer's address.
     #[serde(rename = "remote-host", default)]
     pub remote_host: Option<String>,
+    /// `yes` when this end started the negotiation.
+    #[serde(default)]
+    pub initiator: Option<String>,
     /// Child SAs by `<name>-<uniqueid>`.
     #[serde(rename = "child-sas", default)]
     pub child_sas: HashMap<String, ChildSa>,
@@ -447,10 +450,28 @@ impl Sas {
     /// Whether a negotiation with the peer is under way or done: an SA of the connection,
     /// or one with the peer's address that has no name yet.
     pub fn negotiating_with(&self, connection: &str, peer: std::net::IpAddr) -> bool {
+        self.with(connection, peer).next().is_some()
+    }
+
+    /// Whether a negotiation the peer started is under way (not yet established).
+    pub fn answering(&self, connection: &str, peer: std::net::IpAddr) -> bool {
+        self.with(connection, peer)
+            .any(|sa| sa.initiator.as_deref() != Some("yes") && sa.state != "ESTABLISHED")
+    }
+
+    /// The SAs of the connection, and those with the peer's address that have no name yet.
+    fn with<'a>(
+        &'a self,
+        connection: &'a str,
+        peer: std::net::IpAddr,
+    ) -> impl Iterator<Item = &'a IkeSa> {
         let peer = peer.to_string();
-        self.0.iter().any(|(name, sa)| {
-            name == connection || sa.remote_host.as_deref() == Some(peer.as_str())
-        })
+        self.0
+            .iter()
+            .filter(move |(name, sa)| {
+                name == connection || sa.remote_host.as_deref() == Some(peer.as_str())
+            })
+            .map(|(_, sa)| sa)
     }
 }
 

@@ -179,14 +179,14 @@ impl<D: Daemon> Supervisor<D> {
             .remove(router_id);
     }
 
-    /// Brings the router's daemon and its enabled connections to the desired state (no
-    /// enabled connection: no daemon).
+    /// Brings the router's daemon and its enabled connections to the desired state (the
+    /// daemon runs while [`RouterState::runs_daemon`]).
     pub async fn ensure(&self, namespace: &str, state: &RouterState) -> Result<()> {
         let router_id = &state.router_id;
         let enabled: Vec<&ConnectionSpec> =
             state.connections.iter().filter(|c| c.enabled).collect();
         let mut slot = self.lock(router_id).await;
-        if enabled.is_empty() {
+        if !state.runs_daemon() {
             let stopped = self.stop(slot.running.take(), &self.dir(router_id)).await;
             self.retire(router_id, slot);
             return stopped;

@@ -240,10 +240,11 @@ async fn libreswan_changes_touch_one_connection_and_a_killed_pluto_comes_back() 
     )
     .await;
 
-    for conn in c.list(Kind::SiteConnection, &[]).await.expect("list") {
-        c.delete(Kind::SiteConnection, &id(&conn))
-            .await
-            .expect("delete");
+    // The daemon runs while the router has a VPN service: it goes with the last one.
+    for kind in [Kind::SiteConnection, Kind::VpnService] {
+        for object in c.list(kind, &[]).await.expect("list") {
+            c.delete(kind, &id(&object)).await.expect("delete");
+        }
     }
     let running = |pid: &str| {
         std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
@@ -257,7 +258,7 @@ async fn libreswan_changes_touch_one_connection_and_a_killed_pluto_comes_back() 
     while running(&restarted) {
         assert!(
             started.elapsed() < Duration::from_secs(10),
-            "pluto {restarted} still runs after the router's connections were deleted"
+            "pluto {restarted} still runs after the router's VPN was deleted"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

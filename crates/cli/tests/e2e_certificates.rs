@@ -148,6 +148,24 @@ async fn two_sites_authenticate_with_certificates_and_a_renewal_loses_no_packet(
         "re-authenticated with the renewed certificates: {events:?}"
     );
     until_ping(&lab, 1, 2, Duration::from_secs(10));
+
+    // The connection goes, its service stays (and with it charon): the private key goes
+    // with its last connection, it does not wait for the daemon's end.
+    let pid = charon_pid(&lab, 1);
+    lab.client
+        .delete(Kind::SiteConnection, &c12)
+        .await
+        .expect("delete c12");
+    let started = std::time::Instant::now();
+    while !charon_log(&lab, 1).contains("unloaded private key with id") {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "charon still holds the key of the deleted connection: {}",
+            charon_log(&lab, 1)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(charon_pid(&lab, 1), pid, "charon runs on with the service");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

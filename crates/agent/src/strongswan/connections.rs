@@ -28,6 +28,15 @@ pub(super) async fn command<T: serde::Serialize>(
     request: &'static str,
     message: T,
 ) -> Result<()> {
+    answered(vici, request, message).await.map(|_| ())
+}
+
+/// A VICI command and charon's answer; its refusal is an error.
+async fn answered<T: serde::Serialize>(
+    vici: &Mutex<rsvici::Client>,
+    request: &'static str,
+    message: T,
+) -> Result<vici::Answer> {
     let mut client = vici.lock().await;
     let answer: vici::Answer =
         tokio::time::timeout(VICI_PATIENCE, client.request(request, message))
@@ -35,7 +44,7 @@ pub(super) async fn command<T: serde::Serialize>(
             .map_err(|_| Error::ViciTimeout(request))?
             .map_err(|source| Error::Vici { request, source })?;
     if answer.success {
-        Ok(())
+        Ok(answer)
     } else {
         Err(Error::Refused {
             request,
@@ -60,16 +69,33 @@ pub(super) async fn load(control: &mut Control, spec: &ConnectionSpec) -> Result
 }
 
 /// Loads what a connection authenticates with: its private key (`cert`; its certificate
-/// travels with the connection), or its pre-shared key.
-pub(super) async fn load_secret(control: &Control, spec: &ConnectionSpec) -> Result<()> {
-    match vici::PrivateKey::of(spec) {
-        Some(key) => command(&control.vici, "load-key", key).await,
-        None => command(&control.vici, "load-shared", vici::SharedKey::of(spec)).await,
-    }
+/// travels with the connection), or its pre-shared key. A key the connection held before
+/// and no longer does is unloaded.
+pub(super) async fn load_secret(control: &mut Control, spec: &ConnectionSpec) -> Result<()> {
+    let Some(key) = vici::PrivateKey::of(spec) else {
+        let secret = vici::SharedKey::of(spec);
+        return command(&control.vici, "load-shared", secret).await;
+    };
+    let answer = answered(&control.vici, "load-key", key).await?;
+    let before = match answer.id {
+        Some(id) => control.keys.insert(spec.id.clone(), id),
+        None => control.keys.remove(&spec.id),
+    };
+    release_key(control, before).await
+}
+
+/// Unloads `key` (an id `load-key` gave) unless a loaded connection still uses it.
+async fn release_key(control: &Control, key: Option<String>) -> Result<()> {
+    let Some(id) = key.filter(|id| !control.keys.values().any(|used| used == id)) else {
+        return Ok(());
+    };
+    command(&control.vici, "unload-key", vici::UnloadKey { id }).await
 }
 
 /// Unloads a connection. Unloading does not tear down established SAs: they are
-/// terminated too.
+/// terminated too. Its pre-shared key goes, and its private key with the last connection
+/// that uses it (the daemon outlives connections: it runs while the router has a VPN
+/// service).
 pub(super) async fn unload(control: &mut Control, id: &str) -> Result<()> {
     control.initiators.remove(id);
     control.reauthenticators.remove(id);
@@ -89,7 +115,8 @@ pub(super) async fn unload(control: &mut Control, id: &str) -> Result<()> {
     if let Err(error) = command(&control.vici, "unload-shared", secret).await {
         tracing::debug!(%error, connection = id, "no secret to unload");
     }
-    Ok(())
+    let key = control.keys.remove(id);
+    release_key(control, key).await
 }
 
 /// Starts a task initiating each bi-directional connection that is not up and has none.
@@ -228,6 +255,7 @@ async fn initiate_children(
     Ok(vici::Answer {
         success: true,
         errmsg: None,
+        id: None,
     })
 }
 

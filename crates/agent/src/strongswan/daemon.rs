@@ -67,6 +67,7 @@ pub(super) async fn attach(charon: &Charon, router_id: &str, dir: &Path) -> Resu
         _events: events,
         initiators: HashMap::new(),
         reauthenticators: HashMap::new(),
+        keys: HashMap::new(),
     })
 }
 

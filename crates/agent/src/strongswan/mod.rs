@@ -75,6 +75,10 @@ pub struct Control {
     initiators: HashMap<String, Task>,
     /// Connection id → the task following its re-authentication.
     reauthenticators: HashMap<String, Task>,
+    /// Connection id → the id of the private key it loaded (`cert`): charon holds one
+    /// copy of a key however many connections load it, so a key is unloaded with the last
+    /// connection that uses it.
+    keys: HashMap<String, String>,
 }
 
 #[async_trait]

@@ -25,7 +25,10 @@ const POLL: Duration = Duration::from_millis(50);
 /// Loads the new secret of each changed connection in place of its old one. A new
 /// certificate travels with the connection: loading it again replaces charon's
 /// configuration of it, which leaves its SAs up.
-pub(super) async fn load_credentials(control: &Control, changed: &[&ConnectionSpec]) -> Result<()> {
+pub(super) async fn load_credentials(
+    control: &mut Control,
+    changed: &[&ConnectionSpec],
+) -> Result<()> {
     for spec in changed {
         connections::load_secret(control, spec).await?;
         if spec.certificate.is_some() {

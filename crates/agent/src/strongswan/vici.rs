@@ -20,6 +20,16 @@ pub struct Answer {
     /// Why not.
     #[serde(default)]
     pub errmsg: Option<String>,
+    /// The key id `load-key` answers with (hex SHA-1 of the public key).
+    #[serde(default)]
+    pub id: Option<String>,
+}
+
+/// `unload-key`: a private key by its id.
+#[derive(Debug, Serialize)]
+pub struct UnloadKey {
+    /// The id `load-key` answered with.
+    pub id: String,
 }
 
 /// `load-shared`: the PSK of one connection, bound to its two identities.

@@ -161,15 +161,22 @@ async fn a_full_resync_sends_its_reports_in_one_call_per_batch() {
     assert_eq!(control.reports().len(), 40);
 }
 
-/// Deletes the namespaces it names when dropped (whatever the test met).
+/// Deletes the namespaces it names when dropped (whatever the test met), after killing the
+/// processes in them: the test's own (its names are unique), such as a daemon the agent
+/// started before the test failed, which would otherwise outlive it.
 struct Namespaces(Vec<String>);
 
 impl Drop for Namespaces {
     fn drop(&mut self) {
+        let ip = |args: &[&str]| std::process::Command::new("ip").args(args).output();
         for namespace in &self.0 {
-            let _ = std::process::Command::new("ip")
-                .args(["netns", "del", namespace])
-                .output();
+            let pids = ip(&["netns", "pids", namespace]).map(|o| o.stdout);
+            for pid in String::from_utf8_lossy(&pids.unwrap_or_default()).split_whitespace() {
+                let _ = std::process::Command::new("kill")
+                    .args(["-KILL", pid])
+                    .output();
+            }
+            let _ = ip(&["netns", "del", namespace]);
         }
     }
 }

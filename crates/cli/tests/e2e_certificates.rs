@@ -21,9 +21,6 @@ use vpnaas_model::Kind;
 
 use common::*;
 
-/// The unmanaged site's gateway address (the lab's routers take theirs from .2 up).
-const FAR_ADDRESS: &str = "203.0.113.200";
-const FAR_CIDR: &str = "10.200.0.0/24";
 const FAR_HOST: &str = "10.200.0.10";
 
 /// A `cert` connection `from` → `to` between two lab sites, trusting `peer_ca` (the
@@ -236,22 +233,7 @@ async fn a_peer_certificate_from_another_ca_or_for_another_identity_is_down_with
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_without_pki_gets_credentials_and_an_expired_certificate_is_refused() {
     let lab = Lab::start(1).await;
-    let policies = lab
-        .policies(json!({"ike_version": "v2"}), json!({"pfs": "group14"}))
-        .await;
-    let service = lab.service(1).await;
-    let conn = lab
-        .client
-        .create(
-            Kind::SiteConnection,
-            json!({"name": "to-unmanaged", "vpnservice_id": service, "ikepolicy_id": policies.0,
-                   "ipsecpolicy_id": policies.1, "peer_address": FAR_ADDRESS, "peer_id": "@far.example",
-                   "auth_mode": "cert", "peer_cidrs": [FAR_CIDR],
-                   "dpd": {"action": "restart", "interval": 5, "timeout": 20}}),
-        )
-        .await
-        .expect("connection");
-    let conn = id(&conn);
+    let conn = lab.cert_connection_to_the_far_end().await;
     // The far end is configured from the download, with credentials the project's CA
     // issued it (`peer-credentials`, inside `lab unmanaged up`).
     let site = unmanaged_up(&lab, &conn, &[]);

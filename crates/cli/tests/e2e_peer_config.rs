@@ -19,9 +19,7 @@ use vpnaas_model::Kind;
 
 use common::*;
 
-/// The unmanaged site's gateway address (the lab's routers take theirs from .2 up).
-const FAR_ADDRESS: &str = "203.0.113.200";
-const FAR_CIDR: &str = "10.200.0.0/24";
+/// The unmanaged site's host (its gateway and network: `common`'s `FAR_ADDRESS`, `FAR_CIDR`).
 const FAR_HOST: &str = "10.200.0.10";
 
 /// A connection from site 1 to the unmanaged site.
@@ -201,22 +199,7 @@ async fn a_plain_libreswan_configured_from_the_download_establishes_ike() {
 async fn a_plain_libreswan_with_peer_credentials_authenticates_ike_with_certificates() {
     require_libreswan();
     let lab = Lab::start(1).await;
-    let policies = lab
-        .policies(json!({"ike_version": "v2"}), json!({"pfs": "group14"}))
-        .await;
-    let service = lab.service(1).await;
-    let conn = lab
-        .client
-        .create(
-            Kind::SiteConnection,
-            json!({"name": "to-unmanaged", "vpnservice_id": service, "ikepolicy_id": policies.0,
-                   "ipsecpolicy_id": policies.1, "peer_address": FAR_ADDRESS, "peer_id": "@far.example",
-                   "auth_mode": "cert", "peer_cidrs": [FAR_CIDR],
-                   "dpd": {"action": "restart", "interval": 5, "timeout": 20}}),
-        )
-        .await
-        .expect("cert connection");
-    let conn = id(&conn);
+    let conn = lab.cert_connection_to_the_far_end().await;
     let site = unmanaged_up(&lab, &conn, "libreswan");
     let dir = std::path::PathBuf::from(site["directory"].as_str().expect("directory"));
     let read = |file: &str| std::fs::read_to_string(dir.join(file)).expect(file);

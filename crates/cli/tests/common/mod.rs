@@ -35,6 +35,11 @@ pub enum Mode {
     LabGateways(usize),
 }
 
+/// The unmanaged site's gateway address (`lab unmanaged up`; the lab's routers take
+/// theirs from .2 up) and its network.
+pub const FAR_ADDRESS: &str = "203.0.113.200";
+pub const FAR_CIDR: &str = "10.200.0.0/24";
+
 pub struct Lab {
     pub prefix: String,
     pub fabric: String,
@@ -380,6 +385,27 @@ impl Lab {
             .await
             .expect("ipsec policy");
         (id(&ike), id(&ipsec))
+    }
+
+    /// A `cert` connection (IKEv2, PFS group14) from site 1 to the unmanaged site at
+    /// [`FAR_ADDRESS`], whose identity is `@far.example`; its id.
+    pub async fn cert_connection_to_the_far_end(&self) -> String {
+        let policies = self
+            .policies(json!({"ike_version": "v2"}), json!({"pfs": "group14"}))
+            .await;
+        let service = self.service(1).await;
+        let conn = self
+            .client
+            .create(
+                Kind::SiteConnection,
+                json!({"name": "to-unmanaged", "vpnservice_id": service, "ikepolicy_id": policies.0,
+                       "ipsecpolicy_id": policies.1, "peer_address": FAR_ADDRESS, "peer_id": "@far.example",
+                       "auth_mode": "cert", "peer_cidrs": [FAR_CIDR],
+                       "dpd": {"action": "restart", "interval": 5, "timeout": 20}}),
+            )
+            .await
+            .expect("cert connection");
+        conn["id"].as_str().expect("id").to_string()
     }
 
     pub async fn service(&self, site: usize) -> String {

@@ -127,9 +127,10 @@ impl LibreswanConfig {
 }
 
 /// charon's retransmission schedule: the n-th retransmit (n = 0 is the first send) waits
-/// `timeout * base^n` seconds, and the peer is declared dead when the last one goes
-/// unanswered. strongSwan ignores `dpd.timeout` with IKEv2, so this schedule, not the
-/// connection's timeout, decides how fast a silently dead IKEv2 peer is noticed.
+/// `timeout * base^n` seconds, at most `limit`, and the peer is declared dead when the
+/// last one goes unanswered. charon reads it per daemon, not per connection; with IKEv2 it
+/// ignores `dpd.timeout`, so the agent keeps each connection's timeout itself and makes a
+/// router's schedule at least as long as its longest (see `strongswan::dpd`).
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Retransmit {
@@ -139,6 +140,9 @@ pub struct Retransmit {
     pub tries: u32,
     /// Growth of the wait between retransmits.
     pub base: f64,
+    /// Longest wait between two retransmits, in whole seconds (charon reads an integer): a
+    /// long schedule keeps asking rather than waiting minutes between two tries.
+    pub limit: u32,
 }
 
 impl Default for Retransmit {
@@ -149,6 +153,7 @@ impl Default for Retransmit {
             timeout: 2.0,
             tries: 3,
             base: 1.5,
+            limit: 10,
         }
     }
 }
@@ -156,9 +161,54 @@ impl Default for Retransmit {
 impl Retransmit {
     /// Seconds from the first unanswered send until the peer is declared dead.
     pub fn give_up_after(&self) -> f64 {
-        (0..=self.tries)
-            .map(|n| self.timeout * self.base.powi(n as i32))
-            .sum()
+        let mut total = 0.0;
+        for n in 0..=self.tries {
+            let wait = self.wait(n);
+            if self.flat_from(n) {
+                // Every wait from here on is this one.
+                return total + wait * f64::from(self.tries - n + 1);
+            }
+            total += wait;
+        }
+        total
+    }
+
+    /// Whether the waits stop growing at the n-th send.
+    fn flat_from(&self, n: u32) -> bool {
+        self.base <= 1.0 || (self.limit > 0 && self.wait(n) >= f64::from(self.limit))
+    }
+
+    /// The wait after the n-th send (`limit` 0 is no limit, as for charon).
+    fn wait(&self, n: u32) -> f64 {
+        let grown = self.timeout * self.base.powi(n as i32);
+        match self.limit {
+            0 => grown,
+            limit => grown.min(f64::from(limit)),
+        }
+    }
+
+    /// This schedule with as many more retransmits as it takes to keep asking for at
+    /// least `seconds` (computed, not counted one by one: a DPD timeout may be years).
+    pub fn covering(self, seconds: f64) -> Retransmit {
+        let mut longer = self;
+        let mut total = self.give_up_after();
+        while total < seconds {
+            let next = longer.wait(longer.tries.saturating_add(1));
+            if next <= 0.0 || longer.tries == u32::MAX {
+                break;
+            }
+            // Once waits stop growing, every further one is `next`.
+            let steps = if longer.flat_from(longer.tries.saturating_add(1)) {
+                ((seconds - total) / next).ceil().max(1.0)
+            } else {
+                1.0
+            };
+            longer.tries = longer
+                .tries
+                .saturating_add(steps.min(f64::from(u32::MAX)) as u32);
+            total += steps * next;
+        }
+        longer
     }
 }
 
@@ -235,7 +285,23 @@ mod tests {
             timeout: 4.0,
             tries: 5,
             base: 1.8,
+            limit: u32::MAX,
         };
         assert!((strongswan.give_up_after() - 165.0).abs() < 0.5);
+    }
+
+    #[test]
+    fn a_schedule_covering_a_long_dpd_timeout_keeps_asking_every_limit() {
+        let long = Retransmit::default().covering(122.0);
+        assert!(long.give_up_after() >= 122.0);
+        assert!(long.give_up_after() < 122.0 + f64::from(long.limit));
+        assert_eq!(
+            long.wait(long.tries),
+            10.0,
+            "waits stop growing at the limit"
+        );
+        assert_eq!(Retransmit::default().covering(5.0), Retransmit::default());
+        let years = Retransmit::default().covering(f64::from(i32::MAX));
+        assert!(years.give_up_after() >= f64::from(i32::MAX));
     }
 }

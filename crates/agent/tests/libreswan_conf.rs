@@ -162,6 +162,31 @@ fn every_policy_libreswan_can_negotiate_passes_its_own_checks() {
     assert_eq!(checked, 34);
 }
 
+/// pluto ignores `dpdtimeout` with IKEv2 and gives up its liveness probe after
+/// `retransmit-timeout`: that is the connection's timeout less its interval, so the peer is
+/// dead `timeout` after its last word, as with IKEv1 (which reads `dpdtimeout`).
+#[test]
+fn ikev2_keeps_the_dpd_timeout_through_the_retransmit_timeout() {
+    let dpd = json!({"dpd": {"action": "restart", "interval": 30, "timeout": 120}});
+    let written = |version: &str| {
+        let s = spec(json!({"ike_version": version}), json!({}), dpd.clone());
+        conf::render(&[Conn::of(&s).expect("conn")])
+    };
+    assert!(
+        written("v2").contains("\tretransmit-timeout=90s\n"),
+        "{}",
+        written("v2")
+    );
+    assert!(
+        !written("v1").contains("retransmit-timeout"),
+        "{}",
+        written("v1")
+    );
+    let disabled = spec(json!({}), json!({}), json!({"dpd": {"action": "disabled"}}));
+    let text = conf::render(&[Conn::of(&disabled).expect("conn")]);
+    assert!(!text.contains("retransmit-timeout"), "{text}");
+}
+
 #[test]
 fn every_connection_shape_passes_addconn() {
     let tools = tools();

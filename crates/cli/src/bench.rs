@@ -407,19 +407,23 @@ pub struct TunnelArgs {
     runs: usize,
 }
 
-struct Site {
-    service: String,
-    gateway: String,
-    cidr: String,
+/// A lab site with a VPN service the benchmark made on its router.
+pub(crate) struct Site {
+    pub service: String,
+    pub gateway: String,
+    pub cidr: String,
+    pub router: String,
 }
 
-async fn lab_site(client: &Client, prefix: &str, n: u8) -> Result<Site> {
+/// Site `n` of the lab `prefix`, with a new VPN service.
+pub(crate) async fn lab_site(client: &Client, prefix: &str, n: u8) -> Result<Site> {
     let router = client.find(Kind::Router, &format!("{prefix}-r{n}")).await?;
     let subnet = client
         .find(Kind::Subnet, &format!("{prefix}-site{n}-v4"))
         .await?;
     let service = client.create(Kind::VpnService, json!({"name": format!("{prefix}-bench-{n}"), "router_id": router["id"], "subnet_id": subnet["id"]})).await?;
     Ok(Site {
+        router: router["id"].as_str().context("id")?.to_string(),
         service: service["id"].as_str().context("id")?.to_string(),
         gateway: router["external_gateway_info"]["external_fixed_ips"][0]["ip_address"]
             .as_str()

@@ -3,6 +3,7 @@
 
 mod aio;
 mod bench;
+mod bench_dpd;
 mod bench_fixture;
 mod demo;
 mod flags;
@@ -218,6 +219,10 @@ fn bench_command() -> Command {
             "tunnel",
             "Measure POST -> ACTIVE on a running all-in-one with a 2-site lab",
         ))
+        .subcommand(command_with::<bench_dpd::DpdArgs>(
+            "dpd",
+            "Measure how soon a silent peer is DOWN on a running all-in-one with a 2-site lab",
+        ))
         .subcommand(command_with::<scale::ScaleArgs>(
             "scale",
             "Servers, fake-driver agents and many routers on this machine",
@@ -270,6 +275,13 @@ async fn run(matches: &clap::ArgMatches) -> Result<String> {
                 bench::run(
                     &global.client(),
                     &bench::BenchArgs::from_arg_matches(bench_args)?,
+                )
+                .await
+            }
+            Some(("dpd", bench_args)) => {
+                bench_dpd::run(
+                    &global.client(),
+                    &bench_dpd::DpdArgs::from_arg_matches(bench_args)?,
                 )
                 .await
             }

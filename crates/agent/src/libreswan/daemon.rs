@@ -1,6 +1,6 @@
 //! Starting a router's pluto (its directories, an empty configuration, an NSS database)
-//! and following it: pluto has no event stream, so its status and log are read every
-//! `status_interval`, and a change wakes the agent. Its exit is the supervisor's to watch.
+//! and following it: pluto has no event stream, so its log is read every quarter second
+//! and its status every `status_interval`, and a change wakes the agent. Its exit is the supervisor's to watch.
 
 use std::path::Path;
 use std::time::Duration;
@@ -70,8 +70,14 @@ pub(super) async fn attach(pluto: &Pluto, router_id: &str, dir: &Path) -> Result
     })
 }
 
-/// Wakes the agent when pluto's status or its log's verdicts change (read every
-/// `status_interval`).
+/// How often pluto's log is read for verdicts: a peer declared dead (or any failure) is
+/// reported this soon, not a whole `status_interval` later. Reading the log's new bytes is
+/// cheap; asking pluto for its status is not, so that waits for `status_interval` or a
+/// verdict.
+const LOG_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Wakes the agent when pluto's status or its log's verdicts change (the log read every
+/// [`LOG_INTERVAL`], the status every `status_interval` and after each verdict).
 fn watch(
     pluto: &Pluto,
     router_id: &str,
@@ -87,9 +93,14 @@ fn watch(
         // The whole log of this pluto (an adopted one's too): its verdicts still hold
         // until a child SA comes up.
         let mut offset = 0;
+        let mut status_read = tokio::time::Instant::now();
         loop {
-            tokio::time::sleep(interval).await;
+            tokio::time::sleep(LOG_INTERVAL.min(interval)).await;
             let learnt = status::learn_from_log(&log, &mut offset, &failures);
+            if !learnt && status_read.elapsed() < interval {
+                continue;
+            }
+            status_read = tokio::time::Instant::now();
             let now = status::read(&whack).await.unwrap_or_default();
             if learnt || now != last {
                 last = now;

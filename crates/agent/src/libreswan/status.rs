@@ -169,7 +169,11 @@ pub fn classify(msg: &str) -> Option<StatusReason> {
         Some(StatusReason::TsUnacceptable)
     } else if has("NO_PROPOSAL_CHOSEN") || has("no acceptable") && has("proposal") {
         Some(StatusReason::NoProposalChosen)
-    } else if has("timeout exceeded") || has("retransmits") && has("No response") {
+    } else if has("timeout exceeded")
+        || has("retransmits") && has("No response")
+        || has("liveness action -")
+        || has("DPD action -")
+    {
         Some(StatusReason::PeerUnreachable)
     } else if has("received Delete SA payload") || has("deleted by peer") {
         Some(StatusReason::PeerClosed)
@@ -355,6 +359,14 @@ mod tests {
             ),
             (
                 r#""c1" #1: STATE_PARENT_I1: 60 second timeout exceeded after 7 retransmits.  No response (or no acceptable response) to our first IKEv2 message"#,
+                Some(StatusReason::PeerUnreachable),
+            ),
+            (
+                r#""c1" #1: liveness action - restarting all connections that share this peer"#,
+                Some(StatusReason::PeerUnreachable),
+            ),
+            (
+                r#""c1" #3: DPD action - putting connection into hold"#,
                 Some(StatusReason::PeerUnreachable),
             ),
             (r#""c1" #1: sent IKE_SA_INIT request"#, None),

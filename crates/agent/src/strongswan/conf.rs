@@ -31,8 +31,8 @@ pub fn render(dir: &Path, esp: Esp, retransmit: Retransmit) -> String {
     let _ = writeln!(out, "  threads = 16");
     let _ = writeln!(
         out,
-        "  retransmit_timeout = {}\n  retransmit_tries = {}\n  retransmit_base = {}",
-        retransmit.timeout, retransmit.tries, retransmit.base
+        "  retransmit_timeout = {}\n  retransmit_tries = {}\n  retransmit_base = {}\n  retransmit_limit = {}",
+        retransmit.timeout, retransmit.tries, retransmit.base, retransmit.limit
     );
     let _ = writeln!(
         out,

@@ -9,6 +9,7 @@ use tokio::sync::{Mutex, mpsc};
 use vpnaas_model::agent::ConnectionSpec;
 use vpnaas_model::enums::{Initiator, Status};
 
+use super::dpd::Kept;
 use super::status::{VICI_PATIENCE, collect_sas, list_sas, status_in};
 use super::{Control, daemon, vici};
 use crate::daemon::Loaded;
@@ -63,6 +64,10 @@ pub(super) async fn load(control: &mut Control, spec: &ConnectionSpec) -> Result
         history.rekeyed.remove(&spec.id);
         history.reauthenticated.remove(&spec.id);
         history.unmatched.forget(spec);
+        history.dpd.keep(spec);
+    }
+    if let Some(kept) = Kept::of(spec) {
+        daemon::lengthen_schedule(control, kept.schedule_needed()).await?;
     }
     load_secret(control, spec).await?;
     command(&control.vici, "load-conn", vici::load_conn(spec)).await
@@ -99,6 +104,9 @@ async fn release_key(control: &Control, key: Option<String>) -> Result<()> {
 pub(super) async fn unload(control: &mut Control, id: &str) -> Result<()> {
     control.initiators.remove(id);
     control.reauthenticators.remove(id);
+    if let Ok(mut history) = control.history.lock() {
+        history.dpd.forget(id);
+    }
     let name = id.to_string();
     command(&control.vici, "unload-conn", vici::Unload { name }).await?;
     let terminate = vici::Terminate {

@@ -6,12 +6,14 @@
 //! comes from `list-sas`, refreshed whenever charon sends an up/down/rekey event.
 //!
 //! `daemon`: charon's start and its event stream; `connections`: loading, unloading and
-//! initiating; `reauth`: new credentials and re-authentication in place; `status`: what
-//! `list-sas` and charon's log say of each connection.
+//! initiating; `dpd`: the DPD timeout charon does not keep for IKEv2; `reauth`: new
+//! credentials and re-authentication in place; `status`: what `list-sas` and charon's log
+//! say of each connection.
 
 mod conf;
 mod connections;
 mod daemon;
+mod dpd;
 mod reauth;
 mod status;
 mod unmatched;
@@ -65,6 +67,12 @@ pub struct Charon {
 /// A router's charon, as the driver talks to it.
 pub struct Control {
     router_id: String,
+    /// Its directory (`strongswan.conf`, `run/`, the log).
+    dir: PathBuf,
+    /// Where its ESP runs.
+    esp: Esp,
+    /// The retransmit schedule it reads for new IKE SAs.
+    schedule: crate::config::Retransmit,
     /// Its VICI socket.
     socket: PathBuf,
     vici: Mutex<rsvici::Client>,

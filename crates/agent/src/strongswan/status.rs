@@ -12,6 +12,7 @@ use vpnaas_model::agent::ConnectionSpec;
 use vpnaas_model::enums::{Status, StatusReason};
 use vpnaas_model::site_connection::Traffic;
 
+use super::dpd::Watch;
 use super::unmatched::Unmatched;
 use super::{Control, vici};
 use crate::daemon::{Loaded, Observation};
@@ -40,6 +41,8 @@ pub(super) struct History {
     pub reauthenticated: HashMap<String, u64>,
     /// Peers that presented an identity no connection expects.
     pub unmatched: Unmatched,
+    /// DPD requests awaiting the peer, for the connections whose timeout the agent keeps.
+    pub dpd: Watch,
 }
 
 /// A charon's history, shared by its event task and the driver.
@@ -133,6 +136,7 @@ pub(super) fn learn(history: &SharedHistory, line: &vici::LogLine, esp: Esp) -> 
     let Ok(mut history) = history.lock() else {
         return false;
     };
+    history.dpd.observe(line, std::time::Instant::now());
     // An IKE SA no connection was chosen for yet is charon's "(unnamed)".
     let Some(connection) = line.ikesa_name.as_ref().filter(|n| *n != "(unnamed)") else {
         return history.unmatched.learn(line.thread.as_deref(), &line.msg);
@@ -217,7 +221,7 @@ pub fn classify(msg: &str) -> Option<StatusReason> {
         || has("no matching proposal")
     {
         Some(StatusReason::NoProposalChosen)
-    } else if has("giving up after") && has("retransmits") {
+    } else if (has("giving up after") && has("retransmits")) || has("DPD check timed out") {
         Some(StatusReason::PeerUnreachable)
     } else if has("received DELETE for IKE_SA") {
         Some(StatusReason::PeerClosed)
@@ -303,6 +307,10 @@ mod tests {
             ),
             ("no trusted ECDSA public key found for 'far.example'", None),
             ("sending keep alive to 203.0.113.3[4500]", None),
+            (
+                "DPD check timed out, enforcing DPD action",
+                Some(StatusReason::PeerUnreachable),
+            ),
             ("received netlink error: Protocol not supported (93)", None),
         ];
         for (line, reason) in cases {
@@ -315,6 +323,7 @@ mod tests {
         let failures = SharedHistory::default();
         let line = |name: Option<&str>, msg: &str| vici::LogLine {
             ikesa_name: name.map(String::from),
+            ikesa_uniqueid: None,
             thread: Some("7".into()),
             msg: msg.into(),
         };
@@ -368,6 +377,7 @@ mod tests {
         for msg in KERNEL_REFUSAL {
             let line = vici::LogLine {
                 ikesa_name: Some("c1".into()),
+                ikesa_uniqueid: None,
                 thread: Some("7".into()),
                 msg: msg.into(),
             };

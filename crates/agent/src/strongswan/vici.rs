@@ -306,6 +306,18 @@ pub struct Terminate {
     pub timeout: i32,
 }
 
+/// `terminate` of one IKE SA by charon's number for it.
+#[derive(Serialize)]
+pub struct TerminateSa {
+    /// The IKE SA's unique id.
+    #[serde(rename = "ike-id")]
+    pub ike_id: String,
+    /// Do not wait for the peer's answer.
+    pub force: bool,
+    /// Milliseconds to wait; -1 answers at once.
+    pub timeout: i32,
+}
+
 /// `unload-conn`.
 #[derive(Serialize)]
 pub struct Unload {
@@ -397,6 +409,9 @@ pub struct LogLine {
     /// Name of the IKE SA (our connection id) when the line is about one.
     #[serde(rename = "ikesa-name", default)]
     pub ikesa_name: Option<String>,
+    /// charon's number of that IKE SA.
+    #[serde(rename = "ikesa-uniqueid", default)]
+    pub ikesa_uniqueid: Option<String>,
     /// charon's thread that logged it (lines of one exchange share it).
     #[serde(default)]
     pub thread: Option<String>,

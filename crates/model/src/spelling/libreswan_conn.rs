@@ -154,7 +154,7 @@ pub fn lines(tunnel: &Tunnel) -> Result<Vec<(&'static str, Value)>, Unsupported>
     if ike.phase1_negotiation_mode == Phase1Mode::Aggressive {
         lines.push(("aggressive", Value::Keyword("yes")));
     }
-    lines.extend(dpd(tunnel.dpd));
+    lines.extend(dpd(tunnel.dpd, ike.ike_version));
     Ok(lines)
 }
 
@@ -167,17 +167,27 @@ fn subnets(key: &'static str, plural: &'static str, cidrs: &[IpNet]) -> (&'stati
 }
 
 /// Dead peer detection's lines (none when disabled); Libreswan has no `restart-by-peer`,
-/// whose nearest is `clear`.
-fn dpd(dpd: &Dpd) -> Vec<(&'static str, Value)> {
+/// whose nearest is `clear`. With IKEv2 pluto ignores `dpdtimeout`: it declares the peer
+/// dead when its liveness probe, sent after `dpddelay` without a word from the peer, has
+/// gone unanswered for `retransmit-timeout`; so that is `timeout - interval`, and the peer
+/// is dead `timeout` after its last word, as with IKEv1.
+fn dpd(dpd: &Dpd, version: IkeVersion) -> Vec<(&'static str, Value)> {
     let action = match dpd.action {
         DpdAction::Disabled => return Vec::new(),
         DpdAction::Hold => "hold",
         DpdAction::Restart => "restart",
         DpdAction::Clear | DpdAction::RestartByPeer => "clear",
     };
-    vec![
+    let mut lines = vec![
         ("dpddelay", Value::Seconds(dpd.interval)),
         ("dpdtimeout", Value::Seconds(dpd.timeout)),
         ("dpdaction", Value::Keyword(action)),
-    ]
+    ];
+    if version == IkeVersion::V2 && dpd.timeout > dpd.interval {
+        lines.push((
+            "retransmit-timeout",
+            Value::Seconds(dpd.timeout - dpd.interval),
+        ));
+    }
+    lines
 }

@@ -73,6 +73,12 @@ pub trait Daemon: Send + Sync + 'static {
     /// Loads one connection.
     async fn load(&self, control: &mut Self::Control, spec: &ConnectionSpec) -> Result<()>;
 
+    /// After a running daemon was adopted: learns what the driver keeps of the connections
+    /// it already holds (`kept`), which are not loaded again.
+    async fn adopted(&self, _control: &mut Self::Control, _kept: &Loaded) -> Result<()> {
+        Ok(())
+    }
+
     /// Loads the new credentials of connections that stay loaded (`changed`) without
     /// touching their SAs: the next authentication uses them. `wanted` is every connection
     /// that stays loaded.

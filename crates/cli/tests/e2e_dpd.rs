@@ -149,11 +149,11 @@ async fn reason(lab: &Lab, conn: &str) -> Value {
 }
 
 /// IKEv2, where charon itself ignores `dpd.timeout`: two connections of one router with
-/// different timeouts (1/3 s and 1/6 s) each go `DOWN` after their own, and both come
-/// back.
+/// different timeouts (1/3 s and 1/6 s) each go `DOWN` after their own (also after an
+/// agent restart adopted the charons), and both come back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ikev2_connections_of_one_router_each_keep_their_own_dpd_timeout() {
-    let lab = Lab::start(3).await;
+    let mut lab = Lab::start_as(3, Mode::Separate).await;
     let policies = lab.policies(json!({"ike_version": "v2"}), json!({})).await;
     let services = vec![
         lab.service(1).await,
@@ -163,6 +163,23 @@ async fn ikev2_connections_of_one_router_each_keep_their_own_dpd_timeout() {
     let short = tunnel(&lab, &services, (1, 2), &policies, &dpd(1, 3)).await;
     let long = tunnel(&lab, &services, (1, 3), &policies, &dpd(1, 6)).await;
     answered_peers_stay_up(&lab, &short).await;
+    // A restarted agent adopts the running charons and keeps their timeouts too.
+    lab.restart_agent();
+    lab.wait_for_agent().await;
+    let restarted = Instant::now();
+    while lab
+        .log_tail(1000)
+        .matches("adopted a running charon")
+        .count()
+        < 3
+    {
+        assert!(
+            restarted.elapsed() < Duration::from_secs(60),
+            "the restarted agent did not adopt the three charons: {}",
+            lab.log_tail(50)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     until_ping(&lab, 1, 2, Duration::from_secs(10));
     until_ping(&lab, 1, 3, Duration::from_secs(10));
     let busy = [

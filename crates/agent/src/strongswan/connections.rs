@@ -73,6 +73,23 @@ pub(super) async fn load(control: &mut Control, spec: &ConnectionSpec) -> Result
     command(&control.vici, "load-conn", vici::load_conn(spec)).await
 }
 
+/// Keeps the DPD timeouts of the connections an adopted charon holds, as if they had been
+/// loaded now.
+pub(super) async fn adopted(control: &mut Control, kept: &Loaded) -> Result<()> {
+    let mut longest = 0.0_f64;
+    if let Ok(mut history) = control.history.lock() {
+        for spec in kept.values() {
+            history.dpd.keep(spec);
+        }
+    }
+    for spec in kept.values() {
+        if let Some(kept) = Kept::of(spec) {
+            longest = longest.max(kept.schedule_needed());
+        }
+    }
+    daemon::lengthen_schedule(control, longest).await
+}
+
 /// Loads what a connection authenticates with: its private key (`cert`; its certificate
 /// travels with the connection), or its pre-shared key. A key the connection held before
 /// and no longer does is unloaded.

@@ -108,6 +108,10 @@ impl Daemon for Charon {
         connections::load(control, spec).await
     }
 
+    async fn adopted(&self, control: &mut Control, kept: &Loaded) -> Result<()> {
+        connections::adopted(control, kept).await
+    }
+
     async fn load_credentials(
         &self,
         control: &mut Control,

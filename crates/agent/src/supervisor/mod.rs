@@ -329,6 +329,9 @@ impl<D: Daemon> Supervisor<D> {
             }
         }
         fingerprints::record(&dir, &loaded);
+        if let Err(error) = self.daemon.adopted(&mut control, &loaded).await {
+            tracing::warn!(%error, router = router_id, "cannot learn the adopted connections");
+        }
         let watched = Process::open(pid)?;
         let exit = self.watch_exit(router_id, async move { watched.exited().await });
         tracing::info!(

@@ -225,8 +225,9 @@ async fn ikev2_connections_of_one_router_each_keep_their_own_dpd_timeout() {
     );
 }
 
-/// IKEv1, where charon keeps `dpd.timeout` itself: its verdict is reported as
-/// `PEER_UNREACHABLE` too, and the tunnel comes back.
+/// IKEv1, whose timeout charon would keep but then re-establish the SA itself (both ends
+/// and the agent's initiators at once): the agent's verdict comes first, reported as
+/// `PEER_UNREACHABLE`, and the tunnel comes back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ikev1_keeps_its_dpd_timeout_and_says_why() {
     let lab = Lab::start(2).await;

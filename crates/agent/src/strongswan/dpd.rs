@@ -1,23 +1,26 @@
-//! Dead peer detection that keeps the connection's word. charon honours `dpd.timeout`
-//! with IKEv1 only: it sends a DPD request once nothing came from the peer for
-//! `dpd.interval`, and declares the peer dead when nothing more came within `timeout -
-//! interval`. With IKEv2 it ignores `dpd.timeout`: the request is retransmitted on the
-//! daemon-wide schedule and the peer is declared dead when that schedule ends (16.25 s
-//! by default), however long or short the connection asked for.
+//! Dead peer detection that keeps the connection's word. charon sends a DPD request once
+//! nothing came from the peer for `dpd.interval`. With IKEv1 it declares the peer dead when
+//! nothing more came within `timeout - interval`, and re-establishes the SA itself (so
+//! both ends and the agent's initiator start negotiations at once: duplicate SAs); with
+//! IKEv2 it ignores `dpd.timeout`: the request is retransmitted on the daemon-wide
+//! schedule and the peer is declared dead when that schedule ends (16.25 s by default),
+//! however long or short the connection asked for. Neither counts while another exchange
+//! is in flight: its retransmits decide.
 //!
-//! So for IKEv2 the agent keeps the timeout itself, the way charon does for IKEv1: when
-//! charon logs that it sends a DPD request on an IKE SA, the [`Watch`] gives the peer until
-//! `timeout - interval` later to send anything on that SA; if it stays silent, the IKE SA
-//! is ended (`PEER_UNREACHABLE`) and the connection is negotiated again like any that is
-//! down. The router's retransmit schedule is made at least that long (plus
-//! [`SCHEDULE_MARGIN`]), so that charon never gives up first, and each connection on a
-//! router keeps its own timeout.
+//! So the agent keeps the timeout itself, for both versions: when charon logs that it
+//! sends a DPD request on an IKE SA, or retransmits a request of an established SA, the
+//! [`Watch`] gives the peer until `timeout - interval` later to send anything on that SA;
+//! if it stays silent, the IKE SA is ended (`PEER_UNREACHABLE`) and the connection is
+//! negotiated again like any that is down. charon's own verdicts come later: the router's
+//! retransmit schedule is made at least that long and IKEv1's `dpd_timeout` is the
+//! connection's, each plus [`SCHEDULE_MARGIN`]. Each connection on a router keeps its own
+//! timeout.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use vpnaas_model::agent::ConnectionSpec;
-use vpnaas_model::enums::{DpdAction, IkeVersion};
+use vpnaas_model::enums::DpdAction;
 
 use super::vici::LogLine;
 
@@ -35,11 +38,9 @@ pub(super) struct Kept {
 }
 
 impl Kept {
-    /// The DPD the agent keeps for a connection: IKEv2 with DPD on (charon keeps IKEv1's).
+    /// The DPD the agent keeps for a connection: any with DPD on.
     pub(super) fn of(spec: &ConnectionSpec) -> Option<Kept> {
-        let kept = spec.ike.ike_version == IkeVersion::V2
-            && spec.dpd.action != DpdAction::Disabled
-            && spec.dpd.timeout > spec.dpd.interval;
+        let kept = spec.dpd.action != DpdAction::Disabled && spec.dpd.timeout > spec.dpd.interval;
         kept.then_some(Kept {
             interval: spec.dpd.interval,
             timeout: spec.dpd.timeout,
@@ -111,16 +112,17 @@ impl Watch {
             .retain(|_, probe| probe.connection != connection);
     }
 
-    /// Learns from a log line about an IKE SA: a DPD request sent starts a probe; any
-    /// message parsed from the peer ends it; charon giving up ends it too (charon has
-    /// acted).
+    /// Learns from a log line about an IKE SA: a DPD request sent, or a request of the
+    /// established SA retransmitted, starts a probe; any message parsed from the peer ends
+    /// it; charon giving up ends it too (charon has acted).
     pub(super) fn observe(&mut self, line: &LogLine, now: Instant) {
         let (Some(connection), Some(ike_id)) = (&line.ikesa_name, &line.ikesa_uniqueid) else {
             return;
         };
         if line.msg.starts_with("parsed ") || line.msg.starts_with("giving up after") {
             self.probes.remove(ike_id);
-        } else if line.msg.starts_with("sending DPD request")
+        } else if (line.msg.starts_with("sending DPD request")
+            || unanswered_on_established_sa(&line.msg))
             && let Some(kept) = self.kept.get(connection)
         {
             let probe = Probe {
@@ -155,6 +157,26 @@ impl Watch {
                 })
             })
             .collect()
+    }
+}
+
+/// Whether a log line is charon's first retransmit of a request on an established SA:
+/// IKEv2 numbers IKE_SA_INIT and IKE_AUTH 0 and 1 ("retransmit 1 of request with message
+/// ID 2"), IKEv1 Main and Aggressive Mode 0 ("sending retransmit 1 of request message ID
+/// 2086119307, seq 1"). Setting up an SA is bounded by the retransmit schedule instead.
+fn unanswered_on_established_sa(msg: &str) -> bool {
+    let id = |rest: &str| -> Option<u64> {
+        rest.split(|c: char| !c.is_ascii_digit())
+            .next()?
+            .parse()
+            .ok()
+    };
+    if let Some(rest) = msg.strip_prefix("retransmit 1 of request with message ID ") {
+        id(rest).is_some_and(|id| id >= 2)
+    } else if let Some(rest) = msg.strip_prefix("sending retransmit 1 of request message ID ") {
+        id(rest).is_some_and(|id| id != 0)
+    } else {
+        false
     }
 }
 
@@ -217,20 +239,45 @@ mod tests {
     }
 
     #[test]
-    fn ikev1_and_disabled_dpd_are_left_to_charon_and_forgotten_connections_end_their_probes() {
+    fn disabled_dpd_is_not_kept_and_forgotten_connections_end_their_probes() {
         let mut watch = Watch::default();
-        watch.keep(&spec("v1", "v1", 1, 3));
         let mut off = spec("off", "v2", 1, 3);
         off.dpd.action = DpdAction::Disabled;
         watch.keep(&off);
-        watch.keep(&spec("gone", "v2", 1, 3));
+        watch.keep(&spec("gone", "v1", 1, 3));
         let t0 = Instant::now();
-        for (connection, id) in [("v1", "1"), ("off", "2"), ("gone", "3")] {
+        for (connection, id) in [("off", "2"), ("gone", "3")] {
             watch.observe(&line(connection, id, "sending DPD request"), t0);
         }
         assert!(watch.next_deadline().is_some());
         watch.forget("gone");
         assert_eq!(watch.next_deadline(), None);
-        assert_eq!(Kept::of(&spec("v1", "v1", 1, 3)), None);
+        assert_eq!(Kept::of(&off), None);
+    }
+
+    #[test]
+    fn an_unanswered_request_of_an_established_sa_starts_a_probe_and_a_negotiation_does_not() {
+        let established = [
+            "retransmit 1 of request with message ID 2",
+            "sending retransmit 1 of request message ID 2086119307, seq 1",
+        ];
+        let setting_up = [
+            "retransmit 1 of request with message ID 0",
+            "retransmit 1 of request with message ID 1",
+            "sending retransmit 1 of request message ID 0, seq 1",
+            "retransmit 2 of request with message ID 5",
+            "sending retransmit 1 of response message ID 4006998546, seq 4",
+        ];
+        for msg in established {
+            assert!(unanswered_on_established_sa(msg), "{msg}");
+        }
+        for msg in setting_up {
+            assert!(!unanswered_on_established_sa(msg), "{msg}");
+        }
+        let mut watch = Watch::default();
+        watch.keep(&spec("c", "v1", 5, 20));
+        let t0 = Instant::now();
+        watch.observe(&line("c", "9", established[1]), t0);
+        assert_eq!(watch.next_deadline(), Some(t0 + Duration::from_secs(15)));
     }
 }

@@ -259,8 +259,13 @@ pub fn load_conn(spec: &ConnectionSpec) -> BTreeMap<String, Connection> {
         } else {
             format!("{}s", spec.dpd.interval)
         },
-        dpd_timeout: (spec.ike.ike_version == IkeVersion::V1 && !dpd_off)
-            .then(|| format!("{}s", spec.dpd.timeout)),
+        // The agent keeps the timeout (see `dpd`); charon's own IKEv1 verdict comes after.
+        dpd_timeout: (spec.ike.ike_version == IkeVersion::V1 && !dpd_off).then(|| {
+            format!(
+                "{}s",
+                f64::from(spec.dpd.timeout) + super::dpd::SCHEDULE_MARGIN
+            )
+        }),
         rekey_time: format!("{}s", spec.ike.lifetime.value),
         mobike: false,
         keyingtries: 1,

@@ -14,6 +14,7 @@ use vpnaas_model::enums::StatusReason;
 use super::dpd::Silent;
 use super::{Charon, Control, conf, connections, status, vici};
 use crate::config::Retransmit;
+use crate::data_plane::Esp;
 use crate::status::learn_failure;
 use crate::supervisor::Task;
 use crate::{Error, Result};
@@ -57,7 +58,8 @@ pub(super) fn command(
     Ok(command)
 }
 
-fn write_conf(dir: &Path, esp: crate::data_plane::Esp, retransmit: Retransmit) -> Result<()> {
+/// Writes the router's `strongswan.conf` (read by charon at start and `reload-settings`).
+fn write_conf(dir: &Path, esp: Esp, retransmit: Retransmit) -> Result<()> {
     let conf = dir.join("strongswan.conf");
     let text = conf::render(dir, esp, retransmit);
     std::fs::write(&conf, text).map_err(Error::file(&conf))

@@ -234,6 +234,7 @@ async fn ikev1_keeps_its_dpd_timeout_and_says_why() {
     let policies = lab.policies(json!({"ike_version": "v1"}), json!({})).await;
     let services = vec![lab.service(1).await, lab.service(2).await];
     let conn = tunnel(&lab, &services, (1, 2), &policies, &dpd(1, 3)).await;
+    answered_peers_stay_up(&lab, &conn).await;
     until_ping(&lab, 1, 2, Duration::from_secs(10));
     let busy = Busy(Pinger::start(&lab, 1, 2, 600));
     tokio::time::sleep(Duration::from_millis(500)).await;

@@ -156,6 +156,11 @@ fn gateway_config(args: &DemoArgs, dir: &std::path::Path, n: u8) -> AgentConfig 
         fabric_namespace: format!("{}-fabric", args.prefix),
         data_plane: args.data_plane,
         heartbeat_interval: 1,
+        // The demo's gateway hosts share this machine's loopback.
+        ha: vpnaas_agent::config::HaLiveness {
+            listen: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
+            ..Default::default()
+        },
         ..AgentConfig::default()
     }
 }

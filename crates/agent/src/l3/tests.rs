@@ -36,6 +36,7 @@ fn router_with_a_connection(gateway: &str) -> RouterState {
         ha: false,
         role: HaRole::Active,
         lease_epoch: 0,
+        active_peer: None,
     }
 }
 

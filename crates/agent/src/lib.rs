@@ -262,13 +262,7 @@ impl Agent {
                     self.on_events(routers).await;
                 }
                 Some(routers) = self.granted.recv() => {
-                    let mut routers = routers;
-                    while let Ok(more) = self.granted.try_recv() {
-                        routers.extend(more);
-                    }
-                    for router_id in distinct(routers) {
-                        self.sync_one(&router_id, false).await;
-                    }
+                    self.take_over(routers).await;
                     self.send_reports().await;
                 }
                 Some(router_id) = self.namespace_events.recv() => {
@@ -315,6 +309,27 @@ impl Agent {
             address,
             Some(liveness::Liveness::start(socket, &self.config.ha, links)),
         )
+    }
+
+    /// Whether a desired state fetched earlier is older than the one applied since.
+    fn superseded(
+        &self,
+        router_id: &str,
+        fetched: &vpnaas_bus::Result<Option<RouterState>>,
+    ) -> bool {
+        let applied = self.applied.get(router_id).map(|s| s.revision);
+        matches!(fetched, Ok(Some(state)) if applied.is_some_and(|a| a > state.revision))
+    }
+
+    /// Takes over the routers whose leases the server just granted (and any granted
+    /// meanwhile), each on the state the server gives now.
+    async fn take_over(&mut self, mut routers: Vec<String>) {
+        while let Ok(more) = self.granted.try_recv() {
+            routers.extend(more);
+        }
+        for router_id in distinct(routers) {
+            self.sync_one(&router_id, false).await;
+        }
     }
 
     /// Follows what this agent is to an HA router: as its standby it watches the active
@@ -368,10 +383,18 @@ impl Agent {
             .buffered(FETCH_CONCURRENCY);
         while let Some((batch, states)) = fetched.next().await {
             for router_id in batch {
+                // A takeover waits for no resync: at most for the router being applied.
+                if let Ok(granted) = self.granted.try_recv() {
+                    self.take_over(granted).await;
+                }
                 let state = match &states {
                     Ok(states) => Ok(states.iter().find(|s| s.router_id == router_id).cloned()),
                     Err(error) => Err(error.clone()),
                 };
+                if self.superseded(&router_id, &state) {
+                    // Taken over during this pass, on a newer state than this prefetched one.
+                    continue;
+                }
                 self.sync_fetched(&router_id, true, state).await;
             }
             self.send_reports().await;

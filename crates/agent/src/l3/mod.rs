@@ -318,11 +318,28 @@ pub async fn ensure_ports(
         ensure_addresses(namespace, &port.inner, addresses).await?;
         wanted_links.push(port.inner);
     }
+    if active {
+        default_route(namespace, state).await?;
+    }
+    remove_stale_ports(namespace, &wanted_links).await
+}
+
+/// Promotes a standby whose namespace and ports are in place (`ensure_ports` made them,
+/// down and without addresses): its ports up, their addresses (announced), the default
+/// route. Nothing else differs between a standby and an active router, so a takeover
+/// waits for nothing more (the next full resync checks the rest).
+pub async fn activate(config: &AgentConfig, namespace: &str, state: &RouterState) -> Result<()> {
+    for port in ports_of(config, state) {
+        run("ip", &["-n", namespace, "link", "set", &port.inner, "up"]).await?;
+        ensure_addresses(namespace, &port.inner, &port.addresses).await?;
+    }
+    default_route(namespace, state).await
+}
+
+/// The default route of an active router, via its external subnet's gateway.
+async fn default_route(namespace: &str, state: &RouterState) -> Result<()> {
     let gateway_port = port_name(GATEWAY_PREFIX, &state.router_id);
-    let routed = state
-        .gateway
-        .iter()
-        .filter(|p| active && p.address.addr().is_ipv4());
+    let routed = state.gateway.iter().filter(|p| p.address.addr().is_ipv4());
     for via in routed.filter_map(|p| p.gateway) {
         run(
             "ip",
@@ -340,7 +357,7 @@ pub async fn ensure_ports(
         )
         .await?;
     }
-    remove_stale_ports(namespace, &wanted_links).await
+    Ok(())
 }
 
 async fn remove_stale_ports(namespace: &str, wanted: &[String]) -> Result<()> {

@@ -114,7 +114,7 @@ pub struct HaLiveness {
     /// Milliseconds between probes to each active agent.
     pub probe_interval_ms: u64,
     /// Milliseconds without an answer after which a standby claims the active agent's
-    /// routers.
+    /// routers: three probes, as VRRPv3 declares a master down after three adverts.
     pub dead_time_ms: u64,
 }
 
@@ -123,7 +123,7 @@ impl Default for HaLiveness {
         HaLiveness {
             listen: None,
             probe_interval_ms: 100,
-            dead_time_ms: 500,
+            dead_time_ms: 300,
         }
     }
 }

@@ -163,7 +163,7 @@ struct HaArgs {
     /// Milliseconds between probes to each active agent [default: 100].
     #[arg(long = "ha-probe-interval-ms", env = "VPNAAS_HA_PROBE_INTERVAL_MS")]
     probe_interval_ms: Option<u64>,
-    /// Milliseconds without an answer before a standby claims the routers [default: 500].
+    /// Milliseconds without an answer before a standby claims the routers [default: 300].
     #[arg(long = "ha-dead-time-ms", env = "VPNAAS_HA_DEAD_TIME_MS")]
     dead_time_ms: Option<u64>,
 }

@@ -232,7 +232,7 @@ async fn an_ha_routers_standby_takes_over_and_the_old_master_stays_fenced() {
     .await;
     let (sent, received, silence) = pinger.finish_timed();
     eprintln!(
-        "HA failover: active gateway host dead -> pinging again {pinging:?}, ACTIVE again {:?}; continuous ping every 50 ms lost {} of {sent}, longest silence {silence:?} (liveness probes every 100 ms, dead after 500 ms)",
+        "HA failover: active gateway host dead -> pinging again {pinging:?}, ACTIVE again {:?}; continuous ping every 50 ms lost {} of {sent}, longest silence {silence:?} (liveness probes every 100 ms, dead after 300 ms)",
         active_again.unwrap_or_default(),
         sent - received
     );

@@ -116,13 +116,28 @@ impl Agent {
         if self.config.l3_mode == L3Mode::Simulation {
             return Ok(());
         }
-        let ports_changed = last.is_none_or(|l| {
-            l.gateway != state.gateway || l.interfaces != state.interfaces || l.role != state.role
-        });
-        if ports_changed || !l3::namespace_exists(namespace).await {
+        let same_ports =
+            last.filter(|l| l.gateway == state.gateway && l.interfaces == state.interfaces);
+        let exists = l3::namespace_exists(namespace).await;
+        let promoted = same_ports.is_some_and(|l| l.role == HaRole::Standby)
+            && state.role == HaRole::Active
+            && exists;
+        let ports_changed = same_ports.is_none_or(|l| l.role != state.role);
+        // A takeover: the standby's ports and NAT rules are in place, only the addresses
+        // and the route are missing. Should they not be (a port gone), all is plumbed.
+        let activated = promoted
+            && match l3::activate(&self.config, namespace, state).await {
+                Ok(()) => true,
+                Err(error) => {
+                    tracing::warn!(%error, router = %state.router_id, "takeover: plumbing the router whole");
+                    false
+                }
+            };
+        if !activated && (ports_changed || !exists) {
             l3::ensure_ports(&self.config, namespace, state).await?;
         }
-        if ports_changed || last.is_none_or(|l| l3::nat_ruleset(l) != l3::nat_ruleset(state)) {
+        let nat_changed = last.is_none_or(|l| l3::nat_ruleset(l) != l3::nat_ruleset(state));
+        if (ports_changed && !activated) || nat_changed {
             l3::apply_nat(namespace, state).await?;
         }
         Ok(())

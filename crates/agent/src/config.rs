@@ -97,6 +97,48 @@ pub struct AgentConfig {
     /// Simulation only: no daemons, every tunnel up this many milliseconds after it is
     /// loaded (`fake` driver, for scale tests; use with `l3_mode = "simulation"`).
     pub fake_tunnel_delay_ms: Option<u64>,
+    /// Sub-second HA failover between agents (docs/scale-out.md).
+    pub ha: HaLiveness,
+}
+
+/// Liveness probes between the agents of HA routers: each agent answers probes on a UDP
+/// address it tells the server; a standby probes its routers' active agents and claims
+/// their leases from the server when one stops answering.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HaLiveness {
+    /// Where to answer probes (`ip:port`, port 0 for any free one; a specific address the
+    /// other agents reach). None: no probes, HA failover waits for the server's
+    /// `agent_down_time`.
+    pub listen: Option<std::net::SocketAddr>,
+    /// Milliseconds between probes to each active agent.
+    pub probe_interval_ms: u64,
+    /// Milliseconds without an answer after which a standby claims the active agent's
+    /// routers: three probes, as VRRPv3 declares a master down after three adverts.
+    pub dead_time_ms: u64,
+}
+
+impl Default for HaLiveness {
+    fn default() -> Self {
+        HaLiveness {
+            listen: None,
+            probe_interval_ms: 100,
+            dead_time_ms: 300,
+        }
+    }
+}
+
+impl HaLiveness {
+    /// The probe period.
+    pub fn interval(&self) -> Duration {
+        Duration::from_millis(self.probe_interval_ms.max(10))
+    }
+
+    /// How long an active agent may stay silent before its routers are claimed: never
+    /// under two probe periods, so one lost datagram is not a death.
+    pub fn dead_time(&self) -> Duration {
+        Duration::from_millis(self.dead_time_ms).max(self.interval() * 2)
+    }
 }
 
 /// Libreswan settings.
@@ -229,6 +271,7 @@ impl Default for AgentConfig {
             driver: DriverKind::Strongswan,
             libreswan: LibreswanConfig::default(),
             fake_tunnel_delay_ms: None,
+            ha: HaLiveness::default(),
         }
     }
 }

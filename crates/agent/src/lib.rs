@@ -6,7 +6,9 @@
 //!
 //! `supervisor` runs one IKE daemon per router for the `strongswan` and `libreswan`
 //! drivers, which supply only what differs (`daemon::Daemon`); `status` makes reports of
-//! what a daemon shows; `l3` plumbs namespaces, ports and NAT; `fake` simulates tunnels.
+//! what a daemon shows; `l3` plumbs namespaces, ports and NAT; `fake` simulates tunnels;
+//! `liveness` probes HA routers' active agents and claims their leases when they fall
+//! silent.
 
 mod apply;
 pub mod command;
@@ -21,6 +23,7 @@ mod fixtures;
 pub mod hash;
 pub mod l3;
 pub mod libreswan;
+pub mod liveness;
 pub mod metrics;
 pub mod process;
 pub mod status;
@@ -33,9 +36,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use futures::StreamExt;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, watch};
 use vpnaas_bus::ControlPlane;
-use vpnaas_model::agent::{ConnectionStatus, RouterChanged, RouterState, StatusReport};
+use vpnaas_model::agent::{ConnectionStatus, Heartbeat, RouterChanged, RouterState, StatusReport};
 use vpnaas_model::enums::HaRole;
 
 pub use config::{AgentConfig, DataPlane, L3Mode};
@@ -76,14 +79,14 @@ struct Heartbeats(tokio::task::JoinHandle<()>);
 impl Heartbeats {
     fn start(
         control: Arc<dyn ControlPlane>,
-        host: String,
+        beat: Heartbeat,
         period: std::time::Duration,
     ) -> Heartbeats {
         Heartbeats(tokio::spawn(async move {
             let mut tick = tokio::time::interval(period);
             loop {
                 tick.tick().await;
-                if let Err(error) = control.heartbeat(&host).await {
+                if let Err(error) = control.beat(&beat).await {
                     tracing::warn!(%error, "heartbeat failed; retrying in a second");
                     tick.reset_at(tokio::time::Instant::now() + RETRY);
                 }
@@ -168,6 +171,11 @@ pub struct Agent {
     /// keepalived made the namespace primary) as last seen; no daemon runs for those it is
     /// not on.
     gateway_here: HashMap<String, bool>,
+    /// The HA routers this agent is the standby of, whose active agents `liveness` probes.
+    watched: watch::Sender<liveness::Watched>,
+    /// Routers whose lease the server granted to this agent's claim: taken over at once.
+    granted: mpsc::UnboundedReceiver<Vec<String>>,
+    granted_tx: mpsc::UnboundedSender<Vec<String>>,
 }
 
 impl Agent {
@@ -188,7 +196,11 @@ impl Agent {
             None => Drivers::Daemons(Box::new(Daemons::new(&config, wake_tx, &metrics).await)),
         };
         let (namespace_tx, namespace_events) = mpsc::unbounded_channel();
+        let (granted_tx, granted) = mpsc::unbounded_channel();
         Agent {
+            watched: watch::Sender::new(liveness::Watched::new()),
+            granted,
+            granted_tx,
             config,
             control,
             drivers,
@@ -208,11 +220,12 @@ impl Agent {
     /// Runs until `hints` closes (or is dropped): beats on its own clock, cleans
     /// leftovers, then reconciles on every hint, daemon event and resync tick.
     pub async fn run(mut self, mut hints: broadcast::Receiver<RouterChanged>) {
-        let _heartbeats = Heartbeats::start(
-            self.control.clone(),
-            self.config.host.clone(),
-            self.config.heartbeat(),
-        );
+        let (ha_address, _liveness) = self.start_liveness().await;
+        let beat = Heartbeat {
+            host: self.config.host.clone(),
+            ha_address,
+        };
+        let _heartbeats = Heartbeats::start(self.control.clone(), beat, self.config.heartbeat());
         let mut tick = tokio::time::interval(self.config.resync());
         let mut awaited = tokio::time::interval(l3::watch::AWAIT_POLL);
         awaited.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -248,6 +261,10 @@ impl Agent {
                     }
                     self.on_events(routers).await;
                 }
+                Some(routers) = self.granted.recv() => {
+                    self.take_over(routers).await;
+                    self.send_reports().await;
+                }
                 Some(router_id) = self.namespace_events.recv() => {
                     let mut routers = vec![router_id];
                     while let Ok(more) = self.namespace_events.try_recv() {
@@ -266,6 +283,68 @@ impl Agent {
                 tick.reset_at(tokio::time::Instant::now() + RETRY);
             }
         }
+    }
+
+    /// Binds the liveness socket (`[ha] listen`) and starts answering and probing; the
+    /// address to tell the server. Without it (or if it cannot be bound) HA failover
+    /// waits for the server's `agent_down_time`.
+    async fn start_liveness(&self) -> (Option<std::net::SocketAddr>, Option<liveness::Liveness>) {
+        let socket = match liveness::bind(&self.config.ha).await {
+            Ok(Some(socket)) => socket,
+            Ok(None) => return (None, None),
+            Err(error) => {
+                tracing::error!(%error, listen = ?self.config.ha.listen, "no HA liveness probes: failover waits for agent_down_time");
+                return (None, None);
+            }
+        };
+        let address = socket.local_addr().ok();
+        tracing::info!(?address, "answering HA liveness probes");
+        let links = liveness::Links {
+            host: self.config.host.clone(),
+            control: self.control.clone(),
+            watched: self.watched.subscribe(),
+            granted: self.granted_tx.clone(),
+        };
+        (
+            address,
+            Some(liveness::Liveness::start(socket, &self.config.ha, links)),
+        )
+    }
+
+    /// Whether a desired state fetched earlier is older than the one applied since.
+    fn superseded(
+        &self,
+        router_id: &str,
+        fetched: &vpnaas_bus::Result<Option<RouterState>>,
+    ) -> bool {
+        let applied = self.applied.get(router_id).map(|s| s.revision);
+        matches!(fetched, Ok(Some(state)) if applied.is_some_and(|a| a > state.revision))
+    }
+
+    /// Takes over the routers whose leases the server just granted (and any granted
+    /// meanwhile), each on the state the server gives now.
+    async fn take_over(&mut self, mut routers: Vec<String>) {
+        while let Ok(more) = self.granted.try_recv() {
+            routers.extend(more);
+        }
+        for router_id in distinct(routers) {
+            self.sync_one(&router_id, false).await;
+        }
+    }
+
+    /// Follows what this agent is to an HA router: as its standby it watches the active
+    /// agent the state names, under the state's epoch; otherwise it watches nothing there.
+    fn watch(&self, router_id: &str, state: Option<&RouterState>) {
+        let watch = state.filter(|s| s.role == HaRole::Standby).and_then(|s| {
+            Some(liveness::Watch {
+                peer: s.active_peer.clone()?,
+                lease_epoch: s.lease_epoch,
+            })
+        });
+        self.watched.send_if_modified(|watched| match watch {
+            Some(watch) => watched.insert(router_id.to_string(), watch.clone()) != Some(watch),
+            None => watched.remove(router_id).is_some(),
+        });
     }
 
     async fn resync_all(&mut self, at_start: bool) -> Result<()> {
@@ -304,10 +383,18 @@ impl Agent {
             .buffered(FETCH_CONCURRENCY);
         while let Some((batch, states)) = fetched.next().await {
             for router_id in batch {
+                // A takeover waits for no resync: at most for the router being applied.
+                if let Ok(granted) = self.granted.try_recv() {
+                    self.take_over(granted).await;
+                }
                 let state = match &states {
                     Ok(states) => Ok(states.iter().find(|s| s.router_id == router_id).cloned()),
                     Err(error) => Err(error.clone()),
                 };
+                if self.superseded(&router_id, &state) {
+                    // Taken over during this pass, on a newer state than this prefetched one.
+                    continue;
+                }
                 self.sync_fetched(&router_id, true, state).await;
             }
             self.send_reports().await;
@@ -396,6 +483,7 @@ impl Agent {
                     tracing::error!(%error, router = router_id, "apply failed");
                 }
                 self.report(&state).await;
+                self.watch(router_id, Some(&state));
                 self.applied.insert(router_id.to_string(), state);
                 applied.is_ok()
             }
@@ -434,6 +522,7 @@ impl Agent {
             L3Mode::Simulation => {}
         }
         self.watches.unwatch(router_id);
+        self.watch(router_id, None);
         self.gateway_here.remove(router_id);
         self.applied.remove(router_id);
         self.reported.remove(router_id);

@@ -40,8 +40,15 @@ impl Scripted {
 
 #[async_trait::async_trait]
 impl ControlPlane for Scripted {
-    async fn heartbeat(&self, _host: &str) -> vpnaas_bus::Result<()> {
+    async fn beat(&self, _beat: &Heartbeat) -> vpnaas_bus::Result<()> {
         Ok(())
+    }
+
+    async fn claim(
+        &self,
+        _claim: &vpnaas_model::agent::TakeoverClaim,
+    ) -> vpnaas_bus::Result<Vec<String>> {
+        Ok(vec![])
     }
 
     async fn hosted_routers(&self, _host: &str) -> vpnaas_bus::Result<Vec<String>> {

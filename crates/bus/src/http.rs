@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::sync::broadcast;
-use vpnaas_model::agent::{RouterChanged, RouterState, StatusReport};
+use vpnaas_model::agent::{Heartbeat, RouterChanged, RouterState, StatusReport, TakeoverClaim};
 
 use crate::protocol::{Call, StatesRequest};
 use crate::{ControlPlane, Error, Result};
@@ -182,10 +182,9 @@ impl HttpControlPlane {
 
 #[async_trait]
 impl ControlPlane for HttpControlPlane {
-    async fn heartbeat(&self, host: &str) -> Result<()> {
-        self.send(self.request(Call::Heartbeat, host).await)
-            .await
-            .map(|_| ())
+    async fn beat(&self, beat: &Heartbeat) -> Result<()> {
+        let request = (self.request(Call::Heartbeat, &beat.host).await).map(|r| r.json(beat));
+        self.send(request).await.map(|_| ())
     }
 
     async fn hosted_routers(&self, host: &str) -> Result<Vec<String>> {
@@ -212,6 +211,11 @@ impl ControlPlane for HttpControlPlane {
         };
         let request = (self.request(Call::Reports, &first.host).await).map(|r| r.json(&reports));
         self.send(request).await.map(|_| ())
+    }
+
+    async fn claim(&self, claim: &TakeoverClaim) -> Result<Vec<String>> {
+        let request = (self.request(Call::Takeover, &claim.host).await).map(|r| r.json(claim));
+        self.send(request).await?.json().await.map_err(unavailable)
     }
 }
 

@@ -1,6 +1,7 @@
 //! The bus between the server and its agents. Two halves:
 //! - [`ControlPlane`]: what an agent asks of the server (register and heartbeat, which
-//!   routers it hosts, a router's whole desired state, status reports);
+//!   routers it hosts, a router's whole desired state, status reports, an HA standby's
+//!   claim of leases whose holder went silent);
 //! - [`Notifier`]: what the server tells an agent (`router_changed`, a hint to fetch).
 //!
 //! The in-process implementation joins server and agent in one process (all-in-one); a
@@ -15,7 +16,7 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 use tokio::sync::broadcast;
-use vpnaas_model::agent::{RouterChanged, RouterState, StatusReport};
+use vpnaas_model::agent::{Heartbeat, RouterChanged, RouterState, StatusReport, TakeoverClaim};
 
 /// A bus failure.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -35,8 +36,12 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// Calls an agent makes to the server.
 #[async_trait]
 pub trait ControlPlane: Send + Sync {
-    /// Registers the agent, or records its heartbeat.
-    async fn heartbeat(&self, host: &str) -> Result<()>;
+    /// Registers the agent, or records its heartbeat, with what it says of itself.
+    async fn beat(&self, beat: &Heartbeat) -> Result<()>;
+    /// Registers the agent, or records its heartbeat (it answers no liveness probes).
+    async fn heartbeat(&self, host: &str) -> Result<()> {
+        self.beat(&Heartbeat::of(host)).await
+    }
     /// Ids of the routers scheduled to `host`.
     async fn hosted_routers(&self, host: &str) -> Result<Vec<String>>;
     /// The desired states of those of `router_ids` that `host` holds (a router gone, or
@@ -54,6 +59,9 @@ pub trait ControlPlane: Send + Sync {
     async fn report(&self, report: StatusReport) -> Result<()> {
         self.reports(vec![report]).await
     }
+    /// A standby claims the leases of HA routers whose active agent stopped answering its
+    /// liveness probes; the ids of the routers granted (it is their holder now).
+    async fn claim(&self, claim: &TakeoverClaim) -> Result<Vec<String>>;
 }
 
 /// How the server tells agents that a router changed.

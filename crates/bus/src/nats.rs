@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
-use vpnaas_model::agent::{RouterChanged, RouterState, StatusReport};
+use vpnaas_model::agent::{Heartbeat, RouterChanged, RouterState, StatusReport, TakeoverClaim};
 
 use crate::{ControlPlane, Error, Notifier, Result};
 
@@ -30,6 +30,8 @@ const CATCH_UP_ATTEMPTS: u32 = 50;
 enum Call {
     Heartbeat {
         host: String,
+        #[serde(default)]
+        ha_address: Option<std::net::SocketAddr>,
     },
     HostedRouters {
         host: String,
@@ -40,6 +42,9 @@ enum Call {
     },
     Reports {
         reports: Vec<StatusReport>,
+    },
+    Takeover {
+        claim: TakeoverClaim,
     },
 }
 
@@ -164,10 +169,12 @@ impl NatsControlPlane {
 
 #[async_trait]
 impl ControlPlane for NatsControlPlane {
-    async fn heartbeat(&self, host: &str) -> Result<()> {
-        self.call(Call::Heartbeat { host: host.into() })
-            .await
-            .map(|_| ())
+    async fn beat(&self, beat: &Heartbeat) -> Result<()> {
+        let call = Call::Heartbeat {
+            host: beat.host.clone(),
+            ha_address: beat.ha_address,
+        };
+        self.call(call).await.map(|_| ())
     }
 
     async fn hosted_routers(&self, host: &str) -> Result<Vec<String>> {
@@ -187,6 +194,15 @@ impl ControlPlane for NatsControlPlane {
 
     async fn reports(&self, reports: Vec<StatusReport>) -> Result<()> {
         self.call(Call::Reports { reports }).await.map(|_| ())
+    }
+
+    async fn claim(&self, claim: &TakeoverClaim) -> Result<Vec<String>> {
+        let value = self
+            .call(Call::Takeover {
+                claim: claim.clone(),
+            })
+            .await?;
+        serde_json::from_value(value).map_err(unavailable)
     }
 }
 
@@ -269,7 +285,10 @@ pub async fn serve(
 
 async fn answer(control: &dyn ControlPlane, call: Call) -> Reply {
     let result = match call {
-        Call::Heartbeat { host } => control.heartbeat(&host).await.map(|()| Value::Null),
+        Call::Heartbeat { host, ha_address } => control
+            .beat(&Heartbeat { host, ha_address })
+            .await
+            .map(|()| Value::Null),
         Call::HostedRouters { host } => control
             .hosted_routers(&host)
             .await
@@ -279,6 +298,10 @@ async fn answer(control: &dyn ControlPlane, call: Call) -> Reply {
             .await
             .and_then(|s| serde_json::to_value(s).map_err(unavailable)),
         Call::Reports { reports } => control.reports(reports).await.map(|()| Value::Null),
+        Call::Takeover { claim } => control
+            .claim(&claim)
+            .await
+            .and_then(|granted| serde_json::to_value(granted).map_err(unavailable)),
     };
     match result {
         Ok(value) => Reply::Ok(value),

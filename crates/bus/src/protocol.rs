@@ -22,23 +22,26 @@ pub enum Call {
     Reports,
     /// A long poll for `router_changed` hints (`Vec<RouterChanged>`).
     Hints,
+    /// An HA standby's claim of leases (`TakeoverClaim` → the ids granted).
+    Takeover,
 }
 
 impl Call {
     /// Every call.
-    pub const ALL: [Call; 5] = [
+    pub const ALL: [Call; 6] = [
         Call::Heartbeat,
         Call::HostedRouters,
         Call::RouterStates,
         Call::Reports,
         Call::Hints,
+        Call::Takeover,
     ];
 
     /// The call's HTTP method.
     pub fn method(self) -> Method {
         match self {
             Call::HostedRouters | Call::Hints => Method::GET,
-            Call::Heartbeat | Call::RouterStates | Call::Reports => Method::POST,
+            Call::Heartbeat | Call::RouterStates | Call::Reports | Call::Takeover => Method::POST,
         }
     }
 
@@ -49,6 +52,7 @@ impl Call {
             Call::RouterStates => "router-states",
             Call::Reports => "reports",
             Call::Hints => "hints",
+            Call::Takeover => "takeover",
         }
     }
 

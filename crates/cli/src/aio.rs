@@ -145,6 +145,37 @@ pub struct AgentArgs {
     #[arg(long, env = "VPNAAS_LIBRESWAN_ROOT")]
     #[serde(rename = "libreswan", serialize_with = "libreswan_root")]
     libreswan_root: Option<PathBuf>,
+    /// HA liveness probes between agents.
+    #[command(flatten)]
+    #[serde(rename = "ha")]
+    ha: HaArgs,
+}
+
+/// Flags of the `[ha]` settings: liveness probes between the agents of HA routers. Their
+/// ids carry `ha_` so they cannot clash with the server's flags in `all-in-one` (its
+/// `listen`).
+#[serde_with::skip_serializing_none]
+#[derive(Debug, clap::Args, serde::Serialize)]
+struct HaArgs {
+    /// Answer HA liveness probes on this UDP address (`ip:port`, port 0 for any; an
+    /// address the other agents reach) and, as a standby, probe the active agents and
+    /// claim their routers when they fall silent. Off unless given.
+    #[arg(id = "ha_listen", long = "ha-listen", env = "VPNAAS_HA_LISTEN")]
+    listen: Option<std::net::SocketAddr>,
+    /// Milliseconds between probes to each active agent [default: 100].
+    #[arg(
+        id = "ha_probe_interval_ms",
+        long = "ha-probe-interval-ms",
+        env = "VPNAAS_HA_PROBE_INTERVAL_MS"
+    )]
+    probe_interval_ms: Option<u64>,
+    /// Milliseconds without an answer before a standby claims the routers [default: 300].
+    #[arg(
+        id = "ha_dead_time_ms",
+        long = "ha-dead-time-ms",
+        env = "VPNAAS_HA_DEAD_TIME_MS"
+    )]
+    dead_time_ms: Option<u64>,
 }
 
 /// `--libreswan-root` as the settings file nests it: `[libreswan] root = …`.

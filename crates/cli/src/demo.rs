@@ -156,6 +156,11 @@ fn gateway_config(args: &DemoArgs, dir: &std::path::Path, n: u8) -> AgentConfig 
         fabric_namespace: format!("{}-fabric", args.prefix),
         data_plane: args.data_plane,
         heartbeat_interval: 1,
+        // The demo's gateway hosts share this machine's loopback.
+        ha: vpnaas_agent::config::HaLiveness {
+            listen: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
+            ..Default::default()
+        },
         ..AgentConfig::default()
     }
 }
@@ -285,7 +290,8 @@ async fn show_failover(client: &Client, tunnel: &Tunnel, gateways: &[Gateway]) -
         .as_array()
         .map_or(0, Vec::len);
     println!(
-        "timeline (from the power cut; the server declares an agent dead after {DEMO_AGENT_DOWN_TIME} s without heartbeats):"
+        "timeline (from the power cut; the standby probes the active agent every {} ms and claims the router after {} ms without an answer; the server's fallback declares an agent dead after {DEMO_AGENT_DOWN_TIME} s without heartbeats):",
+        gateway.config.ha.probe_interval_ms, gateway.config.ha.dead_time_ms
     );
     let mut timeline = Timeline {
         start: Instant::now(),
@@ -328,9 +334,10 @@ async fn follow(client: &Client, id: &str, mut seen: usize, timeline: &mut Timel
                     event["detail"].as_str().unwrap_or("")
                 ),
                 "CONNECTING" => "config applied by the agent, negotiating".to_string(),
-                "AGENT_DOWN" => {
-                    "DOWN (AGENT_DOWN): agent declared dead, the standby takes over".to_string()
-                }
+                "AGENT_DOWN" => format!(
+                    "DOWN (AGENT_DOWN): {}",
+                    event["detail"].as_str().unwrap_or("")
+                ),
                 other => format!("{} ({other})", event["to"].as_str().unwrap_or("")),
             };
             timeline.mark(format!(

@@ -143,9 +143,11 @@ async fn the_ha_demo_shows_a_failover_and_cleans_up() {
 }
 
 /// `vpnaas lab up --agents 2 --ha` on a `vpnaas server`: the lab runs its own gateway
-/// hosts and its routers are HA on them. `lab power-off 1` cuts one: the other takes over
-/// and pings pass again; `lab power-on 1` brings it back; `lab down` stops the lab's
-/// agents and leaves no namespace.
+/// hosts and its routers are HA on them. `lab power-off 1` cuts one: the other stops
+/// hearing its liveness answers, claims the router and pings pass again (the silence is
+/// printed); `lab power-on 1` brings it back as the standby, which runs no daemon beside
+/// the active one (fencing) while pings go on; `lab down` stops the lab's agents and
+/// leaves no namespace.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_lab_runs_its_own_gateway_hosts_and_cuts_their_power() {
     let lab = Lab::start_as(2, Mode::LabGateways(2)).await;
@@ -166,18 +168,62 @@ async fn the_lab_runs_its_own_gateway_hosts_and_cuts_their_power() {
         .await;
     until_ping(&lab, 1, 2, Duration::from_secs(10));
 
+    let pinger = Pinger::timed(&lab, 2, 1, 8);
+    until_ping(&lab, 2, 1, Duration::from_secs(10));
+    let cut = Instant::now();
     lab.lab_command(&["power-off", "1"]);
     assert!(
         !lab.namespaces().iter().any(|n| n.starts_with(&gw1)),
         "a powered-off gateway keeps no namespace"
     );
     let pinging = until_ping(&lab, 1, 2, Duration::from_secs(30));
-    eprintln!("lab power-off 1 -> pinging through gateway 2: {pinging:?}");
+    eprintln!(
+        "lab power-off 1 -> pinging through gateway 2: {pinging:?} ({:?} after the power-off command)",
+        cut.elapsed()
+    );
     lab.wait_for_host(&gw1, false).await;
+    let (sent, received, silence) = pinger.finish_timed();
+    eprintln!(
+        "lab power-off 1: continuous ping every 50 ms lost {} of {sent}, longest silence {silence:?}",
+        sent - received
+    );
     let router = lab.client.show(Kind::Router, &r1).await.expect("router");
-    assert_eq!(router["agent_host"], gw2.as_str());
+    assert_eq!(
+        (&router["agent_host"], &router["ha_standby_host"]),
+        (&json!(gw2), &json!(gw1)),
+        "taken over; the dead host stays the standby (no other live agent)"
+    );
+    let active_ns = format!("{gw2}-{r1}");
+    let daemon = daemon_pids(&active_ns);
+    assert_eq!(daemon.len(), 1, "one charon on gateway 2");
+
+    // The old master comes back as the standby: namespace and ports, no daemon.
+    let pinger = Pinger::start(&lab, 1, 2, 6);
     lab.lab_command(&["power-on", "1"]);
     lab.wait_for_host(&gw1, true).await;
+    let standby_ns = format!("{gw1}-{r1}");
+    let started = Instant::now();
+    while !lab.namespaces().contains(&standby_ns) {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the revived gateway prepares the standby"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (sent, received) = pinger.finish();
+    assert!(
+        sent - received <= 1,
+        "the old master's return disturbed the tunnel: {received} of {sent}"
+    );
+    assert!(
+        daemon_pids(&standby_ns).is_empty(),
+        "the revived standby runs no daemon"
+    );
+    assert_eq!(
+        daemon_pids(&active_ns),
+        daemon,
+        "gateway 2's charon untouched"
+    );
     let agents = lab.lab_gateway_pids();
     assert_eq!(agents.len(), 2);
 

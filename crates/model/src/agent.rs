@@ -39,6 +39,10 @@ pub struct Agent {
     /// Whether the last heartbeat is recent (computed when shown).
     #[serde(default)]
     pub alive: bool,
+    /// Where the agent answers the liveness probes of HA routers' standbys (`ha_listen`),
+    /// as it said in its last heartbeat; none when it does not.
+    #[serde(default)]
+    pub ha_address: Option<std::net::SocketAddr>,
 }
 
 /// Attribute map of `agents` (read-only through the API).
@@ -107,6 +111,13 @@ pub const AGENT_ATTRS: &[Attr] = &[
         false,
         "heartbeat within the agent timeout",
     ),
+    Attr::new(
+        "ha_address",
+        T::Computed(Shape::Scalar),
+        Post::Forbidden,
+        false,
+        "where the agent answers HA liveness probes (vpnaas extension)",
+    ),
 ];
 
 crate::impl_resource!(Agent, Kind::Agent, |_a| vec![]);
@@ -125,6 +136,80 @@ impl Agent {
             .max(self.heartbeat_at.saturating_mul(1000));
         now_ms.saturating_sub(last) <= down_after.saturating_mul(1000)
     }
+}
+
+/// What an agent says in a heartbeat.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Heartbeat {
+    /// The agent's host.
+    pub host: String,
+    /// Where it answers liveness probes (`ha_listen`), if it does.
+    #[serde(default)]
+    pub ha_address: Option<std::net::SocketAddr>,
+}
+
+impl Heartbeat {
+    /// A heartbeat of `host`, which answers no liveness probes.
+    pub fn of(host: &str) -> Heartbeat {
+        Heartbeat {
+            host: host.to_string(),
+            ha_address: None,
+        }
+    }
+}
+
+/// A standby's claim of HA routers' leases: it stopped hearing their active agent's
+/// answers to its liveness probes. The server grants each router only to its recorded
+/// standby under its current epoch (docs/scale-out.md).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TakeoverClaim {
+    /// The claiming agent's host (the routers' standby).
+    pub host: String,
+    /// The active agent it lost sight of.
+    pub silent_host: String,
+    /// The routers, each with the lease epoch the claimant's desired state carries.
+    pub routers: Vec<LeaseClaim>,
+}
+
+/// One router of a [`TakeoverClaim`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseClaim {
+    /// The router.
+    pub router_id: String,
+    /// The lease epoch the claimant knows: a claim under any other is refused.
+    pub lease_epoch: u64,
+}
+
+/// The active agent of an HA router as its standby watches it: the host and where it
+/// answers liveness probes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct HaPeer {
+    /// The active agent's host.
+    pub host: String,
+    /// Its liveness address.
+    pub address: std::net::SocketAddr,
+}
+
+/// A liveness datagram between agents: a standby asks, the active agent answers with the
+/// same nonce. Each names its sender, so an answer from whoever now has the address does
+/// not count for the agent that had it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Probe {
+    /// Are you there?
+    Ask {
+        /// The asking agent's host.
+        host: String,
+        /// To match the answer.
+        nonce: u64,
+    },
+    /// I am.
+    Answer {
+        /// The answering agent's host.
+        host: String,
+        /// The nonce of the question.
+        nonce: u64,
+    },
 }
 
 /// Hint from the server: the router's desired state changed (fetch it).
@@ -243,6 +328,10 @@ pub struct RouterState {
     /// The router's lease epoch (its fencing token) when this state was read.
     #[serde(default)]
     pub lease_epoch: u64,
+    /// To a standby: the active agent, where it answers liveness probes (absent when it
+    /// answers none, or to the active agent itself).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_peer: Option<HaPeer>,
 }
 
 fn active() -> HaRole {
@@ -313,7 +402,7 @@ pub fn new_agent(host: &str, now_ms: u64) -> Value {
         "id": uuid::Uuid::new_v4().to_string(), "tenant_id": "", "project_id": "",
         "host": host, "agent_type": "VPN agent", "binary": "vpnaas-agent",
         "admin_state_up": true, "heartbeat_at": now_ms / 1000, "heartbeat_ms": now_ms,
-        "alive": true,
+        "alive": true, "ha_address": null,
     })
 }
 

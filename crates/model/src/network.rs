@@ -237,6 +237,13 @@ pub struct Router {
     /// refused (vpnaas extension).
     #[serde(default)]
     pub lease_epoch: u64,
+    /// The agent that lost the lease to its standby's claim (the standby stopped hearing
+    /// its liveness answers) and is now the standby: it may not claim the router back
+    /// while the holder beats, so agents cut off from each other but not from the server
+    /// switch over once, not back and forth. Cleared when that agent comes back from the
+    /// dead or stops being the standby (vpnaas extension).
+    #[serde(default)]
+    pub lease_claimed_from: Option<String>,
 }
 
 impl Router {
@@ -553,6 +560,10 @@ pub const ROUTER_ATTRS: &[Attr] = crate::attribute_map![
     computed(
         "lease_epoch",
         "fencing token, bumped whenever the active agent changes (vpnaas extension)"
+    ),
+    computed(
+        "lease_claimed_from",
+        "the agent that lost the lease to its standby's liveness claim; it may not claim it back while the holder beats (vpnaas extension)"
     ),
 ];
 

@@ -14,7 +14,7 @@ use tokio::sync::{Mutex, broadcast};
 use vpnaas_bus::ControlPlane;
 use vpnaas_bus::protocol::{Call, StatesRequest};
 use vpnaas_model::Error as Fault;
-use vpnaas_model::agent::{RouterChanged, StatusReport};
+use vpnaas_model::agent::{Heartbeat, RouterChanged, StatusReport, TakeoverClaim};
 
 use crate::App;
 use crate::api::{Endpoint, Path};
@@ -78,6 +78,9 @@ pub fn endpoints() -> Vec<Endpoint> {
                     Endpoint::new(call.method(), template, report, operations::reports())
                 }
                 Call::Hints => Endpoint::new(call.method(), template, hints, operations::hints()),
+                Call::Takeover => {
+                    Endpoint::new(call.method(), template, takeover, operations::takeover())
+                }
             }
         })
         .collect()
@@ -87,11 +90,36 @@ async fn beat(
     State(app): State<App>,
     caller: Caller,
     Path(host): Path<String>,
+    body: Bytes,
 ) -> ApiResult<StatusCode> {
     caller.require_agent("vpnaas_agent")?;
+    // An agent from before liveness probes sends no body.
+    let beat = match body.is_empty() {
+        true => Heartbeat::of(&host),
+        false => serde_json::from_slice(&body)
+            .map_err(|_| Fault::http_bad_request("Malformed heartbeat"))?,
+    };
+    if beat.host != host {
+        return Err(Fault::http_bad_request("the heartbeat's host does not match the path").into());
+    }
     app.hint_queues.queue(&app, &host).await;
-    heartbeat(&app, &host).await?;
+    heartbeat(&app, &beat).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+async fn takeover(
+    State(app): State<App>,
+    caller: Caller,
+    Path(host): Path<String>,
+    body: Bytes,
+) -> ApiResult<Json<Vec<String>>> {
+    caller.require_agent("vpnaas_agent")?;
+    let claim: TakeoverClaim = serde_json::from_slice(&body)
+        .map_err(|_| Fault::http_bad_request("Malformed takeover claim"))?;
+    if claim.host != host {
+        return Err(Fault::http_bad_request("the claim's host does not match the path").into());
+    }
+    Ok(Json(crate::service::takeover::claim(&app, &claim).await?))
 }
 
 async fn routers(

@@ -379,8 +379,21 @@ default_project = "admin"
 # sha1 and 3des are refused in IKE/IPsec policies unless this is true.
 allow_weak_algorithms = false
 
-# Seconds without a heartbeat after which an agent counts as dead.
+# Seconds without a heartbeat after which an agent counts as dead (its routers move, an
+# HA router's to its standby).
 agent_down_time = 75
+
+# Sub-second HA failover is the agents' (their settings file, --agent-config, or flags):
+#   [ha]
+#   listen = "192.0.2.10:4789"   # --ha-listen: UDP address where the agent answers its
+#                                # peers' liveness probes (one the other agents reach);
+#                                # unset: off, HA routers fail over after agent_down_time
+#   probe_interval_ms = 100      # --ha-probe-interval-ms: a standby probes each active
+#                                # agent of its routers this often
+#   dead_time_ms = 300           # --ha-dead-time-ms: then claims their leases from this
+#                                # server after this long without an answer
+# The server grants a claim only to the router's standby under its current lease epoch,
+# and never back to the agent that lost the lease to a claim while the holder beats.
 
 # Provider (IKE daemon) of VPN services created without a flavor: strongswan | libreswan.
 default_driver = "strongswan"

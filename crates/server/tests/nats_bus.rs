@@ -164,5 +164,39 @@ async fn an_agent_on_nats_works_with_two_servers_and_survives_a_nats_restart() {
         s.router,
         "servers publish again too"
     );
+
+    // An HA standby's claim travels over NATS too.
+    let standby = vpnaas_model::agent::Heartbeat {
+        host: "gw-2".into(),
+        ha_address: Some(([127, 0, 0, 1], 4002).into()),
+    };
+    agent.beat(&standby).await.expect("gw-2 registers");
+    let ha = ca
+        .create(
+            Kind::Router,
+            serde_json::json!({"ha": true, "external_gateway_info": {"network_id": external.0}}),
+        )
+        .await
+        .expect("HA router");
+    let (active, standby) = (
+        ha["agent_host"].as_str().expect("active").to_string(),
+        ha["ha_standby_host"].as_str().expect("standby").to_string(),
+    );
+    let claim = vpnaas_model::agent::TakeoverClaim {
+        host: standby.clone(),
+        silent_host: active,
+        routers: vec![vpnaas_model::agent::LeaseClaim {
+            router_id: id(&ha),
+            lease_epoch: ha["lease_epoch"].as_u64().expect("epoch"),
+        }],
+    };
+    assert_eq!(
+        agent.claim(&claim).await.expect("claim over NATS"),
+        vec![id(&ha)]
+    );
+    assert_eq!(
+        cb.show(Kind::Router, &id(&ha)).await.expect("router")["agent_host"],
+        standby.as_str()
+    );
     drop(nats);
 }

@@ -108,8 +108,13 @@ const ROUTER_KEYS: &[&str] = &[
     "updated_at",
 ];
 /// vpnaas extensions on routers.
-const ROUTER_EXTENSION_KEYS: &[&str] =
-    &["agent_host", "ha_standby_host", "interfaces", "lease_epoch"];
+const ROUTER_EXTENSION_KEYS: &[&str] = &[
+    "agent_host",
+    "ha_standby_host",
+    "interfaces",
+    "lease_claimed_from",
+    "lease_epoch",
+];
 
 #[tokio::test]
 async fn every_neutron_attribute_with_its_default_and_type() {

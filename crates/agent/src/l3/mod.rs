@@ -212,8 +212,7 @@ async fn ensure_port(
 }
 
 /// Gives `device` exactly the `wanted` addresses. An IPv4 address it gains is announced
-/// with gratuitous ARP (in the background): after an HA takeover the bridges must learn
-/// where the router's MAC address lives now.
+/// with gratuitous ARP ([`announce`]).
 async fn ensure_addresses(router_ns: &str, device: &str, wanted: &[IpNet]) -> Result<()> {
     let shown = run(
         "ip",
@@ -251,13 +250,7 @@ async fn ensure_addresses(router_ns: &str, device: &str, wanted: &[IpNet]) -> Re
         )
         .await?;
         if address.addr().is_ipv4() {
-            let ip = address.addr().to_string();
-            run_in_background(
-                "ip",
-                &[
-                    "netns", "exec", router_ns, "arping", "-U", "-c", "2", "-I", device, &ip,
-                ],
-            );
+            announce(router_ns, device, address);
         }
     }
     Ok(())
@@ -318,11 +311,68 @@ pub async fn ensure_ports(
         ensure_addresses(namespace, &port.inner, addresses).await?;
         wanted_links.push(port.inner);
     }
+    if active {
+        default_route(namespace, state).await?;
+    }
+    remove_stale_ports(namespace, &wanted_links).await
+}
+
+/// Promotes a standby whose namespace and ports are in place (`ensure_ports` made them,
+/// down and without addresses): its ports up, their addresses (announced), the default
+/// route. Nothing else differs between a standby and an active router, so a takeover
+/// waits for nothing more (the next full resync checks the rest).
+/// One `ip -batch` does it all (each `ip` started costs milliseconds, many more on a busy
+/// host); the addresses are announced afterwards, in the background.
+pub async fn activate(config: &AgentConfig, namespace: &str, state: &RouterState) -> Result<()> {
+    let ports = ports_of(config, state);
+    run_with_input(
+        "ip",
+        &["-n", namespace, "-batch", "-"],
+        Some(&activation(state, &ports)),
+    )
+    .await?;
+    for port in &ports {
+        for address in port.addresses.iter().filter(|a| a.addr().is_ipv4()) {
+            announce(namespace, &port.inner, address);
+        }
+    }
+    Ok(())
+}
+
+/// The `ip -batch` lines of [`activate`], made of the router's own port names and typed
+/// addresses only: each port up with its addresses, then the default route.
+fn activation(state: &RouterState, ports: &[Port]) -> String {
+    let mut batch = String::new();
+    for port in ports {
+        let _ = writeln!(batch, "link set {} up", port.inner);
+        for address in &port.addresses {
+            let _ = writeln!(batch, "addr replace {address} dev {}", port.inner);
+        }
+    }
     let gateway_port = port_name(GATEWAY_PREFIX, &state.router_id);
-    let routed = state
-        .gateway
-        .iter()
-        .filter(|p| active && p.address.addr().is_ipv4());
+    let routed = state.gateway.iter().filter(|p| p.address.addr().is_ipv4());
+    for via in routed.filter_map(|p| p.gateway) {
+        let _ = writeln!(batch, "route replace default via {via} dev {gateway_port}");
+    }
+    batch
+}
+
+/// Gratuitous ARP for an address gained (in the background): after an HA takeover the
+/// bridges must learn where the router's MAC address lives now.
+fn announce(namespace: &str, device: &str, address: &IpNet) {
+    let ip = address.addr().to_string();
+    run_in_background(
+        "ip",
+        &[
+            "netns", "exec", namespace, "arping", "-U", "-c", "2", "-I", device, &ip,
+        ],
+    );
+}
+
+/// The default route of an active router, via its external subnet's gateway.
+async fn default_route(namespace: &str, state: &RouterState) -> Result<()> {
+    let gateway_port = port_name(GATEWAY_PREFIX, &state.router_id);
+    let routed = state.gateway.iter().filter(|p| p.address.addr().is_ipv4());
     for via in routed.filter_map(|p| p.gateway) {
         run(
             "ip",
@@ -340,7 +390,7 @@ pub async fn ensure_ports(
         )
         .await?;
     }
-    remove_stale_ports(namespace, &wanted_links).await
+    Ok(())
 }
 
 async fn remove_stale_ports(namespace: &str, wanted: &[String]) -> Result<()> {

@@ -36,6 +36,7 @@ fn router_with_a_connection(gateway: &str) -> RouterState {
         ha: false,
         role: HaRole::Active,
         lease_epoch: 0,
+        active_peer: None,
     }
 }
 
@@ -438,4 +439,18 @@ async fn writing_the_exemption_makes_conntrack_forget_the_flows_it_exempts() {
         .await
         .expect("apply after the rewrite");
     assert_eq!(flows(&namespace).await, other_only);
+}
+
+#[test]
+fn a_takeover_is_one_batch_of_ports_up_addresses_and_the_default_route() {
+    let mut state = router_with_a_connection("203.0.113.2/24");
+    state.gateway[0].gateway = Some("203.0.113.1".parse().expect("ip"));
+    let config = AgentConfig::default();
+    let batch = activation(&state, &ports_of(&config, &state));
+    assert_eq!(
+        batch,
+        "link set qg-r up\naddr replace 203.0.113.2/24 dev qg-r\n\
+         link set qr-s up\naddr replace 10.1.0.1/24 dev qr-s\n\
+         route replace default via 203.0.113.1 dev qg-r\n"
+    );
 }

@@ -87,6 +87,9 @@ impl Gateway {
             data_plane.to_string(),
             "--heartbeat-interval".into(),
             "1".into(),
+            // The lab's gateway hosts share this machine's loopback.
+            "--ha-listen".into(),
+            "127.0.0.1:0".into(),
         ];
         std::fs::create_dir_all(&self.dir).context("lab directory")?;
         std::fs::write(self.file("args"), args.join("\n")).context("agent command line")?;

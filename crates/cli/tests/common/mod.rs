@@ -231,6 +231,8 @@ impl Lab {
                                 "1",
                                 "--heartbeat-interval",
                                 "1",
+                                "--ha-listen",
+                                "127.0.0.1:0",
                             ],
                             &own,
                         ),
@@ -743,23 +745,68 @@ impl Pinger {
         Pinger { child }
     }
 
-    pub fn finish(self) -> (u32, u32) {
-        let out = self.child.wait_with_output().expect("ping output");
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        let line = text
-            .lines()
-            .find(|l| l.contains("packets transmitted"))
-            .unwrap_or_default()
+    /// A ping like [`Pinger::start`] that prints each reply with its time (`ping -D`), so
+    /// [`Pinger::finish_timed`] can tell the longest silence.
+    pub fn timed(lab: &Lab, from: usize, to: usize, seconds: u32) -> Pinger {
+        let target = lab.site(to)["host_ip"]
+            .as_str()
+            .expect("host ip")
             .to_string();
-        let number = |word: &str| {
-            line.split(',')
-                .find(|p| p.contains(word))
-                .and_then(|p| p.split_whitespace().next())
-                .and_then(|n| n.parse().ok())
-                .unwrap_or(0)
-        };
-        (number("transmitted"), number("received"))
+        let namespace = lab.site(from)["host_namespace"]
+            .as_str()
+            .expect("ns")
+            .to_string();
+        let count = (seconds * 20).to_string();
+        let child = Command::new("ip")
+            .args([
+                "netns", "exec", &namespace, "ping", "-D", "-i", "0.05", "-c", &count, "-W", "3",
+                &target,
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("ping");
+        Pinger { child }
     }
+
+    pub fn finish(self) -> (u32, u32) {
+        let text = self.output();
+        summary(&text)
+    }
+
+    /// Sent, received, and the longest time between two replies in a row (a [`Pinger::timed`]).
+    pub fn finish_timed(self) -> (u32, u32, Duration) {
+        let text = self.output();
+        let (sent, received) = summary(&text);
+        let times: Vec<f64> = text
+            .lines()
+            .filter(|l| l.contains("bytes from"))
+            .filter_map(|l| l.strip_prefix('[')?.split(']').next()?.parse().ok())
+            .collect();
+        let longest = times.windows(2).map(|w| w[1] - w[0]).fold(0.0, f64::max);
+        (sent, received, Duration::from_secs_f64(longest))
+    }
+
+    fn output(self) -> String {
+        let out = self.child.wait_with_output().expect("ping output");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+/// Transmitted and received of ping's summary.
+fn summary(text: &str) -> (u32, u32) {
+    let line = text
+        .lines()
+        .find(|l| l.contains("packets transmitted"))
+        .unwrap_or_default();
+    let number = |word: &str| {
+        line.split(',')
+            .find(|p| p.contains(word))
+            .and_then(|p| p.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    (number("transmitted"), number("received"))
 }
 
 pub fn charon_pid(lab: &Lab, site: usize) -> String {
@@ -918,6 +965,22 @@ fn processes_in(namespace: &str) -> Vec<String> {
         .split_whitespace()
         .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/comm")).ok())
         .map(|name| name.trim().to_string())
+        .collect()
+}
+
+/// The pids of the IKE daemons (charon, its starter, pluto) in a namespace.
+pub fn daemon_pids(namespace: &str) -> Vec<u32> {
+    let pids = Command::new("ip")
+        .args(["netns", "pids", namespace])
+        .output()
+        .expect("ip");
+    String::from_utf8_lossy(&pids.stdout)
+        .split_whitespace()
+        .filter_map(|pid| pid.parse().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|name| matches!(name.trim(), "charon" | "starter" | "pluto"))
+        })
         .collect()
 }
 

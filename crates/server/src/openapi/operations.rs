@@ -506,7 +506,31 @@ pub fn heartbeat() -> Operation {
         AGENT_PROTOCOL,
         "register the host's agent, or record that it is alive",
     )
+    .body(json!({"type": "object", "required": ["host"], "properties": {
+        "host": {"type": "string", "description": "the host of the path, else 400"},
+        "ha_address": {"type": "string", "nullable": true, "description": "where the agent answers HA liveness probes (ip:port)"}}}))
     .answers_empty(204, "recorded")
+    .refuses(RESOURCE_ERRORS)
+}
+
+/// `POST /v2.0/vpnaas-agent/{host}/takeover`.
+pub fn takeover() -> Operation {
+    let counter = json!({"type": "integer", "minimum": 0});
+    let claim = json!({"type": "object", "required": ["host", "silent_host", "routers"],
+        "properties": {"host": {"type": "string", "description": "the host of the path, else 400"},
+            "silent_host": {"type": "string", "description": "the active agent that stopped answering"},
+            "routers": {"type": "array", "items": {"type": "object", "required": ["router_id", "lease_epoch"],
+                "properties": {"router_id": {"type": "string"}, "lease_epoch": counter}}}}});
+    Operation::new(
+        AGENT_PROTOCOL,
+        "an HA standby claims the leases of routers whose active agent stopped answering its liveness probes",
+    )
+    .body(claim)
+    .answers(
+        200,
+        "the routers granted: those the host is the standby of, under their current epoch, not lost by it to a claim while the holder beats",
+        json!({"type": "array", "items": {"type": "string"}}),
+    )
     .refuses(RESOURCE_ERRORS)
 }
 

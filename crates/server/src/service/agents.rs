@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use serde_json::Value;
 use vpnaas_bus::{ControlPlane, Error as BusError};
 use vpnaas_model::FaultClass;
-use vpnaas_model::agent::{Agent, RouterState, StatusReport, new_agent};
+use vpnaas_model::agent::{Agent, Heartbeat, RouterState, StatusReport, TakeoverClaim, new_agent};
 use vpnaas_model::network::Router;
 
 use super::desired::router_states;
@@ -47,8 +47,8 @@ fn bus_error(e: ApiError) -> BusError {
 
 #[async_trait]
 impl ControlPlane for LocalControlPlane {
-    async fn heartbeat(&self, host: &str) -> Result<(), BusError> {
-        heartbeat(&self.app, host).await.map_err(bus_error)
+    async fn beat(&self, beat: &Heartbeat) -> Result<(), BusError> {
+        heartbeat(&self.app, beat).await.map_err(bus_error)
     }
 
     async fn hosted_routers(&self, host: &str) -> Result<Vec<String>, BusError> {
@@ -81,41 +81,83 @@ impl ControlPlane for LocalControlPlane {
             .await
             .map_err(bus_error)
     }
+
+    async fn claim(&self, claim: &TakeoverClaim) -> Result<Vec<String>, BusError> {
+        super::takeover::claim(&self.app, claim)
+            .await
+            .map_err(bus_error)
+    }
 }
 
-/// Registers an agent or records its heartbeat; schedules unscheduled routers.
-pub async fn heartbeat(app: &App, host: &str) -> ApiResult<()> {
+/// Registers an agent or records its heartbeat (and where it answers liveness probes);
+/// schedules unscheduled routers.
+pub async fn heartbeat(app: &App, beat: &Heartbeat) -> ApiResult<()> {
+    let host = beat.host.as_str();
     let liveness = Liveness::of(app);
     let mut tx = app.store.begin_observation().await?;
     let agents: Vec<Agent> = tx.as_mut().load_all().await?;
-    let (agent, revived) = match agents.into_iter().find(|a| a.host == host) {
+    let (mut agent, revived, moved) = match agents.into_iter().find(|a| a.host == host) {
         Some(mut agent) => {
             let revived = !liveness.alive(&agent);
             agent.beat(liveness.now_ms);
-            (agent, revived)
+            let moved = agent.ha_address != beat.ha_address;
+            (agent, revived, moved)
         }
         None => (
             serde_json::from_value(new_agent(host, liveness.now_ms))?,
             false,
+            beat.ha_address.is_some(),
         ),
     };
+    agent.ha_address = beat.ha_address;
     tx.save(&agent).await?;
     let places = super::scheduler::places_routers(app);
     let mut orphans = super::scheduler::place_orphans(tx.as_mut(), &liveness, places).await?;
+    let routers: Vec<Router> = if revived || moved {
+        tx.as_mut().load_all().await?
+    } else {
+        vec![]
+    };
     if revived {
         // What the server said of its routers while it was silent (`AGENT_DOWN`) holds
         // until it reports again: have it look at each of them now.
-        let routers: Vec<Router> = tx.as_mut().load_all().await?;
         orphans.told.extend(
             routers
                 .iter()
                 .filter(|r| r.role_of(host).is_some())
                 .map(|r| told(r, host.to_string())),
         );
+        lift_claim_bars(tx.as_mut(), &routers, host).await?;
+    }
+    if moved {
+        // Standbys probe the address their desired state names: have them read it again.
+        orphans.told.extend(
+            routers
+                .iter()
+                .filter(|r| r.agent_host.as_deref() == Some(host))
+                .filter_map(|r| Some(told(r, r.ha_standby_host.clone()?))),
+        );
     }
     tx.commit().await?;
     app.metrics
         .failed_over(orphans.failovers, &orphans.transitions);
     notify(app, orphans.told);
+    Ok(())
+}
+
+/// An agent back from the dead (a power cut, a restart longer than `agent_down_time`)
+/// may claim again what it lost to a claim: it was no partition that took it.
+async fn lift_claim_bars(
+    tx: &mut dyn vpnaas_store::Transaction,
+    routers: &[Router],
+    host: &str,
+) -> ApiResult<()> {
+    for router in routers {
+        if router.lease_claimed_from.as_deref() == Some(host) {
+            let mut router = router.clone();
+            router.lease_claimed_from = None;
+            tx.save(&router).await?;
+        }
+    }
     Ok(())
 }

@@ -8,10 +8,10 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use vpnaas_model::Kind;
 use vpnaas_model::address::{self, Cidr, Endpoint, IpAddress};
-use vpnaas_model::agent::{ConnectionSpec, PortAddress, RouterState};
+use vpnaas_model::agent::{Agent, ConnectionSpec, HaPeer, PortAddress, RouterState};
 use vpnaas_model::certificate::{CertificateAuth, CertificateAuthority, GatewayCredential};
 use vpnaas_model::endpoint_group::EndpointGroup;
-use vpnaas_model::enums::{AuthMode, StatusReason};
+use vpnaas_model::enums::{AuthMode, HaRole, StatusReason};
 use vpnaas_model::network::{Router, Subnet};
 use vpnaas_model::policy::{IkePolicy, IpsecPolicy};
 use vpnaas_model::site_connection::SiteConnection;
@@ -92,6 +92,10 @@ async fn router_state(
             connections.extend(connection_spec(tx, reads, &router, service, conn).await?);
         }
     }
+    let active_peer = match role {
+        HaRole::Standby => reads.active_peer(tx, &router).await?,
+        HaRole::Active => None,
+    };
     Ok(Some(RouterState {
         router_id: router.id.clone(),
         revision: router.standard.revision_number,
@@ -111,6 +115,7 @@ async fn router_state(
         ha: router.ha,
         role,
         lease_epoch: router.lease_epoch,
+        active_peer,
     }))
 }
 
@@ -321,20 +326,47 @@ async fn load_group(
 /// The objects read while building one desired state, each fetched once: a router's
 /// connections usually share their policies and subnets.
 #[derive(Default)]
-struct Reads(HashMap<(Kind, String), Option<String>>);
+struct Reads {
+    bodies: HashMap<(Kind, String), Option<String>>,
+    /// The agents, read once when a standby's state needs its active agent's address.
+    agents: Option<Vec<Agent>>,
+}
 
 impl Reads {
+    /// Where the router's active agent answers liveness probes, if it does.
+    async fn active_peer(
+        &mut self,
+        tx: &mut dyn Transaction,
+        router: &Router,
+    ) -> ApiResult<Option<HaPeer>> {
+        let Some(host) = router.agent_host.as_deref() else {
+            return Ok(None);
+        };
+        if self.agents.is_none() {
+            self.agents = Some(tx.load_all().await?);
+        }
+        let agents = self.agents.as_deref().unwrap_or_default();
+        Ok(agents
+            .iter()
+            .find(|a| a.host == host)
+            .and_then(|a| a.ha_address)
+            .map(|address| HaPeer {
+                host: host.to_string(),
+                address,
+            }))
+    }
+
     async fn load<R: vpnaas_model::Resource>(
         &mut self,
         tx: &mut dyn Transaction,
         id: &str,
     ) -> ApiResult<Option<R>> {
         let key = (R::KIND, id.to_string());
-        if !self.0.contains_key(&key) {
+        if !self.bodies.contains_key(&key) {
             let body = tx.get(R::KIND, id).await?.map(|r| r.body);
-            self.0.insert(key.clone(), body);
+            self.bodies.insert(key.clone(), body);
         }
-        match self.0.get(&key).and_then(Option::as_ref) {
+        match self.bodies.get(&key).and_then(Option::as_ref) {
             Some(body) => Ok(Some(serde_json::from_str(body)?)),
             None => Ok(None),
         }

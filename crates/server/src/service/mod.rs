@@ -21,6 +21,7 @@ pub mod scheduler;
 pub mod status;
 mod stored;
 pub mod tags;
+pub mod takeover;
 mod vpn;
 
 use serde::de::DeserializeOwned;

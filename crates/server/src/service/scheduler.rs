@@ -8,7 +8,8 @@
 //! live standby first) and bumps `lease_epoch`, the fencing token: desired states and
 //! status reports carry it, and a report under an older epoch is refused; the old holder,
 //! should it come back, is told and demotes or drops the router at its next sync. Admins
-//! move routers by hand with Neutron's VPN agent scheduler API.
+//! move routers by hand with Neutron's VPN agent scheduler API. This is the slow path of
+//! HA failover; the fast one is a standby's claim (`takeover`).
 
 use std::collections::BTreeMap;
 
@@ -134,6 +135,10 @@ pub fn reschedule(router: &mut Router, placement: &mut Placement, may_move: bool
     {
         router.ha_standby_host = Some(standby);
     }
+    if router.lease_claimed_from != router.ha_standby_host {
+        // The bar against claiming back is only ever the standby's.
+        router.lease_claimed_from = None;
+    }
     let after: Vec<&str> = router.hosts().collect();
     if before.iter().map(String::as_str).eq(after.iter().copied()) {
         return None;
@@ -235,6 +240,7 @@ pub struct Orphans {
 /// router keeps its previous active agent as the standby (a switchover when `host` was
 /// the standby). Returns the agents that lost the router.
 pub fn make_active(router: &mut Router, host: &str) -> Vec<String> {
+    router.lease_claimed_from = None;
     let previous = router.agent_host.replace(host.to_string());
     let old_standby = if router.ha {
         std::mem::replace(&mut router.ha_standby_host, previous)
@@ -248,6 +254,7 @@ pub fn make_active(router: &mut Router, host: &str) -> Vec<String> {
 /// Takes the router off `host`: a standby is just dropped; an active agent's standby (if
 /// any) takes over under a new epoch. Whatever is missing is placed at the next heartbeat.
 pub fn release(router: &mut Router, host: &str) {
+    router.lease_claimed_from = None;
     if router.ha_standby_host.as_deref() == Some(host) {
         router.ha_standby_host = None;
     } else if router.agent_host.as_deref() == Some(host) {

@@ -5,12 +5,17 @@
 (function () {
   'use strict';
   var state = document.getElementById('live-state');
+  // At most one re-read in flight: changes that arrive meanwhile ask for one more after
+  // it, so a busy project costs one page read at a time, not one per change.
   var timer = null;
+  var busy = false;
+  var again = false;
 
   function say(text) { if (state) { state.textContent = text; } }
 
   function refresh() {
     timer = null;
+    busy = true;
     fetch(location.href, { credentials: 'same-origin' })
       .then(function (r) { return r.text(); })
       .then(function (html) {
@@ -20,10 +25,16 @@
           if (next && !old.contains(document.activeElement)) { old.replaceWith(next); }
         });
         document.body.dataset.refreshed = String(Date.now());
+      })
+      .finally(function () {
+        busy = false;
+        if (again) { again = false; soon(); }
       });
   }
 
-  function soon() { if (!timer) { timer = setTimeout(refresh, 100); } }
+  function soon() {
+    if (busy) { again = true; } else if (!timer) { timer = setTimeout(refresh, 100); }
+  }
 
   var stream = null;
   function listen() {

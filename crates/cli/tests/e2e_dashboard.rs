@@ -113,8 +113,22 @@ async fn a_person_connects_two_sites_and_watches_them_live() {
     )
     .await;
     still_the_same_page(&web, "the connection turned DOWN").await;
+    let lag = web
+        .client
+        .execute(
+            "return Number(document.body.dataset.refreshed) - Date.parse(document.querySelector('.summary .muted').textContent.replace('Since ', ''));",
+            vec![],
+        )
+        .await
+        .expect("js");
+    eprintln!("the open page showed DOWN {lag} ms after the server recorded it");
     web.screenshot("connection-disabled").await;
 
+    web.goto(&base).await;
+    web.screenshot("overview").await;
+    web.goto(&format!("{base}/tables/ipsec-site-connections"))
+        .await;
+    web.screenshot("table-connections").await;
     reader_sees_no_key_and_no_writes(&web, &base, &c21).await;
     web.close().await;
 }

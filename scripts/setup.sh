@@ -10,10 +10,12 @@ need_apt=()
 # tests.
 # libldns3, libevent-pthreads and libnss3-tools (certutil) are what the unpacked
 # Libreswan needs beside them; nats-server and psql for the bus and store tests; libssl-dev
-# for HTTPS to Keystone and Neutron (reqwest over native-tls).
+# for HTTPS to Keystone and Neutron (reqwest over native-tls); chromium and
+# chromium-driver for the dashboard's browser tests (headless, driven over WebDriver).
 for pkg in ca-certificates pkg-config libssl-dev python3-venv strongswan-charon strongswan-swanctl \
            libcharon-extra-plugins nftables iproute2 iputils-ping iputils-arping \
-           libldns3 libevent-pthreads-2.1-7 libnss3-tools nats-server postgresql-client; do
+           libldns3 libevent-pthreads-2.1-7 libnss3-tools nats-server postgresql-client \
+           chromium chromium-driver; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if ! command -v cc >/dev/null 2>&1; then need_apt+=(build-essential); fi

@@ -114,6 +114,10 @@ pub async fn run(args: &DemoArgs) -> Result<String> {
         gateways.len(),
         log.display()
     );
+    println!(
+        "dashboard: {}/dashboard/ (sign in as project admin, role admin; live as the demo runs)",
+        server.url()
+    );
     let client = Client::new(&server.url());
     let fabric = gateways[0].config.fabric_namespace.clone();
     let outcome = match show_tunnel(&client, args, &fabric).await {

@@ -4,8 +4,10 @@
 pub mod agent_api;
 pub mod api;
 pub mod auth;
+pub mod changes;
 pub mod clock;
 pub mod config;
+pub mod dashboard;
 pub mod edge;
 pub mod error;
 pub mod keystone;
@@ -51,6 +53,10 @@ pub struct App {
     pub clock: Arc<dyn Clock>,
     /// When this server started (seconds since the epoch, by `clock`).
     pub started_at: u64,
+    /// Every committed change of a VPN object, as it happens.
+    pub changes: changes::Changes,
+    /// Connections' traffic counters over time, for the dashboard's charts.
+    pub traffic: Arc<dashboard::traffic::History>,
 }
 
 impl App {
@@ -158,8 +164,11 @@ pub async fn build_app_with(
         }
         InventoryMode::Builtin => None,
     };
+    let changes = changes::Changes::default();
     Ok(App {
-        store: Arc::new(store),
+        store: Arc::new(changes::Watched::new(Arc::new(store), changes.clone())),
+        changes,
+        traffic: Arc::default(),
         settings: Arc::new(settings),
         tokens: Arc::new(tokens),
         keystone,
@@ -177,6 +186,7 @@ pub struct Server {
     /// The address it listens on (useful with port 0).
     pub addr: SocketAddr,
     shutdown: tokio::sync::watch::Sender<bool>,
+    changes: changes::Changes,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
     /// The liveness sweep, and under `inventory = "neutron"` the follower of Neutron.
     background: Vec<tokio::task::AbortHandle>,
@@ -204,6 +214,7 @@ impl Server {
         let mut background = vec![
             tokio::spawn(sweep_periodically(app.clone())).abort_handle(),
             tokio::spawn(renew_certificates_periodically(app.clone())).abort_handle(),
+            tokio::spawn(dashboard::traffic::follow(app.clone())).abort_handle(),
         ];
         if let Some(neutron) = app.neutron.clone() {
             background
@@ -222,6 +233,7 @@ impl Server {
             tokio::spawn(edge::serve(private, routes, policy, stopped(stop.clone())));
             tracing::info!(%listen, "vpnaas metrics listening");
         }
+        let changes = app.changes.clone();
         let service = api::service(app);
         let task = tokio::spawn(async move {
             edge::serve(listener, service, policy, stopped(stop)).await;
@@ -231,6 +243,7 @@ impl Server {
         Ok(Server {
             addr,
             shutdown,
+            changes,
             task,
             background,
         })
@@ -247,6 +260,7 @@ impl Server {
             task.abort();
         }
         let _ = self.shutdown.send(true);
+        self.changes.close();
         let _ = self.task.await;
     }
 }

@@ -6,6 +6,9 @@
 mod actions;
 mod discovery;
 mod resources;
+mod stream;
+
+pub(crate) use stream::events_for;
 
 use std::time::Instant;
 
@@ -77,6 +80,7 @@ pub fn router(app: App) -> Router {
     endpoints(app.settings.inventory)
         .into_iter()
         .fold(Router::new(), |routes, e| routes.route(&e.path, e.handler))
+        .merge(crate::dashboard::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(app.clone(), observe_request))
@@ -133,6 +137,12 @@ pub fn endpoints(inventory: InventoryMode) -> Vec<Endpoint> {
         }
     }
     all.extend(actions::endpoints(inventory));
+    all.push(Endpoint::new(
+        Method::GET,
+        "/v2.0/vpn/events/stream",
+        stream::change_stream,
+        crate::openapi::operations::change_stream(),
+    ));
     all.extend(crate::agent_api::endpoints());
     if inventory == InventoryMode::Neutron {
         all.extend(crate::neutron::front::endpoints());

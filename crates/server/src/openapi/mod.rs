@@ -78,6 +78,15 @@ impl Operation {
         self
     }
 
+    /// A stream of server-sent events with `status`.
+    pub fn answers_event_stream(mut self, status: u16, description: &str) -> Self {
+        self.responses.insert(
+            status.to_string(),
+            json!({"description": description, "content": {"text/event-stream": {"schema": {"type": "string"}}}}),
+        );
+        self
+    }
+
     /// An answer with `status` that is JSON of `schema` or plain text, as the request
     /// asks.
     pub fn answers_json_or_text(mut self, status: u16, description: &str, schema: Value) -> Self {

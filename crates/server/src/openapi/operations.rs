@@ -201,6 +201,20 @@ pub fn connection_events() -> Operation {
     .refuses(RESOURCE_ERRORS)
 }
 
+/// `GET /v2.0/vpn/events/stream`.
+pub fn change_stream() -> Operation {
+    Operation::new(
+        "events",
+        "the change stream: every committed change of a VPN object the caller may see, as \
+         server-sent events (vpnaas extension). `ready` once subscribed; `change` with \
+         `{kind, id, action: changed|deleted}` and, when changed, the object as `show` \
+         returns it to the caller under its `kind`; `resync` when changes were lost to a \
+         slow reader. Never ends while the server runs.",
+    )
+    .answers_event_stream(200, "the events")
+    .refuses(&[401, 403, 503])
+}
+
 /// `GET /v2.0/vpn/ipsec-site-connections/{id}/peer-config`.
 pub fn peer_config() -> Operation {
     let names: Vec<&str> = Format::ALL.iter().map(|f| f.name()).collect();

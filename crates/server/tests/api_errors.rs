@@ -91,6 +91,11 @@ async fn every_error_on_every_route_is_a_neutron_error() {
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or_default()
                     .to_string();
+                checked += 1;
+                if status < 400 && content_type.starts_with("text/event-stream") {
+                    // The change stream answers and never ends: its answer is the check.
+                    continue;
+                }
                 let text = response.text().await.expect("body");
                 let what = format!("{method} {url}: {status} {content_type} {text}");
                 assert!(status < 500, "{what}");
@@ -103,7 +108,6 @@ async fn every_error_on_every_route_is_a_neutron_error() {
                         "{what}"
                     );
                 }
-                checked += 1;
             }
         }
     }
